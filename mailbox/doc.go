@@ -1,0 +1,37 @@
+// Package mailbox implements the queue in front of every dchan actor: a
+// bounded multi-producer, single-consumer queue for user messages, a separate
+// unbounded queue for system messages that is always drained first, and the
+// scheduling that runs the consumer only while there is work.
+//
+// # Scheduling
+//
+// A mailbox owns no goroutine while it is idle. Each push flips the mailbox's
+// status from idle to running with one compare-and-swap; the pusher that wins
+// hands Mailbox.run to the Dispatcher, which starts one goroutine. That
+// goroutine invokes the Invoker for each message, system messages first,
+// yields the processor after every Throughput messages (runtime.Gosched), and
+// returns once both queues are empty, flipping the status back to idle and
+// re-checking the queues so that no message is ever stranded.
+//
+// The Dispatcher decides how runs are started; the actor package's dispatcher
+// starts a tracked goroutine per run and waits for all of them on shutdown.
+//
+// # Backpressure
+//
+// The user queue is bounded. Push blocks while it is full and returns when a
+// slot frees, when ctx ends, or when the mailbox is closed. TryPush never
+// blocks and reports ErrFull. Len and Cap let a flow-control layer grant
+// credit equal to the free space.
+//
+// # Supervision
+//
+// Suspend stops the delivery of user messages (system messages still flow) so
+// that a supervisor can decide what to do with a failed actor; Resume restarts
+// delivery. Messages stay queued while the mailbox is suspended.
+//
+// # Closing
+//
+// Close rejects further pushes with ErrClosed and wakes blocked pushers. What
+// was already queued stays readable with Pop (or Drain), so that the owner can
+// process it or report it as dead letters: nothing is dropped silently.
+package mailbox

@@ -1,0 +1,252 @@
+package mailbox
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+)
+
+// DefaultThroughput is the number of messages a run processes before it
+// yields the processor.
+const DefaultThroughput = 300
+
+const (
+	idle int32 = iota
+	running
+)
+
+// Mailbox is a bounded MPSC user queue plus an unbounded system queue, with
+// run scheduling. T is the user message type; the actor package uses a small
+// envelope struct so that a push does not allocate.
+//
+// Create one with New, then call Start once before the first push is
+// expected to be processed. All methods are safe for concurrent use.
+type Mailbox[T any] struct {
+	user chan T
+
+	sysMu  sync.Mutex
+	sys    []any
+	sysLen atomic.Int32
+
+	status     atomic.Int32
+	suspended  atomic.Bool
+	started    atomic.Bool
+	closed     atomic.Bool
+	closedCh   chan struct{}
+	closeOnce  sync.Once
+	throughput int
+
+	invoker    Invoker[T]
+	dispatcher Dispatcher
+	runFn      func()
+}
+
+// Option configures a Mailbox.
+type Option func(*config)
+
+type config struct {
+	throughput int
+}
+
+// WithThroughput sets how many messages a run processes before it yields
+// (default DefaultThroughput). n must be positive.
+func WithThroughput(n int) Option { return func(c *config) { c.throughput = n } }
+
+// New returns a mailbox whose user queue holds up to capacity messages.
+// capacity must be at least 1.
+func New[T any](capacity int, opts ...Option) (*Mailbox[T], error) {
+	cfg := config{throughput: DefaultThroughput}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if capacity < 1 {
+		return nil, fmt.Errorf("mailbox: capacity %d: must be at least 1", capacity)
+	}
+	if cfg.throughput < 1 {
+		return nil, fmt.Errorf("mailbox: throughput %d: must be at least 1", cfg.throughput)
+	}
+	m := &Mailbox[T]{
+		user:       make(chan T, capacity),
+		closedCh:   make(chan struct{}),
+		throughput: cfg.throughput,
+	}
+	m.runFn = m.run
+	return m, nil
+}
+
+// Start installs the invoker and dispatcher and schedules a run if messages
+// were pushed before it. Messages pushed before Start are kept, not lost.
+// Start must be called exactly once.
+func (m *Mailbox[T]) Start(inv Invoker[T], d Dispatcher) {
+	m.invoker = inv
+	m.dispatcher = d
+	m.started.Store(true)
+	m.schedule()
+}
+
+// Push appends msg to the user queue, blocking while the queue is full. It
+// returns ctx's error if ctx ends first, or ErrClosed if the mailbox is (or
+// becomes) closed.
+func (m *Mailbox[T]) Push(ctx context.Context, msg T) error {
+	if m.closed.Load() {
+		return ErrClosed
+	}
+	select {
+	case m.user <- msg:
+	default:
+		select {
+		case m.user <- msg:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-m.closedCh:
+			return ErrClosed
+		}
+	}
+	m.schedule()
+	return nil
+}
+
+// TryPush appends msg to the user queue if it has a free slot and reports
+// ErrFull otherwise. It never blocks.
+func (m *Mailbox[T]) TryPush(msg T) error {
+	if m.closed.Load() {
+		return ErrClosed
+	}
+	select {
+	case m.user <- msg:
+	default:
+		return ErrFull
+	}
+	m.schedule()
+	return nil
+}
+
+// PushSystem appends msg to the system queue, which is unbounded and always
+// drained before the user queue. System messages are accepted even after
+// Close, so that the owner can still be stopped; they are processed as long as
+// the mailbox has an invoker.
+func (m *Mailbox[T]) PushSystem(msg any) {
+	m.sysMu.Lock()
+	m.sys = append(m.sys, msg)
+	m.sysLen.Add(1)
+	m.sysMu.Unlock()
+	m.schedule()
+}
+
+// Pop removes and returns the oldest user message without blocking. It is
+// meant for the owner (for example to drain a stopped actor's queue into dead
+// letters), not for use while runs are active.
+func (m *Mailbox[T]) Pop() (T, bool) {
+	select {
+	case msg := <-m.user:
+		return msg, true
+	default:
+		var zero T
+		return zero, false
+	}
+}
+
+// Len returns the number of queued user messages.
+func (m *Mailbox[T]) Len() int { return len(m.user) }
+
+// Cap returns the capacity of the user queue.
+func (m *Mailbox[T]) Cap() int { return cap(m.user) }
+
+// Free returns the number of free slots in the user queue.
+func (m *Mailbox[T]) Free() int { return cap(m.user) - len(m.user) }
+
+// Suspend stops the delivery of user messages; system messages still flow.
+func (m *Mailbox[T]) Suspend() { m.suspended.Store(true) }
+
+// Resume restarts the delivery of user messages.
+func (m *Mailbox[T]) Resume() {
+	m.suspended.Store(false)
+	m.schedule()
+}
+
+// Suspended reports whether user delivery is suspended.
+func (m *Mailbox[T]) Suspended() bool { return m.suspended.Load() }
+
+// Close rejects further user pushes with ErrClosed and wakes pushers blocked
+// in Push. Queued messages stay queued. Close is idempotent.
+func (m *Mailbox[T]) Close() {
+	m.closeOnce.Do(func() {
+		m.closed.Store(true)
+		close(m.closedCh)
+	})
+}
+
+// Closed reports whether Close was called.
+func (m *Mailbox[T]) Closed() bool { return m.closed.Load() }
+
+func (m *Mailbox[T]) hasWork() bool {
+	if m.sysLen.Load() > 0 {
+		return true
+	}
+	return !m.suspended.Load() && len(m.user) > 0
+}
+
+func (m *Mailbox[T]) schedule() {
+	if !m.started.Load() || m.status.Load() == running {
+		return
+	}
+	if m.status.CompareAndSwap(idle, running) {
+		m.dispatcher.Schedule(m.runFn)
+	}
+}
+
+func (m *Mailbox[T]) run() {
+	for {
+		m.process()
+		m.status.Store(idle)
+		// A push that saw "running" just before the store above did not
+		// schedule a run: look again, or its message would be stranded.
+		if !m.hasWork() || !m.status.CompareAndSwap(idle, running) {
+			return
+		}
+	}
+}
+
+func (m *Mailbox[T]) process() {
+	budget := m.throughput
+	for {
+		if budget == 0 {
+			budget = m.throughput
+			runtime.Gosched()
+		}
+		budget--
+		if m.sysLen.Load() > 0 {
+			if msg, ok := m.popSystem(); ok {
+				m.invoker.InvokeSystem(msg)
+				continue
+			}
+		}
+		if m.suspended.Load() {
+			return
+		}
+		select {
+		case msg := <-m.user:
+			m.invoker.InvokeUser(msg)
+		default:
+			return
+		}
+	}
+}
+
+func (m *Mailbox[T]) popSystem() (any, bool) {
+	m.sysMu.Lock()
+	defer m.sysMu.Unlock()
+	if len(m.sys) == 0 {
+		return nil, false
+	}
+	msg := m.sys[0]
+	m.sys[0] = nil
+	m.sys = m.sys[1:]
+	if len(m.sys) == 0 {
+		m.sys = nil
+	}
+	m.sysLen.Add(-1)
+	return msg, true
+}
