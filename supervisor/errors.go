@@ -1,0 +1,6 @@
+package supervisor
+
+import "errors"
+
+// ErrInvalidOption reports a strategy option out of range.
+var ErrInvalidOption = errors.New("supervisor: invalid option")
