@@ -4,6 +4,7 @@ import (
 	"context"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 
 	"go.uber.org/zap"
 
@@ -28,7 +29,7 @@ type (
 )
 
 const (
-	alive = iota
+	alive int32 = iota
 	stopping
 	stopped
 )
@@ -52,8 +53,9 @@ type process struct {
 	c        Context // runner
 	draining bool    // runner: stop once the user queue is empty
 
+	state atomic.Int32 // alive, stopping, stopped; written under mu
+
 	mu       sync.Mutex
-	state    int
 	children map[string]*process
 	watchers map[*process]struct{}
 }
@@ -157,11 +159,11 @@ func (p *process) restart() {
 // watchers and the parent.
 func (p *process) stop(graceful bool) {
 	p.mu.Lock()
-	if p.state != alive {
+	if p.state.Load() != alive {
 		p.mu.Unlock()
 		return
 	}
-	p.state = stopping
+	p.state.Store(stopping)
 	p.mu.Unlock()
 
 	p.mb.Close()
@@ -172,7 +174,7 @@ func (p *process) stop(graceful bool) {
 	p.sys.table.remove(p.pid.ID, p)
 
 	p.mu.Lock()
-	p.state = stopped
+	p.state.Store(stopped)
 	watchers := p.watchers
 	p.watchers = nil
 	p.mu.Unlock()
@@ -227,16 +229,12 @@ func (p *process) poison() {
 	p.mb.PushSystem(sysStop{})
 }
 
-func (p *process) stateIs(s int) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.state == s
-}
+func (p *process) stateIs(s int32) bool { return p.state.Load() == s }
 
 func (p *process) addWatcher(w *process) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.state == stopped {
+	if p.state.Load() == stopped {
 		return false
 	}
 	if p.watchers == nil {
@@ -255,7 +253,7 @@ func (p *process) removeWatcher(w *process) {
 func (p *process) addChild(c *process) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.state != alive {
+	if p.state.Load() != alive {
 		return ErrStopped
 	}
 	if p.children == nil {

@@ -24,7 +24,14 @@ const (
 // Create one with New, then call Start once before the first push is
 // expected to be processed. All methods are safe for concurrent use.
 type Mailbox[T any] struct {
-	user chan T
+	user *ring[T]
+
+	// Pushers blocked on a full queue wait on notify; the consumer closes
+	// it after freeing a slot when waiters > 0.
+	waiters  atomic.Int32
+	notifyMu sync.Mutex
+	notify   chan struct{}
+	popMu    sync.Mutex // serialises Pop (owner) with itself
 
 	sysMu  sync.Mutex
 	sys    []any
@@ -68,7 +75,7 @@ func New[T any](capacity int, opts ...Option) (*Mailbox[T], error) {
 		return nil, fmt.Errorf("mailbox: throughput %d: must be at least 1", cfg.throughput)
 	}
 	m := &Mailbox[T]{
-		user:       make(chan T, capacity),
+		user:       newRing[T](capacity),
 		closedCh:   make(chan struct{}),
 		throughput: cfg.throughput,
 	}
@@ -93,19 +100,61 @@ func (m *Mailbox[T]) Push(ctx context.Context, msg T) error {
 	if m.closed.Load() {
 		return ErrClosed
 	}
-	select {
-	case m.user <- msg:
-	default:
-		select {
-		case m.user <- msg:
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-m.closedCh:
-			return ErrClosed
+	if !m.user.push(msg) {
+		if err := m.pushSlow(ctx, msg); err != nil {
+			return err
 		}
 	}
 	m.schedule()
 	return nil
+}
+
+func (m *Mailbox[T]) pushSlow(ctx context.Context, msg T) error {
+	for {
+		m.waiters.Add(1)
+		wake := m.waitChan()
+		// Re-check after registering: a slot freed before the consumer
+		// could see us waiting is found here.
+		if m.user.push(msg) {
+			m.waiters.Add(-1)
+			return nil
+		}
+		select {
+		case <-wake:
+			m.waiters.Add(-1)
+		case <-ctx.Done():
+			m.waiters.Add(-1)
+			return ctx.Err()
+		case <-m.closedCh:
+			m.waiters.Add(-1)
+			return ErrClosed
+		}
+		if m.closed.Load() {
+			return ErrClosed
+		}
+	}
+}
+
+func (m *Mailbox[T]) waitChan() chan struct{} {
+	m.notifyMu.Lock()
+	defer m.notifyMu.Unlock()
+	if m.notify == nil {
+		m.notify = make(chan struct{})
+	}
+	return m.notify
+}
+
+// wakePushers wakes every pusher blocked on a full queue.
+func (m *Mailbox[T]) wakePushers() {
+	if m.waiters.Load() == 0 {
+		return
+	}
+	m.notifyMu.Lock()
+	if m.notify != nil {
+		close(m.notify)
+		m.notify = nil
+	}
+	m.notifyMu.Unlock()
 }
 
 // TryPush appends msg to the user queue if it has a free slot and reports
@@ -114,9 +163,7 @@ func (m *Mailbox[T]) TryPush(msg T) error {
 	if m.closed.Load() {
 		return ErrClosed
 	}
-	select {
-	case m.user <- msg:
-	default:
+	if !m.user.push(msg) {
 		return ErrFull
 	}
 	m.schedule()
@@ -137,25 +184,25 @@ func (m *Mailbox[T]) PushSystem(msg any) {
 
 // Pop removes and returns the oldest user message without blocking. It is
 // meant for the owner (for example to drain a stopped actor's queue into dead
-// letters), not for use while runs are active.
+// letters) and must not be called while a run may be active.
 func (m *Mailbox[T]) Pop() (T, bool) {
-	select {
-	case msg := <-m.user:
-		return msg, true
-	default:
-		var zero T
-		return zero, false
+	m.popMu.Lock()
+	defer m.popMu.Unlock()
+	msg, ok := m.user.pop()
+	if ok {
+		m.wakePushers()
 	}
+	return msg, ok
 }
 
 // Len returns the number of queued user messages.
-func (m *Mailbox[T]) Len() int { return len(m.user) }
+func (m *Mailbox[T]) Len() int { return m.user.len() }
 
 // Cap returns the capacity of the user queue.
-func (m *Mailbox[T]) Cap() int { return cap(m.user) }
+func (m *Mailbox[T]) Cap() int { return int(m.user.capacity) }
 
 // Free returns the number of free slots in the user queue.
-func (m *Mailbox[T]) Free() int { return cap(m.user) - len(m.user) }
+func (m *Mailbox[T]) Free() int { return max(m.Cap()-m.Len(), 0) }
 
 // Suspend stops the delivery of user messages; system messages still flow.
 func (m *Mailbox[T]) Suspend() { m.suspended.Store(true) }
@@ -175,6 +222,7 @@ func (m *Mailbox[T]) Close() {
 	m.closeOnce.Do(func() {
 		m.closed.Store(true)
 		close(m.closedCh)
+		m.wakePushers()
 	})
 }
 
@@ -185,7 +233,7 @@ func (m *Mailbox[T]) hasWork() bool {
 	if m.sysLen.Load() > 0 {
 		return true
 	}
-	return !m.suspended.Load() && len(m.user) > 0
+	return !m.suspended.Load() && m.user.ready()
 }
 
 func (m *Mailbox[T]) schedule() {
@@ -226,12 +274,12 @@ func (m *Mailbox[T]) process() {
 		if m.suspended.Load() {
 			return
 		}
-		select {
-		case msg := <-m.user:
-			m.invoker.InvokeUser(msg)
-		default:
+		msg, ok := m.user.pop()
+		if !ok {
 			return
 		}
+		m.wakePushers()
+		m.invoker.InvokeUser(msg)
 	}
 }
 

@@ -1,0 +1,152 @@
+package actor_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+
+	"github.com/dchan-io/dchan/actor"
+)
+
+// benchMsg is the small struct the benchmarks move.
+type benchMsg struct {
+	ID  int64
+	Val int64
+}
+
+const benchCapacity = actor.DefaultMailboxSize
+
+// BenchmarkActorSend: one sender goroutine sends b.N small structs to one
+// actor, which counts them; the benchmark ends when the actor has processed
+// all b.N. Compare with BenchmarkChanBaseline from the same run.
+func BenchmarkActorSend(b *testing.B) {
+	s, err := actor.NewSystem()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Shutdown(context.Background())
+	n := int64(b.N)
+	done := make(chan struct{})
+	var count int64
+	pid, err := s.Spawn(func() actor.Actor {
+		return actor.ReceiveFunc(func(c *actor.Context) {
+			if _, ok := c.Message().(benchMsg); ok {
+				if count++; count == n {
+					close(done)
+				}
+			}
+		})
+	}, actor.WithMailboxSize(benchCapacity))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := int64(0); i < n; i++ {
+		if err := s.Send(ctx, pid, benchMsg{ID: i}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	<-done
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+}
+
+// BenchmarkChanBaseline is BenchmarkActorSend through a buffered Go channel
+// of the same capacity, consumed by one goroutine.
+func BenchmarkChanBaseline(b *testing.B) {
+	n := int64(b.N)
+	ch := make(chan benchMsg, benchCapacity)
+	done := make(chan struct{})
+	go func() {
+		var count int64
+		for range ch {
+			if count++; count == n {
+				close(done)
+			}
+		}
+	}()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := int64(0); i < n; i++ {
+		ch <- benchMsg{ID: i}
+	}
+	<-done
+	b.StopTimer()
+	close(ch)
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+}
+
+// BenchmarkActorSend8Senders: 8 sender goroutines share b.N messages to one
+// actor.
+func BenchmarkActorSend8Senders(b *testing.B) {
+	const senders = 8
+	s, err := actor.NewSystem()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Shutdown(context.Background())
+	n := int64(b.N)
+	done := make(chan struct{})
+	var count int64
+	pid, err := s.Spawn(func() actor.Actor {
+		return actor.ReceiveFunc(func(c *actor.Context) {
+			if _, ok := c.Message().(benchMsg); ok {
+				if count++; count == n {
+					close(done)
+				}
+			}
+		})
+	}, actor.WithMailboxSize(benchCapacity))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	var wg sync.WaitGroup
+	for w := int64(0); w < senders; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += senders {
+				if err := s.Send(ctx, pid, benchMsg{ID: i}); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	<-done
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+}
+
+// BenchmarkRequest measures one Request/Respond round trip.
+func BenchmarkRequest(b *testing.B) {
+	s, err := actor.NewSystem()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Shutdown(context.Background())
+	pid, err := s.Spawn(func() actor.Actor {
+		return actor.ReceiveFunc(func(c *actor.Context) {
+			if m, ok := c.Message().(benchMsg); ok {
+				_ = c.Respond(m)
+			}
+		})
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := s.Request(ctx, pid, benchMsg{ID: int64(i)}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
