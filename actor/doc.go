@@ -1,0 +1,60 @@
+// Package actor is dchan's actor runtime: spawn actors, send them messages,
+// make requests, supervise failures and shut everything down. Every named
+// channel of dchan is an actor of this package; advanced users may use it
+// directly.
+//
+// # Actors and PIDs
+//
+// An Actor has one method, Receive(*Context), called for one message at a
+// time. A PID{Node, ID} names an actor anywhere in the cluster; it is a plain
+// comparable value. A System owns the actors of one node:
+//
+//	sys, _ := actor.NewSystem(actor.WithNode("n1"))
+//	pid, _ := sys.Spawn(func() actor.Actor { return &counter{} })
+//	_ = sys.Send(ctx, pid, Inc{})
+//	reply, err := sys.Request(ctx, pid, Get{})
+//	_ = sys.Shutdown(ctx)
+//
+// Every actor receives Started first and Stopped last; Stopping and
+// Restarting mark the other transitions. A watcher receives Terminated when
+// the actor it watches stops.
+//
+// # Delivery
+//
+// Each actor has a bounded mailbox (WithMailboxSize). Send blocks while the
+// mailbox is full, so a slow actor slows its senders instead of letting
+// memory grow (backpressure); ctx bounds the wait. Messages from one sender
+// to one actor are processed in send order. Messages that cannot be
+// delivered (no such actor, actor stopped, request already timed out) go to
+// dead letters: counted by DeadLetters and observable with
+// WithDeadLetterHandler. PIDs of other nodes are handed to the Remote the
+// node installs with SetRemote; this package has no networking.
+//
+// # Stopping
+//
+// Stop is graceful: the actor accepts nothing new, processes what is queued,
+// stops its children and receives Stopped. Poison is immediate: after the
+// current message, the rest of the queue goes to dead letters. Shutdown
+// stops every actor, children before parents, and waits for every goroutine
+// the System started; it is idempotent and bounded by its context.
+//
+// # Supervision
+//
+// A panic in Receive is recovered; the actor's mailbox is suspended and the
+// failure goes to the parent's SupervisorStrategy (top-level actors: the
+// System's guardian, WithGuardian). The strategy restarts, resumes, stops or
+// escalates. A restart replaces the instance through its Producer and keeps
+// the mailbox: only the message being processed is lost. Package supervisor
+// provides OneForOne and AllForOne strategies with restart windows and
+// backoff.
+//
+// # Goroutines
+//
+// An idle actor owns no goroutine. When a message arrives for an idle actor
+// the System starts one goroutine to run its mailbox; the goroutine exits
+// when the mailbox is empty and yields after every 300 messages
+// (WithThroughput) so that busy actors share the processor. Shutdown waits
+// for all of these runs. Delayed restarts run from the strategy's clock.
+// Nothing in this package uses package-level state: Systems are
+// independent.
+package actor
