@@ -228,6 +228,52 @@ func (s *System) SendFrom(ctx context.Context, from, to PID, msg any) error {
 	return s.send(ctx, to, from, msg)
 }
 
+// TrySendFrom delivers msg to the local actor at to without blocking: it
+// returns an error wrapping ErrFull when the mailbox is full (the message is
+// not delivered and not a dead letter), ErrNotFound or ErrStopped when there
+// is no live actor (the message goes to dead letters), or ErrNotLocal.
+// Transports use it to deliver what arrives from the network without
+// stalling a stream.
+func (s *System) TrySendFrom(from, to PID, msg any) error {
+	if to.Node != s.node {
+		return fmt.Errorf("send to %v: %w", to, ErrNotLocal)
+	}
+	p := s.table.get(to.ID)
+	if p == nil {
+		if strings.HasPrefix(to.ID, futurePrefix) && s.completeFuture(to.ID, msg) {
+			return nil
+		}
+		s.deadLetter(to, from, msg, ErrNotFound)
+		return fmt.Errorf("send to %v: %w", to, ErrNotFound)
+	}
+	switch err := p.mb.TryPush(envelope{msg: msg, sender: from}); {
+	case err == nil:
+		return nil
+	case errors.Is(err, mailbox.ErrFull):
+		return fmt.Errorf("send to %v: %w", to, ErrFull)
+	default:
+		s.deadLetter(to, from, msg, ErrStopped)
+		return fmt.Errorf("send to %v: %w", to, ErrStopped)
+	}
+}
+
+// MailboxFree returns the free space in the mailbox of the local actor at
+// pid, for flow control: a transport grants remote senders at most this many
+// messages in flight.
+func (s *System) MailboxFree(pid PID) (int, error) {
+	p, err := s.local(pid)
+	if err != nil {
+		if strings.HasPrefix(pid.ID, futurePrefix) && pid.Node == s.node {
+			return 1, nil // a pending Request's reply address takes one message
+		}
+		return 0, err
+	}
+	if p.mb.Closed() {
+		return 0, fmt.Errorf("%v: %w", pid, ErrStopped)
+	}
+	return p.mb.Free(), nil
+}
+
 func (s *System) send(ctx context.Context, to, from PID, msg any) error {
 	if to.Node != s.node {
 		rb := s.remote.Load()

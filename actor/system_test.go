@@ -587,3 +587,31 @@ func TestThousandActorsThousandMessagesNoLossNoDuplicate(t *testing.T) {
 	}
 	assert.Zero(t, s.DeadLetters())
 }
+
+func TestTrySendFromReportsFullWithoutBlocking(t *testing.T) {
+	s := newSystem(t)
+	gate := make(chan struct{})
+	defer close(gate)
+	pid, err := s.Spawn(func() actor.Actor {
+		return actor.ReceiveFunc(func(c *actor.Context) {
+			if _, ok := c.Message().(int); ok {
+				<-gate
+			}
+		})
+	}, actor.WithMailboxSize(2))
+	require.NoError(t, err)
+	from := actor.PID{Node: "far", ID: "sender"}
+	free, err := s.MailboxFree(pid)
+	require.NoError(t, err)
+	assert.Equal(t, 2, free)
+	require.NoError(t, s.TrySendFrom(from, pid, 1)) // taken by the actor, which blocks
+	require.Eventually(t, func() bool { f, _ := s.MailboxFree(pid); return f == 2 }, waitFor, time.Millisecond)
+	require.NoError(t, s.TrySendFrom(from, pid, 2))
+	require.NoError(t, s.TrySendFrom(from, pid, 3))
+	assert.ErrorIs(t, s.TrySendFrom(from, pid, 4), actor.ErrFull)
+	assert.Zero(t, s.DeadLetters(), "a full mailbox is not a dead letter")
+	assert.ErrorIs(t, s.TrySendFrom(from, actor.PID{Node: s.Node(), ID: "nobody"}, 5), actor.ErrNotFound)
+	assert.ErrorIs(t, s.TrySendFrom(from, actor.PID{Node: "far", ID: "x"}, 5), actor.ErrNotLocal)
+	_, err = s.MailboxFree(actor.PID{Node: s.Node(), ID: "nobody"})
+	assert.ErrorIs(t, err, actor.ErrNotFound)
+}

@@ -32,8 +32,10 @@ var _ encoding.CodecV2 = Codec{}
 // Name returns the codec's content subtype.
 func (Codec) Name() string { return Name }
 
-// Marshal returns the frame's bytes without copying them. The caller must not
-// modify f.Data until the send that marshalled it has returned.
+// Marshal returns the frame's bytes without copying them. gRPC may still read
+// them after SendMsg returns (its transport queues the buffer for a writer
+// goroutine), so the caller must never modify or reuse f.Data once it has
+// been sent: every frame needs a fresh buffer.
 func (Codec) Marshal(v any) (mem.BufferSlice, error) {
 	f, ok := v.(*Frame)
 	if !ok {

@@ -1,0 +1,6 @@
+package testcerts
+
+import "errors"
+
+// ErrEmptyName is returned for an empty authority or certificate name.
+var ErrEmptyName = errors.New("testcerts: empty name")

@@ -1,0 +1,36 @@
+package remoting
+
+// Codec turns message values into bytes and back. It makes one Encoder and
+// one Decoder per stream; each sees that stream's values in order, so a
+// codec may keep state across values (gob sends a type's description once
+// per stream).
+//
+// A Codec is shared by all of a node's streams and must be safe for
+// concurrent use; the Encoders and Decoders it makes are used by one
+// goroutine at a time. GobCodec is the default.
+type Codec interface {
+	// Name identifies the codec's wire format. Both ends of a stream must
+	// use codecs with the same name.
+	Name() string
+	// NewEncoder returns the encoder for one new outgoing stream.
+	NewEncoder() Encoder
+	// NewDecoder returns the decoder for one new incoming stream.
+	NewDecoder() Decoder
+}
+
+// Encoder encodes one stream's values, in order.
+type Encoder interface {
+	// Encode appends v's encoding to dst. If it fails, it returns an error
+	// wrapping ErrEncode, leaves dst's contents unchanged, and stays
+	// usable: later values still decode correctly with the stream's
+	// Decoder.
+	Encode(dst []byte, v any) ([]byte, error)
+}
+
+// Decoder decodes one stream's values, in order.
+type Decoder interface {
+	// Decode decodes one value produced by the peer's Encoder, in order.
+	// b must hold exactly one Encode output; Decode does not retain b. An
+	// error wraps ErrDecode; the stream is then unusable.
+	Decode(b []byte) (any, error)
+}

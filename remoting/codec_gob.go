@@ -1,0 +1,496 @@
+package remoting
+
+import (
+	"encoding"
+	"encoding/binary"
+	"encoding/gob"
+	"errors"
+	"fmt"
+	"io"
+	"reflect"
+)
+
+// GobCodec is the default Codec: encoding/gob with one long-lived
+// gob.Encoder and gob.Decoder per stream, so a type's description crosses
+// the wire once per stream and each later value costs only its data.
+//
+// # Registration
+//
+// A GobCodec sends only the types it was built with (NewGobCodec; the
+// channel package's WithTypes option) plus Go's basic types (bool, the
+// integer, float and complex kinds, string, and slices of those). The
+// registry belongs to the codec, not to the process: the codec tags each
+// value with its type's name itself and gob encodes the concrete value, so
+// gob.Register and its process-wide registry are not used, and nodes in
+// one process may register different types. Register the exact type you
+// send: Foo and *Foo are different types, and the receiver gets an any
+// holding exactly the type the sender sent.
+//
+// gob.Register is still needed, by the program and process-wide, for a
+// concrete type stored in an interface-typed field inside a message (for
+// example struct{ Body any }): gob resolves those through its global
+// registry only, and the codec cannot change that.
+//
+// Values follow gob's rules: unexported fields are not sent, pointers are
+// followed (a nil pointer cannot be sent, except as a struct field), and
+// empty slices arrive as nil.
+//
+// # Failures
+//
+// A value that cannot be encoded fails alone with an error wrapping
+// ErrEncode. The first value of each type on a stream is first encoded by a
+// scratch encoder, so most failures never touch the stream's encoder. If
+// the stream's encoder fails anyway (gob may have recorded type
+// descriptions the peer will never see), the codec replaces it and tells
+// the peer's decoder, with the next output's first byte, to start afresh.
+//
+// The decoder checks the framing before gob sees it. encoding/gob (Go
+// 1.26) sizes a map from the peer's announced count before reading the
+// entries (golang/go#79539), so a message of a few dozen bytes could make
+// a node allocate gigabytes: if any registered type holds a map, each
+// frame first goes through a second, discarding gob decoder, which walks
+// the entries without allocating for them and rejects a count the bytes do
+// not back, before the real decode. Maps inside values held in interface
+// fields are not covered by that pass. Panics inside gob are recovered and
+// reported as ErrDecode.
+//
+// # Wire format
+//
+// Each Encode output is one frame:
+//
+//	marker    one byte: 0 continue the stream's state, 1 reset it first
+//	type id   uvarint; 0 is the nil value (nothing follows), 1, 2... name
+//	          the stream's types in order of first use
+//	name      on a type id's first use only: uvarint length, then the
+//	          type's registered name (like gob.Register's: "*pkg/path.Name")
+//	gob       the gob messages for the value: descriptions of types new to
+//	          the stream, then the value
+//
+// A reset frame clears the decoder's gob state and type ids; the frame's
+// own type id then starts again from 1.
+type GobCodec struct {
+	byName map[string]*gobType
+	byType map[reflect.Type]*gobType
+	// shadow reports that some registered type holds a map, so decoders
+	// run a discarding gob pass before each real decode.
+	shadow bool
+}
+
+var _ Codec = (*GobCodec)(nil)
+
+// gobType is one registered message type.
+type gobType struct {
+	name    string
+	typ     reflect.Type
+	holdMap bool // decoding it may size a map from a peer's count
+}
+
+// Frame markers: the first byte of every GobCodec frame.
+const (
+	gobContinue byte = 0
+	gobReset    byte = 1
+)
+
+// maxGobTypeName bounds a type name read from a peer.
+const maxGobTypeName = 1 << 10
+
+// gobBasics returns the values whose types every GobCodec registers, the
+// ones gob registers for interface values.
+func gobBasics() []any {
+	return []any{
+		false, int(0), int8(0), int16(0), int32(0), int64(0),
+		uint(0), uint8(0), uint16(0), uint32(0), uint64(0), uintptr(0),
+		float32(0), float64(0), complex64(0), complex128(0), "",
+		[]bool(nil), []int(nil), []int8(nil), []int16(nil), []int32(nil), []int64(nil),
+		[]uint(nil), []uint8(nil), []uint16(nil), []uint32(nil), []uint64(nil), []uintptr(nil),
+		[]float32(nil), []float64(nil), []complex64(nil), []complex128(nil), []string(nil),
+	}
+}
+
+// NewGobCodec returns a gob codec that sends values of the given values'
+// types, and of Go's basic types. A type registered twice is registered
+// once. It returns an error wrapping ErrEncode if a value is nil, if gob
+// cannot encode its type (a channel, a func, a struct without exported
+// fields), or if two different types have the same name.
+func NewGobCodec(types ...any) (*GobCodec, error) {
+	basics := gobBasics()
+	c := &GobCodec{
+		byName: make(map[string]*gobType, len(basics)+len(types)),
+		byType: make(map[reflect.Type]*gobType, len(basics)+len(types)),
+	}
+	for _, v := range basics {
+		if err := c.register(v); err != nil {
+			return nil, err
+		}
+	}
+	for _, v := range types {
+		if err := c.register(v); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+func (c *GobCodec) register(v any) error {
+	if v == nil {
+		return fmt.Errorf("%w: cannot register nil: its type is unknown", ErrEncode)
+	}
+	rt := reflect.TypeOf(v)
+	if _, ok := c.byType[rt]; ok {
+		return nil
+	}
+	name := gobTypeName(rt)
+	if other, ok := c.byName[name]; ok {
+		return fmt.Errorf("%w: types %v and %v have the same name %q", ErrEncode, other.typ, rt, name)
+	}
+	sample := reflect.Zero(rt)
+	if rt.Kind() == reflect.Pointer {
+		sample = reflect.New(rt.Elem())
+	}
+	if err := trialEncode(sample); err != nil {
+		return fmt.Errorf("%w: cannot register %s: %w", ErrEncode, name, err)
+	}
+	t := &gobType{name: name, typ: rt, holdMap: holdsMap(rt, map[reflect.Type]bool{})}
+	c.byName[name] = t
+	c.byType[rt] = t
+	c.shadow = c.shadow || t.holdMap
+	return nil
+}
+
+// Name returns "gob".
+func (c *GobCodec) Name() string { return "gob" }
+
+// NewEncoder returns the encoder for one stream. It is not safe for
+// concurrent use.
+func (c *GobCodec) NewEncoder() Encoder {
+	e := &gobEncoder{c: c, ids: make(map[reflect.Type]uint64)}
+	e.enc = gob.NewEncoder(&e.w)
+	return e
+}
+
+// NewDecoder returns the decoder for one stream. It is not safe for
+// concurrent use.
+func (c *GobCodec) NewDecoder() Decoder {
+	return &gobDecoder{c: c}
+}
+
+// gobEncoder is one stream's encoder.
+type gobEncoder struct {
+	c   *GobCodec
+	w   sliceWriter  // enc's output: the caller's dst during an Encode
+	enc *gob.Encoder // long-lived: sends each type description once
+	// ids are the stream's type ids of the types sent so far.
+	ids map[reflect.Type]uint64
+	// reset marks the next output as a reset frame: enc was replaced
+	// after a failure and the peer must start a fresh decoder too.
+	reset bool
+}
+
+// Reset starts the stream's encoding over, as after a failure: the caller
+// discarded output the peer will never see (for example a message over the
+// size limit), so the next output tells the peer to start a fresh decoder.
+func (e *gobEncoder) Reset() {
+	e.enc = gob.NewEncoder(&e.w)
+	clear(e.ids)
+	e.reset = true
+}
+
+func (e *gobEncoder) Encode(dst []byte, v any) ([]byte, error) {
+	marker := gobContinue
+	if e.reset {
+		marker = gobReset
+	}
+	if v == nil {
+		e.reset = false
+		return append(dst, marker, 0), nil
+	}
+	rv := reflect.ValueOf(v)
+	t := e.c.byType[rv.Type()]
+	if t == nil {
+		return dst, fmt.Errorf("%w: type %s is not registered with the codec", ErrEncode, gobTypeName(rv.Type()))
+	}
+	if rv.Kind() == reflect.Pointer && rv.IsNil() {
+		return dst, fmt.Errorf("%w: nil %s", ErrEncode, t.name)
+	}
+	id, known := e.ids[t.typ]
+	if !known {
+		// The stream's first value of this type: find out on a scratch
+		// encoder whether it encodes, leaving the stream's encoder clean.
+		if err := trialEncode(rv); err != nil {
+			return dst, fmt.Errorf("%w: %s: %w", ErrEncode, t.name, err)
+		}
+		id = uint64(len(e.ids)) + 1
+	}
+	out := append(dst, marker)
+	out = binary.AppendUvarint(out, id)
+	if !known {
+		out = binary.AppendUvarint(out, uint64(len(t.name)))
+		out = append(out, t.name...)
+	}
+	e.w.b = out
+	err := encodeValue(e.enc, rv)
+	out, e.w.b = e.w.b, nil
+	if err != nil {
+		// gob may have recorded descriptions it never delivered: start a
+		// new encoder and make the peer start a new decoder.
+		e.Reset()
+		return dst, fmt.Errorf("%w: %s: %w", ErrEncode, t.name, err)
+	}
+	e.ids[t.typ] = id
+	e.reset = false
+	return out, nil
+}
+
+// trialEncode encodes v with a scratch encoder and discards the output.
+func trialEncode(v reflect.Value) error {
+	return encodeValue(gob.NewEncoder(io.Discard), v)
+}
+
+// encodeValue is enc.EncodeValue with panics (a user's GobEncode or
+// MarshalBinary, gob's own) turned into errors.
+func encodeValue(enc *gob.Encoder, v reflect.Value) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("panic: %v", r)
+		}
+	}()
+	return enc.EncodeValue(v)
+}
+
+// gobDecoder is one stream's decoder.
+type gobDecoder struct {
+	c   *GobCodec
+	r   sliceReader  // dec's input: the current frame's gob messages
+	dec *gob.Decoder // long-lived; nil until the first frame or a reset
+	// shadow discards each value before dec decodes it, proving that
+	// every count in it is backed by bytes (see GobCodec); nil unless
+	// the codec has a type holding a map.
+	sr     sliceReader
+	shadow *gob.Decoder
+	types  []*gobType // the stream's type ids, from 1
+	err    error      // the first failure; the stream is then unusable
+}
+
+func (d *gobDecoder) Decode(b []byte) (any, error) {
+	if d.err != nil {
+		return nil, d.err
+	}
+	v, err := d.decode(b)
+	if err != nil {
+		d.err = fmt.Errorf("%w: %w", ErrDecode, err)
+		return nil, d.err
+	}
+	return v, nil
+}
+
+func (d *gobDecoder) decode(b []byte) (any, error) {
+	if len(b) == 0 {
+		return nil, errors.New("empty frame")
+	}
+	switch b[0] {
+	case gobContinue:
+	case gobReset:
+		d.dec, d.shadow, d.types = nil, nil, d.types[:0]
+	default:
+		return nil, fmt.Errorf("unknown frame marker %#x", b[0])
+	}
+	b = b[1:]
+	id, n := binary.Uvarint(b)
+	if n <= 0 {
+		return nil, errors.New("bad type id")
+	}
+	b = b[n:]
+	if id == 0 {
+		if len(b) != 0 {
+			return nil, fmt.Errorf("%d trailing bytes after nil", len(b))
+		}
+		return nil, nil
+	}
+	var t *gobType
+	switch {
+	case id <= uint64(len(d.types)):
+		t = d.types[id-1]
+	case id == uint64(len(d.types))+1 && len(d.types) < len(d.c.byType):
+		l, n := binary.Uvarint(b)
+		if n <= 0 || l > maxGobTypeName || l > uint64(len(b)-n) {
+			return nil, errors.New("bad type name length")
+		}
+		name := string(b[n : n+int(l)])
+		b = b[n+int(l):]
+		if t = d.c.byName[name]; t == nil {
+			return nil, fmt.Errorf("type %q is not registered with the codec", name)
+		}
+		d.types = append(d.types, t)
+	default:
+		return nil, fmt.Errorf("type id %d out of sequence", id)
+	}
+	if err := checkGobMessages(b); err != nil {
+		return nil, fmt.Errorf("%s: %w", t.name, err)
+	}
+	if d.c.shadow {
+		if d.shadow == nil {
+			d.shadow = gob.NewDecoder(&d.sr)
+		}
+		d.sr.b = b
+		err := decodeValue(d.shadow, reflect.Value{})
+		rest := len(d.sr.b)
+		d.sr.b = nil
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", t.name, err)
+		}
+		if rest != 0 {
+			return nil, fmt.Errorf("%s: %d trailing bytes", t.name, rest)
+		}
+	}
+	if d.dec == nil {
+		d.dec = gob.NewDecoder(&d.r)
+	}
+	d.r.b = b
+	pv := reflect.New(t.typ)
+	err := decodeValue(d.dec, pv)
+	rest := len(d.r.b)
+	d.r.b = nil
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", t.name, err)
+	}
+	if rest != 0 {
+		return nil, fmt.Errorf("%s: %d trailing bytes", t.name, rest)
+	}
+	return pv.Elem().Interface(), nil
+}
+
+// decodeValue is dec.DecodeValue with panics turned into errors.
+func decodeValue(dec *gob.Decoder, v reflect.Value) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("panic in gob: %v", r)
+		}
+	}()
+	return dec.DecodeValue(v)
+}
+
+// checkGobMessages checks that b is a non-empty sequence of gob messages,
+// each a non-zero length (gob's unsigned integer encoding) followed by that
+// many bytes, before gob reads (and allocates for) an announced length.
+func checkGobMessages(b []byte) error {
+	if len(b) == 0 {
+		return errors.New("no gob message")
+	}
+	for len(b) > 0 {
+		n, w := gobUint(b)
+		if w == 0 {
+			return errors.New("bad gob message length")
+		}
+		b = b[w:]
+		if n == 0 || n > uint64(len(b)) {
+			return fmt.Errorf("gob message length %d with %d bytes left", n, len(b))
+		}
+		b = b[n:]
+	}
+	return nil
+}
+
+// gobUint decodes an unsigned integer in gob's encoding: one byte below
+// 0x80, else the negated byte count (at most 8) and big-endian bytes. It
+// returns the value and the bytes read, or 0, 0 if b does not hold one.
+func gobUint(b []byte) (uint64, int) {
+	if len(b) == 0 {
+		return 0, 0
+	}
+	if b[0] <= 0x7f {
+		return uint64(b[0]), 1
+	}
+	n := -int(int8(b[0]))
+	if n > 8 || n >= len(b) {
+		return 0, 0
+	}
+	var x uint64
+	for _, c := range b[1 : 1+n] {
+		x = x<<8 | uint64(c)
+	}
+	return x, 1 + n
+}
+
+// gobTypeName is the name gob.Register would give rt: the package path
+// and name for a named type or a pointer to one, else rt.String().
+func gobTypeName(rt reflect.Type) string {
+	star, base := "", rt
+	if rt.Name() == "" && rt.Kind() == reflect.Pointer {
+		star, base = "*", rt.Elem()
+	}
+	switch {
+	case base.Name() == "":
+		return rt.String()
+	case base.PkgPath() == "":
+		return star + base.Name()
+	default:
+		return star + base.PkgPath() + "." + base.Name()
+	}
+}
+
+var (
+	gobDecoderType        = reflect.TypeFor[gob.GobDecoder]()
+	binaryUnmarshalerType = reflect.TypeFor[encoding.BinaryUnmarshaler]()
+	textUnmarshalerType   = reflect.TypeFor[encoding.TextUnmarshaler]()
+)
+
+// holdsMap reports whether gob, decoding a value of type rt, may size a
+// map from a count in the input. Types that decode themselves, and values
+// behind interfaces, are not gob's to size.
+func holdsMap(rt reflect.Type, seen map[reflect.Type]bool) bool {
+	if seen[rt] {
+		return false
+	}
+	seen[rt] = true
+	pt := reflect.PointerTo(rt)
+	if pt.Implements(gobDecoderType) || pt.Implements(binaryUnmarshalerType) || pt.Implements(textUnmarshalerType) {
+		return false
+	}
+	switch rt.Kind() {
+	case reflect.Map:
+		return true
+	case reflect.Pointer, reflect.Slice, reflect.Array:
+		return holdsMap(rt.Elem(), seen)
+	case reflect.Struct:
+		for i := range rt.NumField() {
+			if f := rt.Field(i); f.IsExported() && holdsMap(f.Type, seen) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// sliceWriter appends what gob writes to b.
+type sliceWriter struct {
+	b []byte
+}
+
+func (w *sliceWriter) Write(p []byte) (int, error) {
+	w.b = append(w.b, p...)
+	return len(p), nil
+}
+
+// sliceReader reads b. It is an io.ByteReader, so gob reads exactly the
+// messages it needs instead of wrapping it in a read-ahead bufio.Reader.
+type sliceReader struct {
+	b []byte
+}
+
+func (r *sliceReader) Read(p []byte) (int, error) {
+	if len(r.b) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, r.b)
+	r.b = r.b[n:]
+	return n, nil
+}
+
+func (r *sliceReader) ReadByte() (byte, error) {
+	if len(r.b) == 0 {
+		return 0, io.EOF
+	}
+	c := r.b[0]
+	r.b = r.b[1:]
+	return c, nil
+}

@@ -1,0 +1,266 @@
+package remoting
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/dchan-io/dchan/actor"
+	"github.com/dchan-io/dchan/remoting/internal/rawcodec"
+)
+
+// grpcMaxMessage bounds one gRPC message: a batch of envelopes, a Raft
+// AppendEntries or snapshot chunk.
+const grpcMaxMessage = 64 << 20
+
+const (
+	serviceName    = "dchan.remoting.v1.Remoting"
+	messagesMethod = "/" + serviceName + "/Messages"
+)
+
+// Endpoint is a node's network presence: one gRPC server on one listen
+// address, and one client connection per peer address, shared by actor
+// message streams and by Raft. It implements actor.Remote.
+//
+// Create it with New, register extra services (Raft) with Registrar, then
+// Start. Close stops it.
+type Endpoint struct {
+	sys    *actor.System
+	cfg    config
+	log    *zap.Logger
+	codec  Codec
+	lis    net.Listener
+	server *grpc.Server
+
+	ctx    context.Context // cancelled by Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu      sync.Mutex
+	peers   map[string]*peer // by address
+	inbound map[*inStream]struct{}
+	started bool
+	closed  bool
+
+	stats stats
+}
+
+var _ actor.Remote = (*Endpoint)(nil)
+
+// New listens on the configured address and prepares the server. Nothing is
+// served until Start.
+func New(sys *actor.System, opts ...Option) (*Endpoint, error) {
+	cfg := defaultConfig()
+	for _, o := range opts {
+		o.apply(&cfg)
+	}
+	if sys == nil {
+		return nil, fmt.Errorf("%w: nil actor system", ErrInvalidOption)
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	codec := cfg.codec
+	if codec == nil {
+		gc, err := NewGobCodec()
+		if err != nil {
+			return nil, err
+		}
+		codec = gc
+	}
+	lis, err := net.Listen("tcp", cfg.listenAddr)
+	if err != nil {
+		return nil, fmt.Errorf("remoting: listen on %s: %w", cfg.listenAddr, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	e := &Endpoint{
+		sys:     sys,
+		cfg:     cfg,
+		log:     cfg.logger.Named("remoting"),
+		codec:   codec,
+		lis:     lis,
+		ctx:     ctx,
+		cancel:  cancel,
+		peers:   make(map[string]*peer),
+		inbound: make(map[*inStream]struct{}),
+	}
+	serverOpts := []grpc.ServerOption{
+		rawcodec.ServerOption(),
+		grpc.MaxRecvMsgSize(grpcMaxMessage),
+		grpc.MaxSendMsgSize(grpcMaxMessage),
+		grpc.WaitForHandlers(true),
+	}
+	if cfg.serverTLS != nil {
+		serverOpts = append(serverOpts, grpc.Creds(credentials.NewTLS(cfg.serverTLS)))
+	}
+	serverOpts = append(serverOpts, e.authOptions()...)
+	e.server = grpc.NewServer(serverOpts...)
+	e.server.RegisterService(&grpc.ServiceDesc{
+		ServiceName: serviceName,
+		HandlerType: (*any)(nil),
+		Streams: []grpc.StreamDesc{{
+			StreamName:    "Messages",
+			Handler:       func(_ any, s grpc.ServerStream) error { return e.serveMessages(s) },
+			ServerStreams: true,
+			ClientStreams: true,
+		}},
+	}, struct{}{})
+	return e, nil
+}
+
+// Addr returns the bound listen address.
+func (e *Endpoint) Addr() string { return e.lis.Addr().String() }
+
+// Registrar returns the gRPC server for registering further services (the
+// Raft transport) before Start.
+func (e *Endpoint) Registrar() grpc.ServiceRegistrar { return e.server }
+
+// Start serves the listener in a background goroutine stopped by Close.
+func (e *Endpoint) Start() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return ErrClosed
+	}
+	if e.started {
+		return nil
+	}
+	e.started = true
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		if err := e.server.Serve(e.lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			e.log.Error("gRPC server stopped", zap.Error(err))
+		}
+	}()
+	return nil
+}
+
+// Conn returns the shared client connection to addr, dialling it on first
+// use. gRPC re-dials a broken connection with exponential backoff.
+func (e *Endpoint) Conn(addr string) (grpc.ClientConnInterface, error) {
+	p, err := e.peer(addr)
+	if err != nil {
+		return nil, err
+	}
+	return p.conn, nil
+}
+
+func (e *Endpoint) peer(addr string) (*peer, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return nil, ErrClosed
+	}
+	if p, ok := e.peers[addr]; ok {
+		return p, nil
+	}
+	creds := insecure.NewCredentials()
+	if e.cfg.clientTLS != nil {
+		creds = credentials.NewTLS(e.cfg.clientTLS)
+	}
+	dialOpts := []grpc.DialOption{
+		grpc.WithTransportCredentials(creds),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(grpcMaxMessage), grpc.MaxCallSendMsgSize(grpcMaxMessage)),
+	}
+	dialOpts = append(dialOpts, e.authDialOptions()...)
+	conn, err := grpc.NewClient(addr, dialOpts...)
+	if err != nil {
+		return nil, fmt.Errorf("remoting: dial %s: %w", addr, err)
+	}
+	p := &peer{e: e, addr: addr, conn: conn}
+	e.peers[addr] = p
+	return p, nil
+}
+
+// Send implements actor.Remote: it delivers msg to the actor at to on
+// another node, blocking while the link has no credit (backpressure) until
+// ctx ends. It returns once the message is queued for the wire; delivery is
+// at most once and not confirmed (use SendTracked for confirmation).
+func (e *Endpoint) Send(ctx context.Context, to, from actor.PID, msg any) error {
+	return e.SendTracked(ctx, to, from, msg, nil)
+}
+
+// SendTracked is Send with a confirmation: done is called exactly once, with
+// nil when the target's mailbox accepted the message, or with the reason it
+// was not (ErrNodeLost, actor.ErrNotFound, actor.ErrStopped, ...). If
+// SendTracked itself returns an error, done is not called.
+func (e *Endpoint) SendTracked(ctx context.Context, to, from actor.PID, msg any, done func(error)) error {
+	if e.cfg.resolver == nil {
+		return fmt.Errorf("send to %v: %w: no resolver", to, ErrUnknownNode)
+	}
+	addr, err := e.cfg.resolver.Resolve(to.Node)
+	if err != nil {
+		return fmt.Errorf("send to %v: %w", to, err)
+	}
+	p, err := e.peer(addr)
+	if err != nil {
+		return fmt.Errorf("send to %v: %w", to, err)
+	}
+	return p.send(ctx, to, from, msg, done)
+}
+
+// Close stops the endpoint: outgoing streams are closed and their
+// unconfirmed messages fail with ErrNodeLost, incoming streams end, the
+// server stops, connections close, and every goroutine is waited for.
+// Close is idempotent.
+func (e *Endpoint) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return e.Shutdown(ctx)
+}
+
+// Shutdown is Close bounded by ctx.
+func (e *Endpoint) Shutdown(ctx context.Context) error {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		e.wg.Wait()
+		return nil
+	}
+	e.closed = true
+	peers := make([]*peer, 0, len(e.peers))
+	for _, p := range e.peers {
+		peers = append(peers, p)
+	}
+	started := e.started
+	e.mu.Unlock()
+
+	e.cancel()
+	for _, p := range peers {
+		p.close()
+	}
+	// Message streams live as long as their nodes, so a graceful stop
+	// would wait for the peers to hang up: stop hard. Incoming streams end,
+	// messages still in their overflow are dropped (their senders' handles
+	// fail with ErrNodeLost), and Stop waits for every handler.
+	stopped := make(chan struct{})
+	go func() {
+		e.server.Stop()
+		close(stopped)
+	}()
+	select {
+	case <-stopped:
+	case <-ctx.Done():
+		<-stopped // handlers end promptly once their connections close
+	}
+	if !started {
+		_ = e.lis.Close()
+	}
+	var errs []error
+	for _, p := range peers {
+		if err := p.conn.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	e.wg.Wait()
+	return errors.Join(errs...)
+}

@@ -1,0 +1,368 @@
+package remoting
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	grpcpeer "google.golang.org/grpc/peer"
+
+	"github.com/dchan-io/dchan/actor"
+	"github.com/dchan-io/dchan/remoting/internal/credit"
+	"github.com/dchan-io/dchan/remoting/internal/rawcodec"
+	"github.com/dchan-io/dchan/remoting/internal/wire"
+)
+
+// inStream is the server side of one Messages stream: it decodes envelopes,
+// delivers them to local actors and reports credits and acknowledgements.
+//
+// Delivery never blocks the stream: a message for a full mailbox waits in
+// its link's overflow queue, bounded by the link's credit window, and a
+// per-link deliverer goroutine pushes it when space frees. Credit returns to
+// the sender only when a message is accepted into the mailbox, so overflow
+// can never exceed the window.
+type inStream struct {
+	e      *Endpoint
+	ss     grpc.ServerStream
+	ctx    context.Context
+	cancel context.CancelFunc
+	dec    Decoder
+	from   string // peer address, for logs
+	wg     sync.WaitGroup
+	wake   chan struct{} // signals the writer; capacity 1
+
+	mu    sync.Mutex
+	links map[string]*inLink
+	out   []byte // records waiting for the writer
+
+	// Reader-owned caches so that decoding a sender PID rarely allocates.
+	lastNode, lastID string
+}
+
+type inLink struct {
+	target   actor.PID
+	w        credit.Window // guarded by inStream.mu
+	lastSeq  uint64        // reader only
+	accepted uint64        // accepted but not yet reported; guarded by inStream.mu
+
+	omu        sync.Mutex
+	overflow   []envelope // waiting for mailbox space, in order
+	delivering bool       // a deliverer goroutine is running
+}
+
+type envelope struct {
+	from actor.PID
+	msg  any
+}
+
+// Refusal codes carried by Rejected and Gone records.
+const (
+	codeNotFound uint8 = 1
+	codeStopped  uint8 = 2
+	codeInternal uint8 = 3
+)
+
+func refusalCode(err error) uint8 {
+	switch {
+	case errors.Is(err, actor.ErrNotFound):
+		return codeNotFound
+	case errors.Is(err, actor.ErrStopped):
+		return codeStopped
+	default:
+		return codeInternal
+	}
+}
+
+// refusalError turns a refusal code back into the sentinel it stood for, so
+// that errors.Is works across nodes.
+func refusalError(code uint8, reason string) error {
+	var base error
+	switch code {
+	case codeNotFound:
+		base = actor.ErrNotFound
+	case codeStopped:
+		base = actor.ErrStopped
+	default:
+		base = ErrProtocol
+	}
+	return fmt.Errorf("remote: %w (%s)", base, reason)
+}
+
+func (e *Endpoint) serveMessages(ss grpc.ServerStream) error {
+	ctx, cancel := context.WithCancel(ss.Context())
+	s := &inStream{
+		e:      e,
+		ss:     ss,
+		ctx:    ctx,
+		cancel: cancel,
+		dec:    e.codec.NewDecoder(),
+		wake:   make(chan struct{}, 1),
+		links:  make(map[string]*inLink),
+	}
+	if p, ok := grpcpeer.FromContext(ss.Context()); ok {
+		s.from = p.Addr.String()
+	}
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		cancel()
+		return ErrClosed
+	}
+	e.inbound[s] = struct{}{}
+	e.mu.Unlock()
+	defer func() {
+		e.mu.Lock()
+		delete(e.inbound, s)
+		e.mu.Unlock()
+	}()
+
+	writerDone := make(chan error, 1)
+	go func() { writerDone <- s.writeLoop() }()
+	err := s.readLoop()
+	cancel()
+	s.wg.Wait() // deliverers
+	werr := <-writerDone
+	if err == nil {
+		err = werr
+	}
+	if err != nil && !errors.Is(err, context.Canceled) {
+		e.log.Debug("incoming stream ended", zap.String("peer", s.from), zap.Error(err))
+	}
+	return err
+}
+
+func (s *inStream) signal() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (s *inStream) readLoop() error {
+	var frame rawcodec.Frame
+	var rec wire.Record
+	var r wire.Reader
+	for {
+		if err := s.ss.RecvMsg(&frame); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+		r.Reset(frame.Data)
+		for {
+			err := r.Next(&rec)
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err == nil {
+				err = s.handle(&rec)
+			}
+			if err != nil {
+				s.e.log.Warn("closing incoming stream", zap.String("peer", s.from), zap.Error(err))
+				return fmt.Errorf("%w: %v", ErrProtocol, err)
+			}
+		}
+		s.flushAccepted()
+	}
+}
+
+func (s *inStream) handle(rec *wire.Record) error {
+	switch rec.Kind {
+	case wire.KindOpen:
+		return s.open(string(rec.Target))
+	case wire.KindEnvelope:
+		return s.envelope(rec)
+	default:
+		return fmt.Errorf("unexpected %s record from a sender", rec.Kind)
+	}
+}
+
+func (s *inStream) open(target string) error {
+	pid := actor.PID{Node: s.e.sys.Node(), ID: target}
+	free, err := s.e.sys.MailboxFree(pid)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.links[target]; ok {
+		return fmt.Errorf("link to %q opened twice", target)
+	}
+	if err != nil {
+		s.out = wire.AppendRefusal(s.out, wire.KindGone, target, refusalCode(err), err.Error())
+		s.signal()
+		return nil
+	}
+	grant := uint64(min(max(free, 1), s.e.cfg.maxWindow))
+	l := &inLink{target: pid}
+	l.w.Grant(grant)
+	s.links[target] = l
+	s.out = wire.AppendCount(s.out, wire.KindGrant, target, grant)
+	s.signal()
+	return nil
+}
+
+func (s *inStream) envelope(rec *wire.Record) error {
+	if len(rec.Payload) > s.e.cfg.maxMessageSize {
+		return fmt.Errorf("%w: %d-byte message, limit %d", ErrTooLarge, len(rec.Payload), s.e.cfg.maxMessageSize)
+	}
+	// Decode first, always: a stateful codec must see every value of the
+	// stream, even one whose target has gone.
+	msg, err := s.dec.Decode(rec.Payload)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	l := s.links[string(rec.Target)]
+	if l == nil {
+		// The link was closed with Gone and its in-flight messages failed
+		// at the sender; this one was already on the wire. Drop it.
+		s.mu.Unlock()
+		s.e.stats.dropped.Add(1)
+		return nil
+	}
+	if err := l.w.Receive(); err != nil {
+		s.mu.Unlock()
+		return err
+	}
+	s.mu.Unlock()
+	if rec.Seq != l.lastSeq+1 {
+		return fmt.Errorf("message %d to %q after %d", rec.Seq, rec.Target, l.lastSeq)
+	}
+	l.lastSeq = rec.Seq
+	env := envelope{from: s.senderPID(rec.SenderNode, rec.SenderID), msg: msg}
+
+	l.omu.Lock()
+	if len(l.overflow) > 0 {
+		l.overflow = append(l.overflow, env)
+		l.omu.Unlock()
+		return nil
+	}
+	err = s.e.sys.TrySendFrom(env.from, l.target, env.msg)
+	if errors.Is(err, actor.ErrFull) {
+		l.overflow = append(l.overflow, env)
+		if !l.delivering {
+			l.delivering = true
+			s.wg.Add(1)
+			go s.deliver(l)
+		}
+		l.omu.Unlock()
+		return nil
+	}
+	l.omu.Unlock()
+	s.resolve(l, err)
+	return nil
+}
+
+func (s *inStream) senderPID(node, id []byte) actor.PID {
+	if len(node) == 0 && len(id) == 0 {
+		return actor.PID{}
+	}
+	if string(node) != s.lastNode {
+		s.lastNode = string(node)
+	}
+	if string(id) != s.lastID {
+		s.lastID = string(id)
+	}
+	return actor.PID{Node: s.lastNode, ID: s.lastID}
+}
+
+// resolve records the outcome of delivering one message of l, in order.
+func (s *inStream) resolve(l *inLink, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.links[l.target.ID] != l {
+		return // link closed meanwhile
+	}
+	if err == nil {
+		l.accepted++
+		s.e.stats.delivered.Add(1)
+		return
+	}
+	// Keep order: report the acceptances before this refusal.
+	if l.accepted > 0 {
+		_ = l.w.Resolve(l.accepted)
+		s.out = wire.AppendCount(s.out, wire.KindAccepted, l.target.ID, l.accepted)
+		l.accepted = 0
+	}
+	_ = l.w.Resolve(1)
+	if errors.Is(err, actor.ErrNotFound) {
+		// The actor is gone: close the link; the sender fails the rest.
+		delete(s.links, l.target.ID)
+		s.out = wire.AppendRefusal(s.out, wire.KindGone, l.target.ID, refusalCode(err), err.Error())
+	} else {
+		s.out = wire.AppendRefusal(s.out, wire.KindRejected, l.target.ID, refusalCode(err), err.Error())
+	}
+	s.signal()
+}
+
+// flushAccepted reports acceptances gathered while reading one frame.
+func (s *inStream) flushAccepted() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, l := range s.links {
+		if l.accepted == 0 {
+			continue
+		}
+		_ = l.w.Resolve(l.accepted)
+		s.out = wire.AppendCount(s.out, wire.KindAccepted, l.target.ID, l.accepted)
+		l.accepted = 0
+		n++
+	}
+	if n > 0 || len(s.out) > 0 {
+		s.signal()
+	}
+}
+
+// deliver pushes l's overflow into the mailbox in order, waiting for space.
+func (s *inStream) deliver(l *inLink) {
+	defer s.wg.Done()
+	for {
+		l.omu.Lock()
+		if len(l.overflow) == 0 || s.ctx.Err() != nil {
+			dropped := len(l.overflow)
+			l.overflow = nil
+			l.delivering = false
+			l.omu.Unlock()
+			s.e.stats.dropped.Add(uint64(dropped))
+			return
+		}
+		env := l.overflow[0] // stays queued until pushed, so the reader keeps order
+		l.omu.Unlock()
+
+		err := s.e.sys.SendFrom(s.ctx, env.from, l.target, env.msg)
+		if s.ctx.Err() != nil {
+			continue // the stream ended: drop the rest (the sender failed them)
+		}
+		l.omu.Lock()
+		l.overflow[0] = envelope{}
+		l.overflow = l.overflow[1:]
+		l.omu.Unlock()
+		s.resolve(l, err)
+		s.flushAccepted()
+	}
+}
+
+func (s *inStream) writeLoop() error {
+	for {
+		select {
+		case <-s.wake:
+		case <-s.ctx.Done():
+			return nil
+		}
+		s.mu.Lock()
+		buf := s.out
+		s.out = nil
+		s.mu.Unlock()
+		if len(buf) == 0 {
+			continue
+		}
+		if err := s.ss.SendMsg(&rawcodec.Frame{Data: buf}); err != nil {
+			s.cancel()
+			return err
+		}
+	}
+}

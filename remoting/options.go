@@ -1,0 +1,118 @@
+package remoting
+
+import (
+	"crypto/tls"
+	"fmt"
+
+	"go.uber.org/zap"
+)
+
+// Defaults.
+const (
+	// DefaultMaxMessageSize bounds one encoded message (1 MiB).
+	DefaultMaxMessageSize = 1 << 20
+	// DefaultMaxWindow bounds the credit window of one link (sender stream
+	// to one target actor).
+	DefaultMaxWindow = 1024
+	// DefaultMaxBatchBytes bounds the bytes queued for one peer's stream;
+	// senders wait while it is exceeded.
+	DefaultMaxBatchBytes = 1 << 20
+)
+
+// Resolver maps a node name (actor.PID.Node) to its listen address. The
+// registry implements it; tests may use a StaticResolver.
+type Resolver interface {
+	Resolve(node string) (addr string, err error)
+}
+
+// StaticResolver is a fixed node → address map.
+type StaticResolver map[string]string
+
+// Resolve implements Resolver.
+func (r StaticResolver) Resolve(node string) (string, error) {
+	if addr, ok := r[node]; ok {
+		return addr, nil
+	}
+	return "", fmt.Errorf("%w: %q", ErrUnknownNode, node)
+}
+
+// Option configures an Endpoint.
+type Option interface{ apply(*config) }
+
+type optionFunc func(*config)
+
+func (f optionFunc) apply(c *config) { f(c) }
+
+type config struct {
+	listenAddr     string
+	resolver       Resolver
+	codec          Codec
+	logger         *zap.Logger
+	serverTLS      *tls.Config
+	clientTLS      *tls.Config
+	token          string
+	maxMessageSize int
+	maxWindow      int
+	maxBatchBytes  int
+}
+
+func defaultConfig() config {
+	return config{
+		listenAddr:     "127.0.0.1:0",
+		logger:         zap.NewNop(),
+		maxMessageSize: DefaultMaxMessageSize,
+		maxWindow:      DefaultMaxWindow,
+		maxBatchBytes:  DefaultMaxBatchBytes,
+	}
+}
+
+func (c *config) validate() error {
+	switch {
+	case c.listenAddr == "":
+		return fmt.Errorf("%w: empty listen address", ErrInvalidOption)
+	case c.logger == nil:
+		return fmt.Errorf("%w: nil logger", ErrInvalidOption)
+	case c.maxMessageSize < 1 || c.maxMessageSize > 64<<20:
+		return fmt.Errorf("%w: max message size %d outside [1, 64 MiB]", ErrInvalidOption, c.maxMessageSize)
+	case c.maxWindow < 1:
+		return fmt.Errorf("%w: max window %d must be positive", ErrInvalidOption, c.maxWindow)
+	case c.maxBatchBytes < 1:
+		return fmt.Errorf("%w: max batch bytes %d must be positive", ErrInvalidOption, c.maxBatchBytes)
+	case (c.serverTLS == nil) != (c.clientTLS == nil):
+		return fmt.Errorf("%w: TLS needs both a server and a client config", ErrInvalidOption)
+	}
+	return nil
+}
+
+// WithListenAddr sets the address to listen on (default "127.0.0.1:0", a
+// free port; Addr reports the bound address).
+func WithListenAddr(addr string) Option { return optionFunc(func(c *config) { c.listenAddr = addr }) }
+
+// WithResolver sets how node names become addresses (required to send to
+// other nodes by PID).
+func WithResolver(r Resolver) Option { return optionFunc(func(c *config) { c.resolver = r }) }
+
+// WithCodec sets the message codec (default: a GobCodec without registered
+// types).
+func WithCodec(codec Codec) Option { return optionFunc(func(c *config) { c.codec = codec }) }
+
+// WithLogger sets the logger (default: silent).
+func WithLogger(l *zap.Logger) Option { return optionFunc(func(c *config) { c.logger = l }) }
+
+// WithTLS secures every connection: server is used for accepted
+// connections, client for dialled ones. For mutual TLS, server must require
+// and verify client certificates.
+func WithTLS(server, client *tls.Config) Option {
+	return optionFunc(func(c *config) { c.serverTLS, c.clientTLS = server, client })
+}
+
+// WithToken sets a shared cluster secret that every RPC must carry.
+func WithToken(token string) Option { return optionFunc(func(c *config) { c.token = token }) }
+
+// WithMaxMessageSize bounds one encoded message, enforced by sender and
+// receiver (default DefaultMaxMessageSize).
+func WithMaxMessageSize(n int) Option { return optionFunc(func(c *config) { c.maxMessageSize = n }) }
+
+// WithMaxWindow bounds the credits one link may hold (default
+// DefaultMaxWindow).
+func WithMaxWindow(n int) Option { return optionFunc(func(c *config) { c.maxWindow = n }) }

@@ -1,0 +1,381 @@
+package remoting
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+
+	"github.com/dchan-io/dchan/actor"
+	"github.com/dchan-io/dchan/remoting/internal/credit"
+	"github.com/dchan-io/dchan/remoting/internal/rawcodec"
+	"github.com/dchan-io/dchan/remoting/internal/wire"
+)
+
+var messagesStreamDesc = grpc.StreamDesc{StreamName: "Messages", ServerStreams: true, ClientStreams: true}
+
+// resetter is implemented by stateful encoders that can start over; the
+// peer's decoder is told by the encoder's next output.
+type resetter interface{ Reset() }
+
+// peer is the client side towards one address: the shared connection and
+// the current outgoing message stream.
+type peer struct {
+	e    *Endpoint
+	addr string
+	conn *grpc.ClientConn
+
+	mu     sync.Mutex
+	out    *outStream
+	closed bool
+}
+
+// stream returns the live outgoing stream, opening one if needed.
+func (p *peer) stream(ctx context.Context) (*outStream, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil, ErrClosed
+	}
+	if p.out != nil && !p.out.isBroken() {
+		return p.out, nil
+	}
+	sctx, cancel := context.WithCancel(p.e.ctx)
+	cs, err := p.conn.NewStream(sctx, &messagesStreamDesc, messagesMethod, rawcodec.CallOption())
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("%w: open stream to %s: %v", ErrNodeLost, p.addr, err)
+	}
+	s := &outStream{
+		p:      p,
+		cs:     cs,
+		cancel: cancel,
+		enc:    p.e.codec.NewEncoder(),
+		links:  make(map[string]*outLink),
+		wake:   make(chan struct{}, 1),
+		broken: make(chan struct{}),
+	}
+	p.out = s
+	p.e.wg.Add(2)
+	go s.writeLoop()
+	go s.readLoop()
+	return s, nil
+}
+
+func (p *peer) send(ctx context.Context, to, from actor.PID, msg any, done func(error)) error {
+	s, err := p.stream(ctx)
+	if err != nil {
+		return fmt.Errorf("send to %v: %w", to, err)
+	}
+	return s.send(ctx, to, from, msg, done)
+}
+
+func (p *peer) close() {
+	p.mu.Lock()
+	p.closed = true
+	s := p.out
+	p.mu.Unlock()
+	if s != nil {
+		s.fail(ErrClosed)
+	}
+}
+
+// outStream is one client-side Messages stream: envelopes go out in batches,
+// credits and acknowledgements come back.
+type outStream struct {
+	p      *peer
+	cs     grpc.ClientStream
+	cancel context.CancelFunc
+	wake   chan struct{} // signals the writer; capacity 1
+	broken chan struct{} // closed by fail
+
+	mu    sync.Mutex
+	enc   Encoder
+	buf   []byte              // records waiting for the writer
+	links map[string]*outLink // by target actor ID
+	space chan struct{}       // closed when the writer takes buf; nil if nobody waits
+	err   error               // why the stream failed
+}
+
+// outLink is the sender's view of one target actor on one stream.
+type outLink struct {
+	target  string
+	w       credit.Window
+	opened  bool
+	seq     uint64
+	gone    error         // set when the receiver reported the target gone
+	credit  chan struct{} // closed when credit arrives; nil if nobody waits
+	pending []func(error) // completion of each in-flight message, in order; nil entries for untracked sends
+}
+
+func (s *outStream) isBroken() bool {
+	select {
+	case <-s.broken:
+		return true
+	default:
+		return false
+	}
+}
+
+func (s *outStream) signal() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (s *outStream) send(ctx context.Context, to, from actor.PID, msg any, done func(error)) error {
+	maxMsg := s.p.e.cfg.maxMessageSize
+	s.mu.Lock()
+	for {
+		if s.err != nil {
+			s.mu.Unlock()
+			return fmt.Errorf("send to %v: %w", to, s.err)
+		}
+		if len(s.buf) < s.p.e.cfg.maxBatchBytes {
+			break
+		}
+		if s.space == nil {
+			s.space = make(chan struct{})
+		}
+		space := s.space
+		s.mu.Unlock()
+		if err := s.wait(ctx, space); err != nil {
+			return fmt.Errorf("send to %v: %w", to, err)
+		}
+		s.mu.Lock()
+	}
+	l := s.links[to.ID]
+	if l == nil {
+		l = &outLink{target: to.ID}
+		s.links[to.ID] = l
+	}
+	for l.gone != nil || !l.w.TryTake() {
+		if l.gone != nil {
+			err := l.gone
+			delete(s.links, to.ID) // a later send asks again: the actor may be back
+			s.mu.Unlock()
+			return fmt.Errorf("send to %v: %w", to, err)
+		}
+		if s.err != nil {
+			s.mu.Unlock()
+			return fmt.Errorf("send to %v: %w", to, s.err)
+		}
+		if !l.opened {
+			l.opened = true
+			s.buf = wire.AppendOpen(s.buf, to.ID)
+			s.signal()
+		}
+		if l.credit == nil {
+			l.credit = make(chan struct{})
+		}
+		ch := l.credit
+		s.mu.Unlock()
+		if err := s.wait(ctx, ch); err != nil {
+			return fmt.Errorf("send to %v: %w", to, err)
+		}
+		s.mu.Lock()
+	}
+	start := len(s.buf)
+	l.seq++
+	var mark int
+	s.buf, mark = wire.BeginEnvelope(s.buf, to.ID, from.Node, from.ID, l.seq, 0)
+	var err error
+	s.buf, err = s.enc.Encode(s.buf, msg)
+	if err == nil && len(s.buf)-mark > maxMsg {
+		err = fmt.Errorf("%w: %T encodes to %d bytes, limit %d", ErrTooLarge, msg, len(s.buf)-mark, maxMsg)
+		if r, ok := s.enc.(resetter); ok {
+			r.Reset() // the discarded bytes may have carried codec state
+		}
+	}
+	if err != nil {
+		s.buf = s.buf[:start]
+		l.seq--
+		_ = l.w.Untake()
+		s.mu.Unlock()
+		s.p.e.stats.failed.Add(1)
+		return fmt.Errorf("send to %v: %w", to, err)
+	}
+	wire.EndEnvelope(s.buf, mark)
+	l.pending = append(l.pending, done)
+	s.mu.Unlock()
+	s.p.e.stats.sent.Add(1)
+	s.signal()
+	return nil
+}
+
+func (s *outStream) wait(ctx context.Context, ch <-chan struct{}) error {
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s.broken:
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.err
+	}
+}
+
+// writeLoop sends whatever is queued as one frame per gRPC message. A lone
+// message goes out at once; messages queued while a send is in progress go
+// together in the next frame.
+func (s *outStream) writeLoop() {
+	defer s.p.e.wg.Done()
+	for {
+		select {
+		case <-s.wake:
+		case <-s.broken:
+			return
+		}
+		s.mu.Lock()
+		buf := s.buf
+		s.buf = nil // gRPC may read a sent frame after SendMsg returns: never reuse it
+		if s.space != nil {
+			close(s.space)
+			s.space = nil
+		}
+		s.mu.Unlock()
+		if len(buf) == 0 {
+			continue
+		}
+		if err := s.cs.SendMsg(&rawcodec.Frame{Data: buf}); err != nil {
+			s.fail(fmt.Errorf("%w: send to %s: %v", ErrNodeLost, s.p.addr, err))
+			return
+		}
+	}
+}
+
+// readLoop applies the receiver's credits, acknowledgements and refusals.
+func (s *outStream) readLoop() {
+	defer s.p.e.wg.Done()
+	var frame rawcodec.Frame
+	var rec wire.Record
+	var r wire.Reader
+	var completions []completion
+	for {
+		if err := s.cs.RecvMsg(&frame); err != nil {
+			if errors.Is(err, io.EOF) {
+				err = errors.New("stream closed by peer")
+			}
+			s.fail(fmt.Errorf("%w: %s: %v", ErrNodeLost, s.p.addr, err))
+			return
+		}
+		r.Reset(frame.Data)
+		completions = completions[:0]
+		s.mu.Lock()
+		var perr error
+		for perr == nil {
+			if err := r.Next(&rec); err != nil {
+				if !errors.Is(err, io.EOF) {
+					perr = err
+				}
+				break
+			}
+			perr = s.apply(&rec, &completions)
+		}
+		s.mu.Unlock()
+		for _, c := range completions {
+			s.p.e.stats.complete(c.err)
+			if c.done != nil {
+				c.done(c.err)
+			}
+		}
+		if perr != nil {
+			s.p.e.log.Warn("bad frame from peer; closing stream", zap.String("peer", s.p.addr), zap.Error(perr))
+			s.fail(fmt.Errorf("%w: %s: %v", ErrProtocol, s.p.addr, perr))
+			return
+		}
+	}
+}
+
+type completion struct {
+	done func(error)
+	err  error
+}
+
+// apply handles one record from the receiver; s.mu is held.
+func (s *outStream) apply(rec *wire.Record, out *[]completion) error {
+	if s.err != nil {
+		return nil // failed: every pending message was already failed
+	}
+	l := s.links[string(rec.Target)]
+	if l == nil {
+		return fmt.Errorf("%s for unknown target %q", rec.Kind, rec.Target)
+	}
+	switch rec.Kind {
+	case wire.KindGrant:
+		l.w.Grant(rec.N)
+		l.wakeSenders()
+	case wire.KindAccepted:
+		if err := l.w.Resolve(rec.N); err != nil {
+			return err
+		}
+		for _, done := range l.pending[:rec.N] {
+			*out = append(*out, completion{done: done})
+		}
+		l.pending = l.pending[rec.N:]
+		l.wakeSenders()
+	case wire.KindRejected:
+		if err := l.w.Resolve(1); err != nil {
+			return err
+		}
+		*out = append(*out, completion{done: l.pending[0], err: refusalError(rec.Code, string(rec.Reason))})
+		l.pending = l.pending[1:]
+		l.wakeSenders()
+	case wire.KindGone:
+		err := refusalError(rec.Code, string(rec.Reason))
+		for _, done := range l.pending {
+			*out = append(*out, completion{done: done, err: err})
+		}
+		l.pending = nil
+		l.gone = err
+		l.wakeSenders()
+	default:
+		return fmt.Errorf("unexpected %s record", rec.Kind)
+	}
+	return nil
+}
+
+func (l *outLink) wakeSenders() {
+	if l.credit != nil {
+		close(l.credit)
+		l.credit = nil
+	}
+}
+
+// fail ends the stream: every message in flight on it fails with err, and
+// senders waiting for credit or space return err. The next send to the peer
+// opens a new stream.
+func (s *outStream) fail(err error) {
+	s.mu.Lock()
+	if s.err != nil {
+		s.mu.Unlock()
+		return
+	}
+	s.err = err
+	var failed []func(error)
+	n := 0
+	for _, l := range s.links {
+		failed = append(failed, l.pending...)
+		n += len(l.pending)
+		l.pending = nil
+	}
+	close(s.broken)
+	s.mu.Unlock()
+	s.cancel()
+	for _, done := range failed {
+		s.p.e.stats.complete(err)
+		if done != nil {
+			done(err)
+		}
+	}
+	if n > 0 {
+		s.p.e.log.Debug("stream failed with messages in flight",
+			zap.String("peer", s.p.addr), zap.Int("in_flight", n), zap.Error(err))
+	}
+}
