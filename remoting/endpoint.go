@@ -10,11 +10,10 @@ import (
 
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/dchan-io/dchan/actor"
 	"github.com/dchan-io/dchan/remoting/internal/rawcodec"
+	"github.com/dchan-io/dchan/remoting/internal/security"
 )
 
 // grpcMaxMessage bounds one gRPC message: a batch of envelopes, a Raft
@@ -37,6 +36,7 @@ type Endpoint struct {
 	cfg    config
 	log    *zap.Logger
 	codec  Codec
+	guard  *security.Guard
 	lis    net.Listener
 	server *grpc.Server
 
@@ -76,6 +76,15 @@ func New(sys *actor.System, opts ...Option) (*Endpoint, error) {
 		}
 		codec = gc
 	}
+	guard, err := security.New(security.Config{
+		ServerTLS: cfg.serverTLS,
+		ClientTLS: cfg.clientTLS,
+		Token:     cfg.token,
+		Logger:    cfg.logger.Named("remoting"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidOption, err)
+	}
 	lis, err := net.Listen("tcp", cfg.listenAddr)
 	if err != nil {
 		return nil, fmt.Errorf("remoting: listen on %s: %w", cfg.listenAddr, err)
@@ -86,22 +95,21 @@ func New(sys *actor.System, opts ...Option) (*Endpoint, error) {
 		cfg:     cfg,
 		log:     cfg.logger.Named("remoting"),
 		codec:   codec,
+		guard:   guard,
 		lis:     lis,
 		ctx:     ctx,
 		cancel:  cancel,
 		peers:   make(map[string]*peer),
 		inbound: make(map[*inStream]struct{}),
 	}
-	serverOpts := []grpc.ServerOption{
+	// The guard's options come first: its token check must run before any
+	// other interceptor and before every handler, Raft's included.
+	serverOpts := append(guard.ServerOptions(),
 		rawcodec.ServerOption(),
 		grpc.MaxRecvMsgSize(grpcMaxMessage),
 		grpc.MaxSendMsgSize(grpcMaxMessage),
 		grpc.WaitForHandlers(true),
-	}
-	if cfg.serverTLS != nil {
-		serverOpts = append(serverOpts, grpc.Creds(credentials.NewTLS(cfg.serverTLS)))
-	}
-	serverOpts = append(serverOpts, e.authOptions()...)
+	)
 	e.server = grpc.NewServer(serverOpts...)
 	e.server.RegisterService(&grpc.ServiceDesc{
 		ServiceName: serviceName,
@@ -163,15 +171,12 @@ func (e *Endpoint) peer(addr string) (*peer, error) {
 	if p, ok := e.peers[addr]; ok {
 		return p, nil
 	}
-	creds := insecure.NewCredentials()
-	if e.cfg.clientTLS != nil {
-		creds = credentials.NewTLS(e.cfg.clientTLS)
-	}
-	dialOpts := []grpc.DialOption{
-		grpc.WithTransportCredentials(creds),
+	dialOpts := append(e.guard.DialOptions(),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(grpcMaxMessage), grpc.MaxCallSendMsgSize(grpcMaxMessage)),
+	)
+	if e.cfg.dialer != nil {
+		dialOpts = append(dialOpts, grpc.WithContextDialer(e.cfg.dialer))
 	}
-	dialOpts = append(dialOpts, e.authDialOptions()...)
 	conn, err := grpc.NewClient(addr, dialOpts...)
 	if err != nil {
 		return nil, fmt.Errorf("remoting: dial %s: %w", addr, err)

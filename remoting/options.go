@@ -1,8 +1,10 @@
 package remoting
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
+	"net"
 
 	"go.uber.org/zap"
 )
@@ -54,6 +56,7 @@ type config struct {
 	maxMessageSize int
 	maxWindow      int
 	maxBatchBytes  int
+	dialer         func(ctx context.Context, addr string) (net.Conn, error)
 }
 
 func defaultConfig() config {
@@ -78,8 +81,6 @@ func (c *config) validate() error {
 		return fmt.Errorf("%w: max window %d must be positive", ErrInvalidOption, c.maxWindow)
 	case c.maxBatchBytes < 1:
 		return fmt.Errorf("%w: max batch bytes %d must be positive", ErrInvalidOption, c.maxBatchBytes)
-	case (c.serverTLS == nil) != (c.clientTLS == nil):
-		return fmt.Errorf("%w: TLS needs both a server and a client config", ErrInvalidOption)
 	}
 	return nil
 }
@@ -116,3 +117,9 @@ func WithMaxMessageSize(n int) Option { return optionFunc(func(c *config) { c.ma
 // WithMaxWindow bounds the credits one link may hold (default
 // DefaultMaxWindow).
 func WithMaxWindow(n int) Option { return optionFunc(func(c *config) { c.maxWindow = n }) }
+
+// WithDialer replaces how connections to peers are dialled (default: TCP).
+// Fault tests route peers through a proxy with it; TLS still runs on top.
+func WithDialer(dial func(ctx context.Context, addr string) (net.Conn, error)) Option {
+	return optionFunc(func(c *config) { c.dialer = dial })
+}

@@ -48,7 +48,7 @@ func (p *peer) stream(ctx context.Context) (*outStream, error) {
 	cs, err := p.conn.NewStream(sctx, &messagesStreamDesc, messagesMethod, rawcodec.CallOption())
 	if err != nil {
 		cancel()
-		return nil, fmt.Errorf("%w: open stream to %s: %v", ErrNodeLost, p.addr, err)
+		return nil, fmt.Errorf("%w: open stream to %s: %w", ErrNodeLost, p.addr, err)
 	}
 	s := &outStream{
 		p:      p,
@@ -244,7 +244,7 @@ func (s *outStream) writeLoop() {
 			continue
 		}
 		if err := s.cs.SendMsg(&rawcodec.Frame{Data: buf}); err != nil {
-			s.fail(fmt.Errorf("%w: send to %s: %v", ErrNodeLost, s.p.addr, err))
+			s.fail(fmt.Errorf("%w: send to %s: %w", ErrNodeLost, s.p.addr, err))
 			return
 		}
 	}
@@ -262,7 +262,7 @@ func (s *outStream) readLoop() {
 			if errors.Is(err, io.EOF) {
 				err = errors.New("stream closed by peer")
 			}
-			s.fail(fmt.Errorf("%w: %s: %v", ErrNodeLost, s.p.addr, err))
+			s.fail(fmt.Errorf("%w: %s: %w", ErrNodeLost, s.p.addr, err))
 			return
 		}
 		r.Reset(frame.Data)

@@ -1,0 +1,160 @@
+package remoting
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
+
+	"github.com/dchan-io/dchan/actor"
+	"github.com/dchan-io/dchan/remoting/internal/raftrpc"
+)
+
+// countFSM counts applied entries.
+type countFSM struct {
+	mu sync.Mutex
+	n  int
+}
+
+func (f *countFSM) Apply(*raft.Log) any {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.n++
+	return f.n
+}
+
+func (f *countFSM) applied() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.n
+}
+
+func (f *countFSM) Snapshot() (raft.FSMSnapshot, error) { return noSnapshot{}, nil }
+func (f *countFSM) Restore(rc io.ReadCloser) error     { return rc.Close() }
+
+type noSnapshot struct{}
+
+func (noSnapshot) Persist(s raft.SnapshotSink) error { return s.Close() }
+func (noSnapshot) Release()                          {}
+
+type raftMember struct {
+	*node
+	raft  *raft.Raft
+	trans *raftrpc.Transport
+	fsm   *countFSM
+}
+
+// TestRaftOverEndpoint runs hashicorp/raft over the Endpoint's own gRPC
+// server and per-peer connections: the same port and connection that carry
+// actor messages.
+func TestRaftOverEndpoint(t *testing.T) {
+	resolver := StaticResolver{}
+	members := make([]*raftMember, 3)
+	for i := range members {
+		name := fmt.Sprintf("r%d", i+1)
+		sys, err := actor.NewSystem(actor.WithNode(name))
+		require.NoError(t, err)
+		ep, err := New(sys, WithResolver(resolver))
+		require.NoError(t, err)
+		trans, err := raftrpc.New(raftrpc.Config{
+			LocalAddr: raft.ServerAddress(ep.Addr()),
+			Conn: func(_ context.Context, target raft.ServerAddress) (grpc.ClientConnInterface, error) {
+				return ep.Conn(string(target))
+			},
+		})
+		require.NoError(t, err)
+		trans.Register(ep.Registrar())
+		require.NoError(t, ep.Start())
+		resolver[name] = ep.Addr()
+		members[i] = &raftMember{node: &node{name: name, sys: sys, ep: ep}, trans: trans, fsm: &countFSM{}}
+	}
+	var servers []raft.Server
+	for _, m := range members {
+		servers = append(servers, raft.Server{ID: raft.ServerID(m.name), Address: raft.ServerAddress(m.ep.Addr())})
+	}
+	for _, m := range members {
+		cfg := raft.DefaultConfig()
+		cfg.LocalID = raft.ServerID(m.name)
+		cfg.HeartbeatTimeout = 200 * time.Millisecond
+		cfg.ElectionTimeout = 200 * time.Millisecond
+		cfg.LeaderLeaseTimeout = 100 * time.Millisecond
+		cfg.Logger = hclog.NewNullLogger()
+		store := raft.NewInmemStore()
+		r, err := raft.NewRaft(cfg, m.fsm, store, store, raft.NewInmemSnapshotStore(), m.trans)
+		require.NoError(t, err)
+		m.raft = r
+		require.NoError(t, r.BootstrapCluster(raft.Configuration{Servers: servers}).Error())
+	}
+	stop := func(m *raftMember) {
+		require.NoError(t, m.raft.Shutdown().Error())
+		require.NoError(t, m.trans.Close())
+		m.node.stop(t)
+	}
+	defer func() {
+		for _, m := range members {
+			if m != nil {
+				stop(m)
+			}
+		}
+	}()
+
+	leader := waitRaftLeader(t, members)
+	for i := 0; i < 1000; i++ {
+		leader.raft.Apply([]byte{byte(i)}, 0) // pipelined; checked below
+	}
+	require.NoError(t, leader.raft.Barrier(10*time.Second).Error())
+	waitApplied(t, members, 1000)
+
+	// Lose the leader: the other two elect a new one and go on.
+	for i, m := range members {
+		if m == leader {
+			stop(m)
+			members[i] = nil
+		}
+	}
+	var rest []*raftMember
+	for _, m := range members {
+		if m != nil {
+			rest = append(rest, m)
+		}
+	}
+	leader = waitRaftLeader(t, rest)
+	for i := 0; i < 100; i++ {
+		require.NoError(t, leader.raft.Apply([]byte{byte(i)}, 5*time.Second).Error())
+	}
+	waitApplied(t, rest, 1100)
+}
+
+func waitRaftLeader(t *testing.T, members []*raftMember) *raftMember {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, m := range members {
+			if m.raft.State() == raft.Leader {
+				return m
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatal("no leader elected")
+	return nil
+}
+
+func waitApplied(t *testing.T, members []*raftMember, n int) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		for _, m := range members {
+			if m.fsm.applied() < n {
+				return false
+			}
+		}
+		return true
+	}, 10*time.Second, 10*time.Millisecond)
+}
