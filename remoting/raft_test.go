@@ -37,7 +37,7 @@ func (f *countFSM) applied() int {
 }
 
 func (f *countFSM) Snapshot() (raft.FSMSnapshot, error) { return noSnapshot{}, nil }
-func (f *countFSM) Restore(rc io.ReadCloser) error     { return rc.Close() }
+func (f *countFSM) Restore(rc io.ReadCloser) error      { return rc.Close() }
 
 type noSnapshot struct{}
 

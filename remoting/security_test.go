@@ -92,4 +92,3 @@ func TestWrongCAIsRefused(t *testing.T) {
 	require.NoError(t, member.sys.Send(context.Background(), target, item{From: "a", Seq: 1}))
 	s.waitCount(t, 1)
 }
-
