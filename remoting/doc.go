@@ -1,5 +1,41 @@
 // Package remoting moves actor messages between dchan nodes over gRPC.
 //
+// An Endpoint is a node's network presence: one gRPC server on one listen
+// address, and one client connection per peer address. Actor messages and
+// Raft (package raftrpc, registered through Registrar) share both: there is
+// no second port and no connection per channel or actor. gRPC re-dials a
+// broken connection with exponential backoff.
+//
+//	ep, err := remoting.New(sys, remoting.WithListenAddr("127.0.0.1:0"), remoting.WithResolver(r))
+//	sys.SetRemote(ep)      // sends to other nodes' PIDs now go through ep
+//	err = ep.Start()       // serve; ep.Addr() is the bound address
+//	defer ep.Close()
+//
+// # Streams
+//
+// Each Endpoint opens one long-lived Messages stream per peer. A sender
+// encodes its message straight into the stream's pending frame under the
+// stream's lock, so encode errors return to the caller at once and the
+// order of sends is the order on the wire. A writer goroutine takes
+// everything pending into one gRPC message: a lone message leaves at once
+// (there is no timer), messages that queue up while a send is in progress
+// travel together. Records are framed by package internal/wire.
+//
+// # Flow control
+//
+// Credit is per link: one stream, one target actor. The first message to a
+// target asks for credit; the receiver grants the target's free mailbox
+// space (at least 1, at most WithMaxWindow). Each message takes one credit;
+// with none left the sender blocks, honouring its ctx. The receiver returns
+// credit only when a message is accepted into the mailbox: if the mailbox
+// is full, the message waits in the link's overflow queue (never longer than
+// the window) and a deliverer goroutine pushes it when space frees. So a slow
+// receiver stops its senders and nothing buffers without bound. Credit
+// returns travel back on the same stream and double as acknowledgements:
+// SendTracked's callback reports acceptance, a refusal (actor.ErrNotFound,
+// actor.ErrStopped — sentinels survive the wire) or ErrNodeLost. Messages
+// are never resent: delivery is at most once.
+//
 // # Codecs
 //
 // A Codec turns message values into bytes and back. Each stream between two
@@ -7,6 +43,24 @@
 // order and may keep state across them. GobCodec, the default, keeps one
 // gob encoder and decoder per stream, so a type's description crosses the
 // wire once per stream rather than once per message. A value that cannot
-// be encoded fails alone with ErrEncode; bytes that cannot be decoded fail
+// be encoded fails alone with ErrEncode; a value over the maximum message
+// size fails alone with ErrTooLarge; bytes that cannot be decoded fail
 // their stream with ErrDecode, and only that stream is reopened.
+//
+// # Security
+//
+// WithTLS secures every connection (mutual TLS when the server config
+// requires client certificates); WithToken makes every RPC and stream carry
+// a shared secret, checked before any handler runs, Raft's included. A peer
+// failing either is refused with codes.Unauthenticated and logged.
+//
+// # Goroutines
+//
+//   - the gRPC server's, started by Start and stopped by Close;
+//   - per outgoing stream: a writer and a reader, ended when the stream
+//     fails or the Endpoint closes (Close waits for them);
+//   - per incoming stream: gRPC's handler goroutine, a writer for credits,
+//     and one deliverer per link while its overflow is not empty; the
+//     handler waits for the others before it returns, and Close waits for
+//     every handler.
 package remoting
