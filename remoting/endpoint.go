@@ -8,10 +8,12 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashicorp/raft"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 
 	"github.com/dchan-io/dchan/actor"
+	"github.com/dchan-io/dchan/remoting/internal/raftrpc"
 	"github.com/dchan-io/dchan/remoting/internal/rawcodec"
 	"github.com/dchan-io/dchan/remoting/internal/security"
 )
@@ -37,6 +39,7 @@ type Endpoint struct {
 	log    *zap.Logger
 	codec  Codec
 	guard  *security.Guard
+	raft   *raftrpc.Transport
 	lis    net.Listener
 	server *grpc.Server
 
@@ -111,6 +114,19 @@ func New(sys *actor.System, opts ...Option) (*Endpoint, error) {
 		grpc.WaitForHandlers(true),
 	)
 	e.server = grpc.NewServer(serverOpts...)
+	e.raft, err = raftrpc.New(raftrpc.Config{
+		LocalAddr: raft.ServerAddress(lis.Addr().String()),
+		Conn: func(_ context.Context, target raft.ServerAddress) (grpc.ClientConnInterface, error) {
+			return e.Conn(string(target))
+		},
+		Logger: cfg.logger.Named("remoting"),
+	})
+	if err != nil {
+		_ = lis.Close()
+		cancel()
+		return nil, err
+	}
+	e.raft.Register(e.server)
 	e.server.RegisterService(&grpc.ServiceDesc{
 		ServiceName: serviceName,
 		HandlerType: (*any)(nil),
@@ -126,6 +142,11 @@ func New(sys *actor.System, opts ...Option) (*Endpoint, error) {
 
 // Addr returns the bound listen address.
 func (e *Endpoint) Addr() string { return e.lis.Addr().String() }
+
+// RaftTransport returns the hashicorp/raft transport that runs over this
+// endpoint's server and peer connections. Its address is Addr. The
+// registry drives Raft with it; Close closes it.
+func (e *Endpoint) RaftTransport() raft.Transport { return e.raft }
 
 // Registrar returns the gRPC server for registering further services (the
 // Raft transport) before Start.
@@ -240,6 +261,7 @@ func (e *Endpoint) Shutdown(ctx context.Context) error {
 	e.mu.Unlock()
 
 	e.cancel()
+	_ = e.raft.Close()
 	for _, p := range peers {
 		p.close()
 	}

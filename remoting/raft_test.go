@@ -1,7 +1,6 @@
 package remoting
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"sync"
@@ -11,10 +10,8 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	"github.com/stretchr/testify/require"
-	"google.golang.org/grpc"
 
 	"github.com/dchan-io/dchan/actor"
-	"github.com/dchan-io/dchan/remoting/internal/raftrpc"
 )
 
 // countFSM counts applied entries.
@@ -47,7 +44,7 @@ func (noSnapshot) Release()                          {}
 type raftMember struct {
 	*node
 	raft  *raft.Raft
-	trans *raftrpc.Transport
+	trans raft.Transport
 	fsm   *countFSM
 }
 
@@ -63,14 +60,7 @@ func TestRaftOverEndpoint(t *testing.T) {
 		require.NoError(t, err)
 		ep, err := New(sys, WithResolver(resolver))
 		require.NoError(t, err)
-		trans, err := raftrpc.New(raftrpc.Config{
-			LocalAddr: raft.ServerAddress(ep.Addr()),
-			Conn: func(_ context.Context, target raft.ServerAddress) (grpc.ClientConnInterface, error) {
-				return ep.Conn(string(target))
-			},
-		})
-		require.NoError(t, err)
-		trans.Register(ep.Registrar())
+		trans := ep.RaftTransport()
 		require.NoError(t, ep.Start())
 		resolver[name] = ep.Addr()
 		members[i] = &raftMember{node: &node{name: name, sys: sys, ep: ep}, trans: trans, fsm: &countFSM{}}
@@ -94,7 +84,6 @@ func TestRaftOverEndpoint(t *testing.T) {
 	}
 	stop := func(m *raftMember) {
 		require.NoError(t, m.raft.Shutdown().Error())
-		require.NoError(t, m.trans.Close())
 		m.node.stop(t)
 	}
 	defer func() {

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/raft"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap/zaptest"
@@ -91,4 +92,19 @@ func TestWrongCAIsRefused(t *testing.T) {
 	member := startNode(t, "a", StaticResolver{"b": b.ep.Addr()}, WithTLS(srvA, cliA))
 	require.NoError(t, member.sys.Send(context.Background(), target, item{From: "a", Seq: 1}))
 	s.waitCount(t, 1)
+}
+
+func TestMissingTokenNeverReachesRaft(t *testing.T) {
+	b := startNode(t, "b", StaticResolver{}, WithToken("s3cret"))
+	stranger := startNode(t, "x", StaticResolver{})
+	var resp raft.RequestVoteResponse
+	err := stranger.ep.RaftTransport().RequestVote("b", raft.ServerAddress(b.ep.Addr()),
+		&raft.RequestVoteRequest{RPCHeader: raft.RPCHeader{ID: []byte("x"), Addr: []byte(stranger.ep.Addr())}, Term: 99}, &resp)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "Unauthenticated")
+	select {
+	case rpc := <-b.ep.RaftTransport().Consumer():
+		t.Fatalf("a refused peer's RPC reached Raft: %T", rpc.Command)
+	case <-time.After(50 * time.Millisecond):
+	}
 }
