@@ -15,7 +15,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/dchan-io/dchan/remoting/internal/rawcodec"
+	"github.com/dchan-io/dchan/internal/rawcodec"
 )
 
 // The raw baselines: plain gRPC over loopback with a hand-written service

@@ -13,8 +13,8 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/dchan-io/dchan/actor"
+	"github.com/dchan-io/dchan/internal/rawcodec"
 	"github.com/dchan-io/dchan/remoting/internal/raftrpc"
-	"github.com/dchan-io/dchan/remoting/internal/rawcodec"
 	"github.com/dchan-io/dchan/remoting/internal/security"
 )
 

@@ -12,8 +12,8 @@ import (
 	grpcpeer "google.golang.org/grpc/peer"
 
 	"github.com/dchan-io/dchan/actor"
+	"github.com/dchan-io/dchan/internal/rawcodec"
 	"github.com/dchan-io/dchan/remoting/internal/credit"
-	"github.com/dchan-io/dchan/remoting/internal/rawcodec"
 	"github.com/dchan-io/dchan/remoting/internal/wire"
 )
 

@@ -11,8 +11,8 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/dchan-io/dchan/actor"
+	"github.com/dchan-io/dchan/internal/rawcodec"
 	"github.com/dchan-io/dchan/remoting/internal/credit"
-	"github.com/dchan-io/dchan/remoting/internal/rawcodec"
 	"github.com/dchan-io/dchan/remoting/internal/wire"
 )
 

@@ -12,7 +12,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/dchan-io/dchan/remoting/internal/rawcodec"
+	"github.com/dchan-io/dchan/internal/rawcodec"
 )
 
 // connCache stands in for the remoting layer: one shared client connection

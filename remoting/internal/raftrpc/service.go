@@ -9,7 +9,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/dchan-io/dchan/remoting/internal/rawcodec"
+	"github.com/dchan-io/dchan/internal/rawcodec"
 )
 
 // serviceName is the gRPC service every node registers.

@@ -13,7 +13,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/dchan-io/dchan/remoting/internal/rawcodec"
+	"github.com/dchan-io/dchan/internal/rawcodec"
 )
 
 // InstallSnapshot streams a snapshot to target: one header frame with

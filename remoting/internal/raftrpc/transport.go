@@ -14,7 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/dchan-io/dchan/remoting/internal/rawcodec"
+	"github.com/dchan-io/dchan/internal/rawcodec"
 )
 
 // Transport is a raft.Transport over gRPC. Create it with New, register it

@@ -18,8 +18,8 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 	"google.golang.org/grpc"
 
+	"github.com/dchan-io/dchan/internal/rawcodec"
 	"github.com/dchan-io/dchan/internal/testcerts"
-	"github.com/dchan-io/dchan/remoting/internal/rawcodec"
 )
 
 // The probe service: one unary and one bidi stream method, hand-written
