@@ -1,0 +1,282 @@
+package registry
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/dchan-io/dchan/actor"
+	"github.com/dchan-io/dchan/remoting"
+)
+
+const clusterWait = 15 * time.Second
+
+// testNode is one registry replica with its own actor system and endpoint.
+type testNode struct {
+	id   string
+	dir  string
+	sys  *actor.System
+	ep   *remoting.Endpoint
+	reg  *Registry
+	addr string
+	down atomic.Bool
+}
+
+// fast timings keep elections and expiry short on a loaded 2-core machine.
+func fastOptions() []Option {
+	return []Option{WithTimeouts(150*time.Millisecond, 300*time.Millisecond), WithExpireAfter(time.Second)}
+}
+
+// startTestNode starts a node joining through peers (none: bootstrap).
+func startTestNode(t *testing.T, id, listen, dir string, peers []string, opts ...Option) *testNode {
+	t.Helper()
+	n, err := tryStartTestNode(t, id, listen, dir, peers, opts...)
+	require.NoError(t, err)
+	return n
+}
+
+func tryStartTestNode(t *testing.T, id, listen, dir string, peers []string, opts ...Option) (*testNode, error) {
+	t.Helper()
+	log := zaptest.NewLogger(t)
+	sys, err := actor.NewSystem(actor.WithNode(id), actor.WithLogger(log))
+	require.NoError(t, err)
+	if listen == "" {
+		listen = "127.0.0.1:0"
+	}
+	n := &testNode{id: id, dir: dir, sys: sys}
+	all := append([]Option{WithNodeID(id), WithLogger(log), WithPeers(peers...)}, fastOptions()...)
+	if dir != "" {
+		all = append(all, WithDataDir(dir))
+	}
+	all = append(all, opts...)
+	var reg *Registry
+	ep, err := remoting.New(sys, remoting.WithListenAddr(listen), remoting.WithLogger(log),
+		remoting.WithResolver(resolverFunc(func(node string) (string, error) { return reg.Resolve(node) })))
+	require.NoError(t, err)
+	reg, err = New(ep, all...)
+	require.NoError(t, err)
+	require.NoError(t, ep.Start())
+	n.ep, n.reg, n.addr = ep, reg, ep.Addr()
+	ctx, cancel := context.WithTimeout(context.Background(), clusterWait)
+	defer cancel()
+	if err := reg.Start(ctx); err != nil {
+		n.kill()
+		return nil, err
+	}
+	t.Cleanup(n.kill)
+	return n, nil
+}
+
+type resolverFunc func(string) (string, error)
+
+func (f resolverFunc) Resolve(node string) (string, error) { return f(node) }
+
+// kill stops the node without leaving: to the others it has died.
+func (n *testNode) kill() {
+	if n.down.Swap(true) {
+		return
+	}
+	_ = n.reg.Close()
+	_ = n.ep.Close()
+	_ = n.sys.Shutdown(context.Background())
+}
+
+func waitLeaderOf(t *testing.T, nodes ...*testNode) *testNode {
+	t.Helper()
+	var leader *testNode
+	require.Eventually(t, func() bool {
+		for _, n := range nodes {
+			if !n.down.Load() && n.reg.raft.State() == raft.Leader {
+				leader = n
+				return true
+			}
+		}
+		return false
+	}, clusterWait, 10*time.Millisecond, "no leader")
+	return leader
+}
+
+func startCluster(t *testing.T, size int, opts ...Option) []*testNode {
+	t.Helper()
+	first := startTestNode(t, "n1", "", "", nil, opts...)
+	nodes := []*testNode{first}
+	for i := 2; i <= size; i++ {
+		// Join through the most recent node: a follower forwards to the leader.
+		nodes = append(nodes, startTestNode(t, fmt.Sprintf("n%d", i), "", "", []string{nodes[len(nodes)-1].addr}, opts...))
+	}
+	return nodes
+}
+
+func ctxWithin(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// waitReceivers waits until every live node's replica lists want receivers.
+func waitReceivers(t *testing.T, name string, want int, nodes ...*testNode) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		for _, n := range nodes {
+			if !n.down.Load() && len(n.reg.Lookup(name)) != want {
+				return false
+			}
+		}
+		return true
+	}, clusterWait, 10*time.Millisecond, "receivers of %q never became %d", name, want)
+}
+
+func TestBootstrapAndJoinThroughAFollower(t *testing.T) {
+	nodes := startCluster(t, 3)
+	for _, n := range nodes {
+		require.Eventually(t, func() bool { return len(n.reg.State().Members()) == 3 },
+			clusterWait, 10*time.Millisecond, "node %s sees every member", n.id)
+	}
+	// A write from a follower is forwarded to the leader.
+	leader := waitLeaderOf(t, nodes...)
+	var follower *testNode
+	for _, n := range nodes {
+		if n != leader {
+			follower = n
+		}
+	}
+	require.NoError(t, follower.reg.Register(ctxWithin(t, clusterWait), "orders", "$1", Queue))
+	waitReceivers(t, "orders", 1, nodes...)
+	rs, err := leader.reg.LookupLinearizable(ctxWithin(t, clusterWait), "orders")
+	require.NoError(t, err)
+	require.Len(t, rs, 1)
+	assert.Equal(t, follower.id, rs[0].Node)
+	rs, err = follower.reg.LookupLinearizable(ctxWithin(t, clusterWait), "orders")
+	require.NoError(t, err)
+	assert.Len(t, rs, 1)
+}
+
+func TestLeaderKilledNewLeaderAndWritesResume(t *testing.T) {
+	nodes := startCluster(t, 3)
+	leader := waitLeaderOf(t, nodes...)
+	leader.kill()
+	var rest []*testNode
+	for _, n := range nodes {
+		if n != leader {
+			rest = append(rest, n)
+		}
+	}
+	newLeader := waitLeaderOf(t, rest...)
+	assert.NotEqual(t, leader.id, newLeader.id)
+	require.NoError(t, rest[0].reg.Register(ctxWithin(t, clusterWait), "after", "$2", Queue))
+	waitReceivers(t, "after", 1, rest...)
+}
+
+func TestKilledNodesNamesExpire(t *testing.T) {
+	nodes := startCluster(t, 3)
+	leader := waitLeaderOf(t, nodes...)
+	var victim *testNode
+	for _, n := range nodes {
+		if n != leader {
+			victim = n
+			break
+		}
+	}
+	require.NoError(t, victim.reg.Register(ctxWithin(t, clusterWait), "jobs", "$9", Queue))
+	waitReceivers(t, "jobs", 1, nodes...)
+	watch, stop := leader.reg.Watch("jobs")
+	defer stop()
+	victim.kill()
+	select {
+	case <-watch:
+	case <-time.After(clusterWait):
+		t.Fatal("watchers of the name were never told")
+	}
+	waitReceivers(t, "jobs", 0, nodes...)
+	m, ok := leader.reg.State().Member(victim.id)
+	require.True(t, ok)
+	assert.Equal(t, Expired, m.Status)
+}
+
+func TestRestartWithDataDirKeepsStateAndClearsOldIncarnation(t *testing.T) {
+	dirs := []string{t.TempDir(), t.TempDir(), t.TempDir()}
+	n1 := startTestNode(t, "n1", "", dirs[0], nil)
+	n2 := startTestNode(t, "n2", "", dirs[1], []string{n1.addr})
+	n3 := startTestNode(t, "n3", "", dirs[2], []string{n1.addr})
+	require.NoError(t, n1.reg.Register(ctxWithin(t, clusterWait), "keep", "$1", Queue))
+	require.NoError(t, n3.reg.Register(ctxWithin(t, clusterWait), "old", "$7", Queue))
+	waitReceivers(t, "old", 1, n1, n2, n3)
+
+	addr := n3.addr
+	n3.kill()
+	// Restart on the same address and data dir before the grace expires it.
+	n3b := startTestNode(t, "n3", addr, dirs[2], []string{n1.addr})
+	assert.Greater(t, n3b.reg.Incarnation(), n3.reg.Incarnation())
+	waitReceivers(t, "old", 0, n1, n2, n3b)
+	waitReceivers(t, "keep", 1, n1, n2, n3b)
+	m, ok := n3b.reg.State().Member("n3")
+	require.True(t, ok)
+	assert.Equal(t, Alive, m.Status)
+	assert.Equal(t, n3b.reg.Incarnation(), m.Incarnation)
+}
+
+func TestSixthNodeJoinsAsNonVoterAndIsPromotedWhenAVoterLeaves(t *testing.T) {
+	nodes := startCluster(t, 6)
+	leader := waitLeaderOf(t, nodes...)
+	suffrage := func() (voters, nonvoters []string) {
+		cf := leader.reg.raft.GetConfiguration()
+		require.NoError(t, cf.Error())
+		for _, s := range cf.Configuration().Servers {
+			if s.Suffrage == raft.Voter {
+				voters = append(voters, string(s.ID))
+			} else {
+				nonvoters = append(nonvoters, string(s.ID))
+			}
+		}
+		return
+	}
+	voters, nonvoters := suffrage()
+	require.Len(t, voters, 5)
+	require.Equal(t, []string{"n6"}, nonvoters)
+	m, _ := leader.reg.State().Member("n6")
+	assert.False(t, m.Voter)
+
+	var leaving *testNode
+	for _, n := range nodes {
+		if n != leader && n.id != "n6" {
+			leaving = n
+			break
+		}
+	}
+	require.NoError(t, leaving.reg.Leave(ctxWithin(t, clusterWait)))
+	leaving.kill()
+	require.Eventually(t, func() bool {
+		v, nv := suffrage()
+		return len(v) == 5 && len(nv) == 0
+	}, clusterWait, 20*time.Millisecond, "n6 was not promoted")
+	require.Eventually(t, func() bool {
+		m, _ := leader.reg.State().Member("n6")
+		return m.Voter
+	}, clusterWait, 20*time.Millisecond)
+	_, stillMember := leader.reg.State().Member(leaving.id)
+	assert.False(t, stillMember, "a node that left is no member")
+}
+
+func TestMinorityRefusesWrites(t *testing.T) {
+	nodes := startCluster(t, 3)
+	leader := waitLeaderOf(t, nodes...)
+	// Kill the two others: the leader is now a minority of one.
+	for _, n := range nodes {
+		if n != leader {
+			n.kill()
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	err := leader.reg.Register(ctx, "never", "$1", Queue)
+	require.ErrorIs(t, err, ErrUnavailable)
+	assert.ErrorIs(t, err, context.DeadlineExceeded)
+	assert.Empty(t, leader.reg.Lookup("never"), "a refused write is never visible")
+}

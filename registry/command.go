@@ -1,0 +1,279 @@
+package registry
+
+import "fmt"
+
+// Field bounds. Commands and snapshots that exceed them are refused.
+const (
+	MaxNameLen = 1024 // bytes in a name
+	MaxIDLen   = 256  // bytes in a node ID or an actor ID
+	MaxAddrLen = 512  // bytes in a member's address
+)
+
+// Command is one change to the registry: Join, Leave, Register,
+// Unregister, ExpireNode or SetVoter (as values, not pointers). The set is
+// closed: other implementations are refused with ErrInvalidCommand.
+type Command interface {
+	command()
+}
+
+// Join adds a member or rejoins it under a new incarnation. Member.Status
+// is ignored: a joined member is Alive.
+type Join struct {
+	Member Member
+}
+
+// Leave removes a member and all its receivers. Incarnation 0 matches any
+// incarnation; otherwise it must be the member's current one, so that a
+// delayed Leave of a previous run cannot remove the node's new run.
+type Leave struct {
+	Node        string
+	Incarnation uint64
+}
+
+// Register adds Receiver under Name.
+type Register struct {
+	Name     string
+	Receiver Receiver
+}
+
+// Unregister removes the receiver (Node, ActorID) from Name. Incarnation 0
+// matches any incarnation; otherwise only a receiver registered by that
+// incarnation is removed, so that a delayed Unregister of a previous run
+// cannot remove a receiver the new run registered under the same actor ID.
+type Unregister struct {
+	Name        string
+	Node        string
+	ActorID     string
+	Incarnation uint64
+}
+
+// ExpireNode declares the incarnation Incarnation of Node dead (failure
+// detection): the member becomes Expired and its receivers are removed.
+type ExpireNode struct {
+	Node        string
+	Incarnation uint64
+}
+
+// SetVoter records that Node became a voter (promotion) or a non-voter.
+type SetVoter struct {
+	Node  string
+	Voter bool
+}
+
+func (Join) command()       {}
+func (Leave) command()      {}
+func (Register) command()   {}
+func (Unregister) command() {}
+func (ExpireNode) command() {}
+func (SetVoter) command()   {}
+
+func checkString(what, s string, max int) error {
+	switch {
+	case s == "":
+		return fmt.Errorf("%w: empty %s", ErrInvalidCommand, what)
+	case len(s) > max:
+		return fmt.Errorf("%w: %s of %d bytes, over %d", ErrInvalidCommand, what, len(s), max)
+	}
+	return nil
+}
+
+func checkIncarnation(inc uint64) error {
+	if inc == 0 {
+		return fmt.Errorf("%w: incarnation 0", ErrInvalidCommand)
+	}
+	return nil
+}
+
+func firstErr(errs ...error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c Join) validate() error {
+	return firstErr(
+		checkString("node ID", c.Member.ID, MaxIDLen),
+		checkString("address", c.Member.Addr, MaxAddrLen),
+		checkIncarnation(c.Member.Incarnation),
+	)
+}
+
+func (c Leave) validate() error { return checkString("node ID", c.Node, MaxIDLen) }
+
+func (c Register) validate() error {
+	err := firstErr(
+		checkString("name", c.Name, MaxNameLen),
+		checkString("node ID", c.Receiver.Node, MaxIDLen),
+		checkString("actor ID", c.Receiver.ActorID, MaxIDLen),
+		checkIncarnation(c.Receiver.Incarnation),
+	)
+	if err == nil && c.Receiver.Mode > Broadcast {
+		err = fmt.Errorf("%w: %v", ErrInvalidCommand, c.Receiver.Mode)
+	}
+	return err
+}
+
+func (c Unregister) validate() error {
+	return firstErr(
+		checkString("name", c.Name, MaxNameLen),
+		checkString("node ID", c.Node, MaxIDLen),
+		checkString("actor ID", c.ActorID, MaxIDLen),
+	)
+}
+
+func (c ExpireNode) validate() error {
+	return firstErr(checkString("node ID", c.Node, MaxIDLen), checkIncarnation(c.Incarnation))
+}
+
+func (c SetVoter) validate() error { return checkString("node ID", c.Node, MaxIDLen) }
+
+// Wire format of a command (one Raft log entry's Data):
+//
+//	format byte (commandFormat) | kind byte | fields of the kind
+//
+// Strings are a uvarint length and the bytes, integers uvarints, bools and
+// modes one byte (0 or 1). A change of any layout gets a new format byte or
+// a new kind, so an old node fails with ErrUnsupportedVersion instead of
+// misreading an entry.
+const commandFormat byte = 1
+
+const (
+	kindJoin byte = iota + 1
+	kindLeave
+	kindRegister
+	kindUnregister
+	kindExpireNode
+	kindSetVoter
+)
+
+// EncodeCommand returns the log entry encoding of c. It refuses, with
+// ErrInvalidCommand, a command that Apply would refuse as invalid, so such
+// commands never reach the log.
+func EncodeCommand(c Command) ([]byte, error) {
+	var err error
+	switch c := c.(type) {
+	case Join:
+		err = c.validate()
+	case Leave:
+		err = c.validate()
+	case Register:
+		err = c.validate()
+	case Unregister:
+		err = c.validate()
+	case ExpireNode:
+		err = c.validate()
+	case SetVoter:
+		err = c.validate()
+	default:
+		err = fmt.Errorf("%w: command type %T", ErrInvalidCommand, c)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return appendCommand(nil, c), nil
+}
+
+// appendCommand encodes c without validating it. c is one of the six
+// command types.
+func appendCommand(b []byte, c Command) []byte {
+	w := writer{b: b}
+	w.byte(commandFormat)
+	switch c := c.(type) {
+	case Join:
+		w.byte(kindJoin)
+		w.str(c.Member.ID)
+		w.str(c.Member.Addr)
+		w.uvarint(c.Member.Incarnation)
+		w.bool(c.Member.Voter)
+	case Leave:
+		w.byte(kindLeave)
+		w.str(c.Node)
+		w.uvarint(c.Incarnation)
+	case Register:
+		w.byte(kindRegister)
+		w.str(c.Name)
+		w.str(c.Receiver.Node)
+		w.str(c.Receiver.ActorID)
+		w.byte(byte(c.Receiver.Mode))
+		w.uvarint(c.Receiver.Incarnation)
+	case Unregister:
+		w.byte(kindUnregister)
+		w.str(c.Name)
+		w.str(c.Node)
+		w.str(c.ActorID)
+		w.uvarint(c.Incarnation)
+	case ExpireNode:
+		w.byte(kindExpireNode)
+		w.str(c.Node)
+		w.uvarint(c.Incarnation)
+	case SetVoter:
+		w.byte(kindSetVoter)
+		w.str(c.Node)
+		w.bool(c.Voter)
+	}
+	return w.b
+}
+
+// DecodeCommand decodes a command that EncodeCommand encoded. It never
+// panics: bytes that are not a command fail with ErrMalformed, an unknown
+// format or kind with ErrUnsupportedVersion. Field bounds are checked;
+// semantic checks (empty fields, incarnation 0) are left to Apply.
+func DecodeCommand(b []byte) (Command, error) {
+	r := reader{b: b, bad: ErrMalformed}
+	if f := r.byte(); r.err == nil && f != commandFormat {
+		return nil, fmt.Errorf("%w: command format %d", ErrUnsupportedVersion, f)
+	}
+	kind := r.byte()
+	if r.err != nil {
+		return nil, r.err
+	}
+	var c Command
+	switch kind {
+	case kindJoin:
+		var m Member
+		m.ID = r.str("node ID", MaxIDLen)
+		m.Addr = r.str("address", MaxAddrLen)
+		m.Incarnation = r.uvarint()
+		m.Voter = r.bool()
+		c = Join{Member: m}
+	case kindLeave:
+		c = Leave{Node: r.str("node ID", MaxIDLen), Incarnation: r.uvarint()}
+	case kindRegister:
+		var x Register
+		x.Name = r.str("name", MaxNameLen)
+		x.Receiver.Node = r.str("node ID", MaxIDLen)
+		x.Receiver.ActorID = r.str("actor ID", MaxIDLen)
+		x.Receiver.Mode = r.mode()
+		x.Receiver.Incarnation = r.uvarint()
+		c = x
+	case kindUnregister:
+		var x Unregister
+		x.Name = r.str("name", MaxNameLen)
+		x.Node = r.str("node ID", MaxIDLen)
+		x.ActorID = r.str("actor ID", MaxIDLen)
+		x.Incarnation = r.uvarint()
+		c = x
+	case kindExpireNode:
+		c = ExpireNode{Node: r.str("node ID", MaxIDLen), Incarnation: r.uvarint()}
+	case kindSetVoter:
+		c = SetVoter{Node: r.str("node ID", MaxIDLen), Voter: r.bool()}
+	default:
+		return nil, fmt.Errorf("%w: command kind %d", ErrUnsupportedVersion, kind)
+	}
+	r.end()
+	if r.err != nil {
+		return nil, r.err
+	}
+	return c, nil
+}
+
+func (r *reader) mode() Mode {
+	m := Mode(r.byte())
+	if m > Broadcast {
+		r.fail("bad mode %d", m)
+	}
+	return m
+}

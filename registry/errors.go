@@ -1,0 +1,59 @@
+package registry
+
+import "errors"
+
+// Refusals: Apply returns one of these (wrapped with context) in
+// Result.Err and leaves the state unchanged apart from its version. Every
+// replica refuses the same commands, so a refusal is deterministic too.
+var (
+	// ErrInvalidCommand: a command has an empty, over-long or out-of-range
+	// field (see MaxNameLen, MaxIDLen, MaxAddrLen), an incarnation of 0
+	// where one is required, or is not one of this package's command types.
+	// EncodeCommand refuses such commands before they reach the log.
+	ErrInvalidCommand = errors.New("registry: invalid command")
+	// ErrUnknownMember: the command names a node that is not a member.
+	ErrUnknownMember = errors.New("registry: unknown member")
+	// ErrMemberExpired: the node was declared dead (ExpireNode) and has not
+	// rejoined with a higher incarnation since.
+	ErrMemberExpired = errors.New("registry: member expired")
+	// ErrStaleIncarnation: the command carries an incarnation that is not the
+	// member's current one, usually a write from a previous run of the node
+	// that arrived after its restart. Such writes never change the state, so
+	// a name can never come back from a previous incarnation.
+	ErrStaleIncarnation = errors.New("registry: stale incarnation")
+)
+
+// Decoding errors.
+var (
+	// ErrMalformed: bytes that do not decode to a command: truncated,
+	// over-long fields, invalid enum bytes, trailing bytes.
+	ErrMalformed = errors.New("registry: malformed command")
+	// ErrUnsupportedVersion: the command's format byte or kind is unknown
+	// to this build. In a committed log entry this means a newer node wrote
+	// it: this replica can no longer follow the log and must be upgraded.
+	// The Raft wiring should treat it as fatal rather than skip the entry,
+	// or this replica's state would diverge from the others'.
+	ErrUnsupportedVersion = errors.New("registry: unsupported command version")
+	// ErrCorruptSnapshot: a snapshot that fails its checksum, does not
+	// decode, is of an unknown format, or violates the registry's
+	// invariants. Restore leaves the current state in place.
+	ErrCorruptSnapshot = errors.New("registry: corrupt snapshot")
+)
+
+// Errors of the running registry.
+var (
+	// ErrInvalidOption: an option had a value out of range.
+	ErrInvalidOption = errors.New("registry: invalid option")
+	// ErrUnavailable: no leader could commit the write (no quorum, no leader
+	// elected, leader unreachable) before ctx ended. The write may or may
+	// not have been applied; it was never reported as done.
+	ErrUnavailable = errors.New("registry: unavailable")
+	// ErrClosed: the registry is closed.
+	ErrClosed = errors.New("registry: closed")
+	// ErrDataDir: the data directory cannot be used (locked by another
+	// process, corrupt log).
+	ErrDataDir = errors.New("registry: data directory unusable")
+	// errNotLeader is internal: it is retried by forwarding and never
+	// returned to a caller.
+	errNotLeader = errors.New("registry: not the leader")
+)

@@ -1,0 +1,146 @@
+package registry
+
+import (
+	"fmt"
+	"hash/maphash"
+	"io"
+	"sync"
+	"sync/atomic"
+
+	"github.com/hashicorp/raft"
+)
+
+// FSM is the registry's Raft state machine. It holds the current State
+// behind an atomic pointer: Current is one atomic load, so reads from the
+// local replica never wait for Apply, and Apply never waits for readers.
+//
+// FSM implements raft.FSM and raft.BatchingFSM. It starts no goroutine and
+// holds no resources; it needs no closing.
+type FSM struct {
+	seed    maphash.Seed // hash layout of every State this FSM makes
+	state   atomic.Pointer[State]
+	mu      sync.Mutex // serializes Apply, ApplyBatch and Restore
+	watches watchSet
+}
+
+var (
+	_ raft.FSM         = (*FSM)(nil)
+	_ raft.BatchingFSM = (*FSM)(nil)
+)
+
+// NewFSM returns an FSM holding the empty registry at version 0.
+func NewFSM() *FSM {
+	f := &FSM{seed: maphash.MakeSeed()}
+	f.state.Store(&State{seed: f.seed})
+	return f
+}
+
+// Current returns the latest applied State. It takes no lock and allocates
+// nothing; the State it returns never changes.
+func (f *FSM) Current() *State { return f.state.Load() }
+
+// Apply decodes and applies one committed log entry, publishes the new
+// State, then signals the watchers of what changed. It returns the entry's
+// Result (a Result value, also when the entry does not decode: then
+// Result.Err wraps ErrMalformed or ErrUnsupportedVersion). Raft hands it
+// back through ApplyFuture.Response:
+//
+//	res := future.Response().(registry.Result)
+func (f *FSM) Apply(l *raft.Log) any {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	next, res := apply(f.state.Load(), l)
+	f.state.Store(next)
+	f.watches.notify(res)
+	return res
+}
+
+// ApplyBatch applies a batch of committed entries, publishes the final
+// State once, then signals watchers. Entries other than commands
+// (configuration changes) are skipped with a nil response and do not
+// advance the version, as with Apply, which Raft never calls for them.
+func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]any, len(logs))
+	s := f.state.Load()
+	results := make([]Result, 0, len(logs))
+	for i, l := range logs {
+		if l == nil || l.Type != raft.LogCommand {
+			continue
+		}
+		var res Result
+		s, res = apply(s, l)
+		out[i] = res
+		results = append(results, res)
+	}
+	f.state.Store(s)
+	for _, res := range results {
+		f.watches.notify(res)
+	}
+	return out
+}
+
+func apply(s *State, l *raft.Log) (*State, Result) {
+	if l == nil {
+		return s, Result{Err: fmt.Errorf("%w: nil log entry", ErrInvalidCommand)}
+	}
+	cmd, err := DecodeCommand(l.Data)
+	if err != nil {
+		return s.successor(l.Index), Result{Err: fmt.Errorf("entry %d: %w", l.Index, err)}
+	}
+	return s.Apply(l.Index, cmd)
+}
+
+// Snapshot captures the current State. It copies nothing: the State is
+// immutable, and Persist encodes it while Apply goes on.
+func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
+	return &fsmSnapshot{state: f.Current()}, nil
+}
+
+// Restore replaces the state with the snapshot read from rc, closes rc, and
+// signals every watcher. A snapshot that fails to decode or to verify
+// returns an error wrapping ErrCorruptSnapshot and leaves the state as it
+// was.
+func (f *FSM) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	s, err := readSnapshot(rc, f.seed)
+	if err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.state.Store(s)
+	f.watches.notifyAll()
+	return nil
+}
+
+// Watch subscribes to changes of the receivers of name. The returned
+// channel receives a signal after each Apply (or Restore) that changed
+// them, once the new State is visible through Current. Signals coalesce:
+// the channel has a buffer of one and a signal that finds it full is
+// dropped, so a slow watcher never blocks Apply and costs constant memory.
+// Subscribe first, then read Current, then wait for the next signal:
+//
+//	ch, cancel := fsm.Watch("orders")
+//	defer cancel()
+//	for {
+//		route(fsm.Current().Receivers("orders"))
+//		select {
+//		case <-ch:
+//		case <-ctx.Done():
+//			return
+//		}
+//	}
+//
+// cancel removes the subscription; it is idempotent and does not close the
+// channel.
+func (f *FSM) Watch(name string) (<-chan struct{}, func()) {
+	return f.watches.add(name, false)
+}
+
+// WatchAll is Watch for any change: of any name's receivers or of the
+// member table (a join, a new address, an expiry, a promotion).
+func (f *FSM) WatchAll() (<-chan struct{}, func()) {
+	return f.watches.add("", true)
+}

@@ -1,0 +1,392 @@
+package registry_test
+
+import (
+	"bytes"
+	"errors"
+	"reflect"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/dchan-io/dchan/registry"
+)
+
+// sampleFSM returns an FSM that applied a few commands of every kind.
+func sampleFSM(t testing.TB) *registry.FSM {
+	t.Helper()
+	f := registry.NewFSM()
+	cmds := []registry.Command{
+		join("n1", 1), join("n2", 1), join("n3", 4),
+		registry.SetVoter{Node: "n1", Voter: true},
+		register("a", queue("n1", "x", 1)),
+		register("a", broadcast("n2", "x", 1)),
+		register("b", queue("n3", "y", 4)),
+		register("c", queue("n3", "z", 4)),
+		registry.ExpireNode{Node: "n3", Incarnation: 4},
+		register("d", queue("n2", "w", 1)),
+	}
+	for i, c := range cmds {
+		if res := f.Apply(logEntry(t, uint64(i+1), c)).(registry.Result); res.Err != nil {
+			t.Fatalf("%#v: %v", c, res.Err)
+		}
+	}
+	return f
+}
+
+func TestFSMApply(t *testing.T) {
+	f := sampleFSM(t)
+	s := f.Current()
+	if s.Version() != 10 {
+		t.Fatalf("version = %d", s.Version())
+	}
+	if got := s.Names(); !reflect.DeepEqual(got, []string{"a", "d"}) {
+		t.Fatalf("names = %q", got)
+	}
+	m, ok := s.Member("n3")
+	if !ok || m.Status != registry.Expired {
+		t.Fatalf("n3 = %+v, %v", m, ok)
+	}
+}
+
+func TestFSMApplyGarbage(t *testing.T) {
+	f := sampleFSM(t)
+	before := observe(f.Current())
+	for i, data := range [][]byte{nil, {0xff}, {1, 99}, {1, 3, 200}} {
+		index := before.Version + uint64(i) + 1
+		res, ok := f.Apply(raftLog{index, data}.log()).(registry.Result)
+		if !ok || res.Err == nil || res.Changed() {
+			t.Fatalf("Apply(%x) = %+v", data, res)
+		}
+		if !errors.Is(res.Err, registry.ErrMalformed) && !errors.Is(res.Err, registry.ErrUnsupportedVersion) {
+			t.Fatalf("Apply(%x): %v", data, res.Err)
+		}
+		want := before
+		want.Version = index
+		if got := observe(f.Current()); !reflect.DeepEqual(got, want) {
+			t.Fatalf("state changed:\n got %+v\nwant %+v", got, want)
+		}
+	}
+	if res := f.Apply(nil).(registry.Result); !errors.Is(res.Err, registry.ErrInvalidCommand) {
+		t.Fatalf("Apply(nil) = %v", res.Err)
+	}
+}
+
+func TestFSMApplyBatch(t *testing.T) {
+	cmds := []registry.Command{
+		join("n1", 1), register("a", queue("n1", "x", 1)),
+		register("b", queue("n9", "x", 1)), // refused
+		join("n1", 2),
+	}
+	one := registry.NewFSM()
+	batched := registry.NewFSM()
+	var logs []*raft.Log
+	var want []any
+	for i, c := range cmds {
+		l := logEntry(t, uint64(2*i+1), c)
+		want = append(want, one.Apply(l))
+		logs = append(logs, l, &raft.Log{Index: uint64(2*i + 2), Type: raft.LogConfiguration})
+		want = append(want, nil)
+	}
+	ch, cancel := batched.Watch("a")
+	defer cancel()
+	got := batched.ApplyBatch(logs)
+	if len(got) != len(want) {
+		t.Fatalf("%d responses for %d logs", len(got), len(logs))
+	}
+	for i := range got {
+		g, _ := got[i].(registry.Result)
+		w, _ := want[i].(registry.Result)
+		if (got[i] == nil) != (want[i] == nil) || errString(g.Err) != errString(w.Err) ||
+			!reflect.DeepEqual(g.Names, w.Names) || g.Members != w.Members {
+			t.Errorf("response %d = %#v, want %#v", i, got[i], want[i])
+		}
+	}
+	if !reflect.DeepEqual(observe(one.Current()), observe(batched.Current())) {
+		t.Fatalf("batched state differs:\n%+v\n%+v", observe(batched.Current()), observe(one.Current()))
+	}
+	select {
+	case <-ch:
+	default:
+		t.Fatal("watcher of a not signalled by the batch")
+	}
+}
+
+func TestSnapshotRestore(t *testing.T) {
+	f := sampleFSM(t)
+	b := snapshot(t, f)
+
+	g := registry.NewFSM() // another seed: another layout
+	g.Apply(logEntry(t, 1, join("old", 1)))
+	if err := restore(g, b); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := observe(g.Current()), observe(f.Current()); !reflect.DeepEqual(got, want) {
+		t.Fatalf("restored:\n got %+v\nwant %+v", got, want)
+	}
+	if !bytes.Equal(snapshot(t, g), b) {
+		t.Fatal("snapshot of the restored state differs from the original")
+	}
+	// The restored FSM goes on like the original.
+	next := logEntry(t, 11, register("a", queue("n1", "q", 1)))
+	f.Apply(next)
+	g.Apply(next)
+	if !reflect.DeepEqual(observe(g.Current()), observe(f.Current())) {
+		t.Fatal("diverged after restore")
+	}
+
+	// The empty state round-trips too.
+	e := registry.NewFSM()
+	if err := restore(e, snapshot(t, registry.NewFSM())); err != nil {
+		t.Fatal(err)
+	}
+	if v := observe(e.Current()); v.Version != 0 || len(v.Members) != 0 || len(v.Names) != 0 {
+		t.Fatalf("restored empty: %+v", v)
+	}
+}
+
+// A snapshot holds the state it was taken at, whatever is applied later.
+func TestSnapshotIsPointInTime(t *testing.T) {
+	f := sampleFSM(t)
+	want := observe(f.Current())
+	snap, err := f.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer snap.Release()
+	f.Apply(logEntry(t, 11, registry.Leave{Node: "n1"}))
+	var sink memSink
+	if err := snap.Persist(&sink); err != nil {
+		t.Fatal(err)
+	}
+	g := registry.NewFSM()
+	if err := restore(g, sink.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	if got := observe(g.Current()); !reflect.DeepEqual(got, want) {
+		t.Fatalf("got %+v\nwant %+v", got, want)
+	}
+}
+
+func TestRestoreCorrupt(t *testing.T) {
+	good := snapshot(t, sampleFSM(t))
+	check := func(t *testing.T, name string, b []byte) {
+		t.Helper()
+		f := sampleFSM(t)
+		before := observe(f.Current())
+		err := restore(f, b)
+		if !errors.Is(err, registry.ErrCorruptSnapshot) {
+			t.Fatalf("%s: Restore = %v, want ErrCorruptSnapshot", name, err)
+		}
+		if got := observe(f.Current()); !reflect.DeepEqual(got, before) {
+			t.Fatalf("%s: a failed Restore changed the state", name)
+		}
+	}
+	t.Run("truncated", func(t *testing.T) {
+		for n := range len(good) {
+			check(t, "prefix", good[:n])
+		}
+	})
+	t.Run("bit flips", func(t *testing.T) {
+		for i := range good {
+			for _, bit := range []byte{0x01, 0x80} {
+				b := bytes.Clone(good)
+				b[i] ^= bit
+				check(t, "flip", b)
+			}
+		}
+	})
+	t.Run("trailing", func(t *testing.T) { check(t, "trailing", append(bytes.Clone(good), 0)) })
+	t.Run("garbage", func(t *testing.T) { check(t, "garbage", bytes.Repeat([]byte{0xff}, 64)) })
+	t.Run("read error", func(t *testing.T) {
+		f := registry.NewFSM()
+		err := f.Restore(errReader{})
+		if !errors.Is(err, registry.ErrCorruptSnapshot) {
+			t.Fatalf("Restore = %v", err)
+		}
+	})
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+type errReader struct{}
+
+func (errReader) Read([]byte) (int, error) { return 0, errors.New("disk on fire") }
+func (errReader) Close() error             { return nil }
+
+type failSink struct{ memSink }
+
+func (s *failSink) Write([]byte) (int, error) { return 0, errors.New("disk full") }
+
+func TestPersistError(t *testing.T) {
+	snap, err := sampleFSM(t).Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer snap.Release()
+	var sink failSink
+	if err := snap.Persist(&sink); err == nil || !sink.cancelled || sink.closed {
+		t.Fatalf("Persist = %v, cancelled=%v closed=%v", err, sink.cancelled, sink.closed)
+	}
+}
+
+// Readers run lock-free against a writer (meaningful under -race).
+func TestConcurrentReads(t *testing.T) {
+	f := registry.NewFSM()
+	f.Apply(logEntry(t, 1, join("n1", 1)))
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				s := f.Current()
+				for _, r := range s.Receivers("a") {
+					if r.Node != "n1" {
+						t.Errorf("bad receiver %+v", r)
+						return
+					}
+				}
+				_ = s.Names()
+				_, _ = s.Member("n1")
+			}
+		})
+	}
+	for i := uint64(2); i < 2000; i += 2 {
+		f.Apply(logEntry(t, i, register("a", queue("n1", "x"+itoa(int(i)), 1))))
+		f.Apply(logEntry(t, i+1, registry.Unregister{Name: "b", Node: "n1", ActorID: "x"}))
+	}
+	close(stop)
+	wg.Wait()
+}
+
+// Watching
+
+func signalled(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+func TestWatch(t *testing.T) {
+	f := registry.NewFSM()
+	f.Apply(logEntry(t, 1, join("n1", 1)))
+	a, cancelA := f.Watch("a")
+	defer cancelA()
+	a2, cancelA2 := f.Watch("a")
+	defer cancelA2()
+	b, cancelB := f.Watch("b")
+	defer cancelB()
+	all, cancelAll := f.WatchAll()
+	defer cancelAll()
+
+	f.Apply(logEntry(t, 2, register("a", queue("n1", "x", 1))))
+	if !signalled(a) || !signalled(a2) || !signalled(all) {
+		t.Fatal("watchers of a not signalled")
+	}
+	if signalled(b) {
+		t.Fatal("watcher of b signalled by a change of a")
+	}
+
+	// No-ops and refusals signal nobody.
+	f.Apply(logEntry(t, 3, register("a", queue("n1", "x", 1))))
+	f.Apply(logEntry(t, 4, register("b", queue("n9", "x", 1))))
+	f.Apply(logEntry(t, 5, registry.Unregister{Name: "b", Node: "n1", ActorID: "x"}))
+	if signalled(a) || signalled(b) || signalled(all) {
+		t.Fatal("signalled without a change")
+	}
+
+	// Member changes signal WatchAll only.
+	f.Apply(logEntry(t, 6, join("n2", 1)))
+	if !signalled(all) || signalled(a) {
+		t.Fatal("member change: wrong watchers signalled")
+	}
+
+	// Removing a node signals the names it had receivers under.
+	f.Apply(logEntry(t, 7, registry.ExpireNode{Node: "n1", Incarnation: 1}))
+	if !signalled(a) || signalled(b) || !signalled(all) {
+		t.Fatal("expiry: wrong watchers signalled")
+	}
+
+	// Cancelled watchers hear nothing; cancel is idempotent.
+	cancelA()
+	cancelA()
+	f.Apply(logEntry(t, 8, register("a", queue("n2", "x", 1))))
+	if signalled(a) || !signalled(a2) {
+		t.Fatal("cancel did not stop the watcher, or stopped another")
+	}
+
+	// Restore signals everyone.
+	g := sampleFSM(t)
+	if err := restore(f, snapshot(t, g)); err != nil {
+		t.Fatal(err)
+	}
+	if !signalled(a2) || !signalled(b) || !signalled(all) {
+		t.Fatal("Restore did not signal every watcher")
+	}
+}
+
+// A watcher that never reads does not slow Apply, and holds one signal.
+func TestWatchSlowWatcher(t *testing.T) {
+	f := registry.NewFSM()
+	f.Apply(logEntry(t, 1, join("n1", 1)))
+	ch, cancel := f.Watch("a")
+	defer cancel()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := uint64(2); i < 2002; i++ {
+			f.Apply(logEntry(t, i, register("a", queue("n1", "x"+itoa(int(i)), 1))))
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Apply blocked on a watcher that does not read")
+	}
+	if len(ch) != 1 {
+		t.Fatalf("%d pending signals, want 1", len(ch))
+	}
+}
+
+// The state a watcher reads after a signal already has the change.
+func TestWatchSeesNewState(t *testing.T) {
+	f := registry.NewFSM()
+	f.Apply(logEntry(t, 1, join("n1", 1)))
+	ch, cancel := f.Watch("a")
+	defer cancel()
+	const n = 200
+	got := make(chan int, 1)
+	go func() {
+		seen := 0
+		for seen < n {
+			<-ch
+			seen = len(f.Current().Receivers("a"))
+		}
+		got <- seen
+	}()
+	for i := range n {
+		f.Apply(logEntry(t, uint64(i+2), register("a", queue("n1", "x"+itoa(i), 1))))
+	}
+	select {
+	case s := <-got:
+		if s != n {
+			t.Fatalf("watcher saw %d receivers, want %d", s, n)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("watcher missed the last change")
+	}
+}

@@ -1,0 +1,155 @@
+package registry
+
+import (
+	"context"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"go.uber.org/zap"
+)
+
+// watchHealth is the leader's failure detector. It uses Raft's own
+// heartbeats: the leader's replication reports FailedHeartbeatObservation
+// for a peer it cannot reach and ResumedHeartbeatObservation when it can
+// again. A member unreachable for longer than the expiry grace is expired
+// (its receivers removed) and taken out of the Raft configuration; a
+// healthy non-voter is promoted when voters are missing; servers whose
+// member left are removed. It runs on every node and acts only while the
+// node leads.
+func (r *Registry) watchHealth() {
+	defer r.wg.Done()
+	rf, err := r.raftNode()
+	if err != nil {
+		return
+	}
+	obsCh := make(chan raft.Observation, 256)
+	obs := raft.NewObserver(obsCh, false, func(o *raft.Observation) bool {
+		switch o.Data.(type) {
+		case raft.FailedHeartbeatObservation, raft.ResumedHeartbeatObservation:
+			return true
+		}
+		return false
+	})
+	rf.RegisterObserver(obs)
+	defer rf.DeregisterObserver(obs)
+
+	failing := make(map[raft.ServerID]time.Time) // since when a peer is unreachable
+	orphans := make(map[raft.ServerID]time.Time) // since when a server has no live member
+	tick := time.NewTicker(r.cfg.heartbeatTimeout / 2)
+	defer tick.Stop()
+	for {
+		select {
+		case <-r.ctx.Done():
+			return
+		case o := <-obsCh:
+			switch d := o.Data.(type) {
+			case raft.FailedHeartbeatObservation:
+				if _, ok := failing[d.PeerID]; !ok {
+					since := d.LastContact
+					if since.IsZero() {
+						since = time.Now()
+					}
+					failing[d.PeerID] = since
+				}
+			case raft.ResumedHeartbeatObservation:
+				delete(failing, d.PeerID)
+			}
+		case <-tick.C:
+			if rf.State() != raft.Leader {
+				clear(failing)
+				clear(orphans)
+				continue
+			}
+			r.reconcile(rf, failing, orphans)
+		}
+	}
+}
+
+func (r *Registry) reconcile(rf *raft.Raft, failing, orphans map[raft.ServerID]time.Time) {
+	cf := rf.GetConfiguration()
+	if cf.Error() != nil {
+		return
+	}
+	servers := cf.Configuration().Servers
+	state := r.fsm.Current()
+	ctx, cancel := context.WithTimeout(r.ctx, r.cfg.expireAfter)
+	defer cancel()
+	now := time.Now()
+
+	voters := 0
+	for _, s := range servers {
+		if s.Suffrage == raft.Voter {
+			voters++
+		}
+	}
+	for _, s := range servers {
+		if string(s.ID) == r.cfg.nodeID {
+			continue
+		}
+		m, known := state.Member(string(s.ID))
+		since, down := failing[s.ID]
+		switch {
+		case known && m.Status == Alive && down && now.Sub(since) > r.cfg.expireAfter:
+			r.log.Info("expiring unreachable member", zap.String("node", m.ID), zap.Duration("unreachable", now.Sub(since)))
+			data, err := EncodeCommand(ExpireNode{Node: m.ID, Incarnation: m.Incarnation})
+			if err == nil {
+				err = r.applyLocal(ctx, rf, data)
+			}
+			if err != nil {
+				r.log.Warn("expire failed", zap.String("node", m.ID), zap.Error(err))
+				continue
+			}
+			r.removeServer(rf, s, &voters)
+			delete(failing, s.ID)
+		case !known || m.Status != Alive:
+			// The member left or was expired (or is joining: its Join is
+			// committed right after AddVoter, so wait a grace first).
+			first, seen := orphans[s.ID]
+			if !seen {
+				orphans[s.ID] = now
+				continue
+			}
+			if now.Sub(first) > r.cfg.expireAfter {
+				r.removeServer(rf, s, &voters)
+				delete(orphans, s.ID)
+			}
+		default:
+			delete(orphans, s.ID)
+		}
+	}
+	if voters >= r.cfg.maxVoters {
+		return
+	}
+	// Promote healthy non-voters while voters are missing.
+	for _, s := range servers {
+		if voters >= r.cfg.maxVoters {
+			return
+		}
+		if s.Suffrage != raft.Nonvoter {
+			continue
+		}
+		m, known := state.Member(string(s.ID))
+		if _, down := failing[s.ID]; down || !known || m.Status != Alive {
+			continue
+		}
+		if err := rf.AddVoter(s.ID, s.Address, 0, 0).Error(); err != nil {
+			r.log.Warn("promotion failed", zap.String("node", m.ID), zap.Error(err))
+			return
+		}
+		voters++
+		r.log.Info("promoted non-voter", zap.String("node", m.ID))
+		if data, err := EncodeCommand(SetVoter{Node: m.ID, Voter: true}); err == nil {
+			_ = r.applyLocal(ctx, rf, data)
+		}
+	}
+}
+
+func (r *Registry) removeServer(rf *raft.Raft, s raft.Server, voters *int) {
+	if err := rf.RemoveServer(s.ID, 0, 0).Error(); err != nil {
+		r.log.Warn("removing server failed", zap.String("node", string(s.ID)), zap.Error(err))
+		return
+	}
+	if s.Suffrage == raft.Voter {
+		*voters--
+	}
+}

@@ -1,0 +1,511 @@
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+
+	"github.com/dchan-io/dchan/internal/rawcodec"
+)
+
+const (
+	serviceName  = "dchan.registry.v1.Registry"
+	methodApply  = "/" + serviceName + "/Apply"
+	methodJoin   = "/" + serviceName + "/Join"
+	methodLookup = "/" + serviceName + "/Lookup"
+)
+
+// Status codes of registry RPC replies; they carry sentinels across nodes.
+const (
+	stOK byte = iota
+	stNotLeader
+	stInvalid
+	stUnknownMember
+	stExpired
+	stStale
+	stOther
+)
+
+func statusOf(err error) byte {
+	switch {
+	case err == nil:
+		return stOK
+	case errors.Is(err, errNotLeader):
+		return stNotLeader
+	case errors.Is(err, ErrInvalidCommand):
+		return stInvalid
+	case errors.Is(err, ErrUnknownMember):
+		return stUnknownMember
+	case errors.Is(err, ErrMemberExpired):
+		return stExpired
+	case errors.Is(err, ErrStaleIncarnation):
+		return stStale
+	default:
+		return stOther
+	}
+}
+
+func errorOf(st byte, msg string) error {
+	var base error
+	switch st {
+	case stOK:
+		return nil
+	case stNotLeader:
+		base = errNotLeader
+	case stInvalid:
+		base = ErrInvalidCommand
+	case stUnknownMember:
+		base = ErrUnknownMember
+	case stExpired:
+		base = ErrMemberExpired
+	case stStale:
+		base = ErrStaleIncarnation
+	default:
+		return fmt.Errorf("registry: leader: %s", msg)
+	}
+	return fmt.Errorf("%w (leader: %s)", base, msg)
+}
+
+func encodeReply(err error, body []byte) []byte {
+	w := writer{b: []byte{statusOf(err)}}
+	if err != nil {
+		w.str(err.Error())
+	}
+	w.b = append(w.b, body...)
+	return w.b
+}
+
+// decodeReply returns the reply's error and the rest of its bytes.
+func decodeReply(b []byte) (error, []byte, error) {
+	r := reader{b: b, bad: ErrMalformed}
+	st := r.byte()
+	var msg string
+	if st != stOK {
+		msg = r.str("error", 4096)
+	}
+	if r.err != nil {
+		return nil, nil, r.err
+	}
+	return errorOf(st, msg), r.b, nil
+}
+
+func (r *Registry) registerService(s grpc.ServiceRegistrar) {
+	unary := func(name string, h func(ctx context.Context, req []byte) []byte) grpc.MethodDesc {
+		return grpc.MethodDesc{
+			MethodName: name,
+			Handler: func(_ any, ctx context.Context, dec func(any) error, _ grpc.UnaryServerInterceptor) (any, error) {
+				var in rawcodec.Frame
+				if err := dec(&in); err != nil {
+					return nil, err
+				}
+				return &rawcodec.Frame{Data: h(ctx, in.Data)}, nil
+			},
+		}
+	}
+	// The guard's interceptors are server-wide (chained in ServerOptions),
+	// so every method here runs only after the token check.
+	s.RegisterService(&grpc.ServiceDesc{
+		ServiceName: serviceName,
+		HandlerType: (*any)(nil),
+		Methods: []grpc.MethodDesc{
+			unary("Apply", r.serveApply),
+			unary("Join", r.serveJoin),
+			unary("Lookup", r.serveLookup),
+		},
+	}, struct{}{})
+}
+
+// call invokes a registry RPC on the node at addr.
+func (r *Registry) call(ctx context.Context, addr, method string, req []byte) ([]byte, error) {
+	conn, err := r.ep.Conn(addr)
+	if err != nil {
+		return nil, err
+	}
+	var out rawcodec.Frame
+	if err := conn.Invoke(ctx, method, &rawcodec.Frame{Data: req}, &out, rawcodec.CallOption()); err != nil {
+		return nil, err
+	}
+	return out.Data, nil
+}
+
+// leaderAddr returns the current leader's address, if one is known.
+func (r *Registry) leaderAddr() (string, bool) {
+	rf, err := r.raftNode()
+	if err != nil {
+		return "", false
+	}
+	addr, _ := rf.LeaderWithID()
+	return string(addr), addr != ""
+}
+
+// retry runs attempt against the leader until it succeeds, fails for a
+// reason other than leadership, or ctx ends.
+func (r *Registry) retry(ctx context.Context, what string, attempt func(ctx context.Context) error) error {
+	backoff := 10 * time.Millisecond
+	var last error
+	for {
+		err := attempt(ctx)
+		if err == nil {
+			return nil
+		}
+		if !retryable(err) {
+			return err
+		}
+		last = err
+		select {
+		case <-time.After(backoff):
+			backoff = min(2*backoff, 200*time.Millisecond)
+		case <-ctx.Done():
+			return fmt.Errorf("%w: %s: %w (last attempt: %v)", ErrUnavailable, what, ctx.Err(), last)
+		case <-r.ctx.Done():
+			return ErrClosed
+		}
+	}
+}
+
+func retryable(err error) bool {
+	if errors.Is(err, ErrInvalidCommand) || errors.Is(err, ErrUnknownMember) ||
+		errors.Is(err, ErrMemberExpired) || errors.Is(err, ErrStaleIncarnation) ||
+		errors.Is(err, ErrClosed) || errors.Is(err, ErrMalformed) || errors.Is(err, ErrUnsupportedVersion) {
+		return false
+	}
+	return true // not leader, no leader, leadership lost, leader unreachable
+}
+
+// applyCommand commits cmd through the leader and returns its result.
+func (r *Registry) applyCommand(ctx context.Context, cmd Command) error {
+	data, err := EncodeCommand(cmd)
+	if err != nil {
+		return err
+	}
+	return r.retry(ctx, "apply", func(ctx context.Context) error {
+		rf, err := r.raftNode()
+		if err != nil {
+			return err
+		}
+		if rf.State() == raft.Leader {
+			return r.applyLocal(ctx, rf, data)
+		}
+		addr, ok := r.leaderAddr()
+		if !ok {
+			return errNotLeader
+		}
+		reply, err := r.call(ctx, addr, methodApply, data)
+		if err != nil {
+			return err
+		}
+		rerr, _, derr := decodeReply(reply)
+		if derr != nil {
+			return derr
+		}
+		return rerr
+	})
+}
+
+// applyLocal applies data on this node, which must be the leader.
+func (r *Registry) applyLocal(ctx context.Context, rf *raft.Raft, data []byte) error {
+	var timeout time.Duration
+	if d, ok := ctx.Deadline(); ok {
+		timeout = max(time.Until(d), time.Millisecond)
+	}
+	f := rf.Apply(data, timeout)
+	if err := f.Error(); err != nil {
+		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) ||
+			errors.Is(err, raft.ErrLeadershipTransferInProgress) {
+			return fmt.Errorf("%w: %w", errNotLeader, err)
+		}
+		return err
+	}
+	res, ok := f.Response().(Result)
+	if !ok {
+		return fmt.Errorf("registry: unexpected apply response %T", f.Response())
+	}
+	return res.Err
+}
+
+func (r *Registry) serveApply(ctx context.Context, req []byte) []byte {
+	rf, err := r.raftNode()
+	if err != nil {
+		return encodeReply(err, nil)
+	}
+	if rf.State() != raft.Leader {
+		// One hop only: the caller retries with its own view of the leader.
+		return encodeReply(errNotLeader, nil)
+	}
+	if _, err := DecodeCommand(req); err != nil {
+		return encodeReply(err, nil)
+	}
+	return encodeReply(r.applyLocal(ctx, rf, req), nil)
+}
+
+// Register records a receiver of name on this node, committed through the
+// leader. It returns once the write is committed, or fails with
+// ErrUnavailable once ctx ends without a commit.
+func (r *Registry) Register(ctx context.Context, name, actorID string, mode Mode) error {
+	return r.applyCommand(ctx, Register{Name: name, Receiver: Receiver{
+		Node: r.cfg.nodeID, ActorID: actorID, Mode: mode, Incarnation: r.incarnation,
+	}})
+}
+
+// Unregister removes this node's receiver actorID from name.
+func (r *Registry) Unregister(ctx context.Context, name, actorID string) error {
+	return r.applyCommand(ctx, Unregister{Name: name, Node: r.cfg.nodeID, ActorID: actorID, Incarnation: r.incarnation})
+}
+
+// join asks the leader (reached through any known member) to add m to the
+// Raft configuration and the member table.
+func (r *Registry) join(ctx context.Context, m Member) error {
+	w := writer{}
+	w.str(m.ID)
+	w.str(m.Addr)
+	w.uvarint(m.Incarnation)
+	req := w.b
+	next := 0
+	return r.retry(ctx, "join", func(ctx context.Context) error {
+		rf, err := r.raftNode()
+		if err != nil {
+			return err
+		}
+		if rf.State() == raft.Leader {
+			return r.addMember(ctx, rf, m)
+		}
+		addr, ok := r.leaderAddr()
+		if !ok {
+			if len(r.cfg.peers) == 0 {
+				return errNotLeader // wait for an election among the known servers
+			}
+			addr = r.cfg.peers[next%len(r.cfg.peers)]
+			next++
+		}
+		reply, err := r.call(ctx, addr, methodJoin, req)
+		if err != nil {
+			return err
+		}
+		rerr, _, derr := decodeReply(reply)
+		if derr != nil {
+			return derr
+		}
+		return rerr
+	})
+}
+
+func (r *Registry) serveJoin(ctx context.Context, req []byte) []byte {
+	rd := reader{b: req, bad: ErrMalformed}
+	m := Member{ID: rd.str("node ID", MaxIDLen), Addr: rd.str("address", MaxAddrLen), Incarnation: rd.uvarint()}
+	rd.end()
+	if rd.err != nil {
+		return encodeReply(rd.err, nil)
+	}
+	rf, err := r.raftNode()
+	if err != nil {
+		return encodeReply(err, nil)
+	}
+	if rf.State() != raft.Leader {
+		addr, ok := r.leaderAddr()
+		if !ok {
+			return encodeReply(errNotLeader, nil)
+		}
+		// Forward once: a joining node may know only this member.
+		reply, err := r.call(ctx, addr, methodJoin, req)
+		if err != nil {
+			return encodeReply(fmt.Errorf("%w: forwarding to %s: %v", errNotLeader, addr, err), nil)
+		}
+		return reply
+	}
+	return encodeReply(r.addMember(ctx, rf, m), nil)
+}
+
+// addMember runs on the leader: it adds m to the Raft configuration, as a
+// voter while there are fewer than maxVoters, and commits Join.
+func (r *Registry) addMember(ctx context.Context, rf *raft.Raft, m Member) error {
+	cf := rf.GetConfiguration()
+	if err := cf.Error(); err != nil {
+		return fmt.Errorf("%w: %w", errNotLeader, err)
+	}
+	voters, voter, present := 0, false, false
+	for _, s := range cf.Configuration().Servers {
+		if s.Suffrage == raft.Voter {
+			voters++
+		}
+		if s.ID == raft.ServerID(m.ID) {
+			present = s.Address == raft.ServerAddress(m.Addr)
+			voter = s.Suffrage == raft.Voter
+			if !present {
+				if err := rf.RemoveServer(s.ID, 0, 0).Error(); err != nil {
+					return fmt.Errorf("%w: %w", errNotLeader, err)
+				}
+				if voter {
+					voters--
+				}
+			}
+		}
+	}
+	if !present {
+		var f raft.IndexFuture
+		if voter || voters < r.cfg.maxVoters {
+			voter = true
+			f = rf.AddVoter(raft.ServerID(m.ID), raft.ServerAddress(m.Addr), 0, 0)
+		} else {
+			f = rf.AddNonvoter(raft.ServerID(m.ID), raft.ServerAddress(m.Addr), 0, 0)
+		}
+		if err := f.Error(); err != nil {
+			return fmt.Errorf("%w: %w", errNotLeader, err)
+		}
+	}
+	m.Voter = voter
+	data, err := EncodeCommand(Join{Member: m})
+	if err != nil {
+		return err
+	}
+	return r.applyLocal(ctx, rf, data)
+}
+
+// Lookup with linearizable semantics: the leader confirms its leadership
+// with a barrier, then answers from its state.
+func (r *Registry) LookupLinearizable(ctx context.Context, name string) ([]Receiver, error) {
+	var out []Receiver
+	err := r.retry(ctx, "lookup", func(ctx context.Context) error {
+		rf, err := r.raftNode()
+		if err != nil {
+			return err
+		}
+		if rf.State() == raft.Leader {
+			out, err = r.leaderLookup(ctx, rf, name)
+			return err
+		}
+		addr, ok := r.leaderAddr()
+		if !ok {
+			return errNotLeader
+		}
+		w := writer{}
+		w.str(name)
+		reply, err := r.call(ctx, addr, methodLookup, w.b)
+		if err != nil {
+			return err
+		}
+		rerr, body, derr := decodeReply(reply)
+		if derr != nil {
+			return derr
+		}
+		if rerr != nil {
+			return rerr
+		}
+		out, err = decodeReceivers(body)
+		return err
+	})
+	return out, err
+}
+
+func (r *Registry) leaderLookup(ctx context.Context, rf *raft.Raft, name string) ([]Receiver, error) {
+	var timeout time.Duration
+	if d, ok := ctx.Deadline(); ok {
+		timeout = max(time.Until(d), time.Millisecond)
+	}
+	if err := rf.Barrier(timeout).Error(); err != nil {
+		return nil, fmt.Errorf("%w: %w", errNotLeader, err)
+	}
+	return r.fsm.Current().Receivers(name), nil
+}
+
+func (r *Registry) serveLookup(ctx context.Context, req []byte) []byte {
+	rd := reader{b: req, bad: ErrMalformed}
+	name := rd.str("name", MaxNameLen)
+	rd.end()
+	if rd.err != nil {
+		return encodeReply(rd.err, nil)
+	}
+	rf, err := r.raftNode()
+	if err != nil {
+		return encodeReply(err, nil)
+	}
+	if rf.State() != raft.Leader {
+		return encodeReply(errNotLeader, nil)
+	}
+	rs, err := r.leaderLookup(ctx, rf, name)
+	if err != nil {
+		return encodeReply(err, nil)
+	}
+	return encodeReply(nil, encodeReceivers(rs))
+}
+
+func encodeReceivers(rs []Receiver) []byte {
+	w := writer{}
+	w.uvarint(uint64(len(rs)))
+	for _, rc := range rs {
+		w.str(rc.Node)
+		w.str(rc.ActorID)
+		w.byte(byte(rc.Mode))
+		w.uvarint(rc.Incarnation)
+	}
+	return w.b
+}
+
+func decodeReceivers(b []byte) ([]Receiver, error) {
+	rd := reader{b: b, bad: ErrMalformed}
+	n := rd.count("receivers", 4)
+	rs := make([]Receiver, 0, n)
+	for i := 0; i < n && rd.err == nil; i++ {
+		rc := Receiver{Node: rd.str("node ID", MaxIDLen), ActorID: rd.str("actor ID", MaxIDLen)}
+		rc.Mode = Mode(rd.byte())
+		rc.Incarnation = rd.uvarint()
+		rs = append(rs, rc)
+	}
+	rd.end()
+	if rd.err != nil {
+		return nil, rd.err
+	}
+	return rs, nil
+}
+
+// Leave removes this node's receivers and membership and takes it out of the
+// Raft configuration, handing leadership over first if it leads. After
+// Leave, Close the registry.
+func (r *Registry) Leave(ctx context.Context) error {
+	rf, err := r.raftNode()
+	if err != nil {
+		return err
+	}
+	if rf.State() == raft.Leader && r.otherVoters(rf) > 0 {
+		if err := rf.LeadershipTransfer().Error(); err != nil {
+			r.log.Debug("leadership transfer before leave failed", zap.Error(err))
+		}
+	}
+	if err := r.applyCommand(ctx, Leave{Node: r.cfg.nodeID, Incarnation: r.incarnation}); err != nil {
+		return err
+	}
+	return r.retry(ctx, "leave", func(ctx context.Context) error {
+		if rf.State() == raft.Leader {
+			return rf.RemoveServer(raft.ServerID(r.cfg.nodeID), 0, 0).Error()
+		}
+		// The leader removes servers whose member has left; see watchHealth.
+		cf := rf.GetConfiguration()
+		if err := cf.Error(); err != nil {
+			return err
+		}
+		for _, s := range cf.Configuration().Servers {
+			if s.ID == raft.ServerID(r.cfg.nodeID) {
+				return errNotLeader // not yet removed
+			}
+		}
+		return nil
+	})
+}
+
+func (r *Registry) otherVoters(rf *raft.Raft) int {
+	cf := rf.GetConfiguration()
+	if cf.Error() != nil {
+		return 0
+	}
+	n := 0
+	for _, s := range cf.Configuration().Servers {
+		if s.Suffrage == raft.Voter && s.ID != raft.ServerID(r.cfg.nodeID) {
+			n++
+		}
+	}
+	return n
+}

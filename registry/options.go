@@ -1,0 +1,107 @@
+package registry
+
+import (
+	"fmt"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Defaults, tuned for a LAN.
+const (
+	DefaultHeartbeatTimeout = 500 * time.Millisecond
+	DefaultElectionTimeout  = 500 * time.Millisecond
+	DefaultExpireAfter      = 3 * time.Second
+	DefaultMaxVoters        = 5
+)
+
+// Option configures a Registry.
+type Option interface{ apply(*config) }
+
+type optionFunc func(*config)
+
+func (f optionFunc) apply(c *config) { f(c) }
+
+type config struct {
+	nodeID           string
+	dataDir          string
+	peers            []string
+	logger           *zap.Logger
+	maxVoters        int
+	heartbeatTimeout time.Duration
+	electionTimeout  time.Duration
+	expireAfter      time.Duration
+	incarnation      uint64
+}
+
+func defaultConfig() config {
+	return config{
+		logger:           zap.NewNop(),
+		maxVoters:        DefaultMaxVoters,
+		heartbeatTimeout: DefaultHeartbeatTimeout,
+		electionTimeout:  DefaultElectionTimeout,
+		expireAfter:      DefaultExpireAfter,
+	}
+}
+
+func (c *config) validate() error {
+	switch {
+	case c.nodeID == "":
+		return fmt.Errorf("%w: empty node ID", ErrInvalidOption)
+	case len(c.nodeID) > MaxIDLen:
+		return fmt.Errorf("%w: node ID longer than %d bytes", ErrInvalidOption, MaxIDLen)
+	case c.logger == nil:
+		return fmt.Errorf("%w: nil logger", ErrInvalidOption)
+	case c.maxVoters < 1:
+		return fmt.Errorf("%w: max voters %d must be at least 1", ErrInvalidOption, c.maxVoters)
+	case c.heartbeatTimeout < 5*time.Millisecond:
+		return fmt.Errorf("%w: heartbeat timeout %v below 5ms", ErrInvalidOption, c.heartbeatTimeout)
+	case c.electionTimeout < c.heartbeatTimeout:
+		return fmt.Errorf("%w: election timeout %v below heartbeat timeout %v", ErrInvalidOption, c.electionTimeout, c.heartbeatTimeout)
+	case c.expireAfter < c.heartbeatTimeout:
+		return fmt.Errorf("%w: expiry grace %v below heartbeat timeout %v", ErrInvalidOption, c.expireAfter, c.heartbeatTimeout)
+	}
+	for _, p := range c.peers {
+		if p == "" {
+			return fmt.Errorf("%w: empty peer address", ErrInvalidOption)
+		}
+	}
+	return nil
+}
+
+// WithNodeID sets this node's ID (required).
+func WithNodeID(id string) Option { return optionFunc(func(c *config) { c.nodeID = id }) }
+
+// WithDataDir keeps the Raft log (raft.db, BoltDB) and snapshots in dir.
+// Without it everything is in memory and a restarted node starts empty.
+func WithDataDir(dir string) Option { return optionFunc(func(c *config) { c.dataDir = dir }) }
+
+// WithPeers lists members to join through; any one live member is enough.
+// Without peers, a node with no existing state bootstraps a new cluster.
+func WithPeers(addrs ...string) Option {
+	return optionFunc(func(c *config) { c.peers = append([]string(nil), addrs...) })
+}
+
+// WithLogger sets the logger (default: silent). Raft logs through it.
+func WithLogger(l *zap.Logger) Option { return optionFunc(func(c *config) { c.logger = l }) }
+
+// WithMaxVoters bounds the Raft voters (default 5); further members join as
+// non-voters holding a full replica.
+func WithMaxVoters(n int) Option { return optionFunc(func(c *config) { c.maxVoters = n }) }
+
+// WithTimeouts sets Raft's heartbeat and election timeouts (defaults 500ms
+// each). The leader lease is half the heartbeat timeout.
+func WithTimeouts(heartbeat, election time.Duration) Option {
+	return optionFunc(func(c *config) { c.heartbeatTimeout, c.electionTimeout = heartbeat, election })
+}
+
+// WithExpireAfter sets how long the leader tolerates failed heartbeats to a
+// member before it expires the member and removes its receivers (default
+// 3s).
+func WithExpireAfter(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.expireAfter = d })
+}
+
+// withIncarnation fixes the incarnation (tests); by default it is the start
+// time in nanoseconds, which grows across restarts of a node.
+func withIncarnation(n uint64) Option { return optionFunc(func(c *config) { c.incarnation = n }) }

@@ -1,0 +1,124 @@
+package registry_test
+
+import (
+	"bytes"
+	"reflect"
+	"testing"
+
+	"pgregory.net/rapid"
+
+	"github.com/dchan-io/dchan/registry"
+)
+
+// commandGen draws commands over small domains, so that sequences hit
+// collisions: rejoins, stale incarnations, expiries, re-registrations.
+func commandGen() *rapid.Generator[registry.Command] {
+	node := rapid.SampledFrom([]string{"n1", "n2", "n3"})
+	name := rapid.SampledFrom([]string{"a", "b", "c", "d"})
+	actorID := rapid.SampledFrom([]string{"x", "y"})
+	inc := rapid.SampledFrom([]uint64{1, 1, 1, 2, 2, 3}) // mostly matching
+	mode := rapid.SampledFrom([]registry.Mode{registry.Queue, registry.Broadcast})
+	return rapid.Custom(func(t *rapid.T) registry.Command {
+		switch rapid.IntRange(0, 11).Draw(t, "kind") {
+		case 0, 1:
+			return registry.Join{Member: registry.Member{
+				ID:          node.Draw(t, "node"),
+				Addr:        rapid.SampledFrom([]string{"h1:1", "h2:2"}).Draw(t, "addr"),
+				Incarnation: inc.Draw(t, "inc"),
+				Voter:       rapid.Bool().Draw(t, "voter"),
+			}}
+		case 2:
+			return registry.Leave{Node: node.Draw(t, "node"), Incarnation: rapid.Uint64Range(0, 3).Draw(t, "inc")}
+		case 3, 4, 5, 6, 7:
+			return registry.Register{Name: name.Draw(t, "name"), Receiver: registry.Receiver{
+				Node: node.Draw(t, "node"), ActorID: actorID.Draw(t, "actor"),
+				Mode: mode.Draw(t, "mode"), Incarnation: inc.Draw(t, "inc"),
+			}}
+		case 8, 9:
+			return registry.Unregister{
+				Name: name.Draw(t, "name"), Node: node.Draw(t, "node"), ActorID: actorID.Draw(t, "actor"),
+				Incarnation: rapid.Uint64Range(0, 3).Draw(t, "inc"),
+			}
+		case 10:
+			return registry.ExpireNode{Node: node.Draw(t, "node"), Incarnation: inc.Draw(t, "inc")}
+		default:
+			return registry.SetVoter{Node: node.Draw(t, "node"), Voter: rapid.Bool().Draw(t, "voter")}
+		}
+	})
+}
+
+// Replicas that apply the same log agree on everything observable, whether
+// one of them went through Snapshot/Restore midway or not; every state
+// keeps the registry's invariants; states already published never change.
+func TestReplicasAgree(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		cmds := rapid.SliceOfN(commandGen(), 20, 150).Draw(t, "cmds")
+		cut := rapid.IntRange(0, len(cmds)).Draw(t, "restore at")
+
+		a, b := registry.NewFSM(), registry.NewFSM()
+		var published []*registry.State
+		var views []view
+		for i, c := range cmds {
+			l := logEntry(t, uint64(i+1), c)
+			if i == cut {
+				c := registry.NewFSM()
+				if err := restore(c, snapshot(t, b)); err != nil {
+					t.Fatalf("restore: %v", err)
+				}
+				b = c
+			}
+			ra := a.Apply(l).(registry.Result)
+			rb := b.Apply(l).(registry.Result)
+			if errString(ra.Err) != errString(rb.Err) || !reflect.DeepEqual(ra.Names, rb.Names) || ra.Members != rb.Members {
+				t.Fatalf("step %d %#v: results differ: %+v vs %+v", i, c, ra, rb)
+			}
+			sa := a.Current()
+			checkState(t, sa)
+			va, vb := observe(sa), observe(b.Current())
+			if !reflect.DeepEqual(va, vb) {
+				t.Fatalf("step %d %#v: states differ:\n%+v\n%+v", i, c, va, vb)
+			}
+			published = append(published, sa)
+			views = append(views, va)
+		}
+		if !bytes.Equal(snapshot(t, a), snapshot(t, b)) {
+			t.Fatal("snapshots differ")
+		}
+		for i, s := range published {
+			if !reflect.DeepEqual(observe(s), views[i]) {
+				t.Fatalf("state of step %d changed after publication", i)
+			}
+		}
+	})
+}
+
+// checkState checks the invariants through the public API: receivers
+// sorted and unique, each of an Alive member's current incarnation;
+// members sorted; Names and NumNames agree.
+func checkState(t *rapid.T, s *registry.State) {
+	members := s.Members()
+	for i := 1; i < len(members); i++ {
+		if members[i-1].ID >= members[i].ID {
+			t.Fatalf("members out of order: %+v", members)
+		}
+	}
+	names := s.Names()
+	if len(names) != s.NumNames() {
+		t.Fatalf("Names %d, NumNames %d", len(names), s.NumNames())
+	}
+	for _, n := range names {
+		rs := s.Receivers(n)
+		if len(rs) == 0 {
+			t.Fatalf("name %q listed without receivers", n)
+		}
+		for i, r := range rs {
+			if i > 0 && (rs[i-1].Node > r.Node || rs[i-1].Node == r.Node && rs[i-1].ActorID >= r.ActorID) {
+				t.Fatalf("%q: receivers out of order: %+v", n, rs)
+			}
+			m, ok := s.Member(r.Node)
+			if !ok || m.Status != registry.Alive || m.Incarnation != r.Incarnation {
+				t.Fatalf("%q: receiver %+v without a live member (%+v, %v)", n, r, m, ok)
+			}
+		}
+	}
+}

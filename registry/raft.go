@@ -1,0 +1,276 @@
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"go.etcd.io/bbolt"
+	"go.uber.org/zap"
+
+	"github.com/dchan-io/dchan/internal/zaphclog"
+	"github.com/dchan-io/dchan/remoting"
+)
+
+// Registry is one node's replica of the cluster registry: members and
+// named receivers, replicated by Raft over the node's remoting Endpoint.
+// Reads are served from the local replica; writes go to the leader.
+//
+// Create it with New before the Endpoint starts (it registers its RPC
+// service), then Start it once the Endpoint serves.
+type Registry struct {
+	cfg         config
+	log         *zap.Logger
+	ep          *remoting.Endpoint
+	fsm         *FSM
+	incarnation uint64
+
+	mu      sync.Mutex
+	raft    *raft.Raft
+	closers []func() error
+	started bool
+	closed  bool
+
+	ctx    context.Context // cancelled by Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// New prepares a registry on ep and registers its RPC service. ep must not
+// be started yet.
+func New(ep *remoting.Endpoint, opts ...Option) (*Registry, error) {
+	cfg := defaultConfig()
+	for _, o := range opts {
+		o.apply(&cfg)
+	}
+	if ep == nil {
+		return nil, fmt.Errorf("%w: nil endpoint", ErrInvalidOption)
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	inc := cfg.incarnation
+	if inc == 0 {
+		inc = uint64(time.Now().UnixNano())
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &Registry{
+		cfg:         cfg,
+		log:         cfg.logger.Named("registry"),
+		ep:          ep,
+		fsm:         NewFSM(),
+		incarnation: inc,
+		ctx:         ctx,
+		cancel:      cancel,
+	}
+	r.registerService(ep.Registrar())
+	return r, nil
+}
+
+// ID returns this node's ID.
+func (r *Registry) ID() string { return r.cfg.nodeID }
+
+// Incarnation returns this run's incarnation.
+func (r *Registry) Incarnation() uint64 { return r.incarnation }
+
+// State returns the local replica's current state: lock-free, never
+// changes once returned.
+func (r *Registry) State() *State { return r.fsm.Current() }
+
+// Lookup returns the receivers of name from the local replica. The slice is
+// shared: do not modify it.
+func (r *Registry) Lookup(name string) []Receiver { return r.fsm.Current().Receivers(name) }
+
+// Watch returns a channel signalled when the receivers of name change, and
+// a function that stops watching.
+func (r *Registry) Watch(name string) (<-chan struct{}, func()) { return r.fsm.Watch(name) }
+
+// WatchAll returns a channel signalled on every change.
+func (r *Registry) WatchAll() (<-chan struct{}, func()) { return r.fsm.WatchAll() }
+
+// Resolve implements remoting.Resolver from the member table.
+func (r *Registry) Resolve(node string) (string, error) {
+	m, ok := r.fsm.Current().Member(node)
+	if !ok {
+		return "", fmt.Errorf("%w: %q", remoting.ErrUnknownNode, node)
+	}
+	return m.Addr, nil
+}
+
+func (r *Registry) raftNode() (*raft.Raft, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return nil, ErrClosed
+	}
+	if r.raft == nil {
+		return nil, fmt.Errorf("%w: not started", ErrUnavailable)
+	}
+	return r.raft, nil
+}
+
+// Start opens the Raft log, then bootstraps a new cluster (no peers, no
+// state), rejoins (existing state) or joins through a peer, and returns
+// once this node's membership under its current incarnation is committed
+// and visible in the local replica.
+func (r *Registry) Start(ctx context.Context) error {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return ErrClosed
+	}
+	if r.started {
+		r.mu.Unlock()
+		return nil
+	}
+	r.started = true
+	r.mu.Unlock()
+
+	rf, hasState, err := r.openRaft()
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		_ = rf.Shutdown().Error()
+		return ErrClosed
+	}
+	r.raft = rf
+	r.mu.Unlock()
+
+	self := raft.Server{ID: raft.ServerID(r.cfg.nodeID), Address: raft.ServerAddress(r.ep.Addr())}
+	if !hasState && len(r.cfg.peers) == 0 {
+		if err := rf.BootstrapCluster(raft.Configuration{Servers: []raft.Server{self}}).Error(); err != nil {
+			return fmt.Errorf("registry: bootstrap: %w", err)
+		}
+	}
+	r.wg.Add(1)
+	go r.watchHealth()
+
+	member := Member{ID: r.cfg.nodeID, Addr: r.ep.Addr(), Incarnation: r.incarnation}
+	if err := r.join(ctx, member); err != nil {
+		return err
+	}
+	// The join is committed; wait until the local replica has applied it.
+	for {
+		if m, ok := r.fsm.Current().Member(r.cfg.nodeID); ok && m.Incarnation == r.incarnation {
+			return nil
+		}
+		ch, stop := r.fsm.WatchAll()
+		if m, ok := r.fsm.Current().Member(r.cfg.nodeID); ok && m.Incarnation == r.incarnation {
+			stop()
+			return nil
+		}
+		select {
+		case <-ch:
+			stop()
+		case <-ctx.Done():
+			stop()
+			return fmt.Errorf("%w: waiting for the join to replicate: %w", ErrUnavailable, ctx.Err())
+		case <-r.ctx.Done():
+			stop()
+			return ErrClosed
+		}
+	}
+}
+
+// openRaft opens the stores and starts Raft.
+func (r *Registry) openRaft() (*raft.Raft, bool, error) {
+	hlog := zaphclog.New(r.cfg.logger.Named("raft"))
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(r.cfg.nodeID)
+	rc.HeartbeatTimeout = r.cfg.heartbeatTimeout
+	rc.ElectionTimeout = r.cfg.electionTimeout
+	rc.LeaderLeaseTimeout = r.cfg.heartbeatTimeout / 2
+	rc.CommitTimeout = 5 * time.Millisecond
+	rc.SnapshotThreshold = 4096
+	rc.TrailingLogs = 4096
+	rc.Logger = hlog
+	if err := raft.ValidateConfig(rc); err != nil {
+		return nil, false, fmt.Errorf("%w: raft: %w", ErrInvalidOption, err)
+	}
+
+	var (
+		logs   raft.LogStore
+		stable raft.StableStore
+		snaps  raft.SnapshotStore
+	)
+	if r.cfg.dataDir == "" {
+		store := raft.NewInmemStore()
+		logs, stable, snaps = store, store, raft.NewInmemSnapshotStore()
+	} else {
+		if err := os.MkdirAll(r.cfg.dataDir, 0o700); err != nil {
+			return nil, false, fmt.Errorf("%w: %w", ErrDataDir, err)
+		}
+		bolt, err := raftboltdb.New(raftboltdb.Options{
+			Path:        filepath.Join(r.cfg.dataDir, "raft.db"),
+			BoltOptions: &bbolt.Options{Timeout: time.Second},
+		})
+		if err != nil {
+			if errors.Is(err, bbolt.ErrTimeout) {
+				err = fmt.Errorf("raft.db is locked (is another node using %s?): %w", r.cfg.dataDir, err)
+			}
+			return nil, false, fmt.Errorf("%w: %w", ErrDataDir, err)
+		}
+		r.addCloser(bolt.Close)
+		fss, err := raft.NewFileSnapshotStoreWithLogger(r.cfg.dataDir, 2, hlog.Named("snapshots"))
+		if err != nil {
+			return nil, false, fmt.Errorf("%w: snapshots: %w", ErrDataDir, err)
+		}
+		logs, stable, snaps = bolt, bolt, fss
+	}
+	hasState, err := raft.HasExistingState(logs, stable, snaps)
+	if err != nil {
+		return nil, false, fmt.Errorf("%w: %w", ErrDataDir, err)
+	}
+	rf, err := raft.NewRaft(rc, r.fsm, logs, stable, snaps, r.ep.RaftTransport())
+	if err != nil {
+		return nil, false, fmt.Errorf("%w: raft: %w", ErrDataDir, err)
+	}
+	return rf, hasState, nil
+}
+
+func (r *Registry) addCloser(f func() error) {
+	r.mu.Lock()
+	r.closers = append(r.closers, f)
+	r.mu.Unlock()
+}
+
+var _ hclog.Logger = zaphclog.New(nil)
+
+// Close stops Raft and closes the log, without leaving the cluster (see
+// Leave). Idempotent.
+func (r *Registry) Close() error {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		r.wg.Wait()
+		return nil
+	}
+	r.closed = true
+	rf := r.raft
+	closers := r.closers
+	r.mu.Unlock()
+	r.cancel()
+	var errs []error
+	if rf != nil {
+		if err := rf.Shutdown().Error(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	r.wg.Wait()
+	for _, c := range closers {
+		if err := c(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}

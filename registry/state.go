@@ -1,0 +1,443 @@
+package registry
+
+import (
+	"fmt"
+	"hash/maphash"
+	"slices"
+	"strings"
+
+	"github.com/dchan-io/dchan/actor"
+)
+
+// MemberStatus is the liveness of a member as the registry records it.
+type MemberStatus uint8
+
+const (
+	// Alive: the member joined and was not declared dead since.
+	Alive MemberStatus = iota
+	// Expired: failure detection declared this incarnation dead
+	// (ExpireNode). Its receivers are gone and it can register nothing; the
+	// record stays as a tombstone until the node leaves or rejoins with a
+	// higher incarnation.
+	Expired
+)
+
+func (s MemberStatus) String() string {
+	switch s {
+	case Alive:
+		return "alive"
+	case Expired:
+		return "expired"
+	}
+	return fmt.Sprintf("MemberStatus(%d)", uint8(s))
+}
+
+// Member is one node of the cluster.
+type Member struct {
+	ID   string // node ID, unique in the cluster
+	Addr string // the node's listen address
+	// Incarnation identifies one run of the node; a restarted node joins
+	// with a higher one. It is never 0.
+	Incarnation uint64
+	Voter       bool // a Raft voter, rather than a non-voter replica
+	Status      MemberStatus
+}
+
+// Mode says how a receiver shares the values sent to its name.
+type Mode uint8
+
+const (
+	// Queue: each value sent to the name goes to one of its queue
+	// receivers (Send/Receive).
+	Queue Mode = iota
+	// Broadcast: each value published to the name goes to every broadcast
+	// receiver (Publish/Subscribe).
+	Broadcast
+)
+
+func (m Mode) String() string {
+	switch m {
+	case Queue:
+		return "queue"
+	case Broadcast:
+		return "broadcast"
+	}
+	return fmt.Sprintf("Mode(%d)", uint8(m))
+}
+
+// Receiver is one actor registered under a name. Under one name a receiver
+// is identified by (Node, ActorID).
+type Receiver struct {
+	Node    string
+	ActorID string
+	Mode    Mode
+	// Incarnation of Node that registered the receiver.
+	Incarnation uint64
+}
+
+// PID returns the receiver's actor address.
+func (r Receiver) PID() actor.PID { return actor.PID{Node: r.Node, ID: r.ActorID} }
+
+func compareReceiver(r Receiver, node, actorID string) int {
+	if c := strings.Compare(r.Node, node); c != 0 {
+		return c
+	}
+	return strings.Compare(r.ActorID, actorID)
+}
+
+// findReceiver returns the position of (node, actorID) in rs, sorted by
+// (Node, ActorID), and whether it is there.
+func findReceiver(rs []Receiver, node, actorID string) (int, bool) {
+	return slices.BinarySearchFunc(rs, node, func(r Receiver, _ string) int {
+		return compareReceiver(r, node, actorID)
+	})
+}
+
+// State is an immutable snapshot of the registry: the members and the
+// receivers of every name, as of the Raft index Version. Apply never
+// modifies a State; it returns a new one that shares what did not change.
+// A State is therefore safe for any number of concurrent readers without
+// locks, and a reader keeps a consistent view for as long as it holds it.
+//
+// The zero State (and a nil *State) is the empty registry at version 0.
+//
+// Two replicas that applied the same commands have States equal in every
+// observable way (Members, Names, Receivers, Version, snapshot bytes), even
+// though their internal layouts differ.
+type State struct {
+	version uint64
+	seed    maphash.Seed // layout only; per FSM instance
+	members []Member     // sorted by ID; never modified once published
+	names   *rootNode
+	count   int // number of names
+}
+
+// Version returns the Raft index of the last command applied to this state
+// (0 for the empty state).
+func (s *State) Version() uint64 {
+	if s == nil {
+		return 0
+	}
+	return s.version
+}
+
+// Receivers returns the receivers of name, sorted by (Node, ActorID), or
+// nil when the name has none. It takes no lock and allocates nothing: the
+// slice is shared with the State and with every later State in which the
+// name did not change. Callers must not modify its elements. (Its length
+// equals its capacity, so an append copies rather than writes into it.)
+func (s *State) Receivers(name string) []Receiver {
+	if s == nil || s.names == nil {
+		return nil
+	}
+	return s.names.lookup(maphash.String(s.seed, name), name)
+}
+
+// Member returns the member with the given node ID.
+func (s *State) Member(id string) (Member, bool) {
+	if s == nil {
+		return Member{}, false
+	}
+	if i, ok := s.memberIndex(id); ok {
+		return s.members[i], true
+	}
+	return Member{}, false
+}
+
+// Members returns a copy of the member table, sorted by ID. Expired
+// members are included.
+func (s *State) Members() []Member {
+	if s == nil {
+		return nil
+	}
+	return slices.Clone(s.members)
+}
+
+// Names returns every name that has at least one receiver, sorted. It walks
+// the whole table and allocates: not for hot paths.
+func (s *State) Names() []string {
+	if s == nil || s.count == 0 {
+		return nil
+	}
+	out := make([]string, 0, s.count)
+	s.names.each(func(e *entry) { out = append(out, e.name) })
+	slices.Sort(out)
+	return out
+}
+
+// NumNames returns how many names have at least one receiver.
+func (s *State) NumNames() int {
+	if s == nil {
+		return 0
+	}
+	return s.count
+}
+
+func (s *State) memberIndex(id string) (int, bool) {
+	return slices.BinarySearchFunc(s.members, id, func(m Member, id string) int {
+		return strings.Compare(m.ID, id)
+	})
+}
+
+// Result is what applying one command did.
+type Result struct {
+	// Err is nil, or the reason the command was refused (ErrInvalidCommand,
+	// ErrUnknownMember, ErrMemberExpired, ErrStaleIncarnation, or a decoding
+	// error through FSM.Apply), wrapped with context. A refused command
+	// changes nothing but the version.
+	Err error
+	// Names whose receivers changed, sorted; nil if none.
+	Names []string
+	// Members reports that the member table changed.
+	Members bool
+}
+
+// Changed reports whether the command changed anything but the version.
+func (r Result) Changed() bool { return r.Members || len(r.Names) > 0 }
+
+// Apply returns the state after applying cmd as the Raft log entry at
+// index, and what changed. It is a pure function: s is not modified, and
+// the same commands applied to equal states give equal states and results
+// on every replica. A refused command yields a state equal to s except for
+// its version, and Result.Err says why.
+//
+// Command semantics:
+//
+//   - Join adds a member (Alive), or updates the address and voter flag of
+//     an Alive member with the same incarnation (a retried join). A higher
+//     incarnation replaces the member and removes every receiver of its
+//     previous incarnations. A lower incarnation, or the incarnation of an
+//     Expired member, is refused with ErrStaleIncarnation.
+//   - Leave removes the member and all its receivers; leaving an unknown
+//     node does nothing. A non-zero Incarnation must be the member's
+//     (ErrStaleIncarnation otherwise).
+//   - Register adds or updates a receiver of a name; re-registering the same
+//     receiver does nothing. It is refused unless Receiver.Node is an Alive
+//     member and Receiver.Incarnation its current incarnation.
+//   - Unregister removes a receiver; a missing receiver, or one of another
+//     incarnation when Incarnation is non-zero, is left alone.
+//   - ExpireNode marks the member Expired and removes its receivers, only if
+//     the incarnation matches and the member is Alive; otherwise nothing.
+//   - SetVoter sets a member's voter flag; promoting an Expired member is
+//     refused with ErrMemberExpired.
+func (s *State) Apply(index uint64, cmd Command) (*State, Result) {
+	next := s.successor(index)
+	var res Result
+	switch c := cmd.(type) {
+	case Join:
+		res = next.join(c)
+	case Leave:
+		res = next.leave(c)
+	case Register:
+		res = next.register(c)
+	case Unregister:
+		res = next.unregister(c)
+	case ExpireNode:
+		res = next.expire(c)
+	case SetVoter:
+		res = next.setVoter(c)
+	default:
+		res.Err = fmt.Errorf("%w: command type %T", ErrInvalidCommand, cmd)
+	}
+	if res.Err != nil {
+		// Handlers check before they change anything, but do not rely on it.
+		return s.successor(index), Result{Err: res.Err}
+	}
+	return next, res
+}
+
+// successor returns a shallow copy of s at version index. It shares
+// everything with s; handlers replace (never modify) members and names.
+func (s *State) successor(index uint64) *State {
+	n := new(State)
+	if s != nil {
+		*n = *s
+	}
+	n.version = index
+	if n.names == nil && n.seed == (maphash.Seed{}) {
+		n.seed = maphash.MakeSeed()
+	}
+	return n
+}
+
+func (s *State) hash(name string) uint64 { return maphash.String(s.seed, name) }
+
+// putMember replaces or inserts m in a copy of the member table.
+func (s *State) putMember(m Member) {
+	i, ok := s.memberIndex(m.ID)
+	n := len(s.members)
+	if !ok {
+		n++
+	}
+	ms := make([]Member, n)
+	copy(ms, s.members[:i])
+	ms[i] = m
+	if ok {
+		copy(ms[i+1:], s.members[i+1:])
+	} else {
+		copy(ms[i+1:], s.members[i:])
+	}
+	s.members = ms
+}
+
+func (s *State) removeMember(i int) {
+	ms := make([]Member, len(s.members)-1)
+	copy(ms, s.members[:i])
+	copy(ms[i:], s.members[i+1:])
+	if len(ms) == 0 {
+		ms = nil
+	}
+	s.members = ms
+}
+
+// dropNode removes every receiver of node and returns the names changed,
+// sorted.
+func (s *State) dropNode(node string) []string {
+	names, changed, removed := s.names.dropNode(node)
+	s.names = names
+	s.count -= removed
+	slices.Sort(changed)
+	return changed
+}
+
+func (s *State) join(c Join) Result {
+	if err := c.validate(); err != nil {
+		return Result{Err: err}
+	}
+	m := c.Member
+	m.Status = Alive
+	i, ok := s.memberIndex(m.ID)
+	if !ok {
+		s.putMember(m)
+		return Result{Members: true}
+	}
+	old := s.members[i]
+	switch {
+	case m.Incarnation < old.Incarnation:
+		return Result{Err: fmt.Errorf("%w: join %q with incarnation %d, current is %d",
+			ErrStaleIncarnation, m.ID, m.Incarnation, old.Incarnation)}
+	case m.Incarnation == old.Incarnation && old.Status == Expired:
+		return Result{Err: fmt.Errorf("%w: join %q with incarnation %d, which expired; rejoin with a higher one",
+			ErrStaleIncarnation, m.ID, m.Incarnation)}
+	case m.Incarnation == old.Incarnation:
+		if m == old {
+			return Result{}
+		}
+		s.putMember(m)
+		return Result{Members: true}
+	default:
+		names := s.dropNode(m.ID)
+		s.putMember(m)
+		return Result{Members: true, Names: names}
+	}
+}
+
+func (s *State) leave(c Leave) Result {
+	if err := c.validate(); err != nil {
+		return Result{Err: err}
+	}
+	i, ok := s.memberIndex(c.Node)
+	if !ok {
+		return Result{}
+	}
+	if c.Incarnation != 0 && c.Incarnation != s.members[i].Incarnation {
+		return Result{Err: fmt.Errorf("%w: leave %q with incarnation %d, current is %d",
+			ErrStaleIncarnation, c.Node, c.Incarnation, s.members[i].Incarnation)}
+	}
+	s.removeMember(i)
+	return Result{Members: true, Names: s.dropNode(c.Node)}
+}
+
+func (s *State) register(c Register) Result {
+	if err := c.validate(); err != nil {
+		return Result{Err: err}
+	}
+	r := c.Receiver
+	i, ok := s.memberIndex(r.Node)
+	switch {
+	case !ok:
+		return Result{Err: fmt.Errorf("%w: register %q on node %q", ErrUnknownMember, c.Name, r.Node)}
+	case s.members[i].Status == Expired:
+		return Result{Err: fmt.Errorf("%w: register %q on node %q", ErrMemberExpired, c.Name, r.Node)}
+	case s.members[i].Incarnation != r.Incarnation:
+		return Result{Err: fmt.Errorf("%w: register %q on node %q with incarnation %d, current is %d",
+			ErrStaleIncarnation, c.Name, r.Node, r.Incarnation, s.members[i].Incarnation)}
+	}
+	h := s.hash(c.Name)
+	rs := s.names.lookup(h, c.Name)
+	k, found := findReceiver(rs, r.Node, r.ActorID)
+	var nrs []Receiver
+	if found {
+		if rs[k] == r {
+			return Result{}
+		}
+		nrs = make([]Receiver, len(rs))
+		copy(nrs, rs)
+		nrs[k] = r
+	} else {
+		nrs = make([]Receiver, len(rs)+1)
+		copy(nrs, rs[:k])
+		nrs[k] = r
+		copy(nrs[k+1:], rs[k:])
+		if len(rs) == 0 {
+			s.count++
+		}
+	}
+	s.names = s.names.with(h, c.Name, nrs)
+	return Result{Names: []string{c.Name}}
+}
+
+func (s *State) unregister(c Unregister) Result {
+	if err := c.validate(); err != nil {
+		return Result{Err: err}
+	}
+	h := s.hash(c.Name)
+	rs := s.names.lookup(h, c.Name)
+	k, found := findReceiver(rs, c.Node, c.ActorID)
+	if !found || (c.Incarnation != 0 && rs[k].Incarnation != c.Incarnation) {
+		return Result{}
+	}
+	var nrs []Receiver
+	if len(rs) > 1 {
+		nrs = make([]Receiver, len(rs)-1)
+		copy(nrs, rs[:k])
+		copy(nrs[k:], rs[k+1:])
+	} else {
+		s.count--
+	}
+	s.names = s.names.with(h, c.Name, nrs)
+	return Result{Names: []string{c.Name}}
+}
+
+func (s *State) expire(c ExpireNode) Result {
+	if err := c.validate(); err != nil {
+		return Result{Err: err}
+	}
+	i, ok := s.memberIndex(c.Node)
+	if !ok || s.members[i].Incarnation != c.Incarnation || s.members[i].Status == Expired {
+		return Result{}
+	}
+	m := s.members[i]
+	m.Status = Expired
+	s.putMember(m)
+	return Result{Members: true, Names: s.dropNode(c.Node)}
+}
+
+func (s *State) setVoter(c SetVoter) Result {
+	if err := c.validate(); err != nil {
+		return Result{Err: err}
+	}
+	i, ok := s.memberIndex(c.Node)
+	switch {
+	case !ok:
+		return Result{Err: fmt.Errorf("%w: set voter %q", ErrUnknownMember, c.Node)}
+	case s.members[i].Voter == c.Voter:
+		return Result{}
+	case c.Voter && s.members[i].Status == Expired:
+		return Result{Err: fmt.Errorf("%w: promote %q", ErrMemberExpired, c.Node)}
+	}
+	m := s.members[i]
+	m.Voter = c.Voter
+	s.putMember(m)
+	return Result{Members: true}
+}
