@@ -35,14 +35,14 @@ func fastOptions() []Option {
 }
 
 // startTestNode starts a node joining through peers (none: bootstrap).
-func startTestNode(t *testing.T, id, listen, dir string, peers []string, opts ...Option) *testNode {
+func startTestNode(t testing.TB, id, listen, dir string, peers []string, opts ...Option) *testNode {
 	t.Helper()
 	n, err := tryStartTestNode(t, id, listen, dir, peers, opts...)
 	require.NoError(t, err)
 	return n
 }
 
-func tryStartTestNode(t *testing.T, id, listen, dir string, peers []string, opts ...Option) (*testNode, error) {
+func tryStartTestNode(t testing.TB, id, listen, dir string, peers []string, opts ...Option) (*testNode, error) {
 	t.Helper()
 	log := zaptest.NewLogger(t)
 	sys, err := actor.NewSystem(actor.WithNode(id), actor.WithLogger(log))
