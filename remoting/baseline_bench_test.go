@@ -246,8 +246,8 @@ func BenchmarkRawGRPCRoundTrip(b *testing.B) {
 	}
 	b.StopTimer()
 	slices.Sort(rtts)
-	b.ReportMetric(float64(rtts[len(rtts)/2].Nanoseconds())/1e3, "p50-µs")
-	b.ReportMetric(float64(rtts[len(rtts)*99/100].Nanoseconds())/1e3, "p99-µs")
+	b.ReportMetric(float64(rtts[len(rtts)/2].Nanoseconds())/1e3, "p50-us")
+	b.ReportMetric(float64(rtts[len(rtts)*99/100].Nanoseconds())/1e3, "p99-us")
 
 	if err := stream.CloseSend(); err != nil {
 		b.Fatal(err)

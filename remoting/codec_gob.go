@@ -269,6 +269,8 @@ type gobDecoder struct {
 	shadow *gob.Decoder
 	types  []*gobType // the stream's type ids, from 1
 	err    error      // the first failure; the stream is then unusable
+	// scratch holds one reusable *T per type to decode into.
+	scratch map[*gobType]reflect.Value
 }
 
 func (d *gobDecoder) Decode(b []byte) (any, error) {
@@ -346,7 +348,19 @@ func (d *gobDecoder) decode(b []byte) (any, error) {
 		d.dec = gob.NewDecoder(&d.r)
 	}
 	d.r.b = b
-	pv := reflect.New(t.typ)
+	// Decode into a zeroed scratch value of the type; Interface then makes
+	// the one copy the caller keeps. Zeroing first matters: gob merges into
+	// existing values, and the copy must not share the scratch's slices.
+	pv := d.scratch[t]
+	if !pv.IsValid() {
+		pv = reflect.New(t.typ)
+		if d.scratch == nil {
+			d.scratch = make(map[*gobType]reflect.Value)
+		}
+		d.scratch[t] = pv
+	} else {
+		pv.Elem().SetZero()
+	}
 	err := decodeValue(d.dec, pv)
 	rest := len(d.r.b)
 	d.r.b = nil
@@ -356,7 +370,9 @@ func (d *gobDecoder) decode(b []byte) (any, error) {
 	if rest != 0 {
 		return nil, fmt.Errorf("%s: %d trailing bytes", t.name, rest)
 	}
-	return pv.Elem().Interface(), nil
+	v := pv.Elem().Interface()
+	pv.Elem().SetZero() // drop references to what the caller now owns
+	return v, nil
 }
 
 // decodeValue is dec.DecodeValue with panics turned into errors.

@@ -37,7 +37,8 @@ type inStream struct {
 
 	mu    sync.Mutex
 	links map[string]*inLink
-	out   []byte // records waiting for the writer
+	dirty []*inLink // links with acceptances not yet reported
+	out   []byte    // records waiting for the writer
 
 	// Reader-owned caches so that decoding a sender PID rarely allocates.
 	lastNode, lastID string
@@ -214,6 +215,17 @@ func (s *inStream) envelope(rec *wire.Record) error {
 	if err != nil {
 		return err
 	}
+	if rec.Flags&wire.FlagReply != 0 {
+		to := actor.PID{Node: s.e.sys.Node(), ID: string(rec.Target)}
+		if !to.IsReply() {
+			return fmt.Errorf("reply flag on a message to %q", rec.Target)
+		}
+		// A reply address never blocks; a late reply becomes a dead letter.
+		if err := s.e.sys.TrySendFrom(s.senderPID(rec.SenderNode, rec.SenderID), to, msg); err == nil {
+			s.e.stats.delivered.Add(1)
+		}
+		return nil
+	}
 	s.mu.Lock()
 	l := s.links[string(rec.Target)]
 	if l == nil {
@@ -277,6 +289,9 @@ func (s *inStream) resolve(l *inLink, err error) {
 		return // link closed meanwhile
 	}
 	if err == nil {
+		if l.accepted == 0 {
+			s.dirty = append(s.dirty, l)
+		}
 		l.accepted++
 		s.e.stats.delivered.Add(1)
 		return
@@ -302,17 +317,17 @@ func (s *inStream) resolve(l *inLink, err error) {
 func (s *inStream) flushAccepted() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	n := 0
-	for _, l := range s.links {
-		if l.accepted == 0 {
-			continue
+	for i, l := range s.dirty {
+		s.dirty[i] = nil
+		if l.accepted == 0 || s.links[l.target.ID] != l {
+			continue // reported already, before a refusal, or closed
 		}
 		_ = l.w.Resolve(l.accepted)
 		s.out = wire.AppendCount(s.out, wire.KindAccepted, l.target.ID, l.accepted)
 		l.accepted = 0
-		n++
 	}
-	if n > 0 || len(s.out) > 0 {
+	s.dirty = s.dirty[:0]
+	if len(s.out) > 0 {
 		s.signal()
 	}
 }

@@ -149,6 +149,9 @@ func (s *outStream) send(ctx context.Context, to, from actor.PID, msg any, done 
 		}
 		s.mu.Lock()
 	}
+	if done == nil && to.IsReply() {
+		return s.sendReply(to, from, msg)
+	}
 	l := s.links[to.ID]
 	if l == nil {
 		l = &outLink{target: to.ID}
@@ -208,6 +211,34 @@ func (s *outStream) send(ctx context.Context, to, from actor.PID, msg any, done 
 	return nil
 }
 
+// sendReply queues a reply to a Request's reply address; s.mu is held and
+// released. Replies need no link and no credit: the reply address takes
+// exactly one message and never blocks.
+func (s *outStream) sendReply(to, from actor.PID, msg any) error {
+	start := len(s.buf)
+	var mark int
+	s.buf, mark = wire.BeginEnvelope(s.buf, to.ID, from.Node, from.ID, 0, wire.FlagReply)
+	var err error
+	s.buf, err = s.enc.Encode(s.buf, msg)
+	if err == nil && len(s.buf)-mark > s.p.e.cfg.maxMessageSize {
+		err = fmt.Errorf("%w: %T encodes to %d bytes, limit %d", ErrTooLarge, msg, len(s.buf)-mark, s.p.e.cfg.maxMessageSize)
+		if r, ok := s.enc.(resetter); ok {
+			r.Reset()
+		}
+	}
+	if err != nil {
+		s.buf = s.buf[:start]
+		s.mu.Unlock()
+		s.p.e.stats.failed.Add(1)
+		return fmt.Errorf("send to %v: %w", to, err)
+	}
+	wire.EndEnvelope(s.buf, mark)
+	s.mu.Unlock()
+	s.p.e.stats.sent.Add(1)
+	s.signal()
+	return nil
+}
+
 func (s *outStream) wait(ctx context.Context, ch <-chan struct{}) error {
 	select {
 	case <-ch:
@@ -234,7 +265,12 @@ func (s *outStream) writeLoop() {
 		}
 		s.mu.Lock()
 		buf := s.buf
-		s.buf = nil // gRPC may read a sent frame after SendMsg returns: never reuse it
+		if len(buf) > 0 {
+			// gRPC may read a sent frame after SendMsg returns: never
+			// reuse it. Size the next one like this one to spare
+			// regrowing it.
+			s.buf = make([]byte, 0, min(max(cap(buf), 512), s.p.e.cfg.maxBatchBytes+s.p.e.cfg.maxMessageSize))
+		}
 		if s.space != nil {
 			close(s.space)
 			s.space = nil

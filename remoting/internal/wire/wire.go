@@ -63,6 +63,14 @@ func (k Kind) String() string {
 	}
 }
 
+// Envelope flags.
+const (
+	// FlagReply marks a reply to a Request's reply address: it travels
+	// outside flow control (a reply address takes exactly one message and
+	// never blocks), needs no link, and is not acknowledged.
+	FlagReply uint8 = 1 << 0
+)
+
 // Limits on decoded fields.
 const (
 	MaxStringLen  = 4096
