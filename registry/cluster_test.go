@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/dchan-io/dchan/actor"
+	"github.com/dchan-io/dchan/internal/faultproxy"
 	"github.com/dchan-io/dchan/remoting"
 )
 
@@ -44,6 +45,13 @@ func startTestNode(t testing.TB, id, listen, dir string, peers []string, opts ..
 
 func tryStartTestNode(t testing.TB, id, listen, dir string, peers []string, opts ...Option) (*testNode, error) {
 	t.Helper()
+	return tryStartTestNodeVia(t, nil, id, listen, dir, peers, opts...)
+}
+
+// tryStartTestNodeVia is tryStartTestNode with the node's outgoing
+// connections dialled through network (nil: direct).
+func tryStartTestNodeVia(t testing.TB, network *faultproxy.Network, id, listen, dir string, peers []string, opts ...Option) (*testNode, error) {
+	t.Helper()
 	log := zaptest.NewLogger(t)
 	sys, err := actor.NewSystem(actor.WithNode(id), actor.WithLogger(log))
 	require.NoError(t, err)
@@ -57,8 +65,12 @@ func tryStartTestNode(t testing.TB, id, listen, dir string, peers []string, opts
 	}
 	all = append(all, opts...)
 	var reg *Registry
-	ep, err := remoting.New(sys, remoting.WithListenAddr(listen), remoting.WithLogger(log),
-		remoting.WithResolver(resolverFunc(func(node string) (string, error) { return reg.Resolve(node) })))
+	epOpts := []remoting.Option{remoting.WithListenAddr(listen), remoting.WithLogger(log),
+		remoting.WithResolver(resolverFunc(func(node string) (string, error) { return reg.Resolve(node) }))}
+	if network != nil {
+		epOpts = append(epOpts, remoting.WithDialer(network.Dialer(id)))
+	}
+	ep, err := remoting.New(sys, epOpts...)
 	require.NoError(t, err)
 	reg, err = New(ep, all...)
 	require.NoError(t, err)
@@ -279,4 +291,63 @@ func TestMinorityRefusesWrites(t *testing.T) {
 	require.ErrorIs(t, err, ErrUnavailable)
 	assert.ErrorIs(t, err, context.DeadlineExceeded)
 	assert.Empty(t, leader.reg.Lookup("never"), "a refused write is never visible")
+}
+
+// TestMinoritySideOfAPartitionRefusesWrites cuts the leader off from the
+// two others through fault proxies (both directions): the old leader, now a
+// minority, never reports a successful write; the majority elects a leader
+// and writes again within 3 s of the cut; after healing, the old leader
+// follows and sees only the majority's writes.
+func TestMinoritySideOfAPartitionRefusesWrites(t *testing.T) {
+	network := faultproxy.NewNetwork()
+	defer network.Close()
+	// A grace longer than the cut: the old leader is not expired, so after
+	// the heal it follows again (TestKilledNodesNamesExpire covers expiry).
+	start := func(id string, peers []string) *testNode {
+		n, err := tryStartTestNodeVia(t, network, id, "", "", peers, WithExpireAfter(20*time.Second))
+		require.NoError(t, err)
+		t.Cleanup(n.kill)
+		return n
+	}
+	n1 := start("n1", nil)
+	n2 := start("n2", []string{n1.addr})
+	n3 := start("n3", []string{n1.addr})
+	nodes := []*testNode{n1, n2, n3}
+	leader := waitLeaderOf(t, nodes...)
+	var majority []*testNode
+	minority := map[string]string{leader.id: leader.addr}
+	others := map[string]string{}
+	for _, n := range nodes {
+		if n != leader {
+			majority = append(majority, n)
+			others[n.id] = n.addr
+		}
+	}
+	// Every link between the sides must exist before it can be cut.
+	for _, a := range nodes {
+		for _, b := range nodes {
+			if a != b {
+				_, err := network.Link(a.id, b.addr)
+				require.NoError(t, err)
+			}
+		}
+	}
+	require.NoError(t, network.Partition(minority, others))
+	cut := time.Now()
+
+	refused := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		refused <- leader.reg.Register(ctx, "minority", "$1", Queue)
+	}()
+	newLeader := waitLeaderOf(t, majority...)
+	require.NoError(t, newLeader.reg.Register(ctxWithin(t, 3*time.Second), "majority", "$2", Queue))
+	assert.Less(t, time.Since(cut), 3*time.Second+500*time.Millisecond, "the majority writes again within 3s of the cut")
+	err := <-refused
+	require.ErrorIs(t, err, ErrUnavailable, "the minority must never report a successful write")
+
+	require.NoError(t, network.Reconnect(minority, others))
+	waitReceivers(t, "majority", 1, nodes...)
+	waitReceivers(t, "minority", 0, nodes...)
 }
