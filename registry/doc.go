@@ -3,8 +3,44 @@
 // kept identical by Raft; writes are linearizable (they go through the
 // leader's log) and reads are served from the local replica.
 //
-// This file set is the pure part: a deterministic state machine with no
-// network, disk or goroutine, usable and testable without Raft.
+// Two layers: a pure, deterministic state machine (State, the commands,
+// FSM) with no network, disk or goroutine, table-tested without Raft; and
+// Registry, which drives hashicorp/raft over the node's remoting Endpoint
+// (same port, same peer connections) and is the only code in dchan that
+// touches Raft.
+//
+// # Registry
+//
+//	ep, _ := remoting.New(sys, ...)
+//	reg, _ := registry.New(ep, registry.WithNodeID("n1"), registry.WithPeers(seed), registry.WithDataDir(dir))
+//	_ = ep.Start()
+//	_ = reg.Start(ctx)                         // bootstrap, rejoin or join; returns once a member
+//	_ = reg.Register(ctx, "orders", actorID, registry.Queue)
+//	receivers := reg.Lookup("orders")          // local replica, lock-free
+//
+// With no peers and no state, Start bootstraps a one-node cluster. With
+// peers, it joins through any of them: the request is forwarded to the
+// leader, which adds the node as a voter while there are fewer than
+// WithMaxVoters (5), as a non-voter (a full replica) after that, then commits
+// the node's Join with its incarnation (the start time in nanoseconds, so a
+// restart always joins with a higher one and clears its previous names).
+// With a data dir, the Raft log lives in raft.db (BoltDB) and snapshots next
+// to it; a second process opening the same dir fails within a second with
+// ErrDataDir.
+//
+// Writes (Register, Unregister, Leave) go to the leader: on a follower they
+// are forwarded, and they are retried across elections until ctx ends, when
+// they fail with ErrUnavailable — a write is never reported done unless it
+// was committed, and the internal not-leader error never reaches a caller.
+// LookupLinearizable asks the leader, which confirms its leadership with a
+// barrier before answering.
+//
+// Failure detection uses Raft's own heartbeats: the leader observes failed
+// and resumed heartbeats to each peer; a member unreachable for longer than
+// WithExpireAfter (3 s) is expired — its receivers removed, watchers told —
+// and taken out of the Raft configuration, and a healthy non-voter is
+// promoted if voters are missing. A member expired this way must restart
+// (with a new incarnation) to come back.
 //
 // # State
 //
@@ -57,7 +93,10 @@
 //
 // # Goroutines
 //
-// None. Apply, ApplyBatch and Restore run on the caller's goroutine (Raft's
-// FSM goroutine) and are serialized by a mutex; Current and the State read
-// methods may be called from any goroutine at any time.
+// The pure layer starts none: Apply, ApplyBatch and Restore run on Raft's
+// FSM goroutine, serialized by a mutex; Current and the State read methods
+// may be called from any goroutine at any time. Registry starts Raft's
+// goroutines (stopped by Close through raft.Shutdown) and one health
+// watcher (watchHealth, stopped and awaited by Close); its RPC handlers run
+// on the Endpoint's gRPC server.
 package registry
