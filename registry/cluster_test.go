@@ -3,6 +3,8 @@ package registry
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -350,4 +352,23 @@ func TestMinoritySideOfAPartitionRefusesWrites(t *testing.T) {
 	require.NoError(t, network.Reconnect(minority, others))
 	waitReceivers(t, "majority", 1, nodes...)
 	waitReceivers(t, "minority", 0, nodes...)
+}
+
+func TestSameDataDirTwiceFailsClearlyWithin2s(t *testing.T) {
+	dir := t.TempDir()
+	startTestNode(t, "n1", "", dir, nil)
+	began := time.Now()
+	_, err := tryStartTestNode(t, "n1b", "", dir, nil)
+	require.ErrorIs(t, err, ErrDataDir)
+	assert.Contains(t, err.Error(), "locked")
+	assert.Less(t, time.Since(began), 2*time.Second)
+}
+
+func TestCorruptRaftDBFailsClearly(t *testing.T) {
+	dir := t.TempDir()
+	n := startTestNode(t, "n1", "", dir, nil)
+	n.kill()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "raft.db"), []byte("not a bolt database at all"), 0o600))
+	_, err := tryStartTestNode(t, "n1", "", dir, nil)
+	require.ErrorIs(t, err, ErrDataDir)
 }
