@@ -352,7 +352,8 @@ func (s *System) local(pid PID) (*process, error) {
 
 // Stop stops the actor at pid gracefully: it accepts no new messages,
 // processes those already queued, stops its children, receives Stopped and
-// is gone. Stop waits for all of that, or returns ctx's error.
+// is gone. The stop begins at once; Stop waits for all of that, or returns
+// ctx's error (pass a cancelled ctx to stop without waiting).
 func (s *System) Stop(ctx context.Context, pid PID) error {
 	p, err := s.local(pid)
 	if err != nil {

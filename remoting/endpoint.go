@@ -220,6 +220,18 @@ func (e *Endpoint) Send(ctx context.Context, to, from actor.PID, msg any) error 
 // was not (ErrNodeLost, actor.ErrNotFound, actor.ErrStopped, ...). If
 // SendTracked itself returns an error, done is not called.
 func (e *Endpoint) SendTracked(ctx context.Context, to, from actor.PID, msg any, done func(error)) error {
+	return e.sendTracked(ctx, to, from, msg, done, false)
+}
+
+// TrySendTracked is SendTracked that never waits for credit: without
+// credit for the link it returns an error wrapping ErrNoCredit (asking the
+// receiver for credit if the link is new, so a later try may succeed).
+// Routers use it to prefer receivers with free credit.
+func (e *Endpoint) TrySendTracked(to, from actor.PID, msg any, done func(error)) error {
+	return e.sendTracked(e.ctx, to, from, msg, done, true)
+}
+
+func (e *Endpoint) sendTracked(ctx context.Context, to, from actor.PID, msg any, done func(error), try bool) error {
 	if e.cfg.resolver == nil {
 		return fmt.Errorf("send to %v: %w: no resolver", to, ErrUnknownNode)
 	}
@@ -231,7 +243,7 @@ func (e *Endpoint) SendTracked(ctx context.Context, to, from actor.PID, msg any,
 	if err != nil {
 		return fmt.Errorf("send to %v: %w", to, err)
 	}
-	return p.send(ctx, to, from, msg, done)
+	return p.send(ctx, to, from, msg, done, try)
 }
 
 // Close stops the endpoint: outgoing streams are closed and their

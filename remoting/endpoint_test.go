@@ -421,3 +421,28 @@ func TestEndpointValidatesOptions(t *testing.T) {
 	require.NoError(t, ep.Close(), "Close is idempotent")
 	assert.True(t, errors.Is(ep.Start(), ErrClosed))
 }
+
+func TestTrySendTrackedNeverWaitsForCredit(t *testing.T) {
+	nodes := startNodes(t, 2)
+	gate := make(chan struct{})
+	defer close(gate)
+	s := newSink()
+	s.gate = gate
+	target, err := nodes[1].sys.SpawnNamed("sink", s.producer(), actor.WithMailboxSize(2))
+	require.NoError(t, err)
+	// A new link has no credit yet: the try asks for it and reports so.
+	err = nodes[0].ep.TrySendTracked(target, actor.PID{}, item{From: "a", Seq: 1}, nil)
+	require.ErrorIs(t, err, ErrNoCredit)
+	sent := 0
+	require.Eventually(t, func() bool {
+		for {
+			err := nodes[0].ep.TrySendTracked(target, actor.PID{}, item{From: "a", Seq: sent + 1}, nil)
+			if err != nil {
+				require.ErrorIs(t, err, ErrNoCredit)
+				return sent > 0
+			}
+			sent++
+		}
+	}, waitFor, time.Millisecond)
+	assert.LessOrEqual(t, sent, 2+2+1, "never more in flight than granted")
+}

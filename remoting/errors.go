@@ -31,4 +31,6 @@ var (
 	ErrProtocol = errors.New("remoting: protocol violation")
 	// ErrInvalidOption: an option had a value out of range.
 	ErrInvalidOption = errors.New("remoting: invalid option")
+	// ErrNoCredit: TrySendTracked found no credit for the link right now.
+	ErrNoCredit = errors.New("remoting: no credit")
 )

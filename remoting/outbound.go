@@ -66,12 +66,12 @@ func (p *peer) stream(ctx context.Context) (*outStream, error) {
 	return s, nil
 }
 
-func (p *peer) send(ctx context.Context, to, from actor.PID, msg any, done func(error)) error {
+func (p *peer) send(ctx context.Context, to, from actor.PID, msg any, done func(error), try bool) error {
 	s, err := p.stream(ctx)
 	if err != nil {
 		return fmt.Errorf("send to %v: %w", to, err)
 	}
-	return s.send(ctx, to, from, msg, done)
+	return s.send(ctx, to, from, msg, done, try)
 }
 
 func (p *peer) close() {
@@ -128,7 +128,10 @@ func (s *outStream) signal() {
 	}
 }
 
-func (s *outStream) send(ctx context.Context, to, from actor.PID, msg any, done func(error)) error {
+// send queues msg for to. With try set it never waits: without credit (or
+// batch space) it returns ErrNoCredit, after asking for credit if the link
+// is new.
+func (s *outStream) send(ctx context.Context, to, from actor.PID, msg any, done func(error), try bool) error {
 	maxMsg := s.p.e.cfg.maxMessageSize
 	s.mu.Lock()
 	for {
@@ -138,6 +141,10 @@ func (s *outStream) send(ctx context.Context, to, from actor.PID, msg any, done 
 		}
 		if len(s.buf) < s.p.e.cfg.maxBatchBytes {
 			break
+		}
+		if try {
+			s.mu.Unlock()
+			return fmt.Errorf("send to %v: %w", to, ErrNoCredit)
 		}
 		if s.space == nil {
 			s.space = make(chan struct{})
@@ -172,6 +179,10 @@ func (s *outStream) send(ctx context.Context, to, from actor.PID, msg any, done 
 			l.opened = true
 			s.buf = wire.AppendOpen(s.buf, to.ID)
 			s.signal()
+		}
+		if try {
+			s.mu.Unlock()
+			return fmt.Errorf("send to %v: %w", to, ErrNoCredit)
 		}
 		if l.credit == nil {
 			l.credit = make(chan struct{})
