@@ -189,7 +189,7 @@ func (r *Registry) applyCommand(ctx context.Context, cmd Command) error {
 			return err
 		}
 		if rf.State() == raft.Leader {
-			return r.applyLocal(ctx, rf, data)
+			return r.leaderApply(ctx, rf, data, cmd)
 		}
 		addr, ok := r.leaderAddr()
 		if !ok {
@@ -237,10 +237,27 @@ func (r *Registry) serveApply(ctx context.Context, req []byte) []byte {
 		// One hop only: the caller retries with its own view of the leader.
 		return encodeReply(errNotLeader, nil)
 	}
-	if _, err := DecodeCommand(req); err != nil {
+	cmd, err := DecodeCommand(req)
+	if err != nil {
 		return encodeReply(err, nil)
 	}
-	return encodeReply(r.applyLocal(ctx, rf, req), nil)
+	return encodeReply(r.leaderApply(ctx, rf, req, cmd), nil)
+}
+
+// leaderApply commits a command on the leader. A Leave also takes the node
+// out of the Raft configuration.
+func (r *Registry) leaderApply(ctx context.Context, rf *raft.Raft, data []byte, cmd Command) error {
+	if err := r.applyLocal(ctx, rf, data); err != nil {
+		return err
+	}
+	leave, ok := cmd.(Leave)
+	if !ok || leave.Node == r.cfg.nodeID {
+		return nil // the leader itself hands over leadership before leaving
+	}
+	if err := rf.RemoveServer(raft.ServerID(leave.Node), 0, 0).Error(); err != nil {
+		return fmt.Errorf("%w: %w", errNotLeader, err)
+	}
+	return nil
 }
 
 // Register records a receiver of name on this node, committed through the
@@ -478,22 +495,15 @@ func (r *Registry) Leave(ctx context.Context) error {
 	if err := r.applyCommand(ctx, Leave{Node: r.cfg.nodeID, Incarnation: r.incarnation}); err != nil {
 		return err
 	}
-	return r.retry(ctx, "leave", func(ctx context.Context) error {
-		if rf.State() == raft.Leader {
-			return rf.RemoveServer(raft.ServerID(r.cfg.nodeID), 0, 0).Error()
+	if rf.State() == raft.Leader {
+		// Still leading: the last voter, or the transfer failed. A sole
+		// voter has no cluster to leave; otherwise step out ourselves.
+		if r.otherVoters(rf) == 0 {
+			return nil
 		}
-		// The leader removes servers whose member has left; see watchHealth.
-		cf := rf.GetConfiguration()
-		if err := cf.Error(); err != nil {
-			return err
-		}
-		for _, s := range cf.Configuration().Servers {
-			if s.ID == raft.ServerID(r.cfg.nodeID) {
-				return errNotLeader // not yet removed
-			}
-		}
-		return nil
-	})
+		return rf.RemoveServer(raft.ServerID(r.cfg.nodeID), 0, 0).Error()
+	}
+	return nil // the leader removed us when it committed the Leave
 }
 
 func (r *Registry) otherVoters(rf *raft.Raft) int {

@@ -1,0 +1,44 @@
+package channel
+
+import (
+	"errors"
+
+	"github.com/dchan-io/dchan/actor"
+	"github.com/dchan-io/dchan/remoting"
+)
+
+var (
+	// ErrClosed: the Node, or the channel, is closed.
+	ErrClosed = errors.New("channel: closed")
+	// ErrTimeout: a Message's timeout passed before a receiver accepted it.
+	ErrTimeout = errors.New("channel: timed out")
+	// ErrNoReceivers: the value was not delivered because the name had no
+	// receiver until the deadline.
+	ErrNoReceivers = errors.New("channel: no receivers")
+	// ErrInvalidName: a channel name is empty or too long.
+	ErrInvalidName = errors.New("channel: invalid name")
+	// ErrInvalidOption: an option or argument is out of range.
+	ErrInvalidOption = errors.New("channel: invalid option")
+	// ErrPending: Message.Err before the outcome is known.
+	ErrPending = errors.New("channel: outcome pending")
+	// ErrWrongType: a typed receiver got a value of another type; the value
+	// was dropped.
+	ErrWrongType = errors.New("channel: value of the wrong type")
+
+	// ErrNodeLost: the receiver's node was lost while the value was in
+	// flight. The value may or may not have been delivered; it is never
+	// delivered twice.
+	ErrNodeLost = remoting.ErrNodeLost
+	// ErrEncode: the value could not be encoded (its type is not registered
+	// with WithTypes, or the codec cannot represent it).
+	ErrEncode = remoting.ErrEncode
+	// ErrTooLarge: the encoded value exceeds the maximum message size.
+	ErrTooLarge = remoting.ErrTooLarge
+)
+
+// refused reports an error that proves the value was not accepted (the
+// receiver had gone or was stopping), so it may go to another receiver
+// without risking a duplicate.
+func refused(err error) bool {
+	return errors.Is(err, actor.ErrNotFound) || errors.Is(err, actor.ErrStopped)
+}

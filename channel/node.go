@@ -1,0 +1,253 @@
+package channel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/google/uuid"
+	"go.uber.org/zap"
+
+	"github.com/dchan-io/dchan/actor"
+	"github.com/dchan-io/dchan/registry"
+	"github.com/dchan-io/dchan/remoting"
+)
+
+// Node is one process's membership in a dchan cluster: its actor system,
+// its network endpoint and its replica of the registry. Create it with New;
+// Close it when done.
+type Node struct {
+	id    string
+	log   *zap.Logger
+	sys   *actor.System
+	ep    *remoting.Endpoint
+	reg   *registry.Registry
+	stats stats
+
+	ctx    context.Context // cancelled when closing begins
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // sender pumps, typed adapters
+
+	mu        sync.Mutex
+	closed    bool
+	closeErr  error
+	closeDone chan struct{}
+	receivers map[*receiver]struct{}
+	senders   map[*sender]struct{}
+}
+
+// New starts a node and returns once it has joined the cluster through
+// WithPeers, or bootstrapped a new one without peers.
+func New(ctx context.Context, opts ...Option) (*Node, error) {
+	cfg := defaultConfig()
+	for _, o := range opts {
+		o.apply(&cfg)
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	id, err := nodeID(cfg)
+	if err != nil {
+		return nil, err
+	}
+	log := cfg.logger.With(zap.String("node", id))
+	codec := cfg.codec
+	if codec == nil {
+		gc, err := remoting.NewGobCodec(cfg.types...)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrInvalidOption, err)
+		}
+		codec = gc
+	}
+	sys, err := actor.NewSystem(actor.WithNode(id), actor.WithLogger(log))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidOption, err)
+	}
+	n := &Node{
+		id:        id,
+		log:       log.Named("channel"),
+		sys:       sys,
+		closeDone: make(chan struct{}),
+		receivers: make(map[*receiver]struct{}),
+		senders:   make(map[*sender]struct{}),
+	}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	epOpts := []remoting.Option{
+		remoting.WithListenAddr(cfg.listenAddr),
+		remoting.WithCodec(codec),
+		remoting.WithLogger(log),
+		remoting.WithResolver(resolver{n}),
+		remoting.WithToken(cfg.token),
+	}
+	if cfg.serverTLS != nil || cfg.clientTLS != nil {
+		epOpts = append(epOpts, remoting.WithTLS(cfg.serverTLS, cfg.clientTLS))
+	}
+	ep, err := remoting.New(sys, epOpts...)
+	if err != nil {
+		_ = sys.Shutdown(context.Background())
+		return nil, fmt.Errorf("channel: %w", err)
+	}
+	regOpts := append([]registry.Option{
+		registry.WithNodeID(id),
+		registry.WithPeers(cfg.peers...),
+		registry.WithLogger(log),
+	}, cfg.registryOpts...)
+	if cfg.dataDir != "" {
+		regOpts = append(regOpts, registry.WithDataDir(cfg.dataDir))
+	}
+	reg, err := registry.New(ep, regOpts...)
+	if err != nil {
+		_ = ep.Close()
+		_ = sys.Shutdown(context.Background())
+		return nil, fmt.Errorf("channel: %w", err)
+	}
+	n.ep, n.reg = ep, reg
+	sys.SetRemote(ep)
+	if err := ep.Start(); err != nil {
+		n.teardown(context.Background())
+		return nil, fmt.Errorf("channel: %w", err)
+	}
+	if err := reg.Start(ctx); err != nil {
+		n.teardown(context.Background())
+		return nil, fmt.Errorf("channel: joining the cluster: %w", err)
+	}
+	return n, nil
+}
+
+// nodeID returns the configured ID, or the one persisted in the data dir,
+// or a new random one (persisted if there is a data dir).
+func nodeID(cfg config) (string, error) {
+	if cfg.nodeID != "" {
+		if len(cfg.nodeID) > registry.MaxIDLen || strings.ContainsAny(cfg.nodeID, "/ ") {
+			return "", fmt.Errorf("%w: node ID %q", ErrInvalidOption, cfg.nodeID)
+		}
+		return cfg.nodeID, nil
+	}
+	if cfg.dataDir == "" {
+		return uuid.NewString(), nil
+	}
+	path := filepath.Join(cfg.dataDir, "node-id")
+	if b, err := os.ReadFile(path); err == nil {
+		if id := strings.TrimSpace(string(b)); id != "" {
+			return id, nil
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("%w: %w", registry.ErrDataDir, err)
+	}
+	id := uuid.NewString()
+	if err := os.MkdirAll(cfg.dataDir, 0o700); err != nil {
+		return "", fmt.Errorf("%w: %w", registry.ErrDataDir, err)
+	}
+	if err := os.WriteFile(path, []byte(id+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("%w: %w", registry.ErrDataDir, err)
+	}
+	return id, nil
+}
+
+// resolver maps node IDs to addresses through the registry (which exists
+// only after remoting.New, hence the indirection).
+type resolver struct{ n *Node }
+
+func (r resolver) Resolve(node string) (string, error) { return r.n.reg.Resolve(node) }
+
+// ID returns the node's ID.
+func (n *Node) ID() string { return n.id }
+
+// Addr returns the bound listen address.
+func (n *Node) Addr() string { return n.ep.Addr() }
+
+// Actors returns the node's actor system, for advanced users.
+func (n *Node) Actors() *actor.System { return n.sys }
+
+// Close shuts the node down gracefully, bounded by DefaultDrainTimeout.
+func (n *Node) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), DefaultDrainTimeout)
+	defer cancel()
+	return n.Shutdown(ctx)
+}
+
+// Shutdown shuts the node down gracefully, bounded by ctx: senders flush
+// what they hold, the node's receivers and membership are removed from the
+// registry and it leaves the Raft configuration, receivers let their users
+// drain what they accepted, then everything stops. Past ctx, what remains is
+// stopped at once. Idempotent: later calls wait for the first and return
+// its result.
+func (n *Node) Shutdown(ctx context.Context) error {
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		select {
+		case <-n.closeDone:
+			return n.closeErr
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	n.closed = true
+	senders := make([]*sender, 0, len(n.senders))
+	for s := range n.senders {
+		senders = append(senders, s)
+	}
+	n.mu.Unlock()
+
+	var errs []error
+	for _, s := range senders {
+		s.close(ctx)
+	}
+	if err := n.reg.Leave(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("leaving the cluster: %w", err))
+	}
+	n.mu.Lock()
+	receivers := make([]*receiver, 0, len(n.receivers))
+	for r := range n.receivers {
+		receivers = append(receivers, r)
+	}
+	n.mu.Unlock()
+	for _, r := range receivers {
+		r.stop()
+	}
+	n.teardownWith(ctx, &errs)
+	n.closeErr = errors.Join(errs...)
+	close(n.closeDone)
+	return n.closeErr
+}
+
+func (n *Node) teardown(ctx context.Context) {
+	var errs []error
+	n.teardownWith(ctx, &errs)
+}
+
+func (n *Node) teardownWith(ctx context.Context, errs *[]error) {
+	if err := n.sys.Shutdown(ctx); err != nil {
+		*errs = append(*errs, err)
+	}
+	n.cancel()
+	if n.reg != nil {
+		if err := n.reg.Close(); err != nil {
+			*errs = append(*errs, err)
+		}
+	}
+	if err := n.ep.Shutdown(ctx); err != nil {
+		*errs = append(*errs, err)
+	}
+	// Actors stopped hard by a late shutdown: make sure none is left.
+	_ = n.sys.Shutdown(context.Background())
+	n.wg.Wait()
+}
+
+func (n *Node) isClosed() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.closed
+}
+
+func validName(name string) error {
+	if name == "" || len(name) > registry.MaxNameLen {
+		return fmt.Errorf("%w: %q", ErrInvalidName, name)
+	}
+	return nil
+}

@@ -1,0 +1,104 @@
+package channel
+
+import (
+	"crypto/tls"
+	"fmt"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/dchan-io/dchan/registry"
+	"github.com/dchan-io/dchan/remoting"
+)
+
+// DefaultDrainTimeout bounds Close.
+const DefaultDrainTimeout = 10 * time.Second
+
+// Codec encodes values for the wire; see remoting.Codec. The default is a
+// gob codec of the types given with WithTypes.
+type Codec = remoting.Codec
+
+// Option configures a Node.
+type Option interface{ apply(*config) }
+
+type optionFunc func(*config)
+
+func (f optionFunc) apply(c *config) { f(c) }
+
+type config struct {
+	nodeID     string
+	listenAddr string
+	peers      []string
+	dataDir    string
+	types      []any
+	codec      Codec
+	logger     *zap.Logger
+	serverTLS  *tls.Config
+	clientTLS  *tls.Config
+	token      string
+
+	registryOpts []registry.Option // tests tune Raft timings
+}
+
+func defaultConfig() config {
+	return config{listenAddr: "127.0.0.1:0", logger: zap.NewNop()}
+}
+
+func (c *config) validate() error {
+	switch {
+	case c.logger == nil:
+		return fmt.Errorf("%w: nil logger", ErrInvalidOption)
+	case c.listenAddr == "":
+		return fmt.Errorf("%w: empty listen address", ErrInvalidOption)
+	case c.codec != nil && len(c.types) > 0:
+		return fmt.Errorf("%w: WithTypes registers types with the default codec; register them with your own codec instead", ErrInvalidOption)
+	}
+	return nil
+}
+
+// WithNodeID sets the node's ID. Default: a random ID, persisted in the data
+// dir so that a restarted node keeps it.
+func WithNodeID(id string) Option { return optionFunc(func(c *config) { c.nodeID = id }) }
+
+// WithListenAddr sets the one address the node listens on, for messages and
+// Raft alike. "127.0.0.1:0" (the default) picks a free port; Addr reports it.
+func WithListenAddr(addr string) Option { return optionFunc(func(c *config) { c.listenAddr = addr }) }
+
+// WithPeers lists members to join through: any one live member is enough.
+// None bootstraps a new cluster.
+func WithPeers(addrs ...string) Option {
+	return optionFunc(func(c *config) { c.peers = append([]string(nil), addrs...) })
+}
+
+// WithDataDir keeps the registry's Raft log (BoltDB) and snapshots, and the
+// node ID, in dir. None: everything is in memory.
+func WithDataDir(dir string) Option { return optionFunc(func(c *config) { c.dataDir = dir }) }
+
+// WithTypes registers the types of the values sent through the node with
+// the default gob codec. Pass a zero value of each, e.g.
+// WithTypes(Order{}, &Invoice{}). Every node must register the same types.
+func WithTypes(values ...any) Option {
+	return optionFunc(func(c *config) { c.types = append(c.types, values...) })
+}
+
+// WithCodec replaces the default gob codec.
+func WithCodec(codec Codec) Option { return optionFunc(func(c *config) { c.codec = codec }) }
+
+// WithLogger sets the logger (default: silent). Each subsystem logs under
+// its own name.
+func WithLogger(l *zap.Logger) Option { return optionFunc(func(c *config) { c.logger = l }) }
+
+// WithTLS secures every byte between nodes: server for accepted connections,
+// client for dialled ones. Mutual TLS when server requires client
+// certificates.
+func WithTLS(server, client *tls.Config) Option {
+	return optionFunc(func(c *config) { c.serverTLS, c.clientTLS = server, client })
+}
+
+// WithToken sets a shared cluster secret checked on every RPC.
+func WithToken(token string) Option { return optionFunc(func(c *config) { c.token = token }) }
+
+// withRegistryOptions passes options to the registry (tests).
+func withRegistryOptions(opts ...registry.Option) Option {
+	return optionFunc(func(c *config) { c.registryOpts = append(c.registryOpts, opts...) })
+}

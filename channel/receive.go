@@ -1,0 +1,156 @@
+package channel
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"go.uber.org/zap"
+
+	"github.com/dchan-io/dchan/actor"
+	"github.com/dchan-io/dchan/registry"
+)
+
+// CloseFunc ends a Receive, Send, Subscribe or Publish. It is safe to call
+// more than once.
+type CloseFunc func() error
+
+// receiver is one Receive: a mailbox-actor registered under a name, whose
+// Receive pumps each accepted value into the user's Go channel.
+type receiver struct {
+	n    *Node
+	name string
+	pid  actor.PID
+	out  chan any
+
+	once sync.Once
+	err  error
+}
+
+// Receive registers a receiver of name on this node and returns its channel,
+// once the registration is committed cluster-wide. Each value sent to name
+// anywhere in the cluster reaches one of its receivers.
+//
+// buf is the receiver's buffer: up to buf values (at least 1) are accepted
+// into it before the user reads them, and it is the credit a remote sender
+// may have in flight, so a larger buf means more throughput across nodes.
+//
+// Close with the returned CloseFunc: the receiver is unregistered first,
+// then accepts nothing more (values still on the wire to it fail back to
+// their senders, which route them elsewhere), then the channel delivers what
+// was already accepted and is closed. Nothing accepted is dropped by a clean
+// close, provided the user keeps reading until the channel closes.
+func (n *Node) Receive(name string, buf int) (<-chan any, CloseFunc, error) {
+	return n.receive(name, buf, registry.Queue)
+}
+
+func (n *Node) receive(name string, buf int, mode registry.Mode) (<-chan any, CloseFunc, error) {
+	if err := validName(name); err != nil {
+		return nil, nil, err
+	}
+	if buf < 0 {
+		return nil, nil, fmt.Errorf("%w: negative buffer %d", ErrInvalidOption, buf)
+	}
+	if n.isClosed() {
+		return nil, nil, ErrClosed
+	}
+	r := &receiver{n: n, name: name, out: make(chan any)}
+	pid, err := n.sys.Spawn(func() actor.Actor { return actor.ReceiveFunc(r.receive) },
+		actor.WithMailboxSize(max(buf, 1)))
+	if err != nil {
+		return nil, nil, fmt.Errorf("channel: receive %q: %w", name, err)
+	}
+	r.pid = pid
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		_ = n.sys.Poison(context.Background(), pid)
+		return nil, nil, ErrClosed
+	}
+	n.receivers[r] = struct{}{}
+	n.mu.Unlock()
+	if err := n.reg.Register(n.ctx, name, pid.ID, mode); err != nil {
+		n.forget(r)
+		_ = n.sys.Poison(context.Background(), pid)
+		return nil, nil, fmt.Errorf("channel: receive %q: %w", name, err)
+	}
+	return r.out, r.close, nil
+}
+
+// receive is the receiver actor: it hands each value to the user, blocking
+// until the user takes it (or the node stops hard).
+func (r *receiver) receive(c *actor.Context) {
+	switch m := c.Message().(type) {
+	case actor.Started, actor.Stopping, actor.Restarting, actor.Terminated:
+	case actor.Stopped:
+		close(r.out)
+		r.n.forget(r)
+	default:
+		select {
+		case r.out <- m:
+			r.n.stats.received(r.name)
+		case <-c.Context().Done():
+			// Forced shutdown: the user stopped reading. Counted, not silent.
+			r.n.stats.dropped(r.name)
+			r.n.log.Warn("value dropped: receiver stopped before the user read it", zap.String("name", r.name))
+		}
+	}
+}
+
+func (r *receiver) close() error {
+	r.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), DefaultDrainTimeout)
+		defer cancel()
+		// Unregister first: no new sender picks this receiver.
+		if err := r.n.reg.Unregister(ctx, r.name, r.pid.ID); err != nil {
+			r.err = fmt.Errorf("channel: close receiver %q: %w", r.name, err)
+		}
+		r.stop()
+	})
+	return r.err
+}
+
+// stop refuses new values and lets the user drain the accepted ones; the
+// channel closes after the last (see receive).
+func (r *receiver) stop() {
+	done, cancel := context.WithCancel(context.Background())
+	cancel() // begin the graceful stop without waiting for the user to drain
+	_ = r.n.sys.Stop(done, r.pid)
+}
+
+func (n *Node) forget(r *receiver) {
+	n.mu.Lock()
+	delete(n.receivers, r)
+	n.mu.Unlock()
+}
+
+// ReceiveOf is Receive for values of type T. A value of another type is
+// dropped and reported (logged, counted as failed in Stats); it never panics.
+func ReceiveOf[T any](n *Node, name string, buf int) (<-chan T, CloseFunc, error) {
+	in, closeFn, err := n.Receive(name, buf)
+	if err != nil {
+		return nil, nil, err
+	}
+	out := make(chan T)
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		defer close(out)
+		for v := range in {
+			t, ok := v.(T)
+			if !ok {
+				n.stats.wrongType(name)
+				n.log.Warn("dropped a value of the wrong type", zap.String("name", name),
+					zap.String("type", fmt.Sprintf("%T", v)), zap.Error(ErrWrongType))
+				continue
+			}
+			select {
+			case out <- t:
+			case <-n.ctx.Done():
+				n.stats.dropped(name)
+				return
+			}
+		}
+	}()
+	return out, closeFn, nil
+}
