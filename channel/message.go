@@ -26,6 +26,7 @@ type Message struct {
 	once   sync.Once
 	err    error
 
+	mu        sync.Mutex
 	stopTimer func() bool // cancels the timeout callback; nil without timeout
 }
 
@@ -35,9 +36,11 @@ func WithMessage(v any, timeout time.Duration) *Message {
 	m := &Message{v: v, done: make(chan struct{})}
 	if timeout > 0 {
 		m.ctx, m.cancel = context.WithTimeout(context.Background(), timeout)
+		m.mu.Lock()
 		m.stopTimer = context.AfterFunc(m.ctx, func() {
 			m.finish(fmt.Errorf("%w after %v: %w", ErrTimeout, timeout, context.DeadlineExceeded))
 		})
+		m.mu.Unlock()
 	} else {
 		m.ctx, m.cancel = context.WithCancel(context.Background())
 	}
@@ -65,8 +68,11 @@ func (m *Message) Err() error {
 // finish records the outcome once; later outcomes are ignored.
 func (m *Message) finish(err error) {
 	m.once.Do(func() {
-		if m.stopTimer != nil {
-			m.stopTimer()
+		m.mu.Lock()
+		stop := m.stopTimer
+		m.mu.Unlock()
+		if stop != nil {
+			stop()
 		}
 		m.err = err
 		close(m.done)

@@ -13,6 +13,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap/zaptest"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/dchan-io/dchan/actor"
 	"github.com/dchan-io/dchan/internal/faultproxy"
@@ -54,6 +56,27 @@ func tryStartTestNode(t testing.TB, id, listen, dir string, peers []string, opts
 // connections dialled through network (nil: direct).
 func tryStartTestNodeVia(t testing.TB, network *faultproxy.Network, id, listen, dir string, peers []string, opts ...Option) (*testNode, error) {
 	t.Helper()
+	var epOpts []remoting.Option
+	if network != nil {
+		epOpts = append(epOpts, remoting.WithDialer(network.Dialer(id)))
+	}
+	return tryStartTestNodeFull(t, epOpts, id, listen, dir, peers, opts...)
+}
+
+func startTestNodeWithEndpoint(t testing.TB, id string, peers []string, epOpts ...remoting.Option) *testNode {
+	t.Helper()
+	n, err := tryStartTestNodeFull(t, epOpts, id, "", "", peers, WithTimeouts(150*time.Millisecond, 300*time.Millisecond))
+	require.NoError(t, err)
+	return n
+}
+
+func tryStartTestNodeWithEndpoint(t testing.TB, id string, peers []string, epOpts ...remoting.Option) (*testNode, error) {
+	t.Helper()
+	return tryStartTestNodeFull(t, epOpts, id, "", "", peers)
+}
+
+func tryStartTestNodeFull(t testing.TB, extraEp []remoting.Option, id, listen, dir string, peers []string, opts ...Option) (*testNode, error) {
+	t.Helper()
 	log := zaptest.NewLogger(t)
 	sys, err := actor.NewSystem(actor.WithNode(id), actor.WithLogger(log))
 	require.NoError(t, err)
@@ -69,9 +92,7 @@ func tryStartTestNodeVia(t testing.TB, network *faultproxy.Network, id, listen, 
 	var reg *Registry
 	epOpts := []remoting.Option{remoting.WithListenAddr(listen), remoting.WithLogger(log),
 		remoting.WithResolver(resolverFunc(func(node string) (string, error) { return reg.Resolve(node) }))}
-	if network != nil {
-		epOpts = append(epOpts, remoting.WithDialer(network.Dialer(id)))
-	}
+	epOpts = append(epOpts, extraEp...)
 	ep, err := remoting.New(sys, epOpts...)
 	require.NoError(t, err)
 	reg, err = New(ep, all...)
@@ -371,4 +392,17 @@ func TestCorruptRaftDBFailsClearly(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "raft.db"), []byte("not a bolt database at all"), 0o600))
 	_, err := tryStartTestNode(t, "n1", "", dir, nil)
 	require.ErrorIs(t, err, ErrDataDir)
+}
+
+func TestJoinWithoutTheTokenIsRefused(t *testing.T) {
+	member := startTestNodeWithEndpoint(t, "n1", nil, remoting.WithToken("s3cret"))
+	began := time.Now()
+	_, err := tryStartTestNodeWithEndpoint(t, "x", []string{member.addr})
+	require.Error(t, err)
+	assert.Equal(t, codes.Unauthenticated, status.Code(err), "%v", err)
+	assert.Less(t, time.Since(began), 5*time.Second, "a refusal is final, not retried")
+	assert.Len(t, member.reg.State().Members(), 1, "a refused peer never reaches the registry")
+	cf := member.reg.raft.GetConfiguration()
+	require.NoError(t, cf.Error())
+	assert.Len(t, cf.Configuration().Servers, 1)
 }

@@ -9,6 +9,8 @@ import (
 	"github.com/hashicorp/raft"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/dchan-io/dchan/internal/rawcodec"
 )
@@ -98,17 +100,24 @@ func (r *Registry) registerService(s grpc.ServiceRegistrar) {
 	unary := func(name string, h func(ctx context.Context, req []byte) []byte) grpc.MethodDesc {
 		return grpc.MethodDesc{
 			MethodName: name,
-			Handler: func(_ any, ctx context.Context, dec func(any) error, _ grpc.UnaryServerInterceptor) (any, error) {
-				var in rawcodec.Frame
-				if err := dec(&in); err != nil {
+			Handler: func(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
+				in := new(rawcodec.Frame)
+				if err := dec(in); err != nil {
 					return nil, err
 				}
-				return &rawcodec.Frame{Data: h(ctx, in.Data)}, nil
+				handle := func(ctx context.Context, req any) (any, error) {
+					return &rawcodec.Frame{Data: h(ctx, req.(*rawcodec.Frame).Data)}, nil
+				}
+				if interceptor == nil {
+					return handle(ctx, in)
+				}
+				// The server's interceptors (the cluster-token check) run
+				// before the handler, as for every dchan RPC.
+				info := &grpc.UnaryServerInfo{Server: srv, FullMethod: "/" + serviceName + "/" + name}
+				return interceptor(ctx, in, info, handle)
 			},
 		}
 	}
-	// The guard's interceptors are server-wide (chained in ServerOptions),
-	// so every method here runs only after the token check.
 	s.RegisterService(&grpc.ServiceDesc{
 		ServiceName: serviceName,
 		HandlerType: (*any)(nil),
@@ -169,6 +178,9 @@ func (r *Registry) retry(ctx context.Context, what string, attempt func(ctx cont
 }
 
 func retryable(err error) bool {
+	if st, ok := status.FromError(err); ok && (st.Code() == codes.Unauthenticated || st.Code() == codes.PermissionDenied) {
+		return false // a peer that refuses our credentials will not change its mind
+	}
 	if errors.Is(err, ErrInvalidCommand) || errors.Is(err, ErrUnknownMember) ||
 		errors.Is(err, ErrMemberExpired) || errors.Is(err, ErrStaleIncarnation) ||
 		errors.Is(err, ErrClosed) || errors.Is(err, ErrMalformed) || errors.Is(err, ErrUnsupportedVersion) {

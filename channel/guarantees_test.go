@@ -1,0 +1,421 @@
+package channel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/zap/zaptest"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/dchan-io/dchan/internal/testcerts"
+	"github.com/dchan-io/dchan/registry"
+)
+
+// kill stops a node the way a crash does: the network goes first (nothing
+// more leaves or enters), then everything else; no Leave, no draining.
+func kill(n *Node) {
+	n.mu.Lock()
+	n.closed = true
+	n.mu.Unlock()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_ = n.ep.Shutdown(ctx)
+	n.teardown(ctx)
+	select {
+	case <-n.closeDone:
+	default:
+		close(n.closeDone)
+	}
+}
+
+// collector drains receivers into per-receiver lists.
+type collector struct {
+	mu   sync.Mutex
+	got  map[string][]Order // receiver label → values in arrival order
+	seen map[Order]int
+	wg   sync.WaitGroup
+}
+
+func newCollector() *collector {
+	return &collector{got: map[string][]Order{}, seen: map[Order]int{}}
+}
+
+func (c *collector) drain(label string, ch <-chan any) {
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		for v := range ch {
+			o := v.(Order)
+			c.mu.Lock()
+			c.got[label] = append(c.got[label], o)
+			c.seen[o]++
+			c.mu.Unlock()
+		}
+	}()
+}
+
+func (c *collector) count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, v := range c.seen {
+		n += v
+	}
+	return n
+}
+
+func (c *collector) duplicates() []Order {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var d []Order
+	for o, k := range c.seen {
+		if k > 1 {
+			d = append(d, o)
+		}
+	}
+	return d
+}
+
+func TestGuarantee1_AtMostOnce(t *testing.T) {
+	nodes := startCluster(t, 3)
+	col := newCollector()
+	for i, n := range nodes[1:] {
+		ch, _, err := n.Receive("work", 8)
+		require.NoError(t, err)
+		col.drain(fmt.Sprintf("r%d", i), ch)
+	}
+	out, closeOut, err := nodes[0].Send("work", 0)
+	require.NoError(t, err)
+	const total = 2000
+	var handles []*Message
+	for i := 0; i < total; i++ {
+		if i == total/2 {
+			kill(nodes[2]) // a receiver's node dies mid-stream
+		}
+		m := WithMessage(Order{Sender: "n1", Seq: i}, 5*time.Second)
+		handles = append(handles, m)
+		out <- m
+	}
+	require.NoError(t, closeOut())
+	for _, m := range handles {
+		<-m.Done()
+	}
+	assert.Empty(t, col.duplicates(), "no value may be delivered twice, under any fault")
+	assert.LessOrEqual(t, col.count(), total)
+	// Let the cluster expire the dead node, so that the others leave fast.
+	require.Eventually(t, func() bool {
+		m, ok := nodes[0].reg.State().Member(nodes[2].ID())
+		return !ok || m.Status == registry.Expired
+	}, waitFor, 20*time.Millisecond)
+}
+
+func TestGuarantee2_ConfirmedMeansAcceptedByExactlyOneReceiver(t *testing.T) {
+	nodes := startCluster(t, 3)
+	col := newCollector()
+	var closers []CloseFunc
+	for i, n := range nodes {
+		ch, closeFn, err := n.Receive("acks", 4)
+		require.NoError(t, err)
+		col.drain(fmt.Sprintf("r%d", i), ch)
+		closers = append(closers, closeFn)
+	}
+	var handles []*Message
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for s, n := range nodes {
+		out, closeOut, err := n.Send("acks", 4)
+		require.NoError(t, err)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer closeOut()
+			for i := 0; i < 300; i++ {
+				m := WithMessage(Order{Sender: fmt.Sprint(s), Seq: i}, 10*time.Second)
+				mu.Lock()
+				handles = append(handles, m)
+				mu.Unlock()
+				out <- m
+			}
+		}()
+	}
+	wg.Wait()
+	for _, m := range handles {
+		<-m.Done()
+	}
+	for _, c := range closers {
+		require.NoError(t, c())
+	}
+	col.wg.Wait()
+	for _, m := range handles {
+		require.NoError(t, m.Err())
+		assert.Equal(t, 1, col.seen[m.Value().(Order)], "%v", m.Value())
+	}
+}
+
+func TestGuarantee3_PerPairFIFO(t *testing.T) {
+	nodes := startCluster(t, 3)
+	col := newCollector()
+	var closers []CloseFunc
+	for i, n := range nodes[1:] {
+		ch, closeFn, err := n.Receive("fifo", 2) // small buffers: values spread over both
+		require.NoError(t, err)
+		col.drain(fmt.Sprintf("r%d", i), ch)
+		closers = append(closers, closeFn)
+	}
+	out, closeOut, err := nodes[0].Send("fifo", 8)
+	require.NoError(t, err)
+	const total = 3000
+	for i := 0; i < total; i++ {
+		out <- Order{Sender: "n1", Seq: i}
+	}
+	require.NoError(t, closeOut())
+	require.Eventually(t, func() bool { return col.count() == total }, waitFor, 10*time.Millisecond)
+	for _, c := range closers {
+		require.NoError(t, c())
+	}
+	col.wg.Wait()
+	for label, got := range col.got {
+		for i := 1; i < len(got); i++ {
+			require.Less(t, got[i-1].Seq, got[i].Seq, "receiver %s got values out of send order", label)
+		}
+	}
+}
+
+func TestGuarantee4_Backpressure(t *testing.T) {
+	nodes := startCluster(t, 2)
+	in, closeIn, err := nodes[1].Receive("slow", 4)
+	require.NoError(t, err)
+	out, closeOut, err := nodes[0].Send("slow", 0)
+	require.NoError(t, err)
+	// The receiver's user does not read: the buffer fills, credit stops,
+	// the sender's pump blocks, and so do writes.
+	written := 0
+	for ; written < 1000; written++ {
+		select {
+		case out <- Order{Seq: written}:
+			continue
+		case <-time.After(300 * time.Millisecond):
+		}
+		break
+	}
+	// Bounded: receiver buffer (4) + the value in the receiver's hand (1)
+	// + the link's overflow (≤ window 4) + the pump's value in hand (1).
+	assert.LessOrEqual(t, written, 4+1+4+1+1, "a full receiver must stop the sender")
+	assert.Positive(t, written)
+	for i := 0; i < written; i++ {
+		assert.Equal(t, Order{Seq: i}, recv(t, in))
+	}
+	require.NoError(t, closeOut())
+	require.NoError(t, closeIn())
+}
+
+func TestGuarantee5_Buf0NoReceiversBlocksUntilReceiverAppears(t *testing.T) {
+	nodes := startCluster(t, 2)
+	out, closeOut, err := nodes[0].Send("later", 0)
+	require.NoError(t, err)
+	defer closeOut()
+
+	early := WithMessage(Order{Seq: 0}, 200*time.Millisecond)
+	select {
+	case out <- early:
+	case <-early.Done():
+	}
+	<-early.Done()
+	require.ErrorIs(t, early.Err(), ErrTimeout, "with no receiver the handle times out")
+
+	m := WithMessage(Order{Seq: 1}, 10*time.Second)
+	sent := make(chan struct{})
+	go func() {
+		out <- m
+		close(sent)
+	}()
+	select {
+	case <-m.Done():
+		t.Fatal("delivered with no receiver")
+	case <-time.After(200 * time.Millisecond):
+	}
+	in, closeIn, err := nodes[1].Receive("later", 0)
+	require.NoError(t, err)
+	defer closeIn()
+	assert.Equal(t, Order{Seq: 1}, recv(t, in))
+	<-m.Done()
+	require.NoError(t, m.Err())
+	<-sent
+}
+
+func TestGuarantee6_CleanCloseDropsNothingAccepted(t *testing.T) {
+	nodes := startCluster(t, 3)
+	inA, closeA, err := nodes[1].Receive("drain", 8)
+	require.NoError(t, err)
+	inB, closeB, err := nodes[2].Receive("drain", 8)
+	require.NoError(t, err)
+	col := newCollector()
+	col.drain("b", inB) // B's user reads all along; A's user reads only after closing
+	out, closeOut, err := nodes[0].Send("drain", 0)
+	require.NoError(t, err)
+	const total = 200
+	var handles []*Message
+	for i := 0; i < total; i++ {
+		m := WithMessage(Order{Seq: i}, 10*time.Second)
+		handles = append(handles, m)
+		out <- m
+		if i == total/2 {
+			// Close A while values fill its buffer and are on the wire.
+			go func() { _ = closeA() }()
+		}
+	}
+	var fromA []Order
+	for v := range inA { // A delivers what it accepted, then closes
+		fromA = append(fromA, v.(Order))
+	}
+	for _, m := range handles {
+		<-m.Done()
+		require.NoError(t, m.Err(), "value %v: accepted by A (and drained) or re-routed to B", m.Value())
+	}
+	require.NoError(t, closeOut())
+	require.NoError(t, closeB())
+	col.wg.Wait()
+	assert.Positive(t, len(fromA))
+	assert.Equal(t, total, len(fromA)+col.count(), "A drained %d, B got %d", len(fromA), col.count())
+	for _, o := range fromA {
+		assert.Zero(t, col.seen[o], "value %v reached both receivers", o)
+	}
+}
+
+func TestGuarantee7_DeadNodesReceiversRemovedAndInFlightFailPromptly(t *testing.T) {
+	nodes := startCluster(t, 3)
+	_, _, err := nodes[2].Receive("doomed", 4) // its user never reads
+	require.NoError(t, err)
+	out, closeOut, err := nodes[0].Send("doomed", 0)
+	require.NoError(t, err)
+	defer closeOut()
+	// The receiver accepts 1 (in hand) + 4 (buffer); 4 more wait in its
+	// link's overflow, in flight; the next waits in the sender's pump.
+	handles := make([]*Message, 10)
+	for i := range handles {
+		handles[i] = WithMessage(Order{Seq: i}, time.Minute)
+	}
+	go func() {
+		for _, m := range handles {
+			select {
+			case out <- m:
+			case <-m.Done():
+			}
+		}
+	}()
+	for _, m := range handles[:5] {
+		<-m.Done()
+		require.NoError(t, m.Err(), "accepted into the buffer")
+	}
+	require.Eventually(t, func() bool { return nodes[0].Stats().Sent >= 9 }, waitFor, time.Millisecond)
+
+	killed := time.Now()
+	kill(nodes[2])
+	for _, m := range handles[5:9] {
+		select {
+		case <-m.Done():
+			assert.ErrorIs(t, m.Err(), ErrNodeLost, "%v", m.Value())
+		case <-time.After(2 * time.Second):
+			t.Fatalf("in-flight value %v still pending 2s after its receiver's node died", m.Value())
+		}
+	}
+	t.Logf("in-flight handles failed %v after the kill", time.Since(killed))
+	require.Eventually(t, func() bool {
+		return len(nodes[0].reg.Lookup("doomed")) == 0 && len(nodes[1].reg.Lookup("doomed")) == 0
+	}, waitFor, 20*time.Millisecond, "the dead node's receiver is removed from the registry")
+	t.Logf("receiver expired %v after the kill", time.Since(killed))
+	select {
+	case <-handles[9].Done():
+		t.Fatalf("the value held by the pump must wait for a receiver, got %v", handles[9].Err())
+	default:
+	}
+	// A new receiver takes it (guarantee 5), and the sender can close.
+	in, closeIn, err := nodes[1].Receive("doomed", 1)
+	require.NoError(t, err)
+	defer closeIn()
+	assert.Equal(t, Order{Seq: 9}, recv(t, in))
+	<-handles[9].Done()
+	require.NoError(t, handles[9].Err())
+}
+
+func TestGuarantee8_RegistryLinearizableWritesLocalReads(t *testing.T) {
+	nodes := startCluster(t, 3)
+	_, closeIn, err := nodes[2].Receive("seen", 1)
+	require.NoError(t, err)
+	defer closeIn()
+	// Receive returned once committed: a linearizable read anywhere sees it.
+	rs, err := nodes[0].reg.LookupLinearizable(ctxFor(t, 5*time.Second), "seen")
+	require.NoError(t, err)
+	require.Len(t, rs, 1)
+	// Local reads converge to it without a round trip.
+	require.Eventually(t, func() bool { return len(nodes[1].reg.Lookup("seen")) == 1 }, waitFor, time.Millisecond)
+}
+
+type notRegistered struct{ X int }
+
+func TestGuarantee9_BadValueFailsAloneNoPanic(t *testing.T) {
+	nodes := startCluster(t, 2)
+	in, closeIn, err := nodes[1].Receive("mixed", 8)
+	require.NoError(t, err)
+	defer closeIn()
+	out, closeOut, err := nodes[0].Send("mixed", 0)
+	require.NoError(t, err)
+	defer closeOut()
+	bad := WithMessage(notRegistered{1}, 5*time.Second)
+	huge := WithMessage(Order{Sender: strings.Repeat("x", 2<<20)}, 5*time.Second)
+	good := WithMessage(Order{Seq: 7}, 5*time.Second)
+	out <- bad
+	out <- huge
+	out <- good
+	<-bad.Done()
+	<-huge.Done()
+	<-good.Done()
+	assert.ErrorIs(t, bad.Err(), ErrEncode)
+	assert.ErrorIs(t, huge.Err(), ErrTooLarge)
+	require.NoError(t, good.Err(), "the stream carries on for other values")
+	assert.Equal(t, Order{Seq: 7}, recv(t, in))
+}
+
+func TestGuarantee10_WrongTokenOrCARefused(t *testing.T) {
+	ca, err := testcerts.NewAuthority("cluster")
+	require.NoError(t, err)
+	srv, cli, err := ca.NodeTLS("n1")
+	require.NoError(t, err)
+	nodes := startCluster(t, 1, WithToken("s3cret"), WithTLS(srv, cli))
+	before := nodes[0].reg.State().Members()
+
+	try := func(opts ...Option) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		all := append([]Option{WithNodeID("intruder"), WithLogger(zaptest.NewLogger(t)),
+			WithPeers(nodes[0].Addr()), fastRegistry()}, opts...)
+		n, err := New(ctx, all...)
+		if err == nil {
+			_ = n.Close()
+		}
+		return err
+	}
+	srvX, cliX, err := ca.NodeTLS("intruder")
+	require.NoError(t, err)
+	assert.Error(t, try(WithTLS(srvX, cliX)), "right CA, no token")
+	other, err := testcerts.NewAuthority("other")
+	require.NoError(t, err)
+	srvO, cliO, err := other.NodeTLS("intruder")
+	require.NoError(t, err)
+	assert.Error(t, try(WithTLS(srvO, cliO), WithToken("s3cret")), "right token, wrong CA")
+	assert.Equal(t, before, nodes[0].reg.State().Members(), "a refused peer never reaches the registry")
+	_, member := nodes[0].reg.State().Member("intruder")
+	assert.False(t, member)
+	err = try(WithTLS(srvX, cliX), WithToken("wrong"))
+	assert.Equal(t, codes.Unauthenticated, status.Code(err), "wrong token: %v", err)
+	err = try(WithTLS(srvO, cliO), WithToken("s3cret"))
+	assert.True(t, errors.Is(err, registry.ErrUnavailable), "wrong CA: %v", err)
+}
