@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"testing"
 	"time"
@@ -11,9 +12,10 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-func TestRunJSONReport(t *testing.T) {
+func TestLocalClusterJSONReport(t *testing.T) {
 	var out bytes.Buffer
-	if err := run(200*time.Millisecond, true, &out); err != nil {
+	err := runLocalCluster(context.Background(), options{duration: 500 * time.Millisecond, inflight: 8, asJSON: true}, &out)
+	if err != nil {
 		t.Fatal(err)
 	}
 	var r report
@@ -23,10 +25,16 @@ func TestRunJSONReport(t *testing.T) {
 	if r.Messages == 0 || r.MsgsPerS <= 0 || r.RTTP50us <= 0 || r.RTTP99us < r.RTTP50us {
 		t.Fatalf("implausible report: %+v", r)
 	}
+	if len(r.Members) != 3 {
+		t.Fatalf("want 3 members, got %v", r.Members)
+	}
 }
 
-func TestRunRejectsBadDuration(t *testing.T) {
-	if err := run(0, true, &bytes.Buffer{}); err == nil {
+func TestRejectsBadOptions(t *testing.T) {
+	if err := runLocalCluster(context.Background(), options{duration: 0, inflight: 1}, &bytes.Buffer{}); err == nil {
 		t.Fatal("a zero duration must be refused")
+	}
+	if err := runLocalCluster(context.Background(), options{duration: time.Second, inflight: 0}, &bytes.Buffer{}); err == nil {
+		t.Fatal("zero pings in flight must be refused")
 	}
 }
