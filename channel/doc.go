@@ -1,0 +1,57 @@
+// Package channel makes Go channels span a cluster. It is dchan's user
+// facing layer: a thin adapter over the actor runtime (package actor), the
+// network (package remoting) and the replicated registry (package
+// registry), with no networking or consensus code of its own.
+//
+// Every process that calls New is a node. The first node, started without
+// peers, bootstraps a cluster; the others join through any member:
+//
+//	node, err := channel.New(ctx,
+//	    channel.WithNodeID("n1"),
+//	    channel.WithListenAddr("127.0.0.1:7001"),
+//	    channel.WithPeers("127.0.0.1:7000"),
+//	    channel.WithDataDir("/var/lib/dchan/n1"),
+//	    channel.WithTypes(Order{}),
+//	)
+//	defer node.Close()
+//
+// Receive registers a receiver of a name and returns its channel; Send
+// returns a channel whose values each reach one receiver of the name,
+// anywhere in the cluster, at most once:
+//
+//	orders, closeOrders, err := node.Receive("orders", 16)   // on some node
+//	out, closeOut, err := node.Send("orders", 16)            // on any node
+//	out <- Order{ID: 1}
+//
+// Write a *Message (WithMessage) to learn whether a receiver's buffer
+// accepted the value; SendContext does the same for one value, blocking.
+// ReceiveOf and SendOf are typed versions.
+//
+// # How it works
+//
+// A receiver is a mailbox-actor whose mailbox is the receiver's buffer; it
+// hands each value to the user's Go channel. Its name and PID are
+// registered in the registry (a Raft-replicated table read from the local
+// replica). A send channel is a pump goroutine that routes each value:
+// receivers are tried round-robin without waiting — a local one if its
+// buffer has room, a remote one if its link has credit — and if none can
+// take the value the pump waits on one for a short slice and looks again;
+// with no receiver at all it waits for one to register. A remote receiver
+// grants its senders credit equal to its free buffer space, so a slow
+// receiver stops its senders instead of filling memory.
+//
+// Guarantees (see docs/semantics.md for each and what would break it):
+// at most once; a confirmed value was accepted by exactly one receiver;
+// per-pair FIFO; backpressure; with no receivers a send blocks; a clean
+// close drops nothing accepted; receivers on a dead node are removed and
+// their in-flight values fail promptly; linearizable registry writes; a bad
+// value fails alone; peers failing TLS or the token are refused.
+//
+// # Goroutines
+//
+// A Node owns: the actor system's mailbox runs (one per busy receiver), the
+// endpoint's gRPC server and per-peer stream goroutines, Raft's goroutines
+// and the registry's health watcher, one pump per Send channel, and one
+// adapter per ReceiveOf/SendOf. Close (or Shutdown) stops and waits for all
+// of them.
+package channel

@@ -1,0 +1,118 @@
+package channel_test
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/dchan-io/dchan/channel"
+)
+
+type Foo struct{ N int }
+
+type Oof struct{ Note string }
+
+// The seed example, made real: two nodes in one process (in production,
+// two processes on two machines).
+func Example() {
+	ctx := context.Background()
+	seed, err := channel.New(ctx, channel.WithNodeID("n0"), channel.WithTypes(Foo{}, Oof{}))
+	if err != nil {
+		panic(err)
+	}
+	defer seed.Close()
+
+	node, err := channel.New(ctx,
+		channel.WithNodeID("n1"),
+		channel.WithListenAddr("127.0.0.1:0"),
+		channel.WithPeers(seed.Addr()),
+		channel.WithTypes(Foo{}, Oof{}),
+	)
+	if err != nil {
+		panic(err)
+	}
+	defer node.Close()
+
+	// n1 receives FooChannel; n0 sends to it.
+	fooCh, closeFoo, err := node.Receive("FooChannel", 16)
+	if err != nil {
+		panic(err)
+	}
+	defer closeFoo()
+	toFoo, closeToFoo, err := seed.Send("FooChannel", 16)
+	if err != nil {
+		panic(err)
+	}
+	defer closeToFoo()
+	toFoo <- Foo{N: 42}
+	item := <-fooCh
+	fmt.Printf("n1 got %+v\n", item)
+
+	// n0 receives OofChannel; n1 sends with a confirmation handle.
+	oofIn, closeOofIn, err := seed.Receive("OofChannel", 16)
+	if err != nil {
+		panic(err)
+	}
+	defer closeOofIn()
+	oofCh, closeOof, err := node.Send("OofChannel", 16)
+	if err != nil {
+		panic(err)
+	}
+	defer closeOof()
+	m := channel.WithMessage(Oof{Note: "hello"}, 2*time.Minute)
+	select {
+	case oofCh <- m:
+	case <-m.Done(): // gave up before the channel took it
+	}
+	<-m.Done()
+	if err := m.Err(); err != nil {
+		fmt.Println("not confirmed:", err)
+	}
+	fmt.Printf("confirmed: %v; n0 got %+v\n", m.Err() == nil, <-oofIn)
+	// Output:
+	// n1 got {N:42}
+	// confirmed: true; n0 got {Note:hello}
+}
+
+func ExampleReceiveOf() {
+	ctx := context.Background()
+	node, err := channel.New(ctx, channel.WithTypes(Foo{}))
+	if err != nil {
+		panic(err)
+	}
+	defer node.Close()
+	foos, closeFoos, err := channel.ReceiveOf[Foo](node, "foos", 4)
+	if err != nil {
+		panic(err)
+	}
+	defer closeFoos()
+	send, closeSend, err := channel.SendOf[Foo](node, "foos", 4)
+	if err != nil {
+		panic(err)
+	}
+	defer closeSend()
+	send <- Foo{N: 7}
+	fmt.Println((<-foos).N)
+	// Output: 7
+}
+
+func ExampleNode_SendContext() {
+	ctx := context.Background()
+	node, err := channel.New(ctx, channel.WithTypes(Foo{}))
+	if err != nil {
+		panic(err)
+	}
+	defer node.Close()
+	in, closeIn, err := node.Receive("jobs", 1)
+	if err != nil {
+		panic(err)
+	}
+	defer closeIn()
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	fmt.Println(node.SendContext(ctx, "jobs", Foo{N: 1})) // returns once accepted
+	fmt.Println(<-in)
+	// Output:
+	// <nil>
+	// {1}
+}
