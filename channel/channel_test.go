@@ -1,11 +1,15 @@
 package channel
 
 import (
+	"context"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/dchan-io/dchan/remoting"
 )
 
 func TestSendReceiveAcrossNodes(t *testing.T) {
@@ -49,3 +53,62 @@ func TestSendContextToLocalAndRemote(t *testing.T) {
 	assert.Equal(t, Order{Seq: 1}, recv(t, in))
 	assert.Equal(t, Order{Seq: 2}, recv(t, in))
 }
+
+func TestReceiveOfDropsAndCountsWrongTypes(t *testing.T) {
+	nodes := startCluster(t, 1)
+	in, closeIn, err := ReceiveOf[Order](nodes[0], "typed", 4)
+	require.NoError(t, err)
+	defer closeIn()
+	require.NoError(t, nodes[0].SendContext(ctxFor(t, 5*time.Second), "typed", "not an order"))
+	require.NoError(t, nodes[0].SendContext(ctxFor(t, 5*time.Second), "typed", Order{Seq: 3}))
+	select {
+	case o := <-in:
+		assert.Equal(t, Order{Seq: 3}, o, "the wrong-typed value is dropped, the next arrives")
+	case <-time.After(waitFor):
+		t.Fatal("no value")
+	}
+	assert.EqualValues(t, 1, nodes[0].Stats().Names["typed"].Dropped)
+}
+
+func TestCloseFuncsAndNodeCloseAreIdempotent(t *testing.T) {
+	nodes := startCluster(t, 1)
+	n := nodes[0]
+	_, closeIn, err := n.Receive("twice", 1)
+	require.NoError(t, err)
+	require.NoError(t, closeIn())
+	require.NoError(t, closeIn())
+	_, closeOut, err := n.Send("twice", 1)
+	require.NoError(t, err)
+	require.NoError(t, closeOut())
+	require.NoError(t, closeOut())
+	require.NoError(t, n.Close())
+	require.NoError(t, n.Close())
+	_, _, err = n.Receive("after", 1)
+	assert.ErrorIs(t, err, ErrClosed)
+	_, _, err = n.Send("after", 1)
+	assert.ErrorIs(t, err, ErrClosed)
+	assert.ErrorIs(t, n.SendContext(context.Background(), "after", 1), ErrClosed)
+}
+
+func TestNewAndChannelsValidateInput(t *testing.T) {
+	ctx := ctxFor(t, 5*time.Second)
+	_, err := New(ctx, WithLogger(nil))
+	assert.ErrorIs(t, err, ErrInvalidOption)
+	_, err = New(ctx, WithNodeID("a/b"))
+	assert.ErrorIs(t, err, ErrInvalidOption)
+	_, err = New(ctx, WithCodec(nil), WithTypes(Order{}), WithCodec(badCodec{}))
+	assert.ErrorIs(t, err, ErrInvalidOption, "types go to the default codec only")
+	nodes := startCluster(t, 1)
+	_, _, err = nodes[0].Receive("", 1)
+	assert.ErrorIs(t, err, ErrInvalidName)
+	_, _, err = nodes[0].Send("x", -1)
+	assert.ErrorIs(t, err, ErrInvalidOption)
+	_, _, err = nodes[0].Receive(strings.Repeat("x", 5000), 1)
+	assert.ErrorIs(t, err, ErrInvalidName)
+}
+
+type badCodec struct{}
+
+func (badCodec) Name() string                 { return "bad" }
+func (badCodec) NewEncoder() remoting.Encoder { return nil }
+func (badCodec) NewDecoder() remoting.Decoder { return nil }
