@@ -142,6 +142,20 @@ func (r *Registry) call(ctx context.Context, addr, method string, req []byte) ([
 	return out.Data, nil
 }
 
+// callReply invokes a registry RPC and decodes its reply: the error the
+// remote side reported (as a sentinel), or the reply's body.
+func (r *Registry) callReply(ctx context.Context, addr, method string, req []byte) ([]byte, error) {
+	reply, err := r.call(ctx, addr, method, req)
+	if err != nil {
+		return nil, err
+	}
+	rerr, body, derr := decodeReply(reply)
+	if derr != nil {
+		return nil, derr
+	}
+	return body, rerr
+}
+
 // leaderAddr returns the current leader's address, if one is known.
 func (r *Registry) leaderAddr() (string, bool) {
 	rf, err := r.raftNode()
@@ -207,15 +221,8 @@ func (r *Registry) applyCommand(ctx context.Context, cmd Command) error {
 		if !ok {
 			return errNotLeader
 		}
-		reply, err := r.call(ctx, addr, methodApply, data)
-		if err != nil {
-			return err
-		}
-		rerr, _, derr := decodeReply(reply)
-		if derr != nil {
-			return derr
-		}
-		return rerr
+		_, err = r.callReply(ctx, addr, methodApply, data)
+		return err
 	})
 }
 
@@ -311,15 +318,8 @@ func (r *Registry) join(ctx context.Context, m Member) error {
 			addr = r.cfg.peers[next%len(r.cfg.peers)]
 			next++
 		}
-		reply, err := r.call(ctx, addr, methodJoin, req)
-		if err != nil {
-			return err
-		}
-		rerr, _, derr := decodeReply(reply)
-		if derr != nil {
-			return derr
-		}
-		return rerr
+		_, err = r.callReply(ctx, addr, methodJoin, req)
+		return err
 	})
 }
 
@@ -413,16 +413,9 @@ func (r *Registry) LookupLinearizable(ctx context.Context, name string) ([]Recei
 		}
 		w := writer{}
 		w.str(name)
-		reply, err := r.call(ctx, addr, methodLookup, w.b)
+		body, err := r.callReply(ctx, addr, methodLookup, w.b)
 		if err != nil {
 			return err
-		}
-		rerr, body, derr := decodeReply(reply)
-		if derr != nil {
-			return derr
-		}
-		if rerr != nil {
-			return rerr
 		}
 		out, err = decodeReceivers(body)
 		return err
