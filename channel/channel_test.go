@@ -112,3 +112,22 @@ type badCodec struct{}
 func (badCodec) Name() string                 { return "bad" }
 func (badCodec) NewEncoder() remoting.Encoder { return nil }
 func (badCodec) NewDecoder() remoting.Decoder { return nil }
+
+func TestStatsCountPerNameAndPeer(t *testing.T) {
+	nodes := startCluster(t, 2)
+	in, closeIn, err := nodes[1].Receive("counted", 8)
+	require.NoError(t, err)
+	defer closeIn()
+	for i := 0; i < 5; i++ {
+		require.NoError(t, nodes[0].SendContext(ctxFor(t, 5*time.Second), "counted", Order{Seq: i}))
+		recv(t, in)
+	}
+	st := nodes[0].Stats()
+	assert.EqualValues(t, 5, st.Sent)
+	assert.EqualValues(t, 5, st.Delivered)
+	assert.Zero(t, st.InFlight)
+	assert.EqualValues(t, 5, st.Names["counted"].Delivered)
+	assert.EqualValues(t, 5, st.Peers["n2"].Sent)
+	require.Eventually(t, func() bool { return nodes[1].Stats().Names["counted"].Received == 5 },
+		waitFor, time.Millisecond, "the receiving node counts what its user took")
+}

@@ -158,7 +158,7 @@ func (n *Node) SendContext(ctx context.Context, name string, v any) error {
 	for {
 		res := make(chan error, 1)
 		if err := r.route(ctx, v, func(err error) { res <- err }); err != nil {
-			n.stats.failed(name)
+			n.stats.failed(name, false)
 			return err
 		}
 		select {
@@ -168,9 +168,10 @@ func (n *Node) SendContext(ctx context.Context, name string, v any) error {
 				return nil
 			}
 			if refused(err) {
+				n.stats.inFlight.Add(-1)
 				continue // never accepted: another receiver may take it
 			}
-			n.stats.failed(name)
+			n.stats.failed(name, true)
 			return fmt.Errorf("channel: send to %q: %w", name, err)
 		case <-ctx.Done():
 			return fmt.Errorf("channel: send to %q: %w", name, ctx.Err())
@@ -321,7 +322,7 @@ func (s *sender) send(m *Message) {
 	err := s.r.route(ctx, m.v, func(err error) { s.outcome(m, err) })
 	if err != nil {
 		s.flight.Done()
-		s.n.stats.failed(s.r.name)
+		s.n.stats.failed(s.r.name, false)
 		if m.done != nil {
 			if ctx.Err() != nil && m.ctx.Err() != nil {
 				return // the timeout reported it
@@ -343,6 +344,7 @@ func (s *sender) outcome(m *Message, err error) {
 		}
 	case refused(err) && s.n.ctx.Err() == nil:
 		// Never accepted: route it again (the pump picks it up).
+		s.n.stats.inFlight.Add(-1)
 		s.retryM.Lock()
 		s.retry = append(s.retry, m)
 		s.retryM.Unlock()
@@ -351,7 +353,7 @@ func (s *sender) outcome(m *Message, err error) {
 		default:
 		}
 	default:
-		s.n.stats.failed(s.r.name)
+		s.n.stats.failed(s.r.name, true)
 		if m.done != nil {
 			m.finish(fmt.Errorf("channel: send to %q: %w", s.r.name, err))
 		}
@@ -372,7 +374,7 @@ func (s *sender) takeRetry() *Message {
 
 func (s *sender) failPending(err error) {
 	for m := s.takeRetry(); m != nil; m = s.takeRetry() {
-		s.n.stats.failed(s.r.name)
+		s.n.stats.failed(s.r.name, false)
 		if m.done != nil {
 			m.finish(err)
 		}
@@ -380,7 +382,7 @@ func (s *sender) failPending(err error) {
 	for {
 		select {
 		case v := <-s.in:
-			s.n.stats.failed(s.r.name)
+			s.n.stats.failed(s.r.name, false)
 			if m, ok := v.(*Message); ok {
 				m.finish(err)
 			}

@@ -1,6 +1,9 @@
 package channel
 
-import "sync"
+import (
+	"sync"
+	"sync/atomic"
+)
 
 // Stats are a node's counters since it started.
 type Stats struct {
@@ -20,93 +23,87 @@ type Counters struct {
 	Sent, Delivered, Failed, Dropped, Received uint64
 }
 
-type stats struct {
-	mu    sync.Mutex
-	total Counters
-	names map[string]*Counters
-	peers map[string]*Counters
+// counters is the live, lock-free form of Counters.
+type counters struct {
+	sent, delivered, failed, dropped, received atomic.Uint64
 }
 
-func (s *stats) name(n string) *Counters {
-	if s.names == nil {
-		s.names = make(map[string]*Counters)
+func (c *counters) snapshot() Counters {
+	return Counters{
+		Sent: c.sent.Load(), Delivered: c.delivered.Load(), Failed: c.failed.Load(),
+		Dropped: c.dropped.Load(), Received: c.received.Load(),
 	}
-	c := s.names[n]
-	if c == nil {
-		c = &Counters{}
-		s.names[n] = c
+}
+
+// stats counts without locks on the value path: a name's or peer's counters
+// are created once (sync.Map) and then only atomically incremented.
+type stats struct {
+	total    counters
+	inFlight atomic.Int64
+	names    sync.Map // string → *counters
+	peers    sync.Map // string → *counters
+}
+
+func counterFor(m *sync.Map, key string) *counters {
+	if c, ok := m.Load(key); ok {
+		return c.(*counters)
 	}
-	return c
+	c, _ := m.LoadOrStore(key, &counters{})
+	return c.(*counters)
 }
 
 func (s *stats) sent(name, peer string) {
-	s.mu.Lock()
-	s.total.Sent++
-	s.name(name).Sent++
-	if s.peers == nil {
-		s.peers = make(map[string]*Counters)
-	}
-	p := s.peers[peer]
-	if p == nil {
-		p = &Counters{}
-		s.peers[peer] = p
-	}
-	p.Sent++
-	s.mu.Unlock()
+	s.total.sent.Add(1)
+	s.inFlight.Add(1)
+	counterFor(&s.names, name).sent.Add(1)
+	counterFor(&s.peers, peer).sent.Add(1)
 }
 
 func (s *stats) delivered(name string) {
-	s.mu.Lock()
-	s.total.Delivered++
-	s.name(name).Delivered++
-	s.mu.Unlock()
+	s.total.delivered.Add(1)
+	s.inFlight.Add(-1)
+	counterFor(&s.names, name).delivered.Add(1)
 }
 
-func (s *stats) failed(name string) {
-	s.mu.Lock()
-	s.total.Failed++
-	s.name(name).Failed++
-	s.mu.Unlock()
+// failed counts a value that failed; wasSent says whether it had been
+// handed to a receiver (and so counted in flight).
+func (s *stats) failed(name string, wasSent bool) {
+	s.total.failed.Add(1)
+	if wasSent {
+		s.inFlight.Add(-1)
+	}
+	counterFor(&s.names, name).failed.Add(1)
 }
 
 func (s *stats) dropped(name string) {
-	s.mu.Lock()
-	s.total.Dropped++
-	s.name(name).Dropped++
-	s.mu.Unlock()
+	s.total.dropped.Add(1)
+	counterFor(&s.names, name).dropped.Add(1)
 }
 
 func (s *stats) wrongType(name string) { s.dropped(name) }
 
 func (s *stats) received(name string) {
-	s.mu.Lock()
-	s.total.Received++
-	s.name(name).Received++
-	s.mu.Unlock()
+	s.total.received.Add(1)
+	counterFor(&s.names, name).received.Add(1)
 }
 
 // Stats returns a copy of the node's counters.
 func (n *Node) Stats() Stats {
 	s := &n.stats
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	t := s.total.snapshot()
 	out := Stats{
-		Sent:      s.total.Sent,
-		Delivered: s.total.Delivered,
-		Failed:    s.total.Failed,
-		Dropped:   s.total.Dropped,
-		Received:  s.total.Received,
-		Names:     make(map[string]Counters, len(s.names)),
-		Peers:     make(map[string]Counters, len(s.peers)),
+		Sent: t.Sent, Delivered: t.Delivered, Failed: t.Failed, Dropped: t.Dropped, Received: t.Received,
+		InFlight: uint64(max(s.inFlight.Load(), 0)),
+		Names:    make(map[string]Counters),
+		Peers:    make(map[string]Counters),
 	}
-	if d := s.total.Delivered + s.total.Failed; s.total.Sent > d {
-		out.InFlight = s.total.Sent - d
-	}
-	for k, v := range s.names {
-		out.Names[k] = *v
-	}
-	for k, v := range s.peers {
-		out.Peers[k] = *v
-	}
+	s.names.Range(func(k, v any) bool {
+		out.Names[k.(string)] = v.(*counters).snapshot()
+		return true
+	})
+	s.peers.Range(func(k, v any) bool {
+		out.Peers[k.(string)] = v.(*counters).snapshot()
+		return true
+	})
 	return out
 }
