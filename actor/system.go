@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,7 +28,7 @@ type System struct {
 	log    *zap.Logger
 	table  *table
 	remote atomic.Pointer[remoteBox]
-	runs   runTracker
+	runs   *runTracker
 
 	// ctx is the parent of every actor's context; cancelled when a
 	// shutdown runs out of time.
@@ -64,6 +65,7 @@ func NewSystem(opts ...Option) (*System, error) {
 		node:    cfg.node,
 		log:     cfg.logger.Named("actor"),
 		table:   newTable(),
+		runs:    newRunTracker(),
 		ctx:     ctx,
 		cancel:  cancel,
 		tops:    make(map[string]*process),
@@ -162,7 +164,7 @@ func (s *System) spawn(parent *process, name string, producer Producer, opts []S
 		return PID{}, err
 	}
 	mb.PushSystem(sysStarted{})
-	mb.Start(p, &s.runs)
+	mb.Start(p, s.runs)
 	return p.pid, nil
 }
 
@@ -418,6 +420,7 @@ func (s *System) Shutdown(ctx context.Context) error {
 			return fmt.Errorf("actor: shutdown: %w", ctx.Err())
 		}
 	}
+	s.runs.stop()
 	if err := s.runs.wait(ctx); err != nil {
 		s.force()
 		return fmt.Errorf("actor: shutdown: %w", err)
@@ -434,26 +437,67 @@ func (s *System) force() {
 	}
 }
 
-// runTracker is the System's mailbox dispatcher: it starts each mailbox run
-// on a goroutine and counts them so that Shutdown can wait for all.
+// runTracker is the System's mailbox dispatcher. Each mailbox run goes to
+// an idle worker goroutine if one is waiting, or to a new one. A worker
+// whose run ends waits for the next run unless maxIdle workers already
+// wait; so an idle actor owns no goroutine, a busy System reuses warm
+// goroutines (no creation, no stack regrowth per run), and the number of
+// idle goroutines is bounded by the System, not by its actors. Shutdown
+// stops the idle workers and waits for every one.
 type runTracker struct {
+	work    chan func()   // unbuffered: hands a run to an idle worker
+	quit    chan struct{} // closed by stop: idle workers exit
+	stopped sync.Once
+	idleN   atomic.Int32
+	maxIdle int32
+
 	mu   sync.Mutex
-	n    int
+	n    int           // live workers
 	idle chan struct{} // closed when n drops to 0; nil when nobody waits
+}
+
+func newRunTracker() *runTracker {
+	return &runTracker{
+		work:    make(chan func()),
+		quit:    make(chan struct{}),
+		maxIdle: int32(max(2, runtime.GOMAXPROCS(0))),
+	}
 }
 
 // Schedule implements mailbox.Dispatcher.
 func (t *runTracker) Schedule(fn func()) {
+	select {
+	case t.work <- fn:
+		return
+	default:
+	}
 	t.mu.Lock()
 	t.n++
 	t.mu.Unlock()
-	go t.run(fn)
+	go t.worker(fn)
 }
 
-func (t *runTracker) run(fn func()) {
+func (t *runTracker) worker(fn func()) {
 	defer t.done()
-	fn()
+	for {
+		fn()
+		if t.idleN.Add(1) > t.maxIdle {
+			t.idleN.Add(-1)
+			return
+		}
+		select {
+		case fn = <-t.work:
+			t.idleN.Add(-1)
+		case <-t.quit:
+			t.idleN.Add(-1)
+			return
+		}
+	}
 }
+
+// stop makes idle workers exit; runs scheduled later still run, each on a
+// goroutine that exits after it.
+func (t *runTracker) stop() { t.stopped.Do(func() { close(t.quit) }) }
 
 func (t *runTracker) done() {
 	t.mu.Lock()

@@ -3,6 +3,7 @@ package actor_test
 import (
 	"context"
 	"errors"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -614,4 +615,33 @@ func TestTrySendFromReportsFullWithoutBlocking(t *testing.T) {
 	assert.ErrorIs(t, s.TrySendFrom(from, actor.PID{Node: "far", ID: "x"}, 5), actor.ErrNotLocal)
 	_, err = s.MailboxFree(actor.PID{Node: s.Node(), ID: "nobody"})
 	assert.ErrorIs(t, err, actor.ErrNotFound)
+}
+
+func TestIdleActorsOwnNoGoroutine(t *testing.T) {
+	s := newSystem(t)
+	before := runtime.NumGoroutine()
+	var handled sync.WaitGroup
+	const actors = 2000
+	handled.Add(actors)
+	pids := make([]actor.PID, actors)
+	for i := range pids {
+		var err error
+		pids[i], err = s.Spawn(func() actor.Actor {
+			return actor.ReceiveFunc(func(c *actor.Context) {
+				if _, ok := c.Message().(int); ok {
+					handled.Done()
+				}
+			})
+		})
+		require.NoError(t, err)
+	}
+	for _, pid := range pids {
+		require.NoError(t, s.Send(context.Background(), pid, 1))
+	}
+	handled.Wait()
+	// Runs end when mailboxes empty; what may remain is the System's few
+	// idle workers, never one goroutine per actor.
+	require.Eventually(t, func() bool {
+		return runtime.NumGoroutine()-before <= runtime.GOMAXPROCS(0)+4
+	}, waitFor, 10*time.Millisecond, "goroutines: %d before, %d after", before, runtime.NumGoroutine())
 }
