@@ -51,10 +51,14 @@
 // # Goroutines
 //
 // An idle actor owns no goroutine. When a message arrives for an idle actor
-// the System starts one goroutine to run its mailbox; the goroutine exits
-// when the mailbox is empty and yields after every 300 messages
-// (WithThroughput) so that busy actors share the processor. Shutdown waits
-// for all of these runs. Delayed restarts run from the strategy's clock.
+// the System hands the run of its mailbox to one of its idle worker
+// goroutines, or starts a new one; the run ends when the mailbox is empty
+// and yields after every 300 messages (WithThroughput) so that busy actors
+// share the processor. A worker whose run ended waits for the next one
+// unless enough workers (GOMAXPROCS) already wait, so the number of idle
+// goroutines is bounded by the System, not by its actors. Shutdown stops the
+// idle workers and waits for every run. Delayed restarts run from the
+// strategy's clock.
 // Nothing in this package uses package-level state: Systems are
 // independent.
 package actor
