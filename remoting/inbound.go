@@ -49,6 +49,7 @@ type inLink struct {
 	w        credit.Window // guarded by inStream.mu
 	lastSeq  uint64        // reader only
 	accepted uint64        // accepted but not yet reported; guarded by inStream.mu
+	batch    uint64        // report acceptances from the overflow in batches of this size
 
 	omu        sync.Mutex
 	overflow   []envelope // waiting for mailbox space, in order
@@ -197,7 +198,7 @@ func (s *inStream) open(target string) error {
 		return nil
 	}
 	grant := uint64(min(max(free, 1), s.e.cfg.maxWindow))
-	l := &inLink{target: pid}
+	l := &inLink{target: pid, batch: max(grant/8, 1)}
 	l.w.Grant(grant)
 	s.links[target] = l
 	s.out = wire.AppendCount(s.out, wire.KindGrant, target, grant)
@@ -281,12 +282,13 @@ func (s *inStream) senderPID(node, id []byte) actor.PID {
 	return actor.PID{Node: s.lastNode, ID: s.lastID}
 }
 
-// resolve records the outcome of delivering one message of l, in order.
-func (s *inStream) resolve(l *inLink, err error) {
+// resolve records the outcome of delivering one message of l, in order,
+// and returns how many acceptances of l wait to be reported.
+func (s *inStream) resolve(l *inLink, err error) uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.links[l.target.ID] != l {
-		return // link closed meanwhile
+		return 0 // link closed meanwhile
 	}
 	if err == nil {
 		if l.accepted == 0 {
@@ -294,7 +296,7 @@ func (s *inStream) resolve(l *inLink, err error) {
 		}
 		l.accepted++
 		s.e.stats.delivered.Add(1)
-		return
+		return l.accepted
 	}
 	// Keep order: report the acceptances before this refusal.
 	if l.accepted > 0 {
@@ -311,6 +313,7 @@ func (s *inStream) resolve(l *inLink, err error) {
 		s.out = wire.AppendRefusal(s.out, wire.KindRejected, l.target.ID, refusalCode(err), err.Error())
 	}
 	s.signal()
+	return 0
 }
 
 // flushAccepted reports acceptances gathered while reading one frame.
@@ -355,9 +358,15 @@ func (s *inStream) deliver(l *inLink) {
 		l.omu.Lock()
 		l.overflow[0] = envelope{}
 		l.overflow = l.overflow[1:]
+		drained := len(l.overflow) == 0
 		l.omu.Unlock()
-		s.resolve(l, err)
-		s.flushAccepted()
+		// Return credit in batches while the overflow drains: one frame
+		// per freed slot would cost a gRPC message per value exactly when
+		// the receiver is the bottleneck. An eighth of the window keeps
+		// the sender busy; the rest goes once the overflow is empty.
+		if pending := s.resolve(l, err); drained || pending >= l.batch {
+			s.flushAccepted()
+		}
 	}
 }
 
