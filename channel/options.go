@@ -98,6 +98,21 @@ func WithTLS(server, client *tls.Config) Option {
 // WithToken sets a shared cluster secret checked on every RPC.
 func WithToken(token string) Option { return optionFunc(func(c *config) { c.token = token }) }
 
+// WithExpireAfter sets how long the Raft leader tolerates failed heartbeats
+// to a node before it expires the node and removes its receivers (default
+// 3s). Shorter detects dead nodes sooner; longer tolerates longer pauses.
+func WithExpireAfter(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.registryOpts = append(c.registryOpts, registry.WithExpireAfter(d)) })
+}
+
+// WithRaftTimeouts sets the registry's Raft heartbeat and election timeouts
+// (default 500ms each, for a LAN). Raise them on slow or loaded networks.
+func WithRaftTimeouts(heartbeat, election time.Duration) Option {
+	return optionFunc(func(c *config) {
+		c.registryOpts = append(c.registryOpts, registry.WithTimeouts(heartbeat, election))
+	})
+}
+
 // withRegistryOptions passes options to the registry (tests).
 func withRegistryOptions(opts ...registry.Option) Option {
 	return optionFunc(func(c *config) { c.registryOpts = append(c.registryOpts, opts...) })
