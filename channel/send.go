@@ -449,7 +449,11 @@ func SendOf[T any](n *Node, name string, buf int) (chan<- T, CloseFunc, error) {
 	var once sync.Once
 	return in, func() error {
 		once.Do(func() { close(stop) })
-		<-ended
+		select {
+		case <-ended:
+		case <-time.After(DefaultDrainTimeout):
+			return fmt.Errorf("channel: closing sender of %q: values still waiting for a receiver", name)
+		}
 		return innerClose()
 	}, nil
 }
