@@ -131,3 +131,24 @@ func TestStatsCountPerNameAndPeer(t *testing.T) {
 	require.Eventually(t, func() bool { return nodes[1].Stats().Names["counted"].Received == 5 },
 		waitFor, time.Millisecond, "the receiving node counts what its user took")
 }
+
+func TestReceiversRegisterAgainAfterARejoin(t *testing.T) {
+	nodes := startCluster(t, 2)
+	in, closeIn, err := nodes[1].Receive("again", 4)
+	require.NoError(t, err)
+	defer closeIn()
+	_, closedIn, err := nodes[1].Receive("closed", 4)
+	require.NoError(t, err)
+	require.NoError(t, closedIn())
+	// What an expiry does to the node's names, then what the registry's
+	// rejoin hook does about it.
+	for _, rc := range nodes[1].reg.Lookup("again") {
+		require.NoError(t, nodes[1].reg.Unregister(ctxFor(t, 5*time.Second), "again", rc.ActorID))
+	}
+	require.Empty(t, nodes[0].reg.Lookup("again"))
+	nodes[1].reregister()
+	require.Eventually(t, func() bool { return len(nodes[0].reg.Lookup("again")) == 1 }, waitFor, time.Millisecond)
+	assert.Empty(t, nodes[0].reg.Lookup("closed"), "a closed receiver is not registered again")
+	require.NoError(t, nodes[0].SendContext(ctxFor(t, 5*time.Second), "again", Order{Seq: 1}))
+	assert.Equal(t, Order{Seq: 1}, recv(t, in))
+}

@@ -106,6 +106,7 @@ func New(ctx context.Context, opts ...Option) (*Node, error) {
 		return nil, fmt.Errorf("channel: %w", err)
 	}
 	n.ep, n.reg = ep, reg
+	reg.OnRejoin(n.reregister)
 	sys.SetRemote(ep)
 	if err := ep.Start(); err != nil {
 		n.teardown(context.Background())

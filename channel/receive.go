@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"go.uber.org/zap"
 
@@ -18,10 +19,12 @@ type CloseFunc func() error
 // receiver is one Receive: a mailbox-actor registered under a name, whose
 // Receive pumps each accepted value into the user's Go channel.
 type receiver struct {
-	n    *Node
-	name string
-	pid  actor.PID
-	out  chan any
+	n       *Node
+	name    string
+	mode    registry.Mode
+	pid     actor.PID
+	out     chan any
+	closing atomic.Bool // close began: never register again
 
 	once sync.Once
 	err  error
@@ -54,7 +57,7 @@ func (n *Node) receive(name string, buf int, mode registry.Mode) (<-chan any, Cl
 	if n.isClosed() {
 		return nil, nil, ErrClosed
 	}
-	r := &receiver{n: n, name: name, out: make(chan any)}
+	r := &receiver{n: n, name: name, mode: mode, out: make(chan any)}
 	pid, err := n.sys.Spawn(func() actor.Actor { return actor.ReceiveFunc(r.receive) },
 		actor.WithMailboxSize(max(buf, 1)))
 	if err != nil {
@@ -99,6 +102,7 @@ func (r *receiver) receive(c *actor.Context) {
 
 func (r *receiver) close() error {
 	r.once.Do(func() {
+		r.closing.Store(true)
 		ctx, cancel := context.WithTimeout(context.Background(), DefaultDrainTimeout)
 		defer cancel()
 		// Unregister first: no new sender picks this receiver.
@@ -116,6 +120,29 @@ func (r *receiver) stop() {
 	done, cancel := context.WithCancel(context.Background())
 	cancel() // begin the graceful stop without waiting for the user to drain
 	_ = r.n.sys.Stop(done, r.pid)
+}
+
+// reregister registers every live receiver again: the registry calls it
+// after this node, expired while cut off from the cluster, rejoined under a
+// new incarnation (which removed its previous registrations).
+func (n *Node) reregister() {
+	n.mu.Lock()
+	receivers := make([]*receiver, 0, len(n.receivers))
+	for r := range n.receivers {
+		receivers = append(receivers, r)
+	}
+	n.mu.Unlock()
+	for _, r := range receivers {
+		if r.closing.Load() {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(n.ctx, DefaultDrainTimeout)
+		err := n.reg.Register(ctx, r.name, r.pid.ID, r.mode)
+		cancel()
+		if err != nil {
+			n.log.Warn("registering a receiver again after rejoining failed", zap.String("name", r.name), zap.Error(err))
+		}
+	}
 }
 
 func (n *Node) forget(r *receiver) {

@@ -406,3 +406,70 @@ func TestJoinWithoutTheTokenIsRefused(t *testing.T) {
 	require.NoError(t, cf.Error())
 	assert.Len(t, cf.Configuration().Servers, 1)
 }
+
+// TestNodeExpiredByAPartitionRejoinsAfterTheHeal cuts a follower off for
+// longer than the expiry grace: the majority expires it (its names go);
+// once the link heals the node finds out, rejoins under a new incarnation
+// and its owner is told to register again.
+func TestNodeExpiredByAPartitionRejoinsAfterTheHeal(t *testing.T) {
+	network := faultproxy.NewNetwork()
+	defer network.Close()
+	var nodes []*testNode
+	rejoined := make(chan struct{}, 1)
+	for i, id := range []string{"n1", "n2", "n3"} {
+		var peers []string
+		if i > 0 {
+			peers = []string{nodes[0].addr}
+		}
+		n, err := tryStartTestNodeVia(t, network, id, "", "", peers)
+		require.NoError(t, err)
+		t.Cleanup(n.kill)
+		nodes = append(nodes, n)
+	}
+	leader := waitLeaderOf(t, nodes...)
+	var victim *testNode
+	for _, n := range nodes {
+		if n != leader {
+			victim = n
+		}
+	}
+	victim.reg.OnRejoin(func() { rejoined <- struct{}{} })
+	require.NoError(t, victim.reg.Register(ctxWithin(t, clusterWait), "svc", "$1", Queue))
+	waitReceivers(t, "svc", 1, nodes...)
+	oldInc := victim.reg.Incarnation()
+
+	for _, a := range nodes {
+		for _, b := range nodes {
+			if a != b {
+				_, err := network.Link(a.id, b.addr)
+				require.NoError(t, err)
+			}
+		}
+	}
+	others := map[string]string{}
+	for _, n := range nodes {
+		if n != victim {
+			others[n.id] = n.addr
+		}
+	}
+	cutOff := map[string]string{victim.id: victim.addr}
+	require.NoError(t, network.Partition(cutOff, others))
+	require.Eventually(t, func() bool {
+		m, ok := leader.reg.State().Member(victim.id)
+		return !ok || m.Status == Expired
+	}, clusterWait, 20*time.Millisecond, "the cut-off node is expired")
+	assert.Empty(t, leader.reg.Lookup("svc"), "its names are gone")
+
+	require.NoError(t, network.Reconnect(cutOff, others))
+	select {
+	case <-rejoined:
+	case <-time.After(clusterWait):
+		t.Fatal("the node never rejoined")
+	}
+	require.Eventually(t, func() bool {
+		m, ok := leader.reg.State().Member(victim.id)
+		return ok && m.Status == Alive && m.Incarnation > oldInc
+	}, clusterWait, 20*time.Millisecond)
+	require.NoError(t, victim.reg.Register(ctxWithin(t, clusterWait), "svc", "$1", Queue), "it can register again")
+	waitReceivers(t, "svc", 1, nodes...)
+}

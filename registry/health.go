@@ -33,8 +33,9 @@ func (r *Registry) watchHealth() {
 	rf.RegisterObserver(obs)
 	defer rf.DeregisterObserver(obs)
 
-	failing := make(map[raft.ServerID]time.Time) // since when a peer is unreachable
+	failing := make(map[raft.ServerID]failure)   // since when a peer is unreachable
 	orphans := make(map[raft.ServerID]time.Time) // since when a server has no live member
+	var lastCheck time.Time
 	tick := time.NewTicker(r.cfg.heartbeatTimeout / 2)
 	defer tick.Stop()
 	for {
@@ -49,7 +50,8 @@ func (r *Registry) watchHealth() {
 					if since.IsZero() {
 						since = time.Now()
 					}
-					failing[d.PeerID] = since
+					m, _ := r.fsm.Current().Member(string(d.PeerID))
+					failing[d.PeerID] = failure{since: since, incarnation: m.Incarnation}
 				}
 			case raft.ResumedHeartbeatObservation:
 				delete(failing, d.PeerID)
@@ -58,6 +60,18 @@ func (r *Registry) watchHealth() {
 			if rf.State() != raft.Leader {
 				clear(failing)
 				clear(orphans)
+				// Cut off for longer than the grace: the cluster may have
+				// expired this node. If its leader says so, rejoin.
+				if since := time.Since(rf.LastContact()); r.joined.Load() && since > r.cfg.expireAfter && time.Since(lastCheck) > r.cfg.expireAfter {
+					lastCheck = time.Now()
+					ctx, cancel := context.WithTimeout(r.ctx, r.cfg.expireAfter)
+					if r.expiredByCluster(ctx) {
+						if err := r.rejoin(ctx); err != nil {
+							r.log.Warn("rejoin after expiry failed; will retry", zap.Error(err))
+						}
+					}
+					cancel()
+				}
 				continue
 			}
 			r.reconcile(rf, failing, orphans)
@@ -65,7 +79,14 @@ func (r *Registry) watchHealth() {
 	}
 }
 
-func (r *Registry) reconcile(rf *raft.Raft, failing, orphans map[raft.ServerID]time.Time) {
+// failure is when a peer became unreachable, and under which incarnation:
+// a peer that rejoined since is not the one that failed.
+type failure struct {
+	since       time.Time
+	incarnation uint64
+}
+
+func (r *Registry) reconcile(rf *raft.Raft, failing map[raft.ServerID]failure, orphans map[raft.ServerID]time.Time) {
 	cf := rf.GetConfiguration()
 	if cf.Error() != nil {
 		return
@@ -87,7 +108,12 @@ func (r *Registry) reconcile(rf *raft.Raft, failing, orphans map[raft.ServerID]t
 			continue
 		}
 		m, known := state.Member(string(s.ID))
-		since, down := failing[s.ID]
+		f, down := failing[s.ID]
+		if down && known && f.incarnation != m.Incarnation {
+			delete(failing, s.ID) // it rejoined since it failed
+			down = false
+		}
+		since := f.since
 		switch {
 		case known && m.Status == Alive && down && now.Sub(since) > r.cfg.expireAfter:
 			r.log.Info("expiring unreachable member", zap.String("node", m.ID), zap.Duration("unreachable", now.Sub(since)))

@@ -20,6 +20,7 @@ const (
 	methodApply  = "/" + serviceName + "/Apply"
 	methodJoin   = "/" + serviceName + "/Join"
 	methodLookup = "/" + serviceName + "/Lookup"
+	methodMember = "/" + serviceName + "/Member"
 )
 
 // Status codes of registry RPC replies; they carry sentinels across nodes.
@@ -125,6 +126,7 @@ func (r *Registry) registerService(s grpc.ServiceRegistrar) {
 			unary("Apply", r.serveApply),
 			unary("Join", r.serveJoin),
 			unary("Lookup", r.serveLookup),
+			unary("Member", r.serveMember),
 		},
 	}, struct{}{})
 }
@@ -284,13 +286,13 @@ func (r *Registry) leaderApply(ctx context.Context, rf *raft.Raft, data []byte, 
 // ErrUnavailable once ctx ends without a commit.
 func (r *Registry) Register(ctx context.Context, name, actorID string, mode Mode) error {
 	return r.applyCommand(ctx, Register{Name: name, Receiver: Receiver{
-		Node: r.cfg.nodeID, ActorID: actorID, Mode: mode, Incarnation: r.incarnation,
+		Node: r.cfg.nodeID, ActorID: actorID, Mode: mode, Incarnation: r.Incarnation(),
 	}})
 }
 
 // Unregister removes this node's receiver actorID from name.
 func (r *Registry) Unregister(ctx context.Context, name, actorID string) error {
-	return r.applyCommand(ctx, Unregister{Name: name, Node: r.cfg.nodeID, ActorID: actorID, Incarnation: r.incarnation})
+	return r.applyCommand(ctx, Unregister{Name: name, Node: r.cfg.nodeID, ActorID: actorID, Incarnation: r.Incarnation()})
 }
 
 // join asks the leader (reached through any known member) to add m to the
@@ -497,7 +499,7 @@ func (r *Registry) Leave(ctx context.Context) error {
 			r.log.Debug("leadership transfer before leave failed", zap.Error(err))
 		}
 	}
-	if err := r.applyCommand(ctx, Leave{Node: r.cfg.nodeID, Incarnation: r.incarnation}); err != nil {
+	if err := r.applyCommand(ctx, Leave{Node: r.cfg.nodeID, Incarnation: r.Incarnation()}); err != nil {
 		return err
 	}
 	if rf.State() == raft.Leader {
@@ -523,4 +525,72 @@ func (r *Registry) otherVoters(rf *raft.Raft) int {
 		}
 	}
 	return n
+}
+
+// serveMember answers, on the leader only, how the cluster sees a member:
+// whether it is one, its incarnation and status.
+func (r *Registry) serveMember(_ context.Context, req []byte) []byte {
+	rd := reader{b: req, bad: ErrMalformed}
+	id := rd.str("node ID", MaxIDLen)
+	rd.end()
+	if rd.err != nil {
+		return encodeReply(rd.err, nil)
+	}
+	rf, err := r.raftNode()
+	if err != nil {
+		return encodeReply(err, nil)
+	}
+	if rf.State() != raft.Leader {
+		return encodeReply(errNotLeader, nil)
+	}
+	w := writer{}
+	m, ok := r.fsm.Current().Member(id)
+	w.bool(ok)
+	w.uvarint(m.Incarnation)
+	w.byte(byte(m.Status))
+	return encodeReply(nil, w.b)
+}
+
+// expiredByCluster asks the members this node knows whether the leader still
+// counts it as a member under its current incarnation. It reports true only
+// on a leader's positive answer that it does not.
+func (r *Registry) expiredByCluster(ctx context.Context) bool {
+	var addrs []string
+	for _, m := range r.fsm.Current().Members() {
+		if m.ID != r.cfg.nodeID {
+			addrs = append(addrs, m.Addr)
+		}
+	}
+	addrs = append(addrs, r.cfg.peers...)
+	w := writer{}
+	w.str(r.cfg.nodeID)
+	for _, addr := range addrs {
+		body, err := r.callReply(ctx, addr, methodMember, w.b)
+		if err != nil {
+			continue // not the leader, or unreachable
+		}
+		rd := reader{b: body, bad: ErrMalformed}
+		present, inc, st := rd.bool(), rd.uvarint(), MemberStatus(rd.byte())
+		rd.end()
+		if rd.err != nil {
+			return false
+		}
+		return !present || inc != r.Incarnation() || st != Alive
+	}
+	return false
+}
+
+// rejoin brings back a node the cluster expired while it was cut off: it
+// joins under a new incarnation (its old registrations are gone) and tells
+// the owner through OnRejoin.
+func (r *Registry) rejoin(ctx context.Context) error {
+	r.incarnation.Store(max(uint64(time.Now().UnixNano()), r.Incarnation()+1))
+	if err := r.join(ctx, r.self()); err != nil {
+		return err
+	}
+	r.log.Info("rejoined the cluster after expiry", zap.Uint64("incarnation", r.Incarnation()))
+	if r.onRejoin != nil {
+		r.onRejoin()
+	}
+	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -30,7 +31,9 @@ type Registry struct {
 	log         *zap.Logger
 	ep          *remoting.Endpoint
 	fsm         *FSM
-	incarnation uint64
+	incarnation atomic.Uint64 // a rejoin after expiry moves it on
+	onRejoin    func()        // called after such a rejoin; set before Start
+	joined      atomic.Bool   // Start has completed
 
 	mu      sync.Mutex
 	raft    *raft.Raft
@@ -62,14 +65,14 @@ func New(ep *remoting.Endpoint, opts ...Option) (*Registry, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &Registry{
-		cfg:         cfg,
-		log:         cfg.logger.Named("registry"),
-		ep:          ep,
-		fsm:         NewFSM(),
-		incarnation: inc,
-		ctx:         ctx,
-		cancel:      cancel,
+		cfg:    cfg,
+		log:    cfg.logger.Named("registry"),
+		ep:     ep,
+		fsm:    NewFSM(),
+		ctx:    ctx,
+		cancel: cancel,
 	}
+	r.incarnation.Store(inc)
 	r.registerService(ep.Registrar())
 	return r, nil
 }
@@ -78,7 +81,13 @@ func New(ep *remoting.Endpoint, opts ...Option) (*Registry, error) {
 func (r *Registry) ID() string { return r.cfg.nodeID }
 
 // Incarnation returns this run's incarnation.
-func (r *Registry) Incarnation() uint64 { return r.incarnation }
+func (r *Registry) Incarnation() uint64 { return r.incarnation.Load() }
+
+// OnRejoin sets fn to run after this node, expired by the cluster while it
+// was cut off, has rejoined under a new incarnation: its previous
+// registrations are gone, and fn should register again what it still
+// serves. Set it before Start.
+func (r *Registry) OnRejoin(fn func()) { r.onRejoin = fn }
 
 // State returns the local replica's current state: lock-free, never
 // changes once returned.
@@ -155,18 +164,19 @@ func (r *Registry) Start(ctx context.Context) error {
 	r.wg.Add(1)
 	go r.watchHealth()
 
-	member := Member{ID: r.cfg.nodeID, Addr: r.ep.Addr(), Incarnation: r.incarnation}
-	if err := r.join(ctx, member); err != nil {
+	if err := r.join(ctx, r.self()); err != nil {
 		return err
 	}
 	// The join is committed; wait until the local replica has applied it.
 	for {
-		if m, ok := r.fsm.Current().Member(r.cfg.nodeID); ok && m.Incarnation == r.incarnation {
+		if m, ok := r.fsm.Current().Member(r.cfg.nodeID); ok && m.Incarnation == r.Incarnation() {
+			r.joined.Store(true)
 			return nil
 		}
 		ch, stop := r.fsm.WatchAll()
-		if m, ok := r.fsm.Current().Member(r.cfg.nodeID); ok && m.Incarnation == r.incarnation {
+		if m, ok := r.fsm.Current().Member(r.cfg.nodeID); ok && m.Incarnation == r.Incarnation() {
 			stop()
+			r.joined.Store(true)
 			return nil
 		}
 		select {
@@ -236,6 +246,11 @@ func (r *Registry) openRaft() (*raft.Raft, bool, error) {
 		return nil, false, fmt.Errorf("%w: raft: %w", ErrDataDir, err)
 	}
 	return rf, hasState, nil
+}
+
+// self is this node's member record under its current incarnation.
+func (r *Registry) self() Member {
+	return Member{ID: r.cfg.nodeID, Addr: r.ep.Addr(), Incarnation: r.Incarnation()}
 }
 
 func (r *Registry) addCloser(f func() error) {
