@@ -39,8 +39,10 @@
 // and resumed heartbeats to each peer; a member unreachable for longer than
 // WithExpireAfter (3 s) is expired — its receivers removed, watchers told —
 // and taken out of the Raft configuration, and a healthy non-voter is
-// promoted if voters are missing. A member expired this way must restart
-// (with a new incarnation) to come back.
+// promoted if voters are missing. A member expired while it was only cut
+// off notices after the heal — having heard from no leader for longer than
+// the grace, it asks the leader how it is seen — and rejoins under a new
+// incarnation; OnRejoin tells its owner to register again.
 //
 // # State
 //
