@@ -446,3 +446,40 @@ func TestTrySendTrackedNeverWaitsForCredit(t *testing.T) {
 	}, waitFor, time.Millisecond)
 	assert.LessOrEqual(t, sent, 2+2+1, "never more in flight than granted")
 }
+
+func TestLinksOfStoppedActorsAreForgotten(t *testing.T) {
+	nodes := startNodes(t, 2, withLinkSweep(20*time.Millisecond))
+	for i := 0; i < 20; i++ {
+		s := newSink()
+		pid, err := nodes[1].sys.Spawn(s.producer())
+		require.NoError(t, err)
+		require.NoError(t, nodes[0].sys.Send(context.Background(), pid, item{From: "a", Seq: 1}))
+		s.waitCount(t, 1)
+		require.NoError(t, nodes[1].sys.Stop(context.Background(), pid))
+	}
+	countLinks := func() (in, out int) {
+		nodes[1].ep.mu.Lock()
+		for s := range nodes[1].ep.inbound {
+			s.mu.Lock()
+			in += len(s.links)
+			s.mu.Unlock()
+		}
+		nodes[1].ep.mu.Unlock()
+		nodes[0].ep.mu.Lock()
+		for _, p := range nodes[0].ep.peers {
+			p.mu.Lock()
+			if p.out != nil {
+				p.out.mu.Lock()
+				out += len(p.out.links)
+				p.out.mu.Unlock()
+			}
+			p.mu.Unlock()
+		}
+		nodes[0].ep.mu.Unlock()
+		return in, out
+	}
+	require.Eventually(t, func() bool {
+		in, out := countLinks()
+		return in == 0 && out == 0
+	}, waitFor, 10*time.Millisecond, "links of stopped actors must not pile up")
+}

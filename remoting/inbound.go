@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"time"
 
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
@@ -370,10 +371,38 @@ func (s *inStream) deliver(l *inLink) {
 	}
 }
 
+// sweepLinks closes the links whose target actor has gone and that hold
+// nothing: the sender is told Gone and forgets the link too.
+func (s *inStream) sweepLinks() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id, l := range s.links {
+		if _, err := s.e.sys.MailboxFree(l.target); !errors.Is(err, actor.ErrNotFound) {
+			continue
+		}
+		l.omu.Lock()
+		busy := len(l.overflow) > 0 || l.delivering
+		l.omu.Unlock()
+		if busy || l.accepted > 0 || l.w.InFlight() > 0 {
+			continue
+		}
+		delete(s.links, id)
+		s.out = wire.AppendRefusal(s.out, wire.KindGone, id, codeNotFound, "actor stopped")
+		s.signal()
+	}
+}
+
 func (s *inStream) writeLoop() error {
+	// Every few seconds, close the links of actors that have stopped, so
+	// that a long-lived stream does not keep one for every receiver that
+	// ever existed.
+	sweep := time.NewTicker(s.e.cfg.linkSweep)
+	defer sweep.Stop()
 	for {
 		select {
 		case <-s.wake:
+		case <-sweep.C:
+			s.sweepLinks()
 		case <-s.ctx.Done():
 			return nil
 		}

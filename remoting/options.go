@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net"
+	"time"
 
 	"go.uber.org/zap"
 )
@@ -57,6 +58,7 @@ type config struct {
 	maxWindow      int
 	maxBatchBytes  int
 	dialer         func(ctx context.Context, addr string) (net.Conn, error)
+	linkSweep      time.Duration
 }
 
 func defaultConfig() config {
@@ -66,6 +68,7 @@ func defaultConfig() config {
 		maxMessageSize: DefaultMaxMessageSize,
 		maxWindow:      DefaultMaxWindow,
 		maxBatchBytes:  DefaultMaxBatchBytes,
+		linkSweep:      5 * time.Second,
 	}
 }
 
@@ -123,3 +126,7 @@ func WithMaxWindow(n int) Option { return optionFunc(func(c *config) { c.maxWind
 func WithDialer(dial func(ctx context.Context, addr string) (net.Conn, error)) Option {
 	return optionFunc(func(c *config) { c.dialer = dial })
 }
+
+// withLinkSweep sets how often incoming streams close the links of stopped
+// actors (tests).
+func withLinkSweep(d time.Duration) Option { return optionFunc(func(c *config) { c.linkSweep = d }) }

@@ -381,6 +381,9 @@ func (s *outStream) apply(rec *wire.Record, out *[]completion) error {
 		}
 		l.pending = nil
 		l.gone = err
+		if l.credit == nil {
+			delete(s.links, l.target) // nobody waits on it: forget it now
+		}
 		l.wakeSenders()
 	default:
 		return fmt.Errorf("unexpected %s record", rec.Kind)
