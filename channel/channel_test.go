@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/zap/zaptest"
 
 	"github.com/dchan-io/dchan/remoting"
 )
@@ -151,4 +152,23 @@ func TestReceiversRegisterAgainAfterARejoin(t *testing.T) {
 	assert.Empty(t, nodes[0].reg.Lookup("closed"), "a closed receiver is not registered again")
 	require.NoError(t, nodes[0].SendContext(ctxFor(t, 5*time.Second), "again", Order{Seq: 1}))
 	assert.Equal(t, Order{Seq: 1}, recv(t, in))
+}
+
+func TestRandomNodeIDPersistsInTheDataDir(t *testing.T) {
+	dir := t.TempDir()
+	start := func() *Node {
+		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+		defer cancel()
+		n, err := New(ctx, WithDataDir(dir), WithLogger(zaptest.NewLogger(t)), fastRegistry())
+		require.NoError(t, err)
+		return n
+	}
+	first := start()
+	id := first.ID()
+	require.NotEmpty(t, id)
+	require.NoError(t, first.Close())
+	second := start()
+	defer second.Close()
+	assert.Equal(t, id, second.ID(), "a restarted node keeps its ID")
+	assert.Len(t, second.Cluster().Members, 1)
 }

@@ -473,3 +473,37 @@ func TestNodeExpiredByAPartitionRejoinsAfterTheHeal(t *testing.T) {
 	require.NoError(t, victim.reg.Register(ctxWithin(t, clusterWait), "svc", "$1", Queue), "it can register again")
 	waitReceivers(t, "svc", 1, nodes...)
 }
+
+func TestRestartOnAnotherAddressUpdatesTheConfiguration(t *testing.T) {
+	dirs := []string{t.TempDir(), t.TempDir(), t.TempDir()}
+	n1 := startTestNode(t, "n1", "", dirs[0], nil)
+	n2 := startTestNode(t, "n2", "", dirs[1], []string{n1.addr})
+	n3 := startTestNode(t, "n3", "", dirs[2], []string{n1.addr})
+	old := n3.addr
+	n3.kill()
+	n3b := startTestNode(t, "n3", "", dirs[2], []string{n1.addr}) // a new port
+	require.NotEqual(t, old, n3b.addr)
+	leader := waitLeaderOf(t, n1, n2, n3b)
+	require.Eventually(t, func() bool {
+		cf := leader.reg.raft.GetConfiguration()
+		if cf.Error() != nil {
+			return false
+		}
+		for _, s := range cf.Configuration().Servers {
+			if s.ID == "n3" {
+				return string(s.Address) == n3b.addr
+			}
+		}
+		return false
+	}, clusterWait, 20*time.Millisecond, "the configuration carries n3's new address")
+	require.NoError(t, n3b.reg.Register(ctxWithin(t, clusterWait), "moved", "$1", Queue))
+	waitReceivers(t, "moved", 1, n1, n2, n3b)
+}
+
+func TestSoleNodeRestartsOnAnotherAddress(t *testing.T) {
+	dir := t.TempDir()
+	n := startTestNode(t, "n1", "", dir, nil)
+	n.kill()
+	again := startTestNode(t, "n1", "", dir, nil)
+	require.NoError(t, again.reg.Register(ctxWithin(t, clusterWait), "x", "$1", Queue))
+}

@@ -358,27 +358,23 @@ func (r *Registry) addMember(ctx context.Context, rf *raft.Raft, m Member) error
 	if err := cf.Error(); err != nil {
 		return fmt.Errorf("%w: %w", errNotLeader, err)
 	}
-	voters, voter, present := 0, false, false
+	voters, voter, known, sameAddr := 0, false, false, false
 	for _, s := range cf.Configuration().Servers {
 		if s.Suffrage == raft.Voter {
 			voters++
 		}
 		if s.ID == raft.ServerID(m.ID) {
-			present = s.Address == raft.ServerAddress(m.Addr)
+			known = true
+			sameAddr = s.Address == raft.ServerAddress(m.Addr)
 			voter = s.Suffrage == raft.Voter
-			if !present {
-				if err := rf.RemoveServer(s.ID, 0, 0).Error(); err != nil {
-					return fmt.Errorf("%w: %w", errNotLeader, err)
-				}
-				if voter {
-					voters--
-				}
-			}
 		}
 	}
-	if !present {
+	if !known || !sameAddr {
+		// Adding a server that is already there updates its address in
+		// place (a node restarted on another port), keeping its suffrage;
+		// removing it first would be impossible for a sole voter.
 		var f raft.IndexFuture
-		if voter || voters < r.cfg.maxVoters {
+		if voter || (!known && voters < r.cfg.maxVoters) {
 			voter = true
 			f = rf.AddVoter(raft.ServerID(m.ID), raft.ServerAddress(m.Addr), 0, 0)
 		} else {
