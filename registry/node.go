@@ -369,10 +369,23 @@ func (r *Registry) addMember(ctx context.Context, rf *raft.Raft, m Member) error
 			voter = s.Suffrage == raft.Voter
 		}
 	}
+	if known && !sameAddr && m.ID != r.cfg.nodeID {
+		// Another node restarted on another address. Raft could update the
+		// address in place, but replication then races on the peer's
+		// address (hashicorp/raft#681), so take it out and add it back.
+		if err := rf.RemoveServer(raft.ServerID(m.ID), 0, 0).Error(); err != nil {
+			return fmt.Errorf("%w: %w", errNotLeader, err)
+		}
+		if voter {
+			voters--
+		}
+		known = false
+	}
 	if !known || !sameAddr {
 		// Adding a server that is already there updates its address in
-		// place (a node restarted on another port), keeping its suffrage;
-		// removing it first would be impossible for a sole voter.
+		// place, keeping its suffrage: that is how the leader moves its own
+		// entry (removing itself first is impossible for a sole voter, and
+		// it replicates to no one, so the race above cannot happen).
 		var f raft.IndexFuture
 		if voter || (!known && voters < r.cfg.maxVoters) {
 			voter = true
