@@ -23,8 +23,13 @@ type receiver struct {
 	name    string
 	mode    registry.Mode
 	pid     actor.PID
-	out     chan any
 	closing atomic.Bool // close began: never register again
+
+	// hand gives one value to the user, blocking until the user takes it
+	// or done closes; it reports whether the user took it. closeOut closes
+	// the user's channel. Typed receivers check the type in hand.
+	hand     func(done <-chan struct{}, v any) bool
+	closeOut func()
 
 	once sync.Once
 	err  error
@@ -48,36 +53,58 @@ func (n *Node) Receive(name string, buf int) (<-chan any, CloseFunc, error) {
 }
 
 func (n *Node) receive(name string, buf int, mode registry.Mode) (<-chan any, CloseFunc, error) {
-	if err := validName(name); err != nil {
+	out := make(chan any)
+	closeFn, err := n.startReceiver(name, buf, mode, func(done <-chan struct{}, v any) bool {
+		select {
+		case out <- v:
+			return true
+		case <-done:
+			// Forced shutdown: the user stopped reading. Counted, not silent.
+			n.stats.dropped(name)
+			n.log.Warn("value dropped: receiver stopped before the user read it", zap.String("name", name))
+			return false
+		}
+	}, func() { close(out) })
+	if err != nil {
 		return nil, nil, err
 	}
+	return out, closeFn, nil
+}
+
+// startReceiver spawns and registers a receiver actor that hands values
+// over with hand.
+func (n *Node) startReceiver(name string, buf int, mode registry.Mode,
+	hand func(done <-chan struct{}, v any) bool, closeOut func()) (CloseFunc, error) {
+	if err := validName(name); err != nil {
+		return nil, err
+	}
 	if buf < 0 {
-		return nil, nil, fmt.Errorf("%w: negative buffer %d", ErrInvalidOption, buf)
+		return nil, fmt.Errorf("%w: negative buffer %d", ErrInvalidOption, buf)
 	}
 	if n.isClosed() {
-		return nil, nil, ErrClosed
+		return nil, ErrClosed
 	}
-	r := &receiver{n: n, name: name, mode: mode, out: make(chan any)}
+	r := &receiver{n: n, name: name, mode: mode, hand: hand, closeOut: closeOut}
 	pid, err := n.sys.Spawn(func() actor.Actor { return actor.ReceiveFunc(r.receive) },
 		actor.WithMailboxSize(max(buf, 1)))
 	if err != nil {
-		return nil, nil, fmt.Errorf("channel: receive %q: %w", name, err)
+		return nil, fmt.Errorf("channel: receive %q: %w", name, err)
 	}
 	r.pid = pid
 	n.mu.Lock()
 	if n.closed {
 		n.mu.Unlock()
 		_ = n.sys.Poison(context.Background(), pid)
-		return nil, nil, ErrClosed
+		return nil, ErrClosed
 	}
 	n.receivers[r] = struct{}{}
 	n.mu.Unlock()
 	if err := n.reg.Register(n.ctx, name, pid.ID, mode); err != nil {
 		n.forget(r)
 		_ = n.sys.Poison(context.Background(), pid)
-		return nil, nil, fmt.Errorf("channel: receive %q: %w", name, err)
+		return nil, fmt.Errorf("channel: receive %q: %w", name, err)
 	}
-	return r.out, r.close, nil
+	return r.close, nil
 }
 
 // receive is the receiver actor: it hands each value to the user, blocking
@@ -86,16 +113,11 @@ func (r *receiver) receive(c *actor.Context) {
 	switch m := c.Message().(type) {
 	case actor.Started, actor.Stopping, actor.Restarting, actor.Terminated:
 	case actor.Stopped:
-		close(r.out)
+		r.closeOut()
 		r.n.forget(r)
 	default:
-		select {
-		case r.out <- m:
+		if r.hand(c.Context().Done(), m) {
 			r.n.stats.received(r.name)
-		case <-c.Context().Done():
-			// Forced shutdown: the user stopped reading. Counted, not silent.
-			r.n.stats.dropped(r.name)
-			r.n.log.Warn("value dropped: receiver stopped before the user read it", zap.String("name", r.name))
 		}
 	}
 }
@@ -154,30 +176,26 @@ func (n *Node) forget(r *receiver) {
 // ReceiveOf is Receive for values of type T. A value of another type is
 // dropped and reported (logged, counted as failed in Stats); it never panics.
 func ReceiveOf[T any](n *Node, name string, buf int) (<-chan T, CloseFunc, error) {
-	in, closeFn, err := n.Receive(name, buf)
+	out := make(chan T)
+	closeFn, err := n.startReceiver(name, buf, registry.Queue, func(done <-chan struct{}, v any) bool {
+		t, ok := v.(T)
+		if !ok {
+			n.stats.wrongType(name)
+			n.log.Warn("dropped a value of the wrong type", zap.String("name", name),
+				zap.String("type", fmt.Sprintf("%T", v)), zap.Error(ErrWrongType))
+			return false
+		}
+		select {
+		case out <- t:
+			return true
+		case <-done:
+			n.stats.dropped(name)
+			n.log.Warn("value dropped: receiver stopped before the user read it", zap.String("name", name))
+			return false
+		}
+	}, func() { close(out) })
 	if err != nil {
 		return nil, nil, err
 	}
-	out := make(chan T)
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		defer close(out)
-		for v := range in {
-			t, ok := v.(T)
-			if !ok {
-				n.stats.wrongType(name)
-				n.log.Warn("dropped a value of the wrong type", zap.String("name", name),
-					zap.String("type", fmt.Sprintf("%T", v)), zap.Error(ErrWrongType))
-				continue
-			}
-			select {
-			case out <- t:
-			case <-n.ctx.Done():
-				n.stats.dropped(name)
-				return
-			}
-		}
-	}()
 	return out, closeFn, nil
 }
