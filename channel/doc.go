@@ -52,6 +52,6 @@
 // A Node owns: the actor system's mailbox runs (one per busy receiver), the
 // endpoint's gRPC server and per-peer stream goroutines, Raft's goroutines
 // and the registry's health watcher, one pump per Send channel, and one
-// adapter per SendOf (ReceiveOf's receiver checks the type itself). Close (or Shutdown) stops and waits for all
-// of them.
+// adapter per SendOf (ReceiveOf's receiver checks the type itself).
+// Close (or Shutdown) stops and waits for all of them.
 package channel
