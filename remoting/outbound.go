@@ -132,7 +132,6 @@ func (s *outStream) signal() {
 // batch space) it returns ErrNoCredit, after asking for credit if the link
 // is new.
 func (s *outStream) send(ctx context.Context, to, from actor.PID, msg any, done func(error), try bool) error {
-	maxMsg := s.p.e.cfg.maxMessageSize
 	s.mu.Lock()
 	for {
 		if s.err != nil {
@@ -194,30 +193,15 @@ func (s *outStream) send(ctx context.Context, to, from actor.PID, msg any, done 
 		}
 		s.mu.Lock()
 	}
-	start := len(s.buf)
 	l.seq++
-	var mark int
-	s.buf, mark = wire.BeginEnvelope(s.buf, to.ID, from.Node, from.ID, l.seq, 0)
-	var err error
-	s.buf, err = s.enc.Encode(s.buf, msg)
-	if err == nil && len(s.buf)-mark > maxMsg {
-		err = fmt.Errorf("%w: %T encodes to %d bytes, limit %d", ErrTooLarge, msg, len(s.buf)-mark, maxMsg)
-		if r, ok := s.enc.(resetter); ok {
-			r.Reset() // the discarded bytes may have carried codec state
-		}
-	}
-	if err != nil {
-		s.buf = s.buf[:start]
+	if err := s.appendEnvelope(to, from, l.seq, 0, msg); err != nil {
 		l.seq--
 		_ = l.w.Untake()
 		s.mu.Unlock()
-		s.p.e.stats.failed.Add(1)
 		return fmt.Errorf("send to %v: %w", to, err)
 	}
-	wire.EndEnvelope(s.buf, mark)
 	l.pending = append(l.pending, done)
 	s.mu.Unlock()
-	s.p.e.stats.sent.Add(1)
 	s.signal()
 	return nil
 }
@@ -226,27 +210,37 @@ func (s *outStream) send(ctx context.Context, to, from actor.PID, msg any, done 
 // released. Replies need no link and no credit: the reply address takes
 // exactly one message and never blocks.
 func (s *outStream) sendReply(to, from actor.PID, msg any) error {
+	err := s.appendEnvelope(to, from, 0, wire.FlagReply, msg)
+	s.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("send to %v: %w", to, err)
+	}
+	s.signal()
+	return nil
+}
+
+// appendEnvelope encodes msg into the pending frame; s.mu is held. On error
+// the frame is left as it was and the encoder reset if the discarded bytes
+// may have carried codec state.
+func (s *outStream) appendEnvelope(to, from actor.PID, seq uint64, flags uint8, msg any) error {
 	start := len(s.buf)
 	var mark int
-	s.buf, mark = wire.BeginEnvelope(s.buf, to.ID, from.Node, from.ID, 0, wire.FlagReply)
+	s.buf, mark = wire.BeginEnvelope(s.buf, to.ID, from.Node, from.ID, seq, flags)
 	var err error
 	s.buf, err = s.enc.Encode(s.buf, msg)
-	if err == nil && len(s.buf)-mark > s.p.e.cfg.maxMessageSize {
-		err = fmt.Errorf("%w: %T encodes to %d bytes, limit %d", ErrTooLarge, msg, len(s.buf)-mark, s.p.e.cfg.maxMessageSize)
+	if size := len(s.buf) - mark; err == nil && size > s.p.e.cfg.maxMessageSize {
+		err = fmt.Errorf("%w: %T encodes to %d bytes, limit %d", ErrTooLarge, msg, size, s.p.e.cfg.maxMessageSize)
 		if r, ok := s.enc.(resetter); ok {
 			r.Reset()
 		}
 	}
 	if err != nil {
 		s.buf = s.buf[:start]
-		s.mu.Unlock()
 		s.p.e.stats.failed.Add(1)
-		return fmt.Errorf("send to %v: %w", to, err)
+		return err
 	}
 	wire.EndEnvelope(s.buf, mark)
-	s.mu.Unlock()
 	s.p.e.stats.sent.Add(1)
-	s.signal()
 	return nil
 }
 
