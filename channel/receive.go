@@ -180,7 +180,7 @@ func ReceiveOf[T any](n *Node, name string, buf int) (<-chan T, CloseFunc, error
 	closeFn, err := n.startReceiver(name, buf, registry.Queue, func(done <-chan struct{}, v any) bool {
 		t, ok := v.(T)
 		if !ok {
-			n.stats.wrongType(name)
+			n.stats.dropped(name)
 			n.log.Warn("dropped a value of the wrong type", zap.String("name", name),
 				zap.String("type", fmt.Sprintf("%T", v)), zap.Error(ErrWrongType))
 			return false

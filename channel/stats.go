@@ -80,8 +80,6 @@ func (s *stats) dropped(name string) {
 	counterFor(&s.names, name).dropped.Add(1)
 }
 
-func (s *stats) wrongType(name string) { s.dropped(name) }
-
 func (s *stats) received(name string) {
 	s.total.received.Add(1)
 	counterFor(&s.names, name).received.Add(1)

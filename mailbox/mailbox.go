@@ -38,7 +38,6 @@ type Mailbox[T any] struct {
 	waiters  atomic.Int32
 	notifyMu sync.Mutex
 	notify   chan struct{}
-	popMu    sync.Mutex // serialises Pop (owner) with itself
 
 	sysMu  sync.Mutex
 	sys    []any
@@ -208,8 +207,6 @@ func (m *Mailbox[T]) PushSystem(msg any) {
 // meant for the owner (for example to drain a stopped actor's queue into dead
 // letters) and must not be called while a run may be active.
 func (m *Mailbox[T]) Pop() (T, bool) {
-	m.popMu.Lock()
-	defer m.popMu.Unlock()
 	msg, ok := m.user.pop()
 	if ok {
 		m.wakePushers()

@@ -49,7 +49,6 @@ type Endpoint struct {
 
 	mu      sync.Mutex
 	peers   map[string]*peer // by address
-	inbound map[*inStream]struct{}
 	started bool
 	closed  bool
 
@@ -94,16 +93,15 @@ func New(sys *actor.System, opts ...Option) (*Endpoint, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	e := &Endpoint{
-		sys:     sys,
-		cfg:     cfg,
-		log:     cfg.logger.Named("remoting"),
-		codec:   codec,
-		guard:   guard,
-		lis:     lis,
-		ctx:     ctx,
-		cancel:  cancel,
-		peers:   make(map[string]*peer),
-		inbound: make(map[*inStream]struct{}),
+		sys:    sys,
+		cfg:    cfg,
+		log:    cfg.logger.Named("remoting"),
+		codec:  codec,
+		guard:  guard,
+		lis:    lis,
+		ctx:    ctx,
+		cancel: cancel,
+		peers:  make(map[string]*peer),
 	}
 	// The guard's options come first: its token check must run before any
 	// other interceptor and before every handler, Raft's included.

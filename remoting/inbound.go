@@ -110,18 +110,12 @@ func (e *Endpoint) serveMessages(ss grpc.ServerStream) error {
 		s.from = p.Addr.String()
 	}
 	e.mu.Lock()
-	if e.closed {
-		e.mu.Unlock()
+	closed := e.closed
+	e.mu.Unlock()
+	if closed {
 		cancel()
 		return ErrClosed
 	}
-	e.inbound[s] = struct{}{}
-	e.mu.Unlock()
-	defer func() {
-		e.mu.Lock()
-		delete(e.inbound, s)
-		e.mu.Unlock()
-	}()
 
 	writerDone := make(chan error, 1)
 	go func() { writerDone <- s.writeLoop() }()
