@@ -326,11 +326,9 @@ func (r *Registry) join(ctx context.Context, m Member) error {
 }
 
 func (r *Registry) serveJoin(ctx context.Context, req []byte) []byte {
-	rd := reader{b: req, bad: ErrMalformed}
-	m := Member{ID: rd.str("node ID", MaxIDLen), Addr: rd.str("address", MaxAddrLen), Incarnation: rd.uvarint()}
-	rd.end()
-	if rd.err != nil {
-		return encodeReply(rd.err, nil)
+	m, err := decodeJoinRequest(req)
+	if err != nil {
+		return encodeReply(err, nil)
 	}
 	rf, err := r.raftNode()
 	if err != nil {
@@ -445,19 +443,29 @@ func (r *Registry) leaderLookup(ctx context.Context, rf *raft.Raft, name string)
 	return r.fsm.Current().Receivers(name), nil
 }
 
-func (r *Registry) serveLookup(ctx context.Context, req []byte) []byte {
+// leaderRequest decodes a request holding one string and checks that this
+// node leads; otherwise it returns the reply to send instead.
+func (r *Registry) leaderRequest(req []byte, what string, maxLen int) (arg string, rf *raft.Raft, refusal []byte) {
 	rd := reader{b: req, bad: ErrMalformed}
-	name := rd.str("name", MaxNameLen)
+	arg = rd.str(what, maxLen)
 	rd.end()
 	if rd.err != nil {
-		return encodeReply(rd.err, nil)
+		return "", nil, encodeReply(rd.err, nil)
 	}
 	rf, err := r.raftNode()
 	if err != nil {
-		return encodeReply(err, nil)
+		return "", nil, encodeReply(err, nil)
 	}
 	if rf.State() != raft.Leader {
-		return encodeReply(errNotLeader, nil)
+		return "", nil, encodeReply(errNotLeader, nil)
+	}
+	return arg, rf, nil
+}
+
+func (r *Registry) serveLookup(ctx context.Context, req []byte) []byte {
+	name, rf, refusal := r.leaderRequest(req, "name", MaxNameLen)
+	if refusal != nil {
+		return refusal
 	}
 	rs, err := r.leaderLookup(ctx, rf, name)
 	if err != nil {
@@ -539,18 +547,9 @@ func (r *Registry) otherVoters(rf *raft.Raft) int {
 // serveMember answers, on the leader only, how the cluster sees a member:
 // whether it is one, its incarnation and status.
 func (r *Registry) serveMember(_ context.Context, req []byte) []byte {
-	rd := reader{b: req, bad: ErrMalformed}
-	id := rd.str("node ID", MaxIDLen)
-	rd.end()
-	if rd.err != nil {
-		return encodeReply(rd.err, nil)
-	}
-	rf, err := r.raftNode()
-	if err != nil {
-		return encodeReply(err, nil)
-	}
-	if rf.State() != raft.Leader {
-		return encodeReply(errNotLeader, nil)
+	id, _, refusal := r.leaderRequest(req, "node ID", MaxIDLen)
+	if refusal != nil {
+		return refusal
 	}
 	w := writer{}
 	m, ok := r.fsm.Current().Member(id)
@@ -578,10 +577,8 @@ func (r *Registry) expiredByCluster(ctx context.Context) bool {
 		if err != nil {
 			continue // not the leader, or unreachable
 		}
-		rd := reader{b: body, bad: ErrMalformed}
-		present, inc, st := rd.bool(), rd.uvarint(), MemberStatus(rd.byte())
-		rd.end()
-		if rd.err != nil {
+		present, inc, st, err := decodeMemberStatus(body)
+		if err != nil {
 			return false
 		}
 		return !present || inc != r.Incarnation() || st != Alive
@@ -602,4 +599,20 @@ func (r *Registry) rejoin(ctx context.Context) error {
 		r.onRejoin()
 	}
 	return nil
+}
+
+// decodeMemberStatus decodes serveMember's reply body.
+func decodeMemberStatus(b []byte) (present bool, incarnation uint64, status MemberStatus, err error) {
+	rd := reader{b: b, bad: ErrMalformed}
+	present, incarnation, status = rd.bool(), rd.uvarint(), MemberStatus(rd.byte())
+	rd.end()
+	return present, incarnation, status, rd.err
+}
+
+// decodeJoinRequest decodes serveJoin's request.
+func decodeJoinRequest(b []byte) (Member, error) {
+	rd := reader{b: b, bad: ErrMalformed}
+	m := Member{ID: rd.str("node ID", MaxIDLen), Addr: rd.str("address", MaxAddrLen), Incarnation: rd.uvarint()}
+	rd.end()
+	return m, rd.err
 }
