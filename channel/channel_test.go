@@ -172,3 +172,20 @@ func TestRandomNodeIDPersistsInTheDataDir(t *testing.T) {
 	assert.Equal(t, id, second.ID(), "a restarted node keeps its ID")
 	assert.Len(t, second.Cluster().Members, 1)
 }
+
+// DESIGN: graceful Close removes the node's registrations and leaves the
+// Raft configuration.
+func TestCloseRemovesRegistrationsAndLeavesTheCluster(t *testing.T) {
+	nodes := startCluster(t, 3)
+	_, _, err := nodes[2].Receive("leaving", 4)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return nodes[0].Cluster().Names["leaving"] == 1 }, waitFor, time.Millisecond)
+	require.NoError(t, nodes[2].Close())
+	require.Eventually(t, func() bool {
+		c := nodes[0].Cluster()
+		return len(c.Members) == 2 && c.Names["leaving"] == 0
+	}, waitFor, time.Millisecond, "the closed node's receivers and membership are gone")
+	cf := nodes[0].reg.State()
+	_, stillMember := cf.Member(nodes[2].ID())
+	assert.False(t, stillMember)
+}

@@ -507,3 +507,35 @@ func TestSoleNodeRestartsOnAnotherAddress(t *testing.T) {
 	again := startTestNode(t, "n1", "", dir, nil)
 	require.NoError(t, again.reg.Register(ctxWithin(t, clusterWait), "x", "$1", Queue))
 }
+
+// DESIGN: a lost voter is replaced by promoting a healthy non-voter — here
+// the voter dies (expiry) rather than leaving.
+func TestNonVoterIsPromotedWhenAVoterDies(t *testing.T) {
+	nodes := startCluster(t, 6)
+	leader := waitLeaderOf(t, nodes...)
+	var victim *testNode
+	for _, n := range nodes {
+		if n != leader && n.id != "n6" {
+			victim = n
+			break
+		}
+	}
+	victim.kill()
+	require.Eventually(t, func() bool {
+		cf := leader.reg.raft.GetConfiguration()
+		if cf.Error() != nil {
+			return false
+		}
+		voters, six := 0, false
+		for _, s := range cf.Configuration().Servers {
+			if s.Suffrage == raft.Voter {
+				voters++
+				six = six || s.ID == "n6"
+			}
+		}
+		return voters == 5 && six
+	}, clusterWait, 20*time.Millisecond, "n6 replaces the dead voter")
+	m, ok := leader.reg.State().Member(victim.id)
+	require.True(t, ok)
+	assert.Equal(t, Expired, m.Status)
+}
