@@ -20,11 +20,30 @@ const benchCapacity = actor.DefaultMailboxSize
 // actor, which counts them; the benchmark ends when the actor has processed
 // all b.N. Compare with BenchmarkChanBaseline from the same run.
 func BenchmarkActorSend(b *testing.B) {
+	s, pid, done := countingActor(b)
+	n := int64(b.N)
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := int64(0); i < n; i++ {
+		if err := s.Send(ctx, pid, benchMsg{ID: i}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	<-done
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+}
+
+// countingActor starts a System with one actor that closes done once it has
+// counted b.N benchMsg values. The System shuts down when b ends.
+func countingActor(b *testing.B) (*actor.System, actor.PID, <-chan struct{}) {
+	b.Helper()
 	s, err := actor.NewSystem()
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer s.Shutdown(context.Background())
+	b.Cleanup(func() { _ = s.Shutdown(context.Background()) })
 	n := int64(b.N)
 	done := make(chan struct{})
 	var count int64
@@ -40,17 +59,7 @@ func BenchmarkActorSend(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	ctx := context.Background()
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := int64(0); i < n; i++ {
-		if err := s.Send(ctx, pid, benchMsg{ID: i}); err != nil {
-			b.Fatal(err)
-		}
-	}
-	<-done
-	b.StopTimer()
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+	return s, pid, done
 }
 
 // BenchmarkChanBaseline is BenchmarkActorSend through a buffered Go channel
@@ -82,26 +91,8 @@ func BenchmarkChanBaseline(b *testing.B) {
 // actor.
 func BenchmarkActorSend8Senders(b *testing.B) {
 	const senders = 8
-	s, err := actor.NewSystem()
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Shutdown(context.Background())
+	s, pid, done := countingActor(b)
 	n := int64(b.N)
-	done := make(chan struct{})
-	var count int64
-	pid, err := s.Spawn(func() actor.Actor {
-		return actor.ReceiveFunc(func(c *actor.Context) {
-			if _, ok := c.Message().(benchMsg); ok {
-				if count++; count == n {
-					close(done)
-				}
-			}
-		})
-	}, actor.WithMailboxSize(benchCapacity))
-	if err != nil {
-		b.Fatal(err)
-	}
 	ctx := context.Background()
 	b.ReportAllocs()
 	b.ResetTimer()
