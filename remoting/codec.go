@@ -34,3 +34,17 @@ type Decoder interface {
 	// error wraps ErrDecode; the stream is then unusable.
 	Decode(b []byte) (any, error)
 }
+
+// Tagged is a message value with a tag: opaque bytes that travel beside the
+// value, outside the codec. A layer above remoting uses it for a header of
+// its own (the channel package's gossip does) without registering a wrapper
+// type with the codec — the value inside keeps the stream codec's compact
+// encoding. The target actor receives a Tagged with the same tag and the
+// decoded value; Value may be nil, for a tag alone.
+//
+// The tag counts toward the maximum message size and may be at most 64 KiB.
+// Do not modify it after sending: a local target receives it as is.
+type Tagged struct {
+	Tag   []byte
+	Value any
+}

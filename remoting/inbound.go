@@ -1,6 +1,7 @@
 package remoting
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -207,7 +208,7 @@ func (s *inStream) envelope(rec *wire.Record) error {
 	}
 	// Decode first, always: a stateful codec must see every value of the
 	// stream, even one whose target has gone.
-	msg, err := s.dec.Decode(rec.Payload)
+	msg, err := s.decode(rec)
 	if err != nil {
 		return err
 	}
@@ -262,6 +263,31 @@ func (s *inStream) envelope(rec *wire.Record) error {
 	l.omu.Unlock()
 	s.resolve(l, err)
 	return nil
+}
+
+// decode decodes an envelope's payload: the codec's bytes, or a Tagged.
+func (s *inStream) decode(rec *wire.Record) (any, error) {
+	if rec.Flags&wire.FlagTagged == 0 {
+		if rec.Flags&wire.FlagNoValue != 0 {
+			return nil, fmt.Errorf("%w: no-value flag on an untagged message", ErrProtocol)
+		}
+		return s.dec.Decode(rec.Payload)
+	}
+	tag, rest, err := wire.SplitTag(rec.Payload)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrProtocol, err)
+	}
+	t := Tagged{Tag: bytes.Clone(tag)}
+	if rec.Flags&wire.FlagNoValue != 0 {
+		if len(rest) != 0 {
+			return nil, fmt.Errorf("%w: bytes after a tag without a value", ErrProtocol)
+		}
+		return t, nil
+	}
+	if t.Value, err = s.dec.Decode(rest); err != nil {
+		return nil, err
+	}
+	return t, nil
 }
 
 func (s *inStream) senderPID(node, id []byte) actor.PID {

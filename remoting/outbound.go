@@ -223,11 +223,29 @@ func (s *outStream) sendReply(to, from actor.PID, msg any) error {
 // the frame is left as it was and the encoder reset if the discarded bytes
 // may have carried codec state.
 func (s *outStream) appendEnvelope(to, from actor.PID, seq uint64, flags uint8, msg any) error {
+	t, tagged := msg.(Tagged)
+	if tagged {
+		if len(t.Tag) > wire.MaxTagLen {
+			s.p.e.stats.failed.Add(1)
+			return fmt.Errorf("%w: %d-byte tag, limit %d", ErrTooLarge, len(t.Tag), wire.MaxTagLen)
+		}
+		flags |= wire.FlagTagged
+		if t.Value == nil {
+			flags |= wire.FlagNoValue
+		}
+	}
 	start := len(s.buf)
 	var mark int
 	s.buf, mark = wire.BeginEnvelope(s.buf, to.ID, from.Node, from.ID, seq, flags)
 	var err error
-	s.buf, err = s.enc.Encode(s.buf, msg)
+	switch {
+	case !tagged:
+		s.buf, err = s.enc.Encode(s.buf, msg)
+	case t.Value == nil:
+		s.buf = wire.AppendTag(s.buf, t.Tag)
+	default:
+		s.buf, err = s.enc.Encode(wire.AppendTag(s.buf, t.Tag), t.Value)
+	}
 	if size := len(s.buf) - mark; err == nil && size > s.p.e.cfg.maxMessageSize {
 		err = fmt.Errorf("%w: %T encodes to %d bytes, limit %d", ErrTooLarge, msg, size, s.p.e.cfg.maxMessageSize)
 		if r, ok := s.enc.(resetter); ok {

@@ -69,7 +69,35 @@ const (
 	// outside flow control (a reply address takes exactly one message and
 	// never blocks), needs no link, and is not acknowledged.
 	FlagReply uint8 = 1 << 0
+	// FlagTagged marks a payload that begins with a tag: a uvarint length
+	// and that many opaque bytes, followed by the codec's bytes.
+	FlagTagged uint8 = 1 << 1
+	// FlagNoValue marks a tagged payload with no codec bytes after the tag
+	// (a tag with a nil value).
+	FlagNoValue uint8 = 1 << 2
 )
+
+// MaxTagLen bounds a tag.
+const MaxTagLen = 64 << 10
+
+// AppendTag appends a tagged payload's tag.
+func AppendTag(dst, tag []byte) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(tag)))
+	return append(dst, tag...)
+}
+
+// SplitTag splits a tagged payload into its tag and the codec's bytes; both
+// alias payload.
+func SplitTag(payload []byte) (tag, rest []byte, err error) {
+	n, k := binary.Uvarint(payload)
+	if k <= 0 {
+		return nil, nil, fmt.Errorf("%w: bad tag length", ErrMalformed)
+	}
+	if n > MaxTagLen || n > uint64(len(payload)-k) {
+		return nil, nil, fmt.Errorf("%w: tag length %d exceeds the %d bytes left", ErrMalformed, n, len(payload)-k)
+	}
+	return payload[k : k+int(n) : k+int(n)], payload[k+int(n):], nil
+}
 
 // Limits on decoded fields.
 const (

@@ -1,6 +1,8 @@
 package wire
 
 import (
+	"bytes"
+	"encoding/binary"
 	"errors"
 	"io"
 	"testing"
@@ -150,5 +152,50 @@ func FuzzReader(f *testing.F) {
 			consumed++
 		}
 		t.Fatalf("more records (%d) than bytes", consumed)
+	})
+}
+
+func TestTagRoundTrip(t *testing.T) {
+	for _, tag := range [][]byte{nil, {}, []byte("g"), bytes.Repeat([]byte{7}, 300)} {
+		b := AppendTag(nil, tag)
+		b = append(b, "codec"...)
+		got, rest, err := SplitTag(b)
+		if err != nil {
+			t.Fatalf("SplitTag(%d-byte tag): %v", len(tag), err)
+		}
+		if !bytes.Equal(got, tag) || string(rest) != "codec" {
+			t.Fatalf("SplitTag = %q, %q; want %q, %q", got, rest, tag, "codec")
+		}
+	}
+}
+
+func TestSplitTagRejectsBadLengths(t *testing.T) {
+	for name, b := range map[string][]byte{
+		"empty":        {},
+		"unterminated": {0x80},
+		"past the end": {5, 'a', 'b'},
+		"over the max": binary.AppendUvarint(nil, MaxTagLen+1),
+		"huge uvarint": {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01},
+	} {
+		if _, _, err := SplitTag(b); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: SplitTag error = %v, want ErrMalformed", name, err)
+		}
+	}
+}
+
+func FuzzSplitTag(f *testing.F) {
+	f.Add(AppendTag(nil, []byte("tag")))
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0x0f})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		tag, rest, err := SplitTag(b)
+		if err != nil {
+			if !errors.Is(err, ErrMalformed) {
+				t.Fatalf("unexpected error %v", err)
+			}
+			return
+		}
+		if len(tag)+len(rest) > len(b) || len(tag) > MaxTagLen {
+			t.Fatalf("split exceeds its input")
+		}
 	})
 }
