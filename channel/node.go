@@ -32,12 +32,14 @@ type Node struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // sender pumps, typed adapters
 
-	mu        sync.Mutex
-	closed    bool
-	closeErr  error
-	closeDone chan struct{}
-	receivers map[*receiver]struct{}
-	senders   map[*sender]struct{}
+	mu         sync.Mutex
+	closed     bool
+	closeErr   error
+	closeDone  chan struct{}
+	receivers  map[*receiver]struct{}
+	senders    map[*sender]struct{}
+	publishers map[*publisher]struct{}
+	gossip     *gossip
 }
 
 // New starts a node and returns once it has joined the cluster through
@@ -74,7 +76,10 @@ func New(ctx context.Context, opts ...Option) (*Node, error) {
 		closeDone: make(chan struct{}),
 		receivers: make(map[*receiver]struct{}),
 		senders:   make(map[*sender]struct{}),
+
+		publishers: make(map[*publisher]struct{}),
 	}
+	n.gossip = newGossip(n, cfg.gossip)
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	epOpts := []remoting.Option{
 		remoting.WithListenAddr(cfg.listenAddr),
@@ -107,6 +112,10 @@ func New(ctx context.Context, opts ...Option) (*Node, error) {
 	}
 	n.ep, n.reg = ep, reg
 	reg.OnRejoin(n.reregister)
+	if err := n.gossip.start(); err != nil {
+		n.teardown(context.Background())
+		return nil, fmt.Errorf("channel: %w", err)
+	}
 	sys.SetRemote(ep)
 	if err := ep.Start(); err != nil {
 		n.teardown(context.Background())
@@ -193,11 +202,18 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	for s := range n.senders {
 		senders = append(senders, s)
 	}
+	publishers := make([]*publisher, 0, len(n.publishers))
+	for p := range n.publishers {
+		publishers = append(publishers, p)
+	}
 	n.mu.Unlock()
 
 	var errs []error
 	for _, s := range senders {
 		s.close(ctx)
+	}
+	for _, p := range publishers {
+		_ = p.closeCtx(ctx)
 	}
 	if err := n.reg.Leave(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("leaving the cluster: %w", err))

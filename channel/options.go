@@ -37,11 +37,13 @@ type config struct {
 	clientTLS  *tls.Config
 	token      string
 
+	gossip gossipConfig
+
 	registryOpts []registry.Option // tests tune Raft timings
 }
 
 func defaultConfig() config {
-	return config{listenAddr: "127.0.0.1:0", logger: zap.NewNop()}
+	return config{listenAddr: "127.0.0.1:0", logger: zap.NewNop(), gossip: defaultGossipConfig()}
 }
 
 func (c *config) validate() error {
@@ -50,6 +52,8 @@ func (c *config) validate() error {
 		return fmt.Errorf("%w: nil logger", ErrInvalidOption)
 	case c.listenAddr == "":
 		return fmt.Errorf("%w: empty listen address", ErrInvalidOption)
+	case c.gossip.fanout < 0:
+		return fmt.Errorf("%w: negative gossip fanout %d", ErrInvalidOption, c.gossip.fanout)
 	case c.codec != nil && len(c.types) > 0:
 		return fmt.Errorf("%w: WithTypes registers types with the default codec; register them with your own codec instead", ErrInvalidOption)
 	}
@@ -117,3 +121,11 @@ func WithRaftTimeouts(heartbeat, election time.Duration) Option {
 func withRegistryOptions(opts ...registry.Option) Option {
 	return optionFunc(func(c *config) { c.registryOpts = append(c.registryOpts, opts...) })
 }
+
+// WithGossipFanout sets how many nodes each hop of a broadcast passes a
+// value to. Default (0): ⌊log2 N⌋+1 for N nodes with subscribers of the
+// name, so a value reaches all of them in about log N / log log N hops.
+func WithGossipFanout(n int) Option { return optionFunc(func(c *config) { c.gossip.fanout = n }) }
+
+// withGossip tunes broadcast timings; tests use it.
+func withGossip(f func(*gossipConfig)) Option { return optionFunc(func(c *config) { f(&c.gossip) }) }

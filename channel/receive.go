@@ -3,6 +3,7 @@ package channel
 import (
 	"context"
 	"fmt"
+	"math"
 	"sync"
 	"sync/atomic"
 
@@ -24,6 +25,12 @@ type receiver struct {
 	mode    registry.Mode
 	pid     actor.PID
 	closing atomic.Bool // close began: never register again
+
+	// since (broadcast) is the registry version from which this
+	// subscriber is in publishers' views: values routed by an older view
+	// are not its own. Set once registered; guarded by the gossip
+	// engine's mu.
+	since uint64
 
 	// hand gives one value to the user, blocking until the user takes it
 	// or done closes; it reports whether the user took it. closeOut closes
@@ -84,7 +91,7 @@ func (n *Node) startReceiver(name string, buf int, mode registry.Mode,
 	if n.isClosed() {
 		return nil, ErrClosed
 	}
-	r := &receiver{n: n, name: name, mode: mode, hand: hand, closeOut: closeOut}
+	r := &receiver{n: n, name: name, mode: mode, hand: hand, closeOut: closeOut, since: math.MaxUint64}
 	pid, err := n.sys.Spawn(func() actor.Actor { return actor.ReceiveFunc(r.receive) },
 		actor.WithMailboxSize(max(buf, 1)))
 	if err != nil {
@@ -99,8 +106,18 @@ func (n *Node) startReceiver(name string, buf int, mode registry.Mode,
 	}
 	n.receivers[r] = struct{}{}
 	n.mu.Unlock()
-	if err := n.reg.Register(n.ctx, name, pid.ID, mode); err != nil {
+	if mode == registry.Broadcast {
+		n.gossip.addSubscriber(r)
+	}
+	err = n.reg.Register(n.ctx, name, pid.ID, mode)
+	if err == nil && mode == registry.Broadcast {
+		err = n.gossip.subscribed(n.ctx, r)
+	}
+	if err != nil {
 		n.forget(r)
+		if mode == registry.Broadcast {
+			n.gossip.removeSubscriber(r)
+		}
 		_ = n.sys.Poison(context.Background(), pid)
 		return nil, fmt.Errorf("channel: receive %q: %w", name, err)
 	}
@@ -139,6 +156,9 @@ func (r *receiver) close() error {
 // stop refuses new values and lets the user drain the accepted ones; the
 // channel closes after the last (see receive).
 func (r *receiver) stop() {
+	if r.mode == registry.Broadcast {
+		r.n.gossip.removeSubscriber(r)
+	}
 	done, cancel := context.WithCancel(context.Background())
 	cancel() // begin the graceful stop without waiting for the user to drain
 	_ = r.n.sys.Stop(done, r.pid)

@@ -16,6 +16,23 @@ type Stats struct {
 
 	Names map[string]Counters // per channel name
 	Peers map[string]Counters // per receiving node (Sent only)
+
+	Broadcast BroadcastStats // Publish/Subscribe
+}
+
+// BroadcastStats count this node's share of broadcast traffic. Values
+// dropped by a full subscriber buffer are counted in Stats.Dropped.
+type BroadcastStats struct {
+	Published    uint64 // values published on this node
+	Sent         uint64 // value messages sent to peers: first hops, forwards, repairs
+	Duplicates   uint64 // value messages that arrived for a value already delivered here
+	Repaired     uint64 // values delivered here that anti-entropy fetched after the tree missed them
+	Lost         uint64 // values given up: missing after waiting behind a gap
+	Rerouted     uint64 // hops that failed and were passed to the next node of their group
+	QueueDropped uint64 // messages dropped by a full per-peer queue
+	Digests      uint64 // anti-entropy digests sent
+	Grafts       uint64 // anti-entropy requests for missing values sent
+	MaxHops      uint64 // longest path, in hops, a value took to reach this node
 }
 
 // Counters are the counters of one name or peer.
@@ -38,6 +55,7 @@ func (c *counters) snapshot() Counters {
 // stats counts without locks on the value path: a name's or peer's counters
 // are created once (sync.Map) and then only atomically incremented.
 type stats struct {
+	bcast    bcastCounters
 	total    counters
 	inFlight atomic.Int64
 	names    sync.Map // string → *counters
@@ -85,6 +103,19 @@ func (s *stats) received(name string) {
 	counterFor(&s.names, name).received.Add(1)
 }
 
+type bcastCounters struct {
+	published, sent, duplicates, repaired, lost, rerouted, queueDropped, digests, grafts, maxHops atomic.Uint64
+}
+
+func (c *bcastCounters) snapshot() BroadcastStats {
+	return BroadcastStats{
+		Published: c.published.Load(), Sent: c.sent.Load(), Duplicates: c.duplicates.Load(),
+		Repaired: c.repaired.Load(), Lost: c.lost.Load(), Rerouted: c.rerouted.Load(),
+		QueueDropped: c.queueDropped.Load(), Digests: c.digests.Load(), Grafts: c.grafts.Load(),
+		MaxHops: c.maxHops.Load(),
+	}
+}
+
 // Stats returns a copy of the node's counters.
 func (n *Node) Stats() Stats {
 	s := &n.stats
@@ -94,6 +125,8 @@ func (n *Node) Stats() Stats {
 		InFlight: uint64(max(s.inFlight.Load(), 0)),
 		Names:    make(map[string]Counters),
 		Peers:    make(map[string]Counters),
+
+		Broadcast: s.bcast.snapshot(),
 	}
 	s.names.Range(func(k, v any) bool {
 		out.Names[k.(string)] = v.(*counters).snapshot()

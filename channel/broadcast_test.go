@@ -1,0 +1,390 @@
+package channel
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/dchan-io/dchan/registry"
+)
+
+// subLog records what one subscriber received, per publisher.
+type subLog struct {
+	node string
+	mu   sync.Mutex
+	seqs map[string][]int // publisher (Order.Sender) → sequences in arrival order
+	n    atomic.Int64
+	done chan struct{}
+}
+
+// subscribeAll subscribes to name on each node and records into subLogs
+// until the channels close.
+func subscribeAll(t *testing.T, nodes []*Node, name string, buf int) ([]*subLog, []CloseFunc) {
+	t.Helper()
+	logs := make([]*subLog, len(nodes))
+	closers := make([]CloseFunc, len(nodes))
+	for i, n := range nodes {
+		ch, closeFn, err := n.Subscribe(name, buf)
+		require.NoError(t, err)
+		logs[i], closers[i] = record(n.ID(), ch), closeFn
+	}
+	t.Cleanup(func() {
+		for i, c := range closers {
+			_ = c()
+			<-logs[i].done
+		}
+	})
+	return logs, closers
+}
+
+func record(node string, ch <-chan any) *subLog {
+	l := &subLog{node: node, seqs: make(map[string][]int), done: make(chan struct{})}
+	go func() {
+		defer close(l.done)
+		for v := range ch {
+			o := v.(Order)
+			l.mu.Lock()
+			l.seqs[o.Sender] = append(l.seqs[o.Sender], o.Seq)
+			l.mu.Unlock()
+			l.n.Add(1)
+		}
+	}()
+	return l
+}
+
+func (l *subLog) get(pub string) []int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]int(nil), l.seqs[pub]...)
+}
+
+// waitSubscribers waits until every node's replica lists want broadcast
+// receivers of name.
+func waitSubscribers(t *testing.T, nodes []*Node, name string, want int) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		for _, n := range nodes {
+			got := 0
+			for _, r := range n.reg.Lookup(name) {
+				if r.Mode == registry.Broadcast {
+					got++
+				}
+			}
+			if got != want {
+				return false
+			}
+		}
+		return true
+	}, waitFor, 10*time.Millisecond)
+}
+
+// publishSeq publishes Order{pub, 1..count} on n, pausing every so often if
+// pace > 0, and closes the publisher.
+func publishSeq(t *testing.T, n *Node, name, pub string, count int, pace time.Duration) {
+	t.Helper()
+	out, closeOut, err := n.Publish(name, 16)
+	require.NoError(t, err)
+	for i := 1; i <= count; i++ {
+		out <- Order{Sender: pub, Seq: i}
+		if pace > 0 && i%10 == 0 {
+			time.Sleep(pace)
+		}
+	}
+	require.NoError(t, closeOut())
+}
+
+// assertInOrder checks that seqs strictly increase (no duplicate, no
+// reordering) and returns how many there are.
+func assertInOrder(t *testing.T, who string, seqs []int) {
+	t.Helper()
+	for i := 1; i < len(seqs); i++ {
+		if seqs[i] <= seqs[i-1] {
+			t.Fatalf("%s: sequence %d after %d (duplicate or reordered)", who, seqs[i], seqs[i-1])
+		}
+	}
+}
+
+func broadcastTotals(nodes []*Node) (sent, delivered, digests, grafts uint64) {
+	for _, n := range nodes {
+		s := n.Stats()
+		sent += s.Broadcast.Sent
+		digests += s.Broadcast.Digests
+		grafts += s.Broadcast.Grafts
+		delivered += s.Received
+	}
+	return
+}
+
+func TestBroadcastEverySubscriberGetsEveryValueOnceInPublishOrder(t *testing.T) {
+	for _, size := range []int{10, 30} {
+		t.Run(fmt.Sprintf("%d nodes", size), func(t *testing.T) {
+			if size > 10 && testing.Short() {
+				t.Skip("short")
+			}
+			nodes := startCluster(t, size)
+			logs, _ := subscribeAll(t, nodes, "news", 2048)
+			waitSubscribers(t, nodes, "news", size)
+
+			const perPublisher = 300
+			var wg sync.WaitGroup
+			for _, p := range []int{0, size / 2} {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					publishSeq(t, nodes[p], "news", nodes[p].ID(), perPublisher, 0)
+				}()
+			}
+			wg.Wait()
+			for _, l := range logs {
+				require.Eventually(t, func() bool { return l.n.Load() >= 2*perPublisher }, waitFor, 5*time.Millisecond,
+					"%s got %d of %d", l.node, l.n.Load(), 2*perPublisher)
+			}
+			time.Sleep(100 * time.Millisecond) // a duplicate would show up by now
+			for _, l := range logs {
+				for _, p := range []int{0, size / 2} {
+					got := l.get(nodes[p].ID())
+					require.Len(t, got, perPublisher, "%s from %s", l.node, nodes[p].ID())
+					for i, s := range got {
+						require.Equal(t, i+1, s, "%s from %s: value %d out of order", l.node, nodes[p].ID(), i)
+					}
+				}
+			}
+			sent, delivered, digests, grafts := broadcastTotals(nodes)
+			var dups, repaired, maxHops uint64
+			for _, n := range nodes {
+				b := n.Stats().Broadcast
+				dups += b.Duplicates
+				repaired += b.Repaired
+				maxHops = max(maxHops, b.MaxHops)
+			}
+			t.Logf("%d nodes: %d deliveries, %d value messages (%.2f per delivery), %d digests, %d grafts, %d duplicates, %d repaired, max %d hops",
+				size, delivered, sent, float64(sent)/float64(delivered), digests, grafts, dups, repaired, maxHops)
+			if grafts == 0 {
+				// (Under a heavy load a repair can race the tree; its
+				// duplicate is then dropped, as checked above.)
+				assert.Zero(t, dups, "without faults the tree sends each value to each node once")
+			}
+		})
+	}
+}
+
+func TestBroadcastNoDuplicatesWhenLinksDropMessages(t *testing.T) {
+	const size, perPublisher = 10, 400
+	var seeded sync.Mutex
+	rng := rand.New(rand.NewPCG(1, 2))
+	var dropped atomic.Int64
+	lossy := withGossip(func(c *gossipConfig) {
+		c.drop = func(from, to string) bool {
+			seeded.Lock()
+			defer seeded.Unlock()
+			if rng.Float64() < 0.2 {
+				dropped.Add(1)
+				return true
+			}
+			return false
+		}
+	})
+	nodes := startCluster(t, size, lossy)
+	logs, _ := subscribeAll(t, nodes, "lossy", 4096)
+	waitSubscribers(t, nodes, "lossy", size)
+
+	publishSeq(t, nodes[0], "lossy", "p", perPublisher, time.Millisecond)
+	// Anti-entropy fills the gaps the lossy links left.
+	ok := assert.Eventually(t, func() bool {
+		for _, l := range logs[1:] {
+			if l.n.Load() < perPublisher {
+				return false
+			}
+		}
+		return true
+	}, waitFor, 10*time.Millisecond)
+	total, lost, repaired := 0, uint64(0), uint64(0)
+	for i, l := range logs {
+		got := l.get("p")
+		assertInOrder(t, l.node, got)
+		total += len(got)
+		lost += nodes[i].Stats().Broadcast.Lost
+		repaired += nodes[i].Stats().Broadcast.Repaired
+	}
+	sent, delivered, digests, grafts := broadcastTotals(nodes)
+	t.Logf("20%% of messages dropped (%d): coverage %.2f%% (%d of %d deliveries; %d lost, %d repaired); %d value messages (%.2f per delivery), %d digests, %d grafts",
+		dropped.Load(), 100*float64(total)/float64(size*perPublisher), total, size*perPublisher, lost, repaired,
+		sent, float64(sent)/float64(delivered), digests, grafts)
+	require.True(t, ok, "every subscriber gets every value once anti-entropy has run")
+}
+
+func TestBroadcastContinuesWhenANodeDiesMidGossip(t *testing.T) {
+	const size, count = 10, 1500
+	nodes := startCluster(t, size, WithGossipFanout(2)) // a deep tree: the dead node has a subtree
+	logs, _ := subscribeAll(t, nodes, "ticks", 4096)
+	waitSubscribers(t, nodes, "ticks", size)
+
+	// The publisher's tree for 9 peers and fanout 2: the first child of each
+	// half covers four nodes. Kill one of them mid-stream.
+	view := participants(nodes[0].reg.Lookup("ticks"), nodes[0].ID())
+	victim := view[0]
+	var victimNode *Node
+	for _, n := range nodes {
+		if n.ID() == victim {
+			victimNode = n
+		}
+	}
+	go func() {
+		require.Eventually(t, func() bool { return logsOf(logs, victim).n.Load() >= count/3 }, waitFor, time.Millisecond)
+		kill(victimNode)
+	}()
+	publishSeq(t, nodes[0], "ticks", "p", count, time.Millisecond)
+	for _, l := range logs {
+		if l.node == victim {
+			continue
+		}
+		require.Eventually(t, func() bool { return len(l.get("p")) == count }, waitFor, 10*time.Millisecond,
+			"%s got %d of %d", l.node, len(l.get("p")), count)
+		assertInOrder(t, l.node, l.get("p"))
+	}
+	var rerouted, repaired uint64
+	for _, n := range nodes {
+		rerouted += n.Stats().Broadcast.Rerouted
+		repaired += n.Stats().Broadcast.Repaired
+	}
+	t.Logf("%s died after %d values; %d hops rerouted, %d values repaired", victim, len(logsOf(logs, victim).get("p")), rerouted, repaired)
+}
+
+func logsOf(logs []*subLog, node string) *subLog {
+	for _, l := range logs {
+		if l.node == node {
+			return l
+		}
+	}
+	return nil
+}
+
+func TestBroadcastSlowSubscriberDoesNotStallPublisherOrOthers(t *testing.T) {
+	nodes := startCluster(t, 3)
+	slow, closeSlow, err := nodes[1].Subscribe("firehose", 4) // never read until the end
+	require.NoError(t, err)
+	defer closeSlow()
+	fast, _ := subscribeAll(t, nodes[2:], "firehose", 4096)
+	waitSubscribers(t, nodes, "firehose", 2)
+
+	const count = 3000
+	publishSeq(t, nodes[0], "firehose", "p", count, 0)
+	require.Eventually(t, func() bool { return fast[0].n.Load() == count }, waitFor, 5*time.Millisecond)
+	assertInOrder(t, "fast", fast[0].get("p"))
+	require.Eventually(t, func() bool {
+		return nodes[1].Stats().Names["firehose"].Dropped > 0 && nodes[1].Stats().Received >= count
+	}, waitFor, 5*time.Millisecond, "the slow subscriber's node took every value, dropping the oldest")
+
+	// The slow subscriber holds the newest values, in order.
+	var got []int
+	for len(slow) > 0 {
+		got = append(got, (<-slow).(Order).Seq)
+	}
+	require.Len(t, got, 4)
+	assertInOrder(t, "slow", got)
+	assert.Equal(t, count, got[3], "the newest value survives; the oldest were dropped")
+	t.Logf("slow subscriber: %d dropped, kept %v", nodes[1].Stats().Names["firehose"].Dropped, got)
+}
+
+func TestBroadcastSubscribersJoinAndLeaveWhilePublishing(t *testing.T) {
+	const size, count = 10, 1500
+	nodes := startCluster(t, size)
+	// Steady subscribers on the first half; the others come and go.
+	steady, _ := subscribeAll(t, nodes[:5], "churn", 4096)
+	waitSubscribers(t, nodes, "churn", 5)
+
+	stop := make(chan struct{})
+	var churned []*subLog
+	var cmu sync.Mutex
+	var wg sync.WaitGroup
+	for _, n := range nodes[5:] {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for round := 0; ; round++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				ch, closeFn, err := n.Subscribe("churn", 4096)
+				if !assert.NoError(t, err) {
+					return
+				}
+				l := record(n.ID(), ch)
+				cmu.Lock()
+				churned = append(churned, l)
+				cmu.Unlock()
+				time.Sleep(time.Duration(50+rand.IntN(100)) * time.Millisecond)
+				assert.NoError(t, closeFn())
+				<-l.done
+			}
+		}()
+	}
+	publishSeq(t, nodes[0], "churn", "p", count, time.Millisecond)
+	close(stop)
+	wg.Wait()
+	for _, l := range steady {
+		require.Eventually(t, func() bool { return len(l.get("p")) == count }, waitFor, 10*time.Millisecond,
+			"steady %s got %d of %d", l.node, len(l.get("p")), count)
+		assertInOrder(t, l.node, l.get("p"))
+	}
+	joined := 0
+	for _, l := range churned {
+		got := l.get("p")
+		assertInOrder(t, l.node, got)
+		// Without faults a subscriber's values are contiguous: from some
+		// point after it joined until it left.
+		for i := 1; i < len(got); i++ {
+			require.Equal(t, got[i-1]+1, got[i], "%s: a gap without a fault", l.node)
+		}
+		if len(got) > 0 {
+			joined++
+		}
+	}
+	t.Logf("%d short-lived subscriptions, %d received values", len(churned), joined)
+	assert.Positive(t, joined)
+}
+
+func TestSubscribeAndPublishValidateArguments(t *testing.T) {
+	nodes := startCluster(t, 1)
+	_, _, err := nodes[0].Subscribe("", 1)
+	assert.ErrorIs(t, err, ErrInvalidName)
+	_, _, err = nodes[0].Subscribe("x", -1)
+	assert.ErrorIs(t, err, ErrInvalidOption)
+	_, _, err = nodes[0].Publish("", 1)
+	assert.ErrorIs(t, err, ErrInvalidName)
+	_, _, err = nodes[0].Publish("x", -1)
+	assert.ErrorIs(t, err, ErrInvalidOption)
+	require.NoError(t, nodes[0].Close())
+	_, _, err = nodes[0].Subscribe("x", 1)
+	assert.ErrorIs(t, err, ErrClosed)
+	_, _, err = nodes[0].Publish("x", 1)
+	assert.ErrorIs(t, err, ErrClosed)
+}
+
+func TestPublishHandleReportsAnUnencodableValue(t *testing.T) {
+	nodes := startCluster(t, 2)
+	logs, _ := subscribeAll(t, nodes[1:], "typed", 16)
+	waitSubscribers(t, nodes, "typed", 1)
+	out, closeOut, err := nodes[0].Publish("typed", 0)
+	require.NoError(t, err)
+	defer closeOut()
+	type unregistered struct{ X int }
+	bad := WithMessage(unregistered{1}, waitFor)
+	out <- bad
+	<-bad.Done()
+	require.ErrorIs(t, bad.Err(), ErrEncode)
+	good := WithMessage(Order{Sender: "p", Seq: 1}, waitFor)
+	out <- good
+	<-good.Done()
+	require.NoError(t, good.Err())
+	require.Eventually(t, func() bool { return logs[0].n.Load() == 1 }, waitFor, 5*time.Millisecond,
+		"the bad value broke nothing for the next")
+}

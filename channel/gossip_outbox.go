@@ -1,0 +1,241 @@
+package channel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dchan-io/dchan/actor"
+	"github.com/dchan-io/dchan/remoting"
+)
+
+// outboxIdle is how long an empty outbox keeps its goroutine.
+const outboxIdle = 5 * time.Second
+
+// outMsg is one gossip message waiting for its peer: a data message (data
+// and value) or a pre-encoded digest or graft (tag).
+type outMsg struct {
+	data  *dataHeader
+	value any
+	tag   []byte
+	track *pubTrack // a Publish handle waiting for this first hop, or nil
+}
+
+// outbox queues one peer's gossip messages and sends them in order on the
+// node's stream to that peer, so that a slow or dead peer delays only its
+// own queue. The queue is bounded: a full queue drops its oldest message
+// (forwards, digests, repairs; anti-entropy makes up for them) or makes a
+// publisher wait (pushWait). A goroutine runs while the queue is in use.
+type outbox struct {
+	g    *gossip
+	peer string
+	wake chan struct{}
+	room chan struct{}
+
+	mu        sync.Mutex
+	q         []outMsg
+	running   bool
+	downUntil time.Time // sends failed: reroute instead of sending until then
+}
+
+// push queues m, dropping the oldest message if the queue is full.
+func (ob *outbox) push(m outMsg) {
+	ob.mu.Lock()
+	if len(ob.q) >= ob.g.cfg.outboxMax {
+		old := ob.q[0]
+		ob.q[0] = outMsg{}
+		ob.q = ob.q[1:]
+		ob.g.n.stats.bcast.queueDropped.Add(1)
+		old.track.resolve(nil) // a later hop's loss, repaired by anti-entropy
+	}
+	ob.q = append(ob.q, m)
+	ob.startLocked()
+	ob.mu.Unlock()
+	ob.signal(ob.wake)
+}
+
+// pushWait queues m, waiting while the queue is full.
+func (ob *outbox) pushWait(ctx context.Context, m outMsg) error {
+	for {
+		ob.mu.Lock()
+		if len(ob.q) < ob.g.cfg.outboxMax {
+			ob.q = append(ob.q, m)
+			room := len(ob.q) < ob.g.cfg.outboxMax
+			ob.startLocked()
+			ob.mu.Unlock()
+			ob.signal(ob.wake)
+			if room {
+				ob.signal(ob.room) // pass the wake-up on to another waiter
+			}
+			return nil
+		}
+		ob.mu.Unlock()
+		select {
+		case <-ob.room:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-ob.g.n.ctx.Done():
+			return ErrClosed
+		}
+	}
+}
+
+func (ob *outbox) signal(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// startLocked starts the sending goroutine if it is not running; ob.mu is
+// held.
+func (ob *outbox) startLocked() {
+	if ob.running || ob.g.n.ctx.Err() != nil {
+		return
+	}
+	ob.running = true
+	ob.g.n.wg.Add(1)
+	go ob.run()
+}
+
+func (ob *outbox) run() {
+	defer ob.g.n.wg.Done()
+	idle := time.NewTimer(outboxIdle)
+	defer idle.Stop()
+	for {
+		ob.mu.Lock()
+		for len(ob.q) == 0 {
+			ob.mu.Unlock()
+			idle.Reset(outboxIdle)
+			select {
+			case <-ob.wake:
+			case <-idle.C:
+				ob.mu.Lock()
+				if len(ob.q) == 0 {
+					ob.running = false
+					ob.mu.Unlock()
+					return
+				}
+				ob.mu.Unlock()
+			case <-ob.g.n.ctx.Done():
+				ob.mu.Lock()
+				q := ob.q
+				ob.q, ob.running = nil, false
+				ob.mu.Unlock()
+				for _, m := range q {
+					m.track.resolve(ErrClosed)
+				}
+				return
+			}
+			ob.mu.Lock()
+		}
+		m := ob.q[0]
+		ob.q[0] = outMsg{}
+		ob.q = ob.q[1:]
+		down := time.Now().Before(ob.downUntil)
+		ob.mu.Unlock()
+		ob.signal(ob.room)
+		if down {
+			ob.failed(m, fmt.Errorf("%w: %s recently unreachable", remoting.ErrNodeLost, ob.peer))
+			continue
+		}
+		ob.send(m)
+	}
+}
+
+// send hands m to the node's stream to the peer.
+func (ob *outbox) send(m outMsg) {
+	g := ob.g
+	tag := m.tag
+	if m.data != nil {
+		tag = m.data.encode()
+	}
+	msg := remoting.Tagged{Tag: tag, Value: m.value}
+	if m.data != nil {
+		g.n.stats.bcast.sent.Add(1)
+	}
+	if g.cfg.drop != nil && g.cfg.drop(g.n.id, ob.peer) {
+		m.track.resolve(nil) // lost on the way, as far as anyone can tell
+		return
+	}
+	to := actor.PID{Node: ob.peer, ID: gossipActorName}
+	done := func(err error) {
+		if err != nil {
+			ob.failed(m, err)
+			return
+		}
+		m.track.resolve(nil)
+	}
+	err := g.n.ep.TrySendTracked(to, g.self, msg, done)
+	if errors.Is(err, remoting.ErrNoCredit) {
+		ctx, cancel := context.WithTimeout(g.n.ctx, g.cfg.sendTimeout)
+		err = g.n.ep.SendTracked(ctx, to, g.self, msg, done)
+		cancel()
+	}
+	if err != nil {
+		ob.failed(m, err)
+	}
+}
+
+// failed handles a message that did not reach the peer.
+func (ob *outbox) failed(m outMsg, err error) {
+	if !errors.Is(err, remoting.ErrEncode) && !errors.Is(err, remoting.ErrTooLarge) {
+		ob.mu.Lock()
+		ob.downUntil = time.Now().Add(ob.g.cfg.downFor)
+		ob.mu.Unlock()
+	}
+	if errors.Is(err, remoting.ErrEncode) || errors.Is(err, remoting.ErrTooLarge) {
+		m.track.resolve(err)
+	} else {
+		m.track.resolve(nil) // the group is rerouted
+	}
+	ob.g.undeliverable(ob.peer, m, err)
+}
+
+// pubTrack completes a Publish handle once every first hop has taken the
+// value (or failed to): nil unless the value itself could not be sent.
+type pubTrack struct {
+	m       *Message
+	pending atomic.Int64
+	mu      sync.Mutex
+	err     error
+}
+
+func newPubTrack(m *Message) *pubTrack {
+	if m == nil {
+		return nil
+	}
+	t := &pubTrack{m: m}
+	t.pending.Store(1) // the publisher's own share, resolved after queueing
+	return t
+}
+
+func (t *pubTrack) add(n int) {
+	if t != nil {
+		t.pending.Add(int64(n))
+	}
+}
+
+func (t *pubTrack) resolve(err error) { t.resolveN(1, err) }
+
+func (t *pubTrack) resolveN(n int, err error) {
+	if t == nil {
+		return
+	}
+	if err != nil {
+		t.mu.Lock()
+		if t.err == nil {
+			t.err = err
+		}
+		t.mu.Unlock()
+	}
+	if t.pending.Add(-int64(n)) == 0 {
+		t.mu.Lock()
+		err := t.err
+		t.mu.Unlock()
+		t.m.finish(err)
+	}
+}
