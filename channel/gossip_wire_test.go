@@ -1,0 +1,83 @@
+package channel
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestGossipHeadersRoundTrip(t *testing.T) {
+	h := &dataHeader{name: "news", origin: origin{node: "n1", pub: 1 << 60}, seq: 7, hops: 2, fanout: 3,
+		first: 5, view: 99, slice: []hop{{"n2", 1}, {"n3", 6}}}
+	m, err := decodeGossip(h.encode())
+	require.NoError(t, err)
+	assert.Equal(t, h, m.data)
+
+	r := &dataHeader{name: "news", origin: origin{node: "n1", pub: 1}, seq: 1, fanout: 1, repair: true}
+	m, err = decodeGossip(r.encode())
+	require.NoError(t, err)
+	assert.Equal(t, r, m.data)
+
+	d := []digestEntry{{name: "a", origin: origin{"n1", 2}, max: 10}, {name: "b", origin: origin{"n2", 3}, max: 1}}
+	m, err = decodeGossip(encodeDigest(d))
+	require.NoError(t, err)
+	assert.Equal(t, d, m.digest)
+
+	g := &graftRequest{name: "a", origin: origin{"n1", 2}, seqs: []uint64{3, 4, 9}}
+	m, err = decodeGossip(g.encode())
+	require.NoError(t, err)
+	assert.Equal(t, g, m.graft)
+}
+
+func TestGossipHeaderDecodingRefusesBadBytes(t *testing.T) {
+	good := (&dataHeader{name: "x", origin: origin{"n1", 1}, seq: 1, fanout: 1}).encode()
+	for name, b := range map[string][]byte{
+		"empty":          {},
+		"other version":  append([]byte{2}, good[1:]...),
+		"unknown kind":   {gossipVersion, 9},
+		"truncated":      good[:len(good)-1],
+		"trailing bytes": append(append([]byte(nil), good...), 0),
+		"sequence 0":     (&dataHeader{name: "x", origin: origin{"n1", 1}, fanout: 1}).encode(),
+		"fanout 0":       (&dataHeader{name: "x", origin: origin{"n1", 1}, seq: 1}).encode(),
+		"huge slice":     {gossipVersion, gossipData, 1, 'x', 2, 'n', '1', 1, 1, 1, 1, 1, 1, 0, 0xff, 0xff, 0xff, 0xff, 0x0f},
+		"huge digest":    {gossipVersion, gossipDigest, 0xff, 0xff, 0xff, 0xff, 0x0f},
+		"huge graft":     {gossipVersion, gossipGraft, 1, 'x', 2, 'n', '1', 1, 0xff, 0xff, 0x03},
+	} {
+		_, err := decodeGossip(b)
+		assert.ErrorIs(t, err, errGossipMalformed, name)
+	}
+}
+
+// FuzzDecodeGossip: gossip headers are peer bytes; decoding them never
+// panics and either fails with errGossipMalformed or re-encodes to the same
+// bytes.
+func FuzzDecodeGossip(f *testing.F) {
+	f.Add((&dataHeader{name: "news", origin: origin{"n1", 9}, seq: 3, hops: 1, fanout: 2, first: 1, view: 4,
+		slice: []hop{{"n2", 1}, {"n3", 2}}}).encode())
+	f.Add(encodeDigest([]digestEntry{{name: "a", origin: origin{"n1", 2}, max: 10}}))
+	f.Add((&graftRequest{name: "a", origin: origin{"n1", 2}, seqs: []uint64{3, 4}}).encode())
+	f.Add([]byte{gossipVersion, gossipData, 0xff, 0xff, 0xff, 0xff, 0x0f})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := decodeGossip(b)
+		if err != nil {
+			if !errors.Is(err, errGossipMalformed) {
+				t.Fatalf("unexpected error %v", err)
+			}
+			return
+		}
+		var again []byte
+		switch {
+		case m.data != nil:
+			again = m.data.encode()
+		case m.graft != nil:
+			again = m.graft.encode()
+		default:
+			again = encodeDigest(m.digest)
+		}
+		if _, err := decodeGossip(again); err != nil {
+			t.Fatalf("a decoded header does not decode again: %v", err)
+		}
+	})
+}
