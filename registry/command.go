@@ -1,6 +1,10 @@
 package registry
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/dchan-io/dchan/internal/bin"
+)
 
 // Field bounds. Commands and snapshots that exceed them are refused.
 const (
@@ -179,42 +183,42 @@ func EncodeCommand(c Command) ([]byte, error) {
 // appendCommand encodes c without validating it. c is one of the six
 // command types.
 func appendCommand(b []byte, c Command) []byte {
-	w := writer{b: b}
-	w.byte(commandFormat)
+	w := bin.Writer{B: b}
+	w.Byte(commandFormat)
 	switch c := c.(type) {
 	case Join:
-		w.byte(kindJoin)
-		w.str(c.Member.ID)
-		w.str(c.Member.Addr)
-		w.uvarint(c.Member.Incarnation)
-		w.bool(c.Member.Voter)
+		w.Byte(kindJoin)
+		w.Str(c.Member.ID)
+		w.Str(c.Member.Addr)
+		w.Uvarint(c.Member.Incarnation)
+		w.Bool(c.Member.Voter)
 	case Leave:
-		w.byte(kindLeave)
-		w.str(c.Node)
-		w.uvarint(c.Incarnation)
+		w.Byte(kindLeave)
+		w.Str(c.Node)
+		w.Uvarint(c.Incarnation)
 	case Register:
-		w.byte(kindRegister)
-		w.str(c.Name)
-		w.str(c.Receiver.Node)
-		w.str(c.Receiver.ActorID)
-		w.byte(byte(c.Receiver.Mode))
-		w.uvarint(c.Receiver.Incarnation)
+		w.Byte(kindRegister)
+		w.Str(c.Name)
+		w.Str(c.Receiver.Node)
+		w.Str(c.Receiver.ActorID)
+		w.Byte(byte(c.Receiver.Mode))
+		w.Uvarint(c.Receiver.Incarnation)
 	case Unregister:
-		w.byte(kindUnregister)
-		w.str(c.Name)
-		w.str(c.Node)
-		w.str(c.ActorID)
-		w.uvarint(c.Incarnation)
+		w.Byte(kindUnregister)
+		w.Str(c.Name)
+		w.Str(c.Node)
+		w.Str(c.ActorID)
+		w.Uvarint(c.Incarnation)
 	case ExpireNode:
-		w.byte(kindExpireNode)
-		w.str(c.Node)
-		w.uvarint(c.Incarnation)
+		w.Byte(kindExpireNode)
+		w.Str(c.Node)
+		w.Uvarint(c.Incarnation)
 	case SetVoter:
-		w.byte(kindSetVoter)
-		w.str(c.Node)
-		w.bool(c.Voter)
+		w.Byte(kindSetVoter)
+		w.Str(c.Node)
+		w.Bool(c.Voter)
 	}
-	return w.b
+	return w.B
 }
 
 // DecodeCommand decodes a command that EncodeCommand encoded. It never
@@ -222,58 +226,58 @@ func appendCommand(b []byte, c Command) []byte {
 // format or kind with ErrUnsupportedVersion. Field bounds are checked;
 // semantic checks (empty fields, incarnation 0) are left to Apply.
 func DecodeCommand(b []byte) (Command, error) {
-	r := reader{b: b, bad: ErrMalformed}
-	if f := r.byte(); r.err == nil && f != commandFormat {
+	r := bin.NewReader(b, ErrMalformed)
+	if f := r.Byte(); r.Err() == nil && f != commandFormat {
 		return nil, fmt.Errorf("%w: command format %d", ErrUnsupportedVersion, f)
 	}
-	kind := r.byte()
-	if r.err != nil {
-		return nil, r.err
+	kind := r.Byte()
+	if r.Err() != nil {
+		return nil, r.Err()
 	}
 	var c Command
 	switch kind {
 	case kindJoin:
 		var m Member
-		m.ID = r.str("node ID", MaxIDLen)
-		m.Addr = r.str("address", MaxAddrLen)
-		m.Incarnation = r.uvarint()
-		m.Voter = r.bool()
+		m.ID = r.Str("node ID", MaxIDLen)
+		m.Addr = r.Str("address", MaxAddrLen)
+		m.Incarnation = r.Uvarint()
+		m.Voter = r.Bool()
 		c = Join{Member: m}
 	case kindLeave:
-		c = Leave{Node: r.str("node ID", MaxIDLen), Incarnation: r.uvarint()}
+		c = Leave{Node: r.Str("node ID", MaxIDLen), Incarnation: r.Uvarint()}
 	case kindRegister:
 		var x Register
-		x.Name = r.str("name", MaxNameLen)
-		x.Receiver.Node = r.str("node ID", MaxIDLen)
-		x.Receiver.ActorID = r.str("actor ID", MaxIDLen)
-		x.Receiver.Mode = r.mode()
-		x.Receiver.Incarnation = r.uvarint()
+		x.Name = r.Str("name", MaxNameLen)
+		x.Receiver.Node = r.Str("node ID", MaxIDLen)
+		x.Receiver.ActorID = r.Str("actor ID", MaxIDLen)
+		x.Receiver.Mode = readMode(r)
+		x.Receiver.Incarnation = r.Uvarint()
 		c = x
 	case kindUnregister:
 		var x Unregister
-		x.Name = r.str("name", MaxNameLen)
-		x.Node = r.str("node ID", MaxIDLen)
-		x.ActorID = r.str("actor ID", MaxIDLen)
-		x.Incarnation = r.uvarint()
+		x.Name = r.Str("name", MaxNameLen)
+		x.Node = r.Str("node ID", MaxIDLen)
+		x.ActorID = r.Str("actor ID", MaxIDLen)
+		x.Incarnation = r.Uvarint()
 		c = x
 	case kindExpireNode:
-		c = ExpireNode{Node: r.str("node ID", MaxIDLen), Incarnation: r.uvarint()}
+		c = ExpireNode{Node: r.Str("node ID", MaxIDLen), Incarnation: r.Uvarint()}
 	case kindSetVoter:
-		c = SetVoter{Node: r.str("node ID", MaxIDLen), Voter: r.bool()}
+		c = SetVoter{Node: r.Str("node ID", MaxIDLen), Voter: r.Bool()}
 	default:
 		return nil, fmt.Errorf("%w: command kind %d", ErrUnsupportedVersion, kind)
 	}
-	r.end()
-	if r.err != nil {
-		return nil, r.err
+	r.End()
+	if r.Err() != nil {
+		return nil, r.Err()
 	}
 	return c, nil
 }
 
-func (r *reader) mode() Mode {
-	m := Mode(r.byte())
+func readMode(r *bin.Reader) Mode {
+	m := Mode(r.Byte())
 	if m > Broadcast {
-		r.fail("bad mode %d", m)
+		r.Fail("bad mode %d", m)
 	}
 	return m
 }

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/dchan-io/dchan/internal/bin"
 	"github.com/dchan-io/dchan/internal/rawcodec"
 )
 
@@ -75,26 +76,26 @@ func errorOf(st byte, msg string) error {
 }
 
 func encodeReply(err error, body []byte) []byte {
-	w := writer{b: []byte{statusOf(err)}}
+	w := bin.Writer{B: []byte{statusOf(err)}}
 	if err != nil {
-		w.str(err.Error())
+		w.Str(err.Error())
 	}
-	w.b = append(w.b, body...)
-	return w.b
+	w.B = append(w.B, body...)
+	return w.B
 }
 
 // decodeReply returns the reply's error and the rest of its bytes.
 func decodeReply(b []byte) (error, []byte, error) {
-	r := reader{b: b, bad: ErrMalformed}
-	st := r.byte()
+	r := bin.NewReader(b, ErrMalformed)
+	st := r.Byte()
 	var msg string
 	if st != stOK {
-		msg = r.str("error", 4096)
+		msg = r.Str("error", 4096)
 	}
-	if r.err != nil {
-		return nil, nil, r.err
+	if r.Err() != nil {
+		return nil, nil, r.Err()
 	}
-	return errorOf(st, msg), r.b, nil
+	return errorOf(st, msg), r.Rest(), nil
 }
 
 func (r *Registry) registerService(s grpc.ServiceRegistrar) {
@@ -298,11 +299,11 @@ func (r *Registry) Unregister(ctx context.Context, name, actorID string) error {
 // join asks the leader (reached through any known member) to add m to the
 // Raft configuration and the member table.
 func (r *Registry) join(ctx context.Context, m Member) error {
-	w := writer{}
-	w.str(m.ID)
-	w.str(m.Addr)
-	w.uvarint(m.Incarnation)
-	req := w.b
+	w := bin.Writer{}
+	w.Str(m.ID)
+	w.Str(m.Addr)
+	w.Uvarint(m.Incarnation)
+	req := w.B
 	next := 0
 	return r.retry(ctx, "join", func(ctx context.Context) error {
 		rf, err := r.raftNode()
@@ -420,9 +421,9 @@ func (r *Registry) LookupLinearizable(ctx context.Context, name string) ([]Recei
 		if !ok {
 			return errNotLeader
 		}
-		w := writer{}
-		w.str(name)
-		body, err := r.callReply(ctx, addr, methodLookup, w.b)
+		w := bin.Writer{}
+		w.Str(name)
+		body, err := r.callReply(ctx, addr, methodLookup, w.B)
 		if err != nil {
 			return err
 		}
@@ -446,11 +447,11 @@ func (r *Registry) leaderLookup(ctx context.Context, rf *raft.Raft, name string)
 // leaderRequest decodes a request holding one string and checks that this
 // node leads; otherwise it returns the reply to send instead.
 func (r *Registry) leaderRequest(req []byte, what string, maxLen int) (arg string, rf *raft.Raft, refusal []byte) {
-	rd := reader{b: req, bad: ErrMalformed}
-	arg = rd.str(what, maxLen)
-	rd.end()
-	if rd.err != nil {
-		return "", nil, encodeReply(rd.err, nil)
+	rd := bin.NewReader(req, ErrMalformed)
+	arg = rd.Str(what, maxLen)
+	rd.End()
+	if rd.Err() != nil {
+		return "", nil, encodeReply(rd.Err(), nil)
 	}
 	rf, err := r.raftNode()
 	if err != nil {
@@ -475,30 +476,30 @@ func (r *Registry) serveLookup(ctx context.Context, req []byte) []byte {
 }
 
 func encodeReceivers(rs []Receiver) []byte {
-	w := writer{}
-	w.uvarint(uint64(len(rs)))
+	w := bin.Writer{}
+	w.Uvarint(uint64(len(rs)))
 	for _, rc := range rs {
-		w.str(rc.Node)
-		w.str(rc.ActorID)
-		w.byte(byte(rc.Mode))
-		w.uvarint(rc.Incarnation)
+		w.Str(rc.Node)
+		w.Str(rc.ActorID)
+		w.Byte(byte(rc.Mode))
+		w.Uvarint(rc.Incarnation)
 	}
-	return w.b
+	return w.B
 }
 
 func decodeReceivers(b []byte) ([]Receiver, error) {
-	rd := reader{b: b, bad: ErrMalformed}
-	n := rd.count("receivers", 4)
+	rd := bin.NewReader(b, ErrMalformed)
+	n := rd.Count("receivers", 4)
 	rs := make([]Receiver, 0, n)
-	for i := 0; i < n && rd.err == nil; i++ {
-		rc := Receiver{Node: rd.str("node ID", MaxIDLen), ActorID: rd.str("actor ID", MaxIDLen)}
-		rc.Mode = Mode(rd.byte())
-		rc.Incarnation = rd.uvarint()
+	for i := 0; i < n && rd.Err() == nil; i++ {
+		rc := Receiver{Node: rd.Str("node ID", MaxIDLen), ActorID: rd.Str("actor ID", MaxIDLen)}
+		rc.Mode = Mode(rd.Byte())
+		rc.Incarnation = rd.Uvarint()
 		rs = append(rs, rc)
 	}
-	rd.end()
-	if rd.err != nil {
-		return nil, rd.err
+	rd.End()
+	if rd.Err() != nil {
+		return nil, rd.Err()
 	}
 	return rs, nil
 }
@@ -551,12 +552,12 @@ func (r *Registry) serveMember(_ context.Context, req []byte) []byte {
 	if refusal != nil {
 		return refusal
 	}
-	w := writer{}
+	w := bin.Writer{}
 	m, ok := r.fsm.Current().Member(id)
-	w.bool(ok)
-	w.uvarint(m.Incarnation)
-	w.byte(byte(m.Status))
-	return encodeReply(nil, w.b)
+	w.Bool(ok)
+	w.Uvarint(m.Incarnation)
+	w.Byte(byte(m.Status))
+	return encodeReply(nil, w.B)
 }
 
 // expiredByCluster asks the members this node knows whether the leader still
@@ -570,10 +571,10 @@ func (r *Registry) expiredByCluster(ctx context.Context) bool {
 		}
 	}
 	addrs = append(addrs, r.cfg.peers...)
-	w := writer{}
-	w.str(r.cfg.nodeID)
+	w := bin.Writer{}
+	w.Str(r.cfg.nodeID)
 	for _, addr := range addrs {
-		body, err := r.callReply(ctx, addr, methodMember, w.b)
+		body, err := r.callReply(ctx, addr, methodMember, w.B)
 		if err != nil {
 			continue // not the leader, or unreachable
 		}
@@ -603,16 +604,16 @@ func (r *Registry) rejoin(ctx context.Context) error {
 
 // decodeMemberStatus decodes serveMember's reply body.
 func decodeMemberStatus(b []byte) (present bool, incarnation uint64, status MemberStatus, err error) {
-	rd := reader{b: b, bad: ErrMalformed}
-	present, incarnation, status = rd.bool(), rd.uvarint(), MemberStatus(rd.byte())
-	rd.end()
-	return present, incarnation, status, rd.err
+	rd := bin.NewReader(b, ErrMalformed)
+	present, incarnation, status = rd.Bool(), rd.Uvarint(), MemberStatus(rd.Byte())
+	rd.End()
+	return present, incarnation, status, rd.Err()
 }
 
 // decodeJoinRequest decodes serveJoin's request.
 func decodeJoinRequest(b []byte) (Member, error) {
-	rd := reader{b: b, bad: ErrMalformed}
-	m := Member{ID: rd.str("node ID", MaxIDLen), Addr: rd.str("address", MaxAddrLen), Incarnation: rd.uvarint()}
-	rd.end()
-	return m, rd.err
+	rd := bin.NewReader(b, ErrMalformed)
+	m := Member{ID: rd.Str("node ID", MaxIDLen), Addr: rd.Str("address", MaxAddrLen), Incarnation: rd.Uvarint()}
+	rd.End()
+	return m, rd.Err()
 }

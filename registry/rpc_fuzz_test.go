@@ -3,17 +3,19 @@ package registry
 import (
 	"errors"
 	"testing"
+
+	"github.com/dchan-io/dchan/internal/bin"
 )
 
 // FuzzDecodeRPC feeds the same bytes to every decoder of registry RPC
 // messages that come from peers: replies, receiver lists, member status,
 // join requests. None may panic, and any error must be ErrMalformed.
 func FuzzDecodeRPC(f *testing.F) {
-	w := writer{}
-	w.str("n1")
-	w.str("127.0.0.1:7000")
-	w.uvarint(42)
-	f.Add(w.b)
+	w := bin.Writer{}
+	w.Str("n1")
+	w.Str("127.0.0.1:7000")
+	w.Uvarint(42)
+	f.Add(w.B)
 	f.Add(encodeReply(nil, encodeReceivers([]Receiver{{Node: "n1", ActorID: "$1", Mode: Broadcast, Incarnation: 7}})))
 	f.Add(encodeReply(ErrStaleIncarnation, nil))
 	f.Add([]byte{stOther, 0xff, 0xff, 0xff, 0xff, 0x0f})

@@ -13,6 +13,8 @@ import (
 	"strings"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/dchan-io/dchan/internal/bin"
 )
 
 // Snapshot layout:
@@ -52,32 +54,32 @@ func encodeState(s *State) []byte {
 	}
 	slices.SortFunc(entries, func(a, b *entry) int { return strings.Compare(a.name, b.name) })
 
-	w := writer{b: make([]byte, 0, 64+len(entries)*64)}
-	w.uvarint(s.Version())
+	w := bin.Writer{B: make([]byte, 0, 64+len(entries)*64)}
+	w.Uvarint(s.Version())
 	var members []Member
 	if s != nil {
 		members = s.members
 	}
-	w.uvarint(uint64(len(members)))
+	w.Uvarint(uint64(len(members)))
 	for _, m := range members {
-		w.str(m.ID)
-		w.str(m.Addr)
-		w.uvarint(m.Incarnation)
-		w.bool(m.Voter)
-		w.byte(byte(m.Status))
+		w.Str(m.ID)
+		w.Str(m.Addr)
+		w.Uvarint(m.Incarnation)
+		w.Bool(m.Voter)
+		w.Byte(byte(m.Status))
 	}
-	w.uvarint(uint64(len(entries)))
+	w.Uvarint(uint64(len(entries)))
 	for _, e := range entries {
-		w.str(e.name)
-		w.uvarint(uint64(len(e.recv)))
+		w.Str(e.name)
+		w.Uvarint(uint64(len(e.recv)))
 		for _, r := range e.recv {
-			w.str(r.Node)
-			w.str(r.ActorID)
-			w.byte(byte(r.Mode))
-			w.uvarint(r.Incarnation)
+			w.Str(r.Node)
+			w.Str(r.ActorID)
+			w.Byte(byte(r.Mode))
+			w.Uvarint(r.Incarnation)
 		}
 	}
-	return w.b
+	return w.B
 }
 
 // writeSnapshot writes the framed snapshot of s to w.
@@ -141,86 +143,86 @@ func readSnapshot(rd io.Reader, seed maphash.Seed) (*State, error) {
 // invariant Apply maintains, so that a restored state is one Apply could
 // have produced.
 func decodeState(body []byte, seed maphash.Seed) (*State, error) {
-	r := reader{b: body, bad: ErrCorruptSnapshot}
-	s := &State{seed: seed, version: r.uvarint()}
+	r := bin.NewReader(body, ErrCorruptSnapshot)
+	s := &State{seed: seed, version: r.Uvarint()}
 
-	nm := r.count("member", minMemberSize)
+	nm := r.Count("member", minMemberSize)
 	if nm > 0 {
 		s.members = make([]Member, 0, nm)
 	}
-	for i := 0; i < nm && r.err == nil; i++ {
+	for i := 0; i < nm && r.Err() == nil; i++ {
 		m := Member{
-			ID:          r.str("node ID", MaxIDLen),
-			Addr:        r.str("address", MaxAddrLen),
-			Incarnation: r.uvarint(),
-			Voter:       r.bool(),
-			Status:      MemberStatus(r.byte()),
+			ID:          r.Str("node ID", MaxIDLen),
+			Addr:        r.Str("address", MaxAddrLen),
+			Incarnation: r.Uvarint(),
+			Voter:       r.Bool(),
+			Status:      MemberStatus(r.Byte()),
 		}
-		if r.err != nil {
+		if r.Err() != nil {
 			break
 		}
 		switch {
 		case m.Status > Expired:
-			r.fail("member %q: bad status %d", m.ID, m.Status)
+			r.Fail("member %q: bad status %d", m.ID, m.Status)
 		case (Join{Member: m}).validate() != nil:
-			r.fail("member %q: %v", m.ID, (Join{Member: m}).validate())
+			r.Fail("member %q: %v", m.ID, (Join{Member: m}).validate())
 		case i > 0 && s.members[i-1].ID >= m.ID:
-			r.fail("members out of order at %q", m.ID)
+			r.Fail("members out of order at %q", m.ID)
 		}
 		s.members = append(s.members, m)
 	}
 
 	var b builder
-	nn := r.count("name", minNameSize)
+	nn := r.Count("name", minNameSize)
 	prev := ""
-	for i := 0; i < nn && r.err == nil; i++ {
-		name := r.str("name", MaxNameLen)
-		nr := r.count("receiver", minReceiverSize)
-		if r.err != nil {
+	for i := 0; i < nn && r.Err() == nil; i++ {
+		name := r.Str("name", MaxNameLen)
+		nr := r.Count("receiver", minReceiverSize)
+		if r.Err() != nil {
 			break
 		}
 		if name == "" || (i > 0 && prev >= name) {
-			r.fail("name %q empty or out of order", name)
+			r.Fail("name %q empty or out of order", name)
 			break
 		}
 		if nr == 0 {
-			r.fail("name %q without receivers", name)
+			r.Fail("name %q without receivers", name)
 			break
 		}
 		prev = name
 		recv := make([]Receiver, 0, nr)
-		for k := 0; k < nr && r.err == nil; k++ {
+		for k := 0; k < nr && r.Err() == nil; k++ {
 			x := Receiver{
-				Node:    r.str("node ID", MaxIDLen),
-				ActorID: r.str("actor ID", MaxIDLen),
-				Mode:    r.mode(),
+				Node:    r.Str("node ID", MaxIDLen),
+				ActorID: r.Str("actor ID", MaxIDLen),
+				Mode:    readMode(r),
 			}
-			x.Incarnation = r.uvarint()
-			if r.err != nil {
+			x.Incarnation = r.Uvarint()
+			if r.Err() != nil {
 				break
 			}
 			if err := (Register{Name: name, Receiver: x}).validate(); err != nil {
-				r.fail("name %q: %v", name, err)
+				r.Fail("name %q: %v", name, err)
 				break
 			}
 			if k > 0 && compareReceiver(recv[k-1], x.Node, x.ActorID) >= 0 {
-				r.fail("name %q: receivers out of order", name)
+				r.Fail("name %q: receivers out of order", name)
 				break
 			}
 			if m, ok := s.Member(x.Node); !ok || m.Status != Alive || m.Incarnation != x.Incarnation {
-				r.fail("name %q: receiver of node %q incarnation %d is not of an alive member",
+				r.Fail("name %q: receiver of node %q incarnation %d is not of an alive member",
 					name, x.Node, x.Incarnation)
 				break
 			}
 			recv = append(recv, x)
 		}
-		if r.err == nil {
+		if r.Err() == nil {
 			b.add(maphash.String(seed, name), name, recv)
 		}
 	}
-	r.end()
-	if r.err != nil {
-		return nil, r.err
+	r.End()
+	if r.Err() != nil {
+		return nil, r.Err()
 	}
 	s.names = b.build()
 	s.count = nn

@@ -56,6 +56,13 @@ func (r *Reader) Err() error { return r.err }
 // Len returns the number of unread bytes.
 func (r *Reader) Len() int { return len(r.b) }
 
+// Rest returns the unread bytes (nil after an error) and consumes them.
+func (r *Reader) Rest() []byte {
+	b := r.b
+	r.b = nil
+	return b
+}
+
 // Fail records an error (the first one sticks) and stops reading.
 func (r *Reader) Fail(format string, args ...any) {
 	if r.err == nil {
