@@ -116,3 +116,45 @@ func ExampleNode_SendContext() {
 	// <nil>
 	// {1}
 }
+
+func ExampleNode_Publish() {
+	ctx := context.Background()
+	seed, err := channel.New(ctx, channel.WithNodeID("p0"), channel.WithTypes(Foo{}))
+	if err != nil {
+		panic(err)
+	}
+	defer seed.Close()
+	node, err := channel.New(ctx, channel.WithNodeID("p1"), channel.WithPeers(seed.Addr()), channel.WithTypes(Foo{}))
+	if err != nil {
+		panic(err)
+	}
+	defer node.Close()
+
+	// A subscriber on each node: every value published reaches both.
+	here, closeHere, err := seed.Subscribe("ticks", 16)
+	if err != nil {
+		panic(err)
+	}
+	defer closeHere()
+	there, closeThere, err := node.Subscribe("ticks", 16)
+	if err != nil {
+		panic(err)
+	}
+	defer closeThere()
+
+	ticks, closeTicks, err := seed.Publish("ticks", 16)
+	if err != nil {
+		panic(err)
+	}
+	defer closeTicks()
+	for i := 1; i <= 3; i++ {
+		ticks <- Foo{N: i}
+	}
+	for i := 1; i <= 3; i++ {
+		fmt.Println((<-here).(Foo).N, (<-there).(Foo).N)
+	}
+	// Output:
+	// 1 1
+	// 2 2
+	// 3 3
+}
