@@ -87,6 +87,8 @@ type failure struct {
 }
 
 func (r *Registry) reconcile(rf *raft.Raft, failing map[raft.ServerID]failure, orphans map[raft.ServerID]time.Time) {
+	r.confMu.Lock()
+	defer r.confMu.Unlock()
 	cf := rf.GetConfiguration()
 	if cf.Error() != nil {
 		return

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -315,10 +316,14 @@ func (r *Registry) join(ctx context.Context, m Member) error {
 		}
 		addr, ok := r.leaderAddr()
 		if !ok {
-			if len(r.cfg.peers) == 0 {
+			// No leader in sight: ask the configured peers and every member
+			// this node last knew of (a node that bootstrapped has no
+			// configured peers, yet must find its way back after expiry).
+			peers := r.knownPeers()
+			if len(peers) == 0 {
 				return errNotLeader // wait for an election among the known servers
 			}
-			addr = r.cfg.peers[next%len(r.cfg.peers)]
+			addr = peers[next%len(peers)]
 			next++
 		}
 		_, err = r.callReply(ctx, addr, methodJoin, req)
@@ -353,6 +358,8 @@ func (r *Registry) serveJoin(ctx context.Context, req []byte) []byte {
 // addMember runs on the leader: it adds m to the Raft configuration, as a
 // voter while there are fewer than maxVoters, and commits Join.
 func (r *Registry) addMember(ctx context.Context, rf *raft.Raft, m Member) error {
+	r.confMu.Lock()
+	defer r.confMu.Unlock()
 	cf := rf.GetConfiguration()
 	if err := cf.Error(); err != nil {
 		return fmt.Errorf("%w: %w", errNotLeader, err)
@@ -560,20 +567,25 @@ func (r *Registry) serveMember(_ context.Context, req []byte) []byte {
 	return encodeReply(nil, w.B)
 }
 
+// knownPeers returns the configured peers, then the addresses of the other
+// members in this node's replica.
+func (r *Registry) knownPeers() []string {
+	peers := slices.Clone(r.cfg.peers)
+	for _, m := range r.fsm.Current().Members() {
+		if m.ID != r.cfg.nodeID && !slices.Contains(peers, m.Addr) {
+			peers = append(peers, m.Addr)
+		}
+	}
+	return peers
+}
+
 // expiredByCluster asks the members this node knows whether the leader still
 // counts it as a member under its current incarnation. It reports true only
 // on a leader's positive answer that it does not.
 func (r *Registry) expiredByCluster(ctx context.Context) bool {
-	var addrs []string
-	for _, m := range r.fsm.Current().Members() {
-		if m.ID != r.cfg.nodeID {
-			addrs = append(addrs, m.Addr)
-		}
-	}
-	addrs = append(addrs, r.cfg.peers...)
 	w := bin.Writer{}
 	w.Str(r.cfg.nodeID)
-	for _, addr := range addrs {
+	for _, addr := range r.knownPeers() {
 		body, err := r.callReply(ctx, addr, methodMember, w.B)
 		if err != nil {
 			continue // not the leader, or unreachable

@@ -35,6 +35,12 @@ type Registry struct {
 	onRejoin    func()        // called after such a rejoin; set before Start
 	joined      atomic.Bool   // Start has completed
 
+	// confMu serialises the leader's membership changes: a join (addMember)
+	// and a health reconciliation must not interleave, or a node that
+	// rejoins while its previous incarnation is being expired is taken out
+	// of the configuration after its join.
+	confMu sync.Mutex
+
 	mu      sync.Mutex
 	raft    *raft.Raft
 	closers []func() error
