@@ -44,7 +44,7 @@ func defaultGossipConfig() gossipConfig {
 		tick:        200 * time.Millisecond,
 		digestPeers: 2,
 		activeFor:   3 * time.Second,
-		gapWait:     2 * time.Second,
+		gapWait:     3 * time.Second,
 		cacheFor:    10 * time.Second,
 		cacheMax:    4096,
 		holdMax:     4096,
@@ -103,6 +103,7 @@ type originState struct {
 	held      map[uint64]bvalue
 	heldSince time.Time // when delivery began waiting for next
 	want      uint64    // highest sequence a digest announced, not yet here
+	pulls     uint64    // grafts sent for gaps
 	wantAt    time.Time // when it was announced
 	last      time.Time // last value
 	cache     valueCache
@@ -264,7 +265,7 @@ func (g *gossip) accept(key originKey, st *originState, seq uint64, v bvalue, re
 			st.held = make(map[uint64]bvalue)
 		}
 		if len(st.held) == 0 {
-			st.heldSince = now
+			st.heldSince, st.pulls = now, 0
 		}
 		st.held[seq] = v
 		if len(st.held) > g.cfg.holdMax {
@@ -282,7 +283,7 @@ func (g *gossip) drainHeld(key originKey, st *originState, now time.Time) {
 	for len(st.held) > 0 {
 		v, ok := st.held[st.next]
 		if !ok {
-			st.heldSince = now // waiting on a new gap
+			st.heldSince, st.pulls = now, 0 // waiting on a new gap
 			return
 		}
 		delete(st.held, st.next)
@@ -421,8 +422,14 @@ func (g *gossip) tick(now time.Time) {
 	defer g.mu.Unlock()
 	digests := make(map[string][]digestEntry)
 	for key, st := range g.origins {
-		if len(st.held) > 0 && now.Sub(st.heldSince) >= g.cfg.gapWait {
-			g.skipGap(key, st, now)
+		if len(st.held) > 0 {
+			if now.Sub(st.heldSince) >= g.cfg.gapWait {
+				g.skipGap(key, st, now)
+			} else if now.After(st.heldSince.Add(g.cfg.tick << min(st.pulls, 5))) {
+				// Pull after a tick, then after 2, 4, 8... more: an answer
+				// may be slow to come on a loaded node.
+				g.pullGap(key, st)
+			}
 		}
 		st.cache.evict(now, &g.cfg)
 		idle := now.Sub(st.last)
@@ -463,6 +470,34 @@ func (g *gossip) tick(now time.Time) {
 			entries = entries[n:]
 		}
 	}
+}
+
+// pullGap asks for the values missing before the held ones: from the
+// publisher's node (whose cache has them all) and, every other tick, from a
+// random node of the name, in case the publisher's node is gone; g.mu is
+// held.
+func (g *gossip) pullGap(key originKey, st *originState) {
+	var missing []uint64
+	for s := st.next; s < st.max && len(missing) < maxGraftSeqs; s++ { // st.max is held
+		if _, ok := st.held[s]; !ok {
+			missing = append(missing, s)
+		}
+	}
+	if len(missing) == 0 {
+		return
+	}
+	st.pulls++
+	from := key.origin.node
+	if st.pulls%2 == 0 {
+		nodes := participants(g.n.reg.Lookup(key.name), g.n.id)
+		if len(nodes) == 0 {
+			return
+		}
+		from = nodes[g.rand.IntN(len(nodes))]
+	}
+	req := graftRequest{name: key.name, origin: key.origin, seqs: missing}
+	g.outboxLocked(from).push(outMsg{tag: req.encode()})
+	g.n.stats.bcast.grafts.Add(1)
 }
 
 // onDigest asks the digest's sender for the values this node misses.

@@ -27,7 +27,7 @@ type BroadcastStats struct {
 	Sent         uint64 // value messages sent to peers: first hops, forwards, repairs
 	Duplicates   uint64 // value messages that arrived for a value already delivered here
 	Repaired     uint64 // values delivered here that anti-entropy fetched after the tree missed them
-	Lost         uint64 // values given up: missing after waiting behind a gap
+	Lost         uint64 // values given up: still missing after values behind them waited 3 s
 	Rerouted     uint64 // hops that failed and were passed to the next node of their group
 	QueueDropped uint64 // messages dropped by a full per-peer queue
 	Digests      uint64 // anti-entropy digests sent
