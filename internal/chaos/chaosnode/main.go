@@ -56,22 +56,22 @@ type Stamp struct {
 }
 
 type options struct {
-	id, listen, dataDir      string
-	peers                    []string
-	redirect                 map[string]string
-	receive                  []string // names this node receives
-	send                     []string // names this node sends to
-	sender                   string   // the sender's identity (node ID and incarnation)
-	buf                      int
-	rate                     int // values per second per name
-	messageEvery             int // every n-th value is sent WithMessage
-	timeout                  time.Duration
-	drain                    time.Duration // pause after each received value (a slow receiver)
-	expire                   time.Duration
-	heartbeat, election      time.Duration
-	registryChurn            time.Duration // period of Receive/close of a private name; 0: none
-	statsEvery               time.Duration
-	joinTimeout              time.Duration
+	id, listen, dataDir string
+	peers               []string
+	redirect            map[string]string
+	receive             []string // names this node receives
+	send                []string // names this node sends to
+	sender              string   // the sender's identity (node ID and incarnation)
+	buf                 int
+	rate                int // values per second per name
+	messageEvery        int // every n-th value is sent WithMessage
+	timeout             time.Duration
+	drain               time.Duration // pause after each received value (a slow receiver)
+	expire              time.Duration
+	heartbeat, election time.Duration
+	registryChurn       time.Duration // period of Receive/close of a private name; 0: none
+	statsEvery          time.Duration
+	joinTimeout         time.Duration
 }
 
 func main() {
