@@ -87,15 +87,18 @@ func buildNode(t *testing.T) string {
 	return bin
 }
 
-// freePorts returns n loopback addresses with ports that were free a
-// moment ago (listened on, then closed). A node restarted after a crash
-// gets the same address again.
-func freePorts(t *testing.T, n int) []string {
+// freePorts returns n addresses on the loopback IP ip with ports that were
+// free a moment ago (listened on, then closed). A node restarted after a
+// crash gets the same address again. Each test uses its own loopback IP
+// (127.0.0.2, 127.0.0.3, ...): what else listens on 127.0.0.1:0 — fault
+// proxies, other packages' tests — cannot take a port a killed node is
+// about to listen on again.
+func freePorts(t *testing.T, ip string, n int) []string {
 	t.Helper()
 	var lns []net.Listener
 	var addrs []string
 	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		ln, err := net.Listen("tcp", ip+":0")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -141,14 +144,19 @@ type cluster struct {
 	led   *ledger
 }
 
-func newCluster(t *testing.T, bin string, led *ledger, n int) *cluster {
+func newCluster(t *testing.T, bin string, led *ledger, ip string, n int) *cluster {
 	t.Helper()
 	c := &cluster{t: t, bin: bin, dir: t.TempDir(), led: led}
-	for i, addr := range freePorts(t, n) {
+	for i, addr := range freePorts(t, ip, n) {
 		id := fmt.Sprintf("n%d", i+1)
 		c.procs = append(c.procs, &proc{id: id, addr: addr, dataDir: filepath.Join(c.dir, id)})
 	}
-	t.Cleanup(c.killAll)
+	t.Cleanup(func() {
+		c.killAll()
+		if t.Failed() {
+			c.keepLogs()
+		}
+	})
 	return c
 }
 
@@ -237,6 +245,22 @@ func (c *cluster) start(p *proc) {
 	}
 }
 
+// keepLogs copies the nodes' logs out of the test's temporary directory,
+// which is about to be removed, so that a failure can be diagnosed.
+func (c *cluster) keepLogs() {
+	dst, err := os.MkdirTemp("", "dchan-chaos-"+strings.ReplaceAll(c.t.Name(), "/", "_")+"-")
+	if err != nil {
+		return
+	}
+	logs, _ := filepath.Glob(filepath.Join(c.dir, "*.log"))
+	for _, f := range logs {
+		if b, err := os.ReadFile(f); err == nil {
+			_ = os.WriteFile(filepath.Join(dst, filepath.Base(f)), b, 0o600)
+		}
+	}
+	c.t.Logf("node logs kept in %s", dst)
+}
+
 func (c *cluster) logTail(p *proc, inc int) string {
 	b, _ := os.ReadFile(filepath.Join(c.dir, fmt.Sprintf("%s.%d.log", p.id, inc)))
 	if len(b) > 4000 {
@@ -296,6 +320,20 @@ func (c *cluster) stopAll(within time.Duration) {
 		return true
 	}) {
 		c.t.Fatalf("senders did not resolve their handles within %v", within)
+	}
+}
+
+// quit closes p's current process gracefully and waits until it exited.
+func (c *cluster) quit(p *proc) {
+	c.t.Helper()
+	c.command(p, "quit")
+	p.mu.Lock()
+	exited := p.exited
+	p.mu.Unlock()
+	select {
+	case <-exited:
+	case <-time.After(20 * time.Second):
+		c.t.Fatalf("%s did not close within 20s", p.id)
 	}
 }
 
