@@ -1,0 +1,398 @@
+// Command chaosnode runs one dchan node for the fault suite in
+// internal/chaos. The suite starts several of these as separate OS
+// processes, kills (SIGKILL), pauses (SIGSTOP) and restarts them, and reads
+// what each one did from its standard output, one event per line:
+//
+//	UP <addr>                          the node joined (or bootstrapped) the cluster
+//	ROLE <leader|follower|candidate>   the node's Raft state changed (from Raft's log)
+//	R <receiver> <name> <sender> <seq> a receiver of name handed this value to user code
+//	M <name> <sender> <seq> <ok|err> <latency-µs> <writtenAt-unix-µs> <error>
+//	                                   the outcome of a WithMessage handle
+//	W <tag> <ok|err> <unix-µs> <latency-µs> <error>
+//	                                   the outcome of a registry write (the probe command)
+//	S <goroutines> <heap-in-use>       a periodic resource sample
+//	STOPPED <sent>                     every sender ended and every handle is resolved
+//
+// Each line is one write(2) on the pipe, made before the value it reports
+// is acknowledged to anyone else: when the process is killed, the lines it
+// wrote are already in the pipe.
+//
+// Commands arrive on standard input, one per line:
+//
+//	probe <tag>   register a receiver of a fresh name (a registry write), report it as W, close it
+//	stop          stop sending, wait for every handle, report STOPPED
+//	quit          close the node gracefully and exit (also on EOF)
+//
+// With -redirect the process sends its connection to each listed peer
+// address through another address (a fault proxy owned by the test): it
+// replaces gRPC's "dns" resolver, which resolves the plain host:port
+// targets dchan dials, for this process only.
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/dchan-io/dchan/channel"
+)
+
+// Stamp is the value senders send: who sent it and its place in the
+// sender's sequence (one sequence per sender and name).
+type Stamp struct {
+	Sender string
+	Seq    uint64
+}
+
+type options struct {
+	id, listen, dataDir string
+	peers               []string
+	redirect            map[string]string
+	receive             []string // names this node receives
+	send                []string // names this node sends to
+	sender              string   // the sender's identity (node ID and incarnation)
+	buf                 int
+	rate                int // values per second per name
+	messageEvery        int // every n-th value is sent WithMessage
+	timeout             time.Duration
+	drain               time.Duration // pause after each received value (a slow receiver)
+	expire              time.Duration
+	heartbeat, election time.Duration
+	registryChurn       time.Duration // period of Receive/close of a private name; 0: none
+	statsEvery          time.Duration
+	joinTimeout         time.Duration
+}
+
+func main() {
+	o, err := parseFlags(os.Args[1:])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "chaosnode:", err)
+		os.Exit(2)
+	}
+	if err := run(o); err != nil {
+		fmt.Fprintln(os.Stderr, "chaosnode:", err)
+		os.Exit(1)
+	}
+}
+
+func parseFlags(args []string) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("chaosnode", flag.ContinueOnError)
+	var peers, redirect, receive, send string
+	fs.StringVar(&o.id, "id", "", "node ID")
+	fs.StringVar(&o.listen, "listen", "127.0.0.1:0", "listen address")
+	fs.StringVar(&o.dataDir, "data", "", "data dir")
+	fs.StringVar(&peers, "peers", "", "comma-separated peer addresses (none: bootstrap)")
+	fs.StringVar(&redirect, "redirect", "", "comma-separated addr=via pairs: dial via instead of addr")
+	fs.StringVar(&receive, "receive", "", "comma-separated names to receive")
+	fs.StringVar(&send, "send", "", "comma-separated names to send to")
+	fs.StringVar(&o.sender, "sender", "", "sender identity stamped into values (default: the node ID)")
+	fs.IntVar(&o.buf, "buf", 16, "receiver and send channel buffer")
+	fs.IntVar(&o.rate, "rate", 100, "values per second per sent name")
+	fs.IntVar(&o.messageEvery, "message-every", 2, "send every n-th value WithMessage (1: all)")
+	fs.DurationVar(&o.timeout, "timeout", 5*time.Second, "WithMessage timeout")
+	fs.DurationVar(&o.drain, "drain", 0, "pause after each received value")
+	fs.DurationVar(&o.expire, "expire", 2*time.Second, "channel.WithExpireAfter")
+	fs.DurationVar(&o.heartbeat, "heartbeat", 250*time.Millisecond, "Raft heartbeat timeout")
+	fs.DurationVar(&o.election, "election", 500*time.Millisecond, "Raft election timeout")
+	fs.DurationVar(&o.registryChurn, "registry-churn", 0, "period of a Receive/close of a private name")
+	fs.DurationVar(&o.statsEvery, "stats", time.Second, "period of S lines")
+	fs.DurationVar(&o.joinTimeout, "join-timeout", 30*time.Second, "bound on channel.New")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if o.id == "" {
+		return o, errors.New("-id is required")
+	}
+	if o.sender == "" {
+		o.sender = o.id
+	}
+	if o.messageEvery < 1 || o.rate < 1 {
+		return o, errors.New("-message-every and -rate must be positive")
+	}
+	o.peers = split(peers)
+	o.receive = split(receive)
+	o.send = split(send)
+	o.redirect = make(map[string]string)
+	for _, kv := range split(redirect) {
+		from, to, ok := strings.Cut(kv, "=")
+		if !ok {
+			return o, fmt.Errorf("bad -redirect entry %q", kv)
+		}
+		o.redirect[from] = to
+	}
+	return o, nil
+}
+
+func split(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, ",")
+}
+
+// out writes one event line per write(2).
+type out struct{ mu sync.Mutex }
+
+func (w *out) printf(format string, args ...any) {
+	line := fmt.Sprintf(format, args...) + "\n"
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	_, _ = os.Stdout.WriteString(line)
+}
+
+func run(o options) error {
+	var w out
+	if len(o.redirect) > 0 {
+		installRedirect(o.redirect)
+	}
+	log := newLogger(&w)
+	ctx, cancel := context.WithTimeout(context.Background(), o.joinTimeout)
+	opts := []channel.Option{
+		channel.WithNodeID(o.id),
+		channel.WithListenAddr(o.listen),
+		channel.WithTypes(Stamp{}),
+		channel.WithLogger(log),
+		channel.WithExpireAfter(o.expire),
+		channel.WithRaftTimeouts(o.heartbeat, o.election),
+	}
+	if len(o.peers) > 0 {
+		opts = append(opts, channel.WithPeers(o.peers...))
+	}
+	if o.dataDir != "" {
+		opts = append(opts, channel.WithDataDir(o.dataDir))
+	}
+	node, err := channel.New(ctx, opts...)
+	cancel()
+	if err != nil {
+		return err
+	}
+	w.printf("UP %s", node.Addr())
+
+	done := make(chan struct{})
+	var bg sync.WaitGroup
+	goFunc := func(f func()) {
+		bg.Add(1)
+		go func() { defer bg.Done(); f() }()
+	}
+	goFunc(func() { sample(&w, o.statsEvery, done) })
+
+	var closers []channel.CloseFunc
+	for _, name := range o.receive {
+		ch, closeFn, err := node.Receive(name, o.buf)
+		if err != nil {
+			return fmt.Errorf("receive %q: %w", name, err)
+		}
+		closers = append(closers, closeFn)
+		receiverID := o.sender
+		goFunc(func() { receive(&w, ch, receiverID, name, o.drain) })
+	}
+
+	stopSend := make(chan struct{})
+	var senders sync.WaitGroup
+	var sent atomic.Uint64
+	for _, name := range o.send {
+		ch, closeFn, err := node.Send(name, o.buf)
+		if err != nil {
+			return fmt.Errorf("send %q: %w", name, err)
+		}
+		senders.Add(1)
+		go func() {
+			defer senders.Done()
+			send(&w, o, name, ch, stopSend, &sent)
+			_ = closeFn()
+		}()
+	}
+	if o.registryChurn > 0 {
+		goFunc(func() { churnRegistry(node, o, done) })
+	}
+
+	var probes sync.WaitGroup
+	stopped := false
+	stopSenders := func() {
+		if !stopped {
+			stopped = true
+			close(stopSend)
+			senders.Wait()
+		}
+	}
+	sc := bufio.NewScanner(os.Stdin)
+	for sc.Scan() {
+		cmd, arg, _ := strings.Cut(strings.TrimSpace(sc.Text()), " ")
+		switch cmd {
+		case "probe":
+			probes.Add(1)
+			go func() { defer probes.Done(); probe(&w, node, arg) }()
+		case "stop":
+			stopSenders()
+			w.printf("STOPPED %d", sent.Load())
+		case "quit":
+			goto quit
+		}
+	}
+quit:
+	stopSenders()
+	for _, c := range closers {
+		_ = c()
+	}
+	close(done)
+	err = node.Close()
+	probes.Wait()
+	bg.Wait()
+	return err
+}
+
+// receive hands each value to the event stream. With drain > 0 it is a
+// slow receiver.
+func receive(w *out, ch <-chan any, receiverID, name string, drain time.Duration) {
+	for v := range ch {
+		s, ok := v.(Stamp)
+		if !ok {
+			w.printf("X %s %s %T", receiverID, name, v)
+			continue
+		}
+		w.printf("R %s %s %s %d", receiverID, name, s.Sender, s.Seq)
+		if drain > 0 {
+			time.Sleep(drain)
+		}
+	}
+}
+
+// send writes stamped values at o.rate, every o.messageEvery-th one as a
+// Message, and reports each Message's outcome as it resolves.
+func send(w *out, o options, name string, ch chan<- any, stop <-chan struct{}, sent *atomic.Uint64) {
+	type pending struct {
+		m       *channel.Message
+		seq     uint64
+		written time.Time
+	}
+	// Outcomes resolve roughly in order; one waiter per name keeps the
+	// number of goroutines flat. The queue bounds the handles in flight.
+	queue := make(chan pending, 4096)
+	var waiter sync.WaitGroup
+	waiter.Add(1)
+	go func() {
+		defer waiter.Done()
+		for p := range queue {
+			<-p.m.Done()
+			err := p.m.Err()
+			res, msg := "ok", "-"
+			if err != nil {
+				res, msg = "err", strings.ReplaceAll(err.Error(), " ", "_")
+			}
+			w.printf("M %s %s %d %s %d %d %s", name, o.sender, p.seq, res,
+				time.Since(p.written).Microseconds(), p.written.UnixMicro(), msg)
+		}
+	}()
+	defer func() { close(queue); waiter.Wait() }()
+
+	tick := time.NewTicker(time.Second / time.Duration(o.rate))
+	defer tick.Stop()
+	for seq := uint64(1); ; seq++ {
+		select {
+		case <-stop:
+			return
+		case <-tick.C:
+		}
+		v := Stamp{Sender: o.sender, Seq: seq}
+		if seq%uint64(o.messageEvery) != 0 {
+			select {
+			case ch <- v:
+				sent.Add(1)
+			case <-stop:
+				return
+			}
+			continue
+		}
+		m := channel.WithMessage(v, o.timeout)
+		written := time.Now()
+		select {
+		case ch <- m:
+			sent.Add(1)
+		case <-m.Done(): // gave up before the channel took it
+		case <-stop:
+			return
+		}
+		select {
+		case queue <- pending{m: m, seq: seq, written: written}:
+		case <-stop:
+			return
+		}
+	}
+}
+
+// probe makes one registry write (registering a receiver of a fresh name),
+// reports when it was committed, and closes the receiver again.
+func probe(w *out, node *channel.Node, tag string) {
+	start := time.Now()
+	_, closeFn, err := node.Receive("probe-"+tag, 1)
+	end := time.Now()
+	if err != nil {
+		w.printf("W %s err %d %d %s", tag, end.UnixMicro(), end.Sub(start).Microseconds(),
+			strings.ReplaceAll(err.Error(), " ", "_"))
+		return
+	}
+	w.printf("W %s ok %d %d -", tag, end.UnixMicro(), end.Sub(start).Microseconds())
+	_ = closeFn()
+}
+
+// churnRegistry registers and unregisters a private name over and over:
+// registry writes alongside the traffic.
+func churnRegistry(node *channel.Node, o options, done <-chan struct{}) {
+	name := "reg-" + o.sender
+	for {
+		select {
+		case <-done:
+			return
+		case <-time.After(o.registryChurn):
+		}
+		_, closeFn, err := node.Receive(name, 1)
+		if err == nil {
+			_ = closeFn()
+		}
+	}
+}
+
+func sample(w *out, every time.Duration, done <-chan struct{}) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		w.printf("S %d %d", runtime.NumGoroutine(), ms.HeapInuse)
+		select {
+		case <-done:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// newLogger logs warnings and errors to stderr (the test keeps it in a
+// file) and turns Raft's state changes into ROLE lines.
+func newLogger(w *out) *zap.Logger {
+	enc := zapcore.NewConsoleEncoder(zap.NewDevelopmentEncoderConfig())
+	core := zapcore.NewCore(enc, zapcore.Lock(os.Stderr), zapcore.InfoLevel)
+	return zap.New(core, zap.Hooks(func(e zapcore.Entry) error {
+		switch e.Message {
+		case "entering leader state":
+			w.printf("ROLE leader")
+		case "entering follower state":
+			w.printf("ROLE follower")
+		case "entering candidate state":
+			w.printf("ROLE candidate")
+		}
+		return nil
+	}))
+}
