@@ -116,6 +116,8 @@ func New(ctx context.Context, opts ...Option) (*Node, error) {
 		n.teardown(context.Background())
 		return nil, fmt.Errorf("channel: %w", err)
 	}
+	n.wg.Add(1)
+	go n.watchMembers()
 	sys.SetRemote(ep)
 	if err := ep.Start(); err != nil {
 		n.teardown(context.Background())
@@ -267,4 +269,36 @@ func validName(name string) error {
 		return fmt.Errorf("%w: %q", ErrInvalidName, name)
 	}
 	return nil
+}
+
+// watchMembers fails the in-flight values to every node the cluster
+// declares dead (guarantee 7): a node that stopped answering without
+// closing its connections would otherwise hold its senders' handles until
+// it answers again or they time out.
+func (n *Node) watchMembers() {
+	defer n.wg.Done()
+	alive := make(map[string]string) // node ID → address
+	for {
+		changed, stop := n.reg.WatchAll()
+		now := make(map[string]string)
+		for _, m := range n.reg.State().Members() {
+			if m.Status == registry.Alive && m.ID != n.id {
+				now[m.ID] = m.Addr
+			}
+		}
+		for id, addr := range alive {
+			if _, ok := now[id]; !ok {
+				n.log.Debug("failing values in flight to a node declared dead", zap.String("peer", id))
+				n.ep.ResetPeer(addr)
+			}
+		}
+		alive = now
+		select {
+		case <-changed:
+			stop()
+		case <-n.ctx.Done():
+			stop()
+			return
+		}
+	}
 }

@@ -35,6 +35,7 @@ func (r *Registry) watchHealth() {
 
 	failing := make(map[raft.ServerID]failure)   // since when a peer is unreachable
 	orphans := make(map[raft.ServerID]time.Time) // since when a server has no live member
+	seen := make(map[raft.ServerID]failure)      // when this leader first saw a member's incarnation
 	var lastCheck time.Time
 	tick := time.NewTicker(r.cfg.heartbeatTimeout / 2)
 	defer tick.Stop()
@@ -51,6 +52,11 @@ func (r *Registry) watchHealth() {
 						since = time.Now()
 					}
 					m, _ := r.fsm.Current().Member(string(d.PeerID))
+					// Raft's last contact may be the previous incarnation's:
+					// the grace of a rejoined node starts when it rejoined.
+					if rec, ok := seen[d.PeerID]; ok && rec.incarnation == m.Incarnation && rec.since.After(since) {
+						since = rec.since
+					}
 					failing[d.PeerID] = failure{since: since, incarnation: m.Incarnation}
 				}
 			case raft.ResumedHeartbeatObservation:
@@ -60,6 +66,7 @@ func (r *Registry) watchHealth() {
 			if rf.State() != raft.Leader {
 				clear(failing)
 				clear(orphans)
+				clear(seen)
 				// Cut off for longer than the grace: the cluster may have
 				// expired this node. If its leader says so, rejoin.
 				if since := time.Since(rf.LastContact()); r.joined.Load() && since > r.cfg.expireAfter && time.Since(lastCheck) > r.cfg.expireAfter {
@@ -74,7 +81,7 @@ func (r *Registry) watchHealth() {
 				}
 				continue
 			}
-			r.reconcile(rf, failing, orphans)
+			r.reconcile(rf, failing, orphans, seen)
 		}
 	}
 }
@@ -86,7 +93,7 @@ type failure struct {
 	incarnation uint64
 }
 
-func (r *Registry) reconcile(rf *raft.Raft, failing map[raft.ServerID]failure, orphans map[raft.ServerID]time.Time) {
+func (r *Registry) reconcile(rf *raft.Raft, failing map[raft.ServerID]failure, orphans map[raft.ServerID]time.Time, seen map[raft.ServerID]failure) {
 	r.confMu.Lock()
 	defer r.confMu.Unlock()
 	cf := rf.GetConfiguration()
@@ -110,10 +117,18 @@ func (r *Registry) reconcile(rf *raft.Raft, failing map[raft.ServerID]failure, o
 			continue
 		}
 		m, known := state.Member(string(s.ID))
+		if rec, ok := seen[s.ID]; known && (!ok || rec.incarnation != m.Incarnation) {
+			seen[s.ID] = failure{since: now, incarnation: m.Incarnation}
+		}
 		f, down := failing[s.ID]
 		if down && known && f.incarnation != m.Incarnation {
 			delete(failing, s.ID) // it rejoined since it failed
 			down = false
+		}
+		if down && seen[s.ID].since.After(f.since) {
+			// Recorded from a last contact older than this incarnation.
+			f.since = seen[s.ID].since
+			failing[s.ID] = f
 		}
 		since := f.since
 		switch {

@@ -172,15 +172,28 @@ func (r *Registry) leaderAddr() (string, bool) {
 
 // retry runs attempt against the leader until it succeeds, fails for a
 // reason other than leadership, or ctx ends.
+// attemptTimeout bounds one attempt of a forwarded write or lookup: long
+// enough for a commit on a loaded cluster, short enough to move on from a
+// stalled leader soon after an election could replace it.
+func (r *Registry) attemptTimeout() time.Duration {
+	return max(4*r.cfg.electionTimeout, time.Second)
+}
+
 func (r *Registry) retry(ctx context.Context, what string, attempt func(ctx context.Context) error) error {
 	backoff := 10 * time.Millisecond
 	var last error
 	for {
-		err := attempt(ctx)
+		// Each attempt has its own deadline: a leader that stops answering
+		// without closing its connections (paused, blackholed) must not hold
+		// the write after the others have elected a new one.
+		actx, cancel := context.WithTimeout(ctx, r.attemptTimeout())
+		err := attempt(actx)
+		stalled := actx.Err() != nil && ctx.Err() == nil
+		cancel()
 		if err == nil {
 			return nil
 		}
-		if !retryable(err) {
+		if !retryable(err) && !stalled {
 			return err
 		}
 		last = err

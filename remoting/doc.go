@@ -4,7 +4,7 @@
 // address, and one client connection per peer address. Actor messages and
 // Raft (package raftrpc, registered through Registrar) share both: there is
 // no second port and no connection per channel or actor. gRPC re-dials a
-// broken connection with exponential backoff.
+// broken connection with exponential backoff, capped at a second.
 //
 //	ep, err := remoting.New(sys, remoting.WithListenAddr("127.0.0.1:0"), remoting.WithResolver(r))
 //	sys.SetRemote(ep)      // sends to other nodes' PIDs now go through ep

@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/raft"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 
 	"github.com/dchan-io/dchan/actor"
 	"github.com/dchan-io/dchan/internal/rawcodec"
@@ -171,8 +172,18 @@ func (e *Endpoint) Start() error {
 	return nil
 }
 
+// redialParams re-dial a broken peer connection with a backoff capped at a
+// second, not gRPC's default two minutes: a restarted node must be reachable
+// again well within the registry's expiry grace (3 s by default), or its
+// leader expires it although it is back.
+var redialParams = grpc.ConnectParams{
+	Backoff:           backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
+	MinConnectTimeout: 2 * time.Second,
+}
+
 // Conn returns the shared client connection to addr, dialling it on first
-// use. gRPC re-dials a broken connection with exponential backoff.
+// use. gRPC re-dials a broken connection with exponential backoff (capped
+// at a second).
 func (e *Endpoint) Conn(addr string) (grpc.ClientConnInterface, error) {
 	p, err := e.peer(addr)
 	if err != nil {
@@ -192,6 +203,7 @@ func (e *Endpoint) peer(addr string) (*peer, error) {
 	}
 	dialOpts := append(e.guard.DialOptions(),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(grpcMaxMessage), grpc.MaxCallSendMsgSize(grpcMaxMessage)),
+		grpc.WithConnectParams(redialParams),
 	)
 	if e.cfg.dialer != nil {
 		dialOpts = append(dialOpts, grpc.WithContextDialer(e.cfg.dialer))
@@ -203,6 +215,26 @@ func (e *Endpoint) peer(addr string) (*peer, error) {
 	p := &peer{e: e, addr: addr, conn: conn}
 	e.peers[addr] = p
 	return p, nil
+}
+
+// ResetPeer fails the message stream to addr: its unconfirmed messages fail
+// with ErrNodeLost at once, and the next send opens a new stream. The owner
+// calls it when the cluster declares the node at addr dead — a node that
+// stopped answering without closing its connections (paused, cut off by a
+// firewall) would otherwise hold its senders' handles until it answers.
+func (e *Endpoint) ResetPeer(addr string) {
+	e.mu.Lock()
+	p := e.peers[addr]
+	e.mu.Unlock()
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	s := p.out
+	p.mu.Unlock()
+	if s != nil {
+		s.fail(fmt.Errorf("%w: %s was declared dead", ErrNodeLost, addr))
+	}
 }
 
 // Send implements actor.Remote: it delivers msg to the actor at to on
