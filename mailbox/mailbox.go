@@ -224,6 +224,9 @@ func (m *Mailbox[T]) Cap() int { return int(m.user.capacity) }
 func (m *Mailbox[T]) Free() int { return max(m.Cap()-m.Len(), 0) }
 
 // Suspend stops the delivery of user messages; system messages still flow.
+// Called from the invoker (as an actor's failure handling does), no user
+// message follows it; called from elsewhere while a run is in progress, that
+// run may already be taking one more.
 func (m *Mailbox[T]) Suspend() { m.suspended.Store(true) }
 
 // Resume restarts the delivery of user messages.

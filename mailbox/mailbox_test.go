@@ -221,6 +221,7 @@ func TestMessagesPushedBeforeStartAreDelivered(t *testing.T) {
 func TestSuspendHoldsUserMessagesButNotSystemMessages(t *testing.T) {
 	r := newRecorder()
 	m, d := start(t, 8, r)
+	d.wg.Wait() // Start's run is over: none can be taking a message as Suspend returns
 	m.Suspend()
 	require.NoError(t, m.TryPush(1))
 	m.PushSystem("sys")
