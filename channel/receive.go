@@ -56,26 +56,28 @@ type receiver struct {
 // was already accepted and is closed. Nothing accepted is dropped by a clean
 // close, provided the user keeps reading until the channel closes.
 func (n *Node) Receive(name string, buf int) (<-chan any, CloseFunc, error) {
-	return n.receive(name, buf, registry.Queue)
-}
-
-func (n *Node) receive(name string, buf int, mode registry.Mode) (<-chan any, CloseFunc, error) {
 	out := make(chan any)
-	closeFn, err := n.startReceiver(name, buf, mode, func(done <-chan struct{}, v any) bool {
-		select {
-		case out <- v:
-			return true
-		case <-done:
-			// Forced shutdown: the user stopped reading. Counted, not silent.
-			n.stats.dropped(name)
-			n.log.Warn("value dropped: receiver stopped before the user read it", zap.String("name", name))
-			return false
-		}
+	closeFn, err := n.startReceiver(name, buf, registry.Queue, func(done <-chan struct{}, v any) bool {
+		return handOff(n, name, out, v, done)
 	}, func() { close(out) })
 	if err != nil {
 		return nil, nil, err
 	}
 	return out, closeFn, nil
+}
+
+// handOff gives v to the user of a receiver, blocking until the user takes
+// it or done closes (a forced shutdown: the user stopped reading; the value
+// is counted as dropped and logged, never lost silently).
+func handOff[T any](n *Node, name string, out chan<- T, v T, done <-chan struct{}) bool {
+	select {
+	case out <- v:
+		return true
+	case <-done:
+		n.stats.dropped(name)
+		n.log.Warn("value dropped: receiver stopped before the user read it", zap.String("name", name))
+		return false
+	}
 }
 
 // startReceiver spawns and registers a receiver actor that hands values
@@ -205,14 +207,7 @@ func ReceiveOf[T any](n *Node, name string, buf int) (<-chan T, CloseFunc, error
 				zap.String("type", fmt.Sprintf("%T", v)), zap.Error(ErrWrongType))
 			return false
 		}
-		select {
-		case out <- t:
-			return true
-		case <-done:
-			n.stats.dropped(name)
-			n.log.Warn("value dropped: receiver stopped before the user read it", zap.String("name", name))
-			return false
-		}
+		return handOff(n, name, out, t, done)
 	}, func() { close(out) })
 	if err != nil {
 		return nil, nil, err
