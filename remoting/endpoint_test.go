@@ -477,3 +477,44 @@ func TestLinksOfStoppedActorsAreForgotten(t *testing.T) {
 		return countLinks() == 0
 	}, waitFor, 10*time.Millisecond, "links of stopped actors must not pile up")
 }
+
+// TestResetPeerFailsInFlightHandlesAtOnce: a peer declared dead by its
+// owner (it stopped answering without closing its connection) — every
+// message in flight to it fails with ErrNodeLost at once, and a later send
+// opens a new stream.
+func TestResetPeerFailsInFlightHandlesAtOnce(t *testing.T) {
+	nodes := startNodes(t, 2)
+	gate := make(chan struct{})
+	s := newSink()
+	s.gate = gate
+	target, err := nodes[1].sys.SpawnNamed("sink", s.producer(), actor.WithMailboxSize(2))
+	require.NoError(t, err)
+	results := make(chan error, 16)
+	sent := 0
+	for i := 1; i <= 16; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		err := nodes[0].ep.SendTracked(ctx, target, actor.PID{}, item{From: "a", Seq: i}, func(err error) { results <- err })
+		cancel()
+		if err != nil {
+			break
+		}
+		sent++
+	}
+	require.Positive(t, sent)
+	nodes[0].ep.ResetPeer(nodes[1].ep.Addr())
+	lost := 0
+	for i := 0; i < sent; i++ {
+		select {
+		case err := <-results:
+			if err != nil {
+				require.ErrorIs(t, err, ErrNodeLost)
+				lost++
+			}
+		case <-time.After(time.Second):
+			t.Fatalf("handle %d of %d still pending 1s after ResetPeer", i+1, sent)
+		}
+	}
+	assert.Positive(t, lost, "the values the gated sink had not accepted fail")
+	close(gate)
+	require.NoError(t, nodes[0].sys.Send(context.Background(), target, item{From: "b", Seq: 1}), "a new stream opens")
+}
