@@ -539,3 +539,65 @@ func TestNonVoterIsPromotedWhenAVoterDies(t *testing.T) {
 	require.True(t, ok)
 	assert.Equal(t, Expired, m.Status)
 }
+
+// TestStalledFollowerIsExpiredWithinTheGrace cuts a follower off without
+// closing its connections — every byte to and from it is dropped, as for
+// a paused process or a black-holed link — and checks the leader expires
+// it soon after the grace (1s here), long before the transport's general
+// 10s RPC timeout would have reported a failed heartbeat; after the heal
+// it rejoins.
+func TestStalledFollowerIsExpiredWithinTheGrace(t *testing.T) {
+	network := faultproxy.NewNetwork()
+	defer network.Close()
+	var nodes []*testNode
+	for i, id := range []string{"n1", "n2", "n3"} {
+		var peers []string
+		if i > 0 {
+			peers = []string{nodes[0].addr}
+		}
+		n, err := tryStartTestNodeVia(t, network, id, "", "", peers)
+		require.NoError(t, err)
+		t.Cleanup(n.kill)
+		nodes = append(nodes, n)
+	}
+	leader := waitLeaderOf(t, nodes...)
+	var victim *testNode
+	for _, n := range nodes {
+		if n != leader {
+			victim = n
+		}
+	}
+	rejoined := make(chan struct{}, 1)
+	victim.reg.OnRejoin(func() { rejoined <- struct{}{} })
+	require.NoError(t, victim.reg.Register(ctxWithin(t, clusterWait), "svc", "$1", Queue))
+	waitReceivers(t, "svc", 1, nodes...)
+
+	var links []*faultproxy.Proxy
+	for _, n := range nodes {
+		if n == victim {
+			continue
+		}
+		for _, l := range [][2]string{{n.id, victim.addr}, {victim.id, n.addr}} {
+			p, err := network.Link(l[0], l[1])
+			require.NoError(t, err)
+			links = append(links, p)
+		}
+	}
+	for _, p := range links {
+		p.Blackhole(faultproxy.Both)
+	}
+	require.Eventually(t, func() bool {
+		m, ok := leader.reg.State().Member(victim.id)
+		return !ok || m.Status == Expired
+	}, 7*time.Second, 20*time.Millisecond, "the stalled node is expired before a 10s RPC timeout could report it")
+	assert.Empty(t, leader.reg.Lookup("svc"), "its names are gone")
+
+	for _, p := range links {
+		p.Heal()
+	}
+	select {
+	case <-rejoined:
+	case <-time.After(clusterWait):
+		t.Fatal("the node never rejoined")
+	}
+}

@@ -247,7 +247,16 @@ func (r *Registry) openRaft() (*raft.Raft, bool, error) {
 	if err != nil {
 		return nil, false, fmt.Errorf("%w: %w", ErrDataDir, err)
 	}
-	rf, err := raft.NewRaft(rc, r.fsm, logs, stable, snaps, r.ep.RaftTransport())
+	tr := r.ep.RaftTransport()
+	// A heartbeat's deadline is Raft's heartbeat timeout: the health
+	// watcher learns of a follower that stops answering without closing
+	// its connection (paused, its packets dropped) from the failed
+	// heartbeats, and would otherwise see none until the transport's
+	// general RPC timeout (10s) passed.
+	if hb, ok := tr.(interface{ SetHeartbeatTimeout(time.Duration) }); ok {
+		hb.SetHeartbeatTimeout(r.cfg.heartbeatTimeout)
+	}
+	rf, err := raft.NewRaft(rc, r.fsm, logs, stable, snaps, tr)
 	if err != nil {
 		return nil, false, fmt.Errorf("%w: raft: %w", ErrDataDir, err)
 	}

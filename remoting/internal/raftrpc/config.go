@@ -16,6 +16,10 @@ const (
 	// or one snapshot chunk's share of an InstallSnapshot (see Config).
 	DefaultTimeout = 10 * time.Second
 
+	// DefaultHeartbeatTimeout bounds a heartbeat until SetHeartbeatTimeout
+	// says otherwise: hashicorp/raft's default heartbeat timeout.
+	DefaultHeartbeatTimeout = time.Second
+
 	// DefaultMaxInFlight is hashicorp/raft's DefaultMaxRPCsInFlight: one
 	// AppendEntries is prepared and sent while the previous one waits for
 	// its response.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -26,6 +27,7 @@ type Transport struct {
 	conn        func(context.Context, raft.ServerAddress) (grpc.ClientConnInterface, error)
 	timeout     time.Duration
 	maxInFlight int
+	heartbeat   atomic.Int64 // the deadline of a heartbeat, in ns
 	logger      *zap.Logger
 
 	consumeCh chan raft.RPC
@@ -59,7 +61,7 @@ func New(cfg Config) (*Transport, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Transport{
+	t := &Transport{
 		localAddr:   cfg.LocalAddr,
 		conn:        cfg.Conn,
 		timeout:     cfg.Timeout,
@@ -70,7 +72,25 @@ func New(cfg Config) (*Transport, error) {
 		cancel:      cancel,
 		done:        ctx.Done(),
 		pipelines:   make(map[*pipeline]struct{}),
-	}, nil
+	}
+	t.heartbeat.Store(int64(DefaultHeartbeatTimeout))
+	return t, nil
+}
+
+// SetHeartbeatTimeout bounds each heartbeat RPC (default
+// DefaultHeartbeatTimeout; values ≤ 0 are ignored). The registry sets it
+// to Raft's heartbeat timeout. A heartbeat carries nothing but the
+// leader's term, so its deadline can be that short: a follower that does
+// not answer one within it is unresponsive, and the error makes Raft
+// report the follower failed (raft.FailedHeartbeatObservation) at once.
+// A follower that stops answering without closing its connection — a
+// paused process, a link that drops packets — would otherwise be reported
+// only after Config.Timeout, and the registry's failure detector, which
+// listens for those reports, would not see it fail sooner.
+func (t *Transport) SetHeartbeatTimeout(d time.Duration) {
+	if d > 0 {
+		t.heartbeat.Store(int64(d))
+	}
 }
 
 // Register registers the Raft service ("dchan.raft.v1.Raft") on s. The
@@ -131,27 +151,32 @@ func (t *Transport) DecodePeer(buf []byte) raft.ServerAddress {
 
 // AppendEntries sends one AppendEntries RPC to target.
 func (t *Transport) AppendEntries(_ raft.ServerID, target raft.ServerAddress, args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) error {
-	return t.call(target, methodAppendEntries, args, resp)
+	timeout := t.timeout
+	if isHeartbeat(args) {
+		timeout = time.Duration(t.heartbeat.Load())
+	}
+	return t.call(target, methodAppendEntries, args, resp, timeout)
 }
+
 
 // RequestVote sends one RequestVote RPC to target.
 func (t *Transport) RequestVote(_ raft.ServerID, target raft.ServerAddress, args *raft.RequestVoteRequest, resp *raft.RequestVoteResponse) error {
-	return t.call(target, methodRequestVote, args, resp)
+	return t.call(target, methodRequestVote, args, resp, t.timeout)
 }
 
 // RequestPreVote sends one RequestPreVote RPC to target.
 func (t *Transport) RequestPreVote(_ raft.ServerID, target raft.ServerAddress, args *raft.RequestPreVoteRequest, resp *raft.RequestPreVoteResponse) error {
-	return t.call(target, methodRequestPreVote, args, resp)
+	return t.call(target, methodRequestPreVote, args, resp, t.timeout)
 }
 
 // TimeoutNow sends one TimeoutNow RPC to target, starting a leadership
 // transfer to it.
 func (t *Transport) TimeoutNow(_ raft.ServerID, target raft.ServerAddress, args *raft.TimeoutNowRequest, resp *raft.TimeoutNowResponse) error {
-	return t.call(target, methodTimeoutNow, args, resp)
+	return t.call(target, methodTimeoutNow, args, resp, t.timeout)
 }
 
-// call performs one unary RPC.
-func (t *Transport) call(target raft.ServerAddress, method string, args, resp any) error {
+// call performs one unary RPC within timeout.
+func (t *Transport) call(target raft.ServerAddress, method string, args, resp any, timeout time.Duration) error {
 	if t.ctx.Err() != nil {
 		return fmt.Errorf("raftrpc: %s to %s: %w", method, target, ErrTransportShutdown)
 	}
@@ -159,7 +184,7 @@ func (t *Transport) call(target raft.ServerAddress, method string, args, resp an
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(t.ctx, t.timeout)
+	ctx, cancel := context.WithTimeout(t.ctx, timeout)
 	defer cancel()
 	cc, err := t.conn(ctx, target)
 	if err != nil {

@@ -483,3 +483,46 @@ func TestTimeouts(t *testing.T) {
 		t.Fatalf("unanswered pipelined request: err = %v, want errTimeout", err)
 	}
 }
+
+// TestHeartbeatHasItsOwnDeadline: a heartbeat to a peer that holds it (a
+// paused process) fails after the heartbeat timeout, while an
+// AppendEntries carrying entries, sent at the same time to the same peer,
+// still waits for its answer under the general timeout.
+func TestHeartbeatHasItsOwnDeadline(t *testing.T) {
+	conns := newConnCache(t)
+	a := startServer(t, conns, func(c *Config) { c.Timeout = time.Minute })
+	a.trans.SetHeartbeatTimeout(150 * time.Millisecond)
+	a.trans.SetHeartbeatTimeout(-time.Second) // ignored
+	b := startServer(t, conns, nil)
+	held := make(chan raft.RPC, 8)
+	serveRPCs(t, b.trans, func(rpc raft.RPC) { held <- rpc })
+
+	appended := make(chan error, 1)
+	go func() {
+		req := &raft.AppendEntriesRequest{RPCHeader: raft.RPCHeader{Addr: []byte(a.addr)}, Term: 1, PrevLogEntry: 1, PrevLogTerm: 1,
+			Entries: []*raft.Log{{Index: 2, Term: 1, Type: raft.LogCommand, Data: []byte("x")}}}
+		appended <- a.trans.AppendEntries("b", b.addr, req, new(raft.AppendEntriesResponse))
+	}()
+	entries := recvWithin(t, held, 5*time.Second, "the AppendEntries with entries")
+
+	beat := make(chan error, 1)
+	go func() {
+		heartbeat := &raft.AppendEntriesRequest{RPCHeader: raft.RPCHeader{Addr: []byte(a.addr)}, Term: 1}
+		beat <- a.trans.AppendEntries("b", b.addr, heartbeat, new(raft.AppendEntriesResponse))
+	}()
+	// Under the general timeout it would take a minute.
+	err := recvWithin(t, beat, 10*time.Second, "the held heartbeat's error")
+	if status.Code(errors.Unwrap(err)) != codes.DeadlineExceeded {
+		t.Fatalf("held heartbeat: err = %v, want DeadlineExceeded", err)
+	}
+	recvWithin(t, held, 5*time.Second, "the heartbeat")
+	select {
+	case err := <-appended:
+		t.Fatalf("the AppendEntries with entries returned (%v) under the heartbeat's deadline", err)
+	default:
+	}
+	entries.Respond(&raft.AppendEntriesResponse{Term: 1, Success: true}, nil)
+	if err := recvWithin(t, appended, 5*time.Second, "the answered AppendEntries"); err != nil {
+		t.Fatal(err)
+	}
+}
