@@ -158,7 +158,6 @@ func (t *Transport) AppendEntries(_ raft.ServerID, target raft.ServerAddress, ar
 	return t.call(target, methodAppendEntries, args, resp, timeout)
 }
 
-
 // RequestVote sends one RequestVote RPC to target.
 func (t *Transport) RequestVote(_ raft.ServerID, target raft.ServerAddress, args *raft.RequestVoteRequest, resp *raft.RequestVoteResponse) error {
 	return t.call(target, methodRequestVote, args, resp, t.timeout)
