@@ -182,6 +182,11 @@ func (n *Node) reregister() {
 		}
 		ctx, cancel := context.WithTimeout(n.ctx, DefaultDrainTimeout)
 		err := n.reg.Register(ctx, r.name, r.pid.ID, r.mode)
+		if err == nil && r.closing.Load() {
+			// Closed since the check above: its Unregister may have
+			// committed before this Register did.
+			err = n.reg.Unregister(ctx, r.name, r.pid.ID)
+		}
 		cancel()
 		if err != nil {
 			n.log.Warn("registering a receiver again after rejoining failed", zap.String("name", r.name), zap.Error(err))

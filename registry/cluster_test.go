@@ -459,12 +459,21 @@ func TestNodeExpiredByAPartitionRejoinsAfterTheHeal(t *testing.T) {
 		return !ok || m.Status == Expired
 	}, clusterWait, 20*time.Millisecond, "the cut-off node is expired")
 	assert.Empty(t, leader.reg.Lookup("svc"), "its names are gone")
+	// A registration made while the node is expired waits for the rejoin
+	// and commits under the new incarnation.
+	during := make(chan error, 1)
+	go func() { during <- victim.reg.Register(ctxWithin(t, clusterWait), "during", "$2", Queue) }()
 
 	require.NoError(t, network.Reconnect(cutOff, others))
 	select {
 	case <-rejoined:
 	case <-time.After(clusterWait):
 		t.Fatal("the node never rejoined")
+	}
+	require.NoError(t, <-during, "a registration made while expired commits after the rejoin")
+	require.NoError(t, leader.reg.Sync(ctxWithin(t, clusterWait)))
+	if rs := leader.reg.Lookup("during"); assert.Len(t, rs, 1) {
+		assert.Equal(t, victim.reg.Incarnation(), rs[0].Incarnation, "registered under the new incarnation")
 	}
 	require.Eventually(t, func() bool {
 		m, ok := leader.reg.State().Member(victim.id)
@@ -600,4 +609,44 @@ func TestStalledFollowerIsExpiredWithinTheGrace(t *testing.T) {
 	case <-time.After(clusterWait):
 		t.Fatal("the node never rejoined")
 	}
+}
+
+// TestSyncMakesLocalReadsLinearizable: replication to one follower is
+// slowed down, so a write committed by the others is not yet in its
+// replica; after Sync, its local reads see every write that completed
+// before Sync was called.
+func TestSyncMakesLocalReadsLinearizable(t *testing.T) {
+	network := faultproxy.NewNetwork()
+	defer network.Close()
+	var nodes []*testNode
+	for i, id := range []string{"n1", "n2", "n3"} {
+		var peers []string
+		if i > 0 {
+			peers = []string{nodes[0].addr}
+		}
+		n, err := tryStartTestNodeVia(t, network, id, "", "", peers, WithExpireAfter(30*time.Second))
+		require.NoError(t, err)
+		t.Cleanup(n.kill)
+		nodes = append(nodes, n)
+	}
+	leader := waitLeaderOf(t, nodes...)
+	var followers []*testNode
+	for _, n := range nodes {
+		if n != leader {
+			followers = append(followers, n)
+		}
+	}
+	slow, writer := followers[0], followers[1]
+	link, err := network.Link(leader.id, slow.addr)
+	require.NoError(t, err)
+	link.SetDelay(300 * time.Millisecond)
+
+	for i := range 3 {
+		name := fmt.Sprintf("svc%d", i)
+		require.NoError(t, writer.reg.Register(ctxWithin(t, clusterWait), name, "$1", Queue))
+		require.NoError(t, slow.reg.Sync(ctxWithin(t, clusterWait)))
+		assert.Len(t, slow.reg.Lookup(name), 1, "a write completed before Sync is in the replica after it")
+	}
+	require.NoError(t, leader.reg.Sync(ctxWithin(t, clusterWait)), "on the leader")
+	link.SetDelay(0)
 }

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"context"
 	"fmt"
 	"hash/maphash"
 	"io"
@@ -21,6 +22,7 @@ type FSM struct {
 	state   atomic.Pointer[State]
 	mu      sync.Mutex // serializes Apply, ApplyBatch and Restore
 	watches watchSet
+	moved   chan struct{} // closed and replaced when the version moves; under mu
 }
 
 var (
@@ -30,9 +32,35 @@ var (
 
 // NewFSM returns an FSM holding the empty registry at version 0.
 func NewFSM() *FSM {
-	f := &FSM{seed: maphash.MakeSeed()}
+	f := &FSM{seed: maphash.MakeSeed(), moved: make(chan struct{})}
 	f.state.Store(&State{seed: f.seed})
 	return f
+}
+
+// WaitVersion returns once the current State's version is at least v, or
+// with ctx's error. Unlike Watch it also sees entries that changed
+// nothing (a refused command still advances the version).
+func (f *FSM) WaitVersion(ctx context.Context, v uint64) error {
+	for {
+		f.mu.Lock()
+		moved, cur := f.moved, f.state.Load().Version()
+		f.mu.Unlock()
+		if cur >= v {
+			return nil
+		}
+		select {
+		case <-moved:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// publish makes s the current State and wakes WaitVersion; f.mu is held.
+func (f *FSM) publish(s *State) {
+	f.state.Store(s)
+	close(f.moved)
+	f.moved = make(chan struct{})
 }
 
 // Current returns the latest applied State. It takes no lock and allocates
@@ -50,7 +78,7 @@ func (f *FSM) Apply(l *raft.Log) any {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	next, res := apply(f.state.Load(), l)
-	f.state.Store(next)
+	f.publish(next)
 	f.watches.notify(res)
 	return res
 }
@@ -74,7 +102,7 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 		out[i] = res
 		results = append(results, res)
 	}
-	f.state.Store(s)
+	f.publish(s)
 	for _, res := range results {
 		f.watches.notify(res)
 	}
@@ -110,7 +138,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.state.Store(s)
+	f.publish(s)
 	f.watches.notifyAll()
 	return nil
 }

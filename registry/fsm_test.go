@@ -2,6 +2,7 @@ package registry_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"reflect"
 	"sync"
@@ -388,5 +389,39 @@ func TestWatchSeesNewState(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("watcher missed the last change")
+	}
+}
+
+// TestWaitVersionSeesEntriesThatChangeNothing: a garbage entry or a refused
+// command changes no name and no member, so Watch does not fire, but it
+// advances the version: WaitVersion (what Registry.Sync waits with) must
+// return for it.
+func TestWaitVersionSeesEntriesThatChangeNothing(t *testing.T) {
+	f := sampleFSM(t) // version 10
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := f.WaitVersion(ctx, 10); err != nil {
+		t.Fatalf("WaitVersion(reached) = %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- f.WaitVersion(ctx, 12) }()
+	f.Apply(raftLog{11, []byte{0xff}}.log())
+	select {
+	case err := <-done:
+		t.Fatalf("WaitVersion(12) returned %v at version 11", err)
+	default:
+	}
+	res := f.Apply(logEntry(t, 12, registry.Unregister{Name: "nobody", Node: "n1", ActorID: "x"})).(registry.Result)
+	if res.Changed() {
+		t.Fatalf("the unregistration of an unknown receiver changed the state: %+v", res)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("WaitVersion(12) = %v", err)
+	}
+
+	short, cancelShort := context.WithCancel(context.Background())
+	cancelShort()
+	if err := f.WaitVersion(short, 99); !errors.Is(err, context.Canceled) {
+		t.Fatalf("WaitVersion with a cancelled ctx = %v", err)
 	}
 }

@@ -23,6 +23,7 @@ const (
 	methodJoin   = "/" + serviceName + "/Join"
 	methodLookup = "/" + serviceName + "/Lookup"
 	methodMember = "/" + serviceName + "/Member"
+	methodSync   = "/" + serviceName + "/Sync"
 )
 
 // Status codes of registry RPC replies; they carry sentinels across nodes.
@@ -129,6 +130,7 @@ func (r *Registry) registerService(s grpc.ServiceRegistrar) {
 			unary("Join", r.serveJoin),
 			unary("Lookup", r.serveLookup),
 			unary("Member", r.serveMember),
+			unary("Sync", r.serveSync),
 		},
 	}, struct{}{})
 }
@@ -299,10 +301,47 @@ func (r *Registry) leaderApply(ctx context.Context, rf *raft.Raft, data []byte, 
 // Register records a receiver of name on this node, committed through the
 // leader. It returns once the write is committed, or fails with
 // ErrUnavailable once ctx ends without a commit.
+//
+// While the cluster counts this node as expired (it was cut off for longer
+// than the grace), no registration of it can commit: Register then waits
+// for the node to rejoin under a new incarnation (the health watcher does
+// that once it reaches the cluster again) and registers under that one,
+// until ctx ends.
 func (r *Registry) Register(ctx context.Context, name, actorID string, mode Mode) error {
-	return r.applyCommand(ctx, Register{Name: name, Receiver: Receiver{
-		Node: r.cfg.nodeID, ActorID: actorID, Mode: mode, Incarnation: r.Incarnation(),
-	}})
+	for {
+		inc := r.Incarnation()
+		err := r.applyCommand(ctx, Register{Name: name, Receiver: Receiver{
+			Node: r.cfg.nodeID, ActorID: actorID, Mode: mode, Incarnation: inc,
+		}})
+		if !errors.Is(err, ErrMemberExpired) && !errors.Is(err, ErrStaleIncarnation) {
+			return err
+		}
+		if werr := r.waitIncarnation(ctx, inc); werr != nil {
+			return fmt.Errorf("%w (while: %w)", werr, err)
+		}
+	}
+}
+
+// waitIncarnation returns once this node's incarnation is no longer inc
+// (it rejoined) or after a poll interval (its join may be committing), or
+// ErrUnavailable when ctx ends, or ErrClosed.
+func (r *Registry) waitIncarnation(ctx context.Context, inc uint64) error {
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	poll := time.NewTimer(r.cfg.heartbeatTimeout)
+	defer poll.Stop()
+	for r.Incarnation() == inc {
+		select {
+		case <-tick.C:
+		case <-poll.C:
+			return nil
+		case <-ctx.Done():
+			return fmt.Errorf("%w: waiting to rejoin the cluster: %w", ErrUnavailable, ctx.Err())
+		case <-r.ctx.Done():
+			return ErrClosed
+		}
+	}
+	return nil
 }
 
 // Unregister removes this node's receiver actorID from name.
@@ -451,6 +490,80 @@ func (r *Registry) LookupLinearizable(ctx context.Context, name string) ([]Recei
 		return err
 	})
 	return out, err
+}
+
+// Sync returns once this replica holds every write the cluster committed
+// before Sync was called: it asks the leader to confirm its leadership
+// (a barrier through the log) and for the version it has applied, then
+// waits until the local State reaches that version. A read of the local
+// replica (State, Lookup) made after Sync returns is linearizable: it
+// sees every write that completed before Sync was called, and nothing
+// that was not committed. It fails with ErrUnavailable when no leader
+// answers before ctx ends.
+func (r *Registry) Sync(ctx context.Context) error {
+	var version uint64
+	err := r.retry(ctx, "sync", func(ctx context.Context) error {
+		rf, err := r.raftNode()
+		if err != nil {
+			return err
+		}
+		if rf.State() == raft.Leader {
+			version, err = r.leaderVersion(ctx, rf)
+			return err
+		}
+		addr, ok := r.leaderAddr()
+		if !ok {
+			return errNotLeader
+		}
+		body, err := r.callReply(ctx, addr, methodSync, nil)
+		if err != nil {
+			return err
+		}
+		rd := bin.NewReader(body, ErrMalformed)
+		version = rd.Uvarint()
+		rd.End()
+		return rd.Err()
+	})
+	if err != nil {
+		return err
+	}
+	if err := r.fsm.WaitVersion(ctx, version); err != nil {
+		return fmt.Errorf("%w: sync: waiting for version %d to replicate: %w", ErrUnavailable, version, err)
+	}
+	return nil
+}
+
+// leaderVersion is the version of the leader's State once a barrier has
+// committed: every write committed before the call is applied in it.
+func (r *Registry) leaderVersion(ctx context.Context, rf *raft.Raft) (uint64, error) {
+	var timeout time.Duration
+	if d, ok := ctx.Deadline(); ok {
+		timeout = max(time.Until(d), time.Millisecond)
+	}
+	if err := rf.Barrier(timeout).Error(); err != nil {
+		return 0, fmt.Errorf("%w: %w", errNotLeader, err)
+	}
+	return r.fsm.Current().Version(), nil
+}
+
+func (r *Registry) serveSync(ctx context.Context, req []byte) []byte {
+	if len(req) != 0 {
+		return encodeReply(fmt.Errorf("%w: sync request of %d bytes, want none", ErrMalformed, len(req)), nil)
+	}
+	rf, err := r.raftNode()
+	if err != nil {
+		return encodeReply(err, nil)
+	}
+	if rf.State() != raft.Leader {
+		return encodeReply(errNotLeader, nil)
+	}
+	v, err := r.leaderVersion(ctx, rf)
+	if err != nil {
+		return encodeReply(err, nil)
+	}
+	w := bin.Writer{}
+	w.Uvarint(v)
+	return encodeReply(nil, w.B)
 }
 
 func (r *Registry) leaderLookup(ctx context.Context, rf *raft.Raft, name string) ([]Receiver, error) {
