@@ -2,6 +2,7 @@ package channel
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -188,4 +189,28 @@ func TestCloseRemovesRegistrationsAndLeavesTheCluster(t *testing.T) {
 	cf := nodes[0].reg.State()
 	_, stillMember := cf.Member(nodes[2].ID())
 	assert.False(t, stillMember)
+}
+
+// TestSyncShowsWritesCompletedBeforeIt: after Receive returned on one node,
+// Cluster on every other node, once it has called Sync, counts the
+// receiver; so does the view after Close on its node; Sync on a closed
+// node reports ErrClosed.
+func TestSyncShowsWritesCompletedBeforeIt(t *testing.T) {
+	nodes := startCluster(t, 3)
+	for i := range 3 {
+		name := fmt.Sprintf("synced%d", i)
+		_, closeFn, err := nodes[i].Receive(name, 1)
+		require.NoError(t, err)
+		for _, n := range nodes {
+			require.NoError(t, n.Sync(ctxFor(t, waitFor)))
+			assert.Equal(t, 1, n.Cluster().Names[name], "node %s after Sync", n.ID())
+		}
+		require.NoError(t, closeFn())
+		for _, n := range nodes {
+			require.NoError(t, n.Sync(ctxFor(t, waitFor)))
+			assert.Zero(t, n.Cluster().Names[name], "node %s after the close and Sync", n.ID())
+		}
+	}
+	require.NoError(t, nodes[2].Close())
+	assert.ErrorIs(t, nodes[2].Sync(ctxFor(t, waitFor)), ErrClosed)
 }

@@ -1,6 +1,12 @@
 package channel
 
-import "github.com/dchan-io/dchan/registry"
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/dchan-io/dchan/registry"
+)
 
 // Cluster is this node's view of the cluster, from its local registry
 // replica.
@@ -30,4 +36,27 @@ func (n *Node) Cluster() Cluster {
 		c.Names[name] = len(st.Receivers(name))
 	}
 	return c
+}
+
+// Sync returns once this node's replica of the registry holds every
+// registration, removal and membership change the cluster committed before
+// Sync was called. Cluster reads the local replica, which may lag the
+// leader by a replication round trip; Cluster after Sync is a linearizable
+// read: after a Receive returned on another node, Cluster here, after a
+// Sync, counts that receiver (unless it has gone since).
+//
+// It costs one round trip to the leader and one log entry (a barrier). It
+// fails with an error wrapping ErrUnavailable when no leader confirms
+// before ctx ends (this node is cut off from a quorum), or ErrClosed.
+func (n *Node) Sync(ctx context.Context) error {
+	if n.isClosed() {
+		return ErrClosed
+	}
+	if err := n.reg.Sync(ctx); err != nil {
+		if errors.Is(err, registry.ErrClosed) {
+			return ErrClosed
+		}
+		return fmt.Errorf("channel: sync: %w", err)
+	}
+	return nil
 }

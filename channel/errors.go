@@ -4,6 +4,7 @@ import (
 	"errors"
 
 	"github.com/dchan-io/dchan/actor"
+	"github.com/dchan-io/dchan/registry"
 	"github.com/dchan-io/dchan/remoting"
 )
 
@@ -34,6 +35,10 @@ var (
 	ErrEncode = remoting.ErrEncode
 	// ErrTooLarge: the encoded value exceeds the maximum message size.
 	ErrTooLarge = remoting.ErrTooLarge
+	// ErrUnavailable: the registry could not commit or confirm in time —
+	// no leader answered (this node is cut off from a quorum, or the
+	// cluster is electing one).
+	ErrUnavailable = registry.ErrUnavailable
 )
 
 // refused reports an error that proves the value was not accepted (the
