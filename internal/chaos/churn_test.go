@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/anishathalye/porcupine"
 )
 
 // Bounds on each node process during the churn and partition tests. A
@@ -56,7 +58,7 @@ func TestCrashChurn(t *testing.T) {
 	if anyDowntime {
 		expire = "2s"
 	}
-	common := []string{"-buf", fmt.Sprint(churnBuf), "-timeout", "5s", "-expire", expire}
+	common := []string{"-buf", fmt.Sprint(churnBuf), "-timeout", "5s", "-expire", expire, "-lin-every", "100ms"}
 	sender := func(inc int) []string {
 		return append(common, "-send", "churn,churn-k", "-rate", "100", "-message-every", "2",
 			"-registry-churn", "500ms")
@@ -78,6 +80,7 @@ func TestCrashChurn(t *testing.T) {
 		gap := minGap + time.Duration(rng.Int64N(int64(maxGap-minGap)))
 		time.Sleep(gap) // the schedule of faults, not an assertion
 		victim := killable[rng.IntN(len(killable))]
+		led.killed(victim.sender())
 		c.kill(victim)
 		led.forgetRole(victim.id)
 		kills[victim.id]++
@@ -102,6 +105,9 @@ func TestCrashChurn(t *testing.T) {
 	}
 	c.quitAll()
 
+	ops, unknown := led.linHistory()
+	linStart := time.Now()
+	lin, visual := checkLinearizable(ops, c.dir)
 	s := led.summarize()
 	totalKills := 0
 	for _, n := range kills {
@@ -112,6 +118,7 @@ func TestCrashChurn(t *testing.T) {
 		time.Since(start).Round(time.Second), totalKills, kills, s.confirmed, s.failed, s.failures, s.maxLatency,
 		s.received, s.distinct, s.receivedPerReceiver, s.duplicates, s.confirmedNotReceivedByName, len(s.fifo),
 		s.maxGoroutines, float64(s.maxHeap)/(1<<20))
+	t.Logf("registry history: %d operations (%d with unknown outcome), %v in %v", len(ops), unknown, lin, time.Since(linStart).Round(time.Millisecond))
 
 	if len(s.bad) > 0 {
 		t.Errorf("unparsable lines: %q", s.bad[:min(len(s.bad), 5)])
@@ -127,6 +134,12 @@ func TestCrashChurn(t *testing.T) {
 	}
 	if len(s.fifo) > 0 {
 		t.Errorf("per-pair FIFO: %d violations, e.g. %s", len(s.fifo), strings.Join(s.fifo[:min(len(s.fifo), 5)], "; "))
+	}
+	if lin != porcupine.Ok {
+		t.Errorf("the registry history is not linearizable (%v): %s", lin, visual)
+	}
+	if len(ops) < 100 {
+		t.Errorf("only %d registry operations: the linearizability check checked little", len(ops))
 	}
 	if totalKills == 0 {
 		t.Errorf("no node was killed: the test checked nothing")

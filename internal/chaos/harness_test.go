@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/anishathalye/porcupine"
 )
 
 // envDuration reads a duration from the environment, or returns def.
@@ -413,6 +415,8 @@ type ledger struct {
 	maxHeap       map[string]uint64
 	lines         int
 	bad           []string
+	// lin is the linearizability clients' history of registry operations.
+	lin *linHistory
 }
 
 type value struct {
@@ -449,6 +453,7 @@ func newLedger() *ledger {
 		confirmed: make(map[value]bool), failed: make(map[value]bool), failures: make(map[string]int),
 		probes: make(map[string]probeResult), roles: make(map[string]roleAt),
 		maxGoroutines: make(map[string]int), maxHeap: make(map[string]uint64),
+		lin: newLinHistory(),
 	}
 }
 
@@ -534,10 +539,29 @@ func (l *ledger) handle(node, line string) {
 		}
 		l.maxGoroutines[node] = max(l.maxGoroutines[node], g)
 		l.maxHeap[node] = max(l.maxHeap[node], h)
+	case "LI", "LR":
+		if !l.lin.line(f) {
+			bad()
+		}
 	case "UP", "STOPPED":
 	default:
 		bad()
 	}
+}
+
+// killed records the kill of a process whose values and registrations
+// carried owner (its sender identity).
+func (l *ledger) killed(owner string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lin.killed(owner, time.Now())
+}
+
+// linHistory returns the registry operations' history for porcupine.
+func (l *ledger) linHistory() ([]porcupine.Operation, int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.lin.history()
 }
 
 // errClass shortens an error text to its sentinel's words, for counting.

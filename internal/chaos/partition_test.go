@@ -167,10 +167,6 @@ func TestPartitionRounds(t *testing.T) {
 		t.Errorf("%d handles ran into their %v timeout instead of resolving", n, partTimeout)
 	}
 	for _, v := range violations {
-		if strings.HasPrefix(v, knownBugTag) && os.Getenv("DCHAN_CHAOS_BUGS") != "1" {
-			t.Log(v + " (DCHAN_CHAOS_BUGS=1 makes this an error)")
-			continue
-		}
 		t.Error(v)
 	}
 	if s.confirmed == 0 {
@@ -306,7 +302,7 @@ func checkRoundWrites(c *cluster, led *ledger, r round) []string {
 			}
 		}
 		if first < 0 || first > majorityWithin {
-			out = append(out, knownBugPrefix(r.mode)+fmt.Sprintf("round %d (%s, cut %v): the side with the quorum %v did not commit a write within %v of the cut (%s)",
+			out = append(out, fmt.Sprintf("round %d (%s, cut %v): the side with the quorum %v did not commit a write within %v of the cut (%s)",
 				r.n, r.mode, r.cut, r.majority, majorityWithin, strings.Join(each, ", ")))
 		}
 	}
@@ -341,7 +337,7 @@ func checkGrace(led *ledger, rounds []round) ([]string, int, time.Duration) {
 			}
 		}
 		if late > 0 {
-			out = append(out, knownBugPrefix(r.mode)+fmt.Sprintf("round %d (%s, cut %v for %v): %d handles written at the cut by the quorum side took longer than the grace %v + %v to resolve",
+			out = append(out, fmt.Sprintf("round %d (%s, cut %v for %v): %d handles written at the cut by the quorum side took longer than the grace %v + %v to resolve",
 				r.n, r.mode, r.cut, partCut, late, partExpire, graceSlack))
 		}
 	}
@@ -388,16 +384,11 @@ func settle(c *cluster, led *ledger, prefix string, within time.Duration) ([]str
 }
 
 // partitionModes returns the fault modes rounds draw from:
-// DCHAN_CHAOS_MODES (comma-separated, or "all"); by default disconnect and
-// pause. Blackhole and one-way cuts run into the same known bugs as pauses
-// (see knownBug) and add nothing else the default rounds do not check.
+// DCHAN_CHAOS_MODES (comma-separated), by default all four.
 func partitionModes(t *testing.T) []string {
 	all := []string{modeDisconnect, modeBlackhole, modeOneWay, modePause}
 	env := os.Getenv("DCHAN_CHAOS_MODES")
-	switch env {
-	case "":
-		return []string{modeDisconnect, modePause}
-	case "all":
+	if env == "" || env == "all" {
 		return all
 	}
 	modes := strings.Split(env, ",")
@@ -407,27 +398,4 @@ func partitionModes(t *testing.T) []string {
 		}
 	}
 	return modes
-}
-
-const knownBugTag = "KNOWN BUG: "
-
-// knownBugPrefix marks the violations that a stalled, rather than broken,
-// connection causes, for modes other than disconnect. They are reported
-// to the project and logged here; DCHAN_CHAOS_BUGS=1 makes them errors:
-//
-//   - A registry write forwarded to a leader that stops answering without
-//     closing its connections (paused, blackholed) waits for that leader's
-//     reply with no deadline of its own, even after the rest elected a new
-//     leader: Receive on the quorum side hangs until the old leader
-//     answers again (the heal), instead of committing within about one
-//     election timeout.
-//   - Values in flight to a node that stops answering without closing its
-//     connections are not failed when the leader expires the node: their
-//     handles resolve only when the node answers again (or at their
-//     timeout), not after the grace (guarantee 7).
-func knownBugPrefix(mode string) string {
-	if mode == modeDisconnect {
-		return ""
-	}
-	return knownBugTag
 }

@@ -10,6 +10,11 @@
 //	                                   the outcome of a WithMessage handle
 //	W <tag> <ok|err> <unix-µs> <latency-µs> <error>
 //	                                   the outcome of a registry write (the probe command)
+//	LI <owner> <op> <name> <member> <call-unix-µs>
+//	                                   a registry operation of the linearizability client began
+//	                                   (op: register, unregister or read; member "-" for a read)
+//	LR <owner> <ok|err> <return-unix-µs> <count>
+//	                                   it returned (count: a read's result, else "-")
 //	S <goroutines> <heap-in-use>       a periodic resource sample
 //	STOPPED <sent>                     every sender ended and every handle is resolved
 //
@@ -35,6 +40,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"runtime"
 	"strings"
@@ -70,6 +76,8 @@ type options struct {
 	expire              time.Duration
 	heartbeat, election time.Duration
 	registryChurn       time.Duration // period of Receive/close of a private name; 0: none
+	linEvery            time.Duration // period of the linearizability client's operations; 0: none
+	linNames            int           // how many names ("lin-0", ...) it operates on
 	statsEvery          time.Duration
 	joinTimeout         time.Duration
 }
@@ -107,6 +115,8 @@ func parseFlags(args []string) (options, error) {
 	fs.DurationVar(&o.heartbeat, "heartbeat", 250*time.Millisecond, "Raft heartbeat timeout")
 	fs.DurationVar(&o.election, "election", 500*time.Millisecond, "Raft election timeout")
 	fs.DurationVar(&o.registryChurn, "registry-churn", 0, "period of a Receive/close of a private name")
+	fs.DurationVar(&o.linEvery, "lin-every", 0, "period of the linearizability client's registry operations (0: none)")
+	fs.IntVar(&o.linNames, "lin-names", 2, "names the linearizability client operates on")
 	fs.DurationVar(&o.statsEvery, "stats", time.Second, "period of S lines")
 	fs.DurationVar(&o.joinTimeout, "join-timeout", 30*time.Second, "bound on channel.New")
 	if err := fs.Parse(args); err != nil {
@@ -217,6 +227,13 @@ func run(o options) error {
 	if o.registryChurn > 0 {
 		goFunc(func() { churnRegistry(node, o, done) })
 	}
+	stopLin := make(chan struct{})
+	linDone := make(chan struct{})
+	if o.linEvery > 0 {
+		goFunc(func() { defer close(linDone); linClient(&w, node, o, stopLin) })
+	} else {
+		close(linDone)
+	}
 
 	var probes sync.WaitGroup
 	stopped := false
@@ -224,7 +241,9 @@ func run(o options) error {
 		if !stopped {
 			stopped = true
 			close(stopSend)
+			close(stopLin)
 			senders.Wait()
+			<-linDone
 		}
 	}
 	sc := bufio.NewScanner(os.Stdin)
@@ -345,6 +364,63 @@ func probe(w *out, node *channel.Node, tag string) {
 	}
 	w.printf("W %s ok %d %d -", tag, end.UnixMicro(), end.Sub(start).Microseconds())
 	_ = closeFn()
+}
+
+// linClient is one client of the linearizability check: every linEvery it
+// registers a receiver of one of the names lin-0, lin-1, ... (Receive),
+// closes one it registered (unregister), or reads how many receivers the
+// name has (Sync, then Cluster), one operation at a time, and reports each
+// as an LI line before it starts and an LR line when it returns. The
+// receivers it registers are never sent to.
+func linClient(w *out, node *channel.Node, o options, stop <-chan struct{}) {
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
+	open := make(map[string][]linReg)
+	next := 0
+	for {
+		select {
+		case <-stop:
+			return
+		case <-time.After(o.linEvery):
+		}
+		name := fmt.Sprintf("lin-%d", rng.IntN(o.linNames))
+		switch op := rng.IntN(3); {
+		case op == 0 && len(open[name]) > 0:
+			i := rng.IntN(len(open[name]))
+			r := open[name][i]
+			open[name] = append(open[name][:i], open[name][i+1:]...)
+			w.printf("LI %s unregister %s %s %d", o.sender, name, r.member, time.Now().UnixMicro())
+			err := r.close()
+			w.printf("LR %s %s %d -", o.sender, okErr(err), time.Now().UnixMicro())
+		case op == 1:
+			w.printf("LI %s read %s - %d", o.sender, name, time.Now().UnixMicro())
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			err := node.Sync(ctx)
+			cancel()
+			count := node.Cluster().Names[name]
+			w.printf("LR %s %s %d %d", o.sender, okErr(err), time.Now().UnixMicro(), count)
+		default:
+			next++
+			member := fmt.Sprintf("%s/%d", o.sender, next)
+			w.printf("LI %s register %s %s %d", o.sender, name, member, time.Now().UnixMicro())
+			_, closeFn, err := node.Receive(name, 1)
+			w.printf("LR %s %s %d -", o.sender, okErr(err), time.Now().UnixMicro())
+			if err == nil {
+				open[name] = append(open[name], linReg{member: member, close: closeFn})
+			}
+		}
+	}
+}
+
+type linReg struct {
+	member string
+	close  channel.CloseFunc
+}
+
+func okErr(err error) string {
+	if err != nil {
+		return "err"
+	}
+	return "ok"
 }
 
 // churnRegistry registers and unregisters a private name over and over:
