@@ -37,6 +37,7 @@ func (r *Registry) watchHealth() {
 	orphans := make(map[raft.ServerID]time.Time) // since when a server has no live member
 	seen := make(map[raft.ServerID]failure)      // when this leader first saw a member's incarnation
 	var lastCheck time.Time
+	var current uint64 // the term in which this leader's replica was made current
 	tick := time.NewTicker(r.cfg.heartbeatTimeout / 2)
 	defer tick.Stop()
 	for {
@@ -64,6 +65,7 @@ func (r *Registry) watchHealth() {
 			}
 		case <-tick.C:
 			if rf.State() != raft.Leader {
+				current = 0
 				clear(failing)
 				clear(orphans)
 				clear(seen)
@@ -80,6 +82,18 @@ func (r *Registry) watchHealth() {
 					cancel()
 				}
 				continue
+			}
+			if term := rf.CurrentTerm(); current != term {
+				// A new leader applies what earlier terms committed only
+				// once an entry of its own term commits: until then its
+				// replica may miss joins and rejoins, and reconcile would
+				// take live members for departed ones and remove them from
+				// the configuration (a removal takes effect before it
+				// commits). A barrier makes the replica current first.
+				if err := rf.Barrier(r.cfg.expireAfter).Error(); err != nil {
+					continue
+				}
+				current = term
 			}
 			r.reconcile(rf, failing, orphans, seen)
 		}
