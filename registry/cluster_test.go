@@ -385,13 +385,59 @@ func TestSameDataDirTwiceFailsClearlyWithin2s(t *testing.T) {
 	assert.Less(t, time.Since(began), 2*time.Second)
 }
 
+// TestCorruptRaftDBFailsClearly damages a node's raft.db the ways a disk or
+// an operator might — garbage, cut short, its first pages (the meta pages)
+// or a page in the middle overwritten — and restarts it: the start fails
+// with ErrDataDir (never a panic, never a node that leads on a damaged log)
+// or, where the damage leaves the database readable, the node starts with
+// its log intact.
 func TestCorruptRaftDBFailsClearly(t *testing.T) {
-	dir := t.TempDir()
-	n := startTestNode(t, "n1", "", dir, nil)
-	n.kill()
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "raft.db"), []byte("not a bolt database at all"), 0o600))
-	_, err := tryStartTestNode(t, "n1", "", dir, nil)
-	require.ErrorIs(t, err, ErrDataDir)
+	damage := map[string]struct {
+		f        func(b []byte) []byte
+		mustFail bool
+	}{
+		"intact":                      {func(b []byte) []byte { return b }, false},
+		"garbage":                     {func([]byte) []byte { return []byte("not a bolt database at all") }, true},
+		"empty":                       {func([]byte) []byte { return nil }, true},
+		"truncated to the meta pages": {func(b []byte) []byte { return b[:min(len(b), 2*4096)] }, true},
+		"truncated to 5 pages":        {func(b []byte) []byte { return b[:min(len(b), 5*4096)] }, true},
+		"truncated half":              {func(b []byte) []byte { return b[:len(b)/2] }, false},
+		"meta pages zeroed": {func(b []byte) []byte {
+			clear(b[:min(len(b), 2*4096)])
+			return b
+		}, true},
+		"middle page garbage": {func(b []byte) []byte {
+			for i := len(b) / 2; i < min(len(b), len(b)/2+4096); i++ {
+				b[i] = byte(i * 7)
+			}
+			return b
+		}, false},
+	}
+	for name, d := range damage {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			n := startTestNode(t, "n1", "", dir, nil)
+			for i := range 20 {
+				require.NoError(t, n.reg.Register(ctxWithin(t, clusterWait), fmt.Sprintf("name%d", i), "$1", Queue))
+			}
+			version := n.reg.State().Version()
+			n.kill()
+			path := filepath.Join(dir, "raft.db")
+			b, err := os.ReadFile(path)
+			require.NoError(t, err)
+			require.NoError(t, os.WriteFile(path, d.f(b), 0o600))
+			restarted, err := tryStartTestNode(t, "n1", "", dir, nil)
+			if err != nil || d.mustFail {
+				require.ErrorIs(t, err, ErrDataDir)
+				t.Log(err)
+				return
+			}
+			// The damage spared what bolt reads: the log must be whole (the
+			// restart clears the registrations, which moves the version on).
+			require.Eventually(t, func() bool { return restarted.reg.State().Version() > version },
+				clusterWait, 10*time.Millisecond, "the restarted node's log lost entries")
+		})
+	}
 }
 
 func TestJoinWithoutTheTokenIsRefused(t *testing.T) {

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -226,6 +228,12 @@ func (r *Registry) openRaft() (*raft.Raft, bool, error) {
 		if err := os.MkdirAll(r.cfg.dataDir, 0o700); err != nil {
 			return nil, false, fmt.Errorf("%w: %w", ErrDataDir, err)
 		}
+		if err := checkBoltFile(filepath.Join(r.cfg.dataDir, "raft.db")); err != nil {
+			if errors.Is(err, bbolt.ErrTimeout) {
+				err = fmt.Errorf("raft.db is locked (is another node using %s?): %w", r.cfg.dataDir, err)
+			}
+			return nil, false, fmt.Errorf("%w: %w", ErrDataDir, err)
+		}
 		bolt, err := raftboltdb.New(raftboltdb.Options{
 			Path:        filepath.Join(r.cfg.dataDir, "raft.db"),
 			BoltOptions: &bbolt.Options{Timeout: time.Second},
@@ -303,4 +311,65 @@ func (r *Registry) Close() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// checkBoltFile reads every page of an existing raft.db before Raft opens
+// it. Bolt maps the file into memory and trusts it: a file cut short (a
+// full disk, a bad copy) makes it read past the end of the mapping, which
+// is a fault that kills the process, and a damaged page can make it
+// panic. Here a fault or a panic is recovered (the read runs on a goroutine
+// of its own with debug.SetPanicOnFault) and a file shorter than the pages
+// its header counts is refused before any of them is read, so the node
+// fails to start with a clear error instead.
+func checkBoltFile(path string) error {
+	st, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if st.Size() == 0 {
+		return errors.New("raft.db is empty: the file was truncated")
+	}
+	done := make(chan error, 1)
+	go func() {
+		debug.SetPanicOnFault(true)
+		defer func() {
+			if p := recover(); p != nil {
+				done <- fmt.Errorf("raft.db is damaged (reading it failed: %v)", p)
+			}
+		}()
+		db, err := bbolt.Open(path, 0o600, &bbolt.Options{ReadOnly: true, Timeout: time.Second})
+		if err != nil {
+			done <- fmt.Errorf("raft.db: %w", err)
+			return
+		}
+		defer db.Close()
+		done <- db.View(func(tx *bbolt.Tx) error {
+			if tx.Size() > st.Size() {
+				return fmt.Errorf("raft.db is %d bytes but its pages reach byte %d: the file was truncated", st.Size(), tx.Size())
+			}
+			var sum byte
+			var walk func(b *bbolt.Bucket) error
+			walk = func(b *bbolt.Bucket) error {
+				return b.ForEach(func(k, v []byte) error {
+					if v == nil {
+						if nested := b.Bucket(k); nested != nil {
+							return walk(nested)
+						}
+						return nil
+					}
+					for _, c := range v {
+						sum ^= c // read every byte: a page past the end faults here
+					}
+					return nil
+				})
+			}
+			err := tx.ForEach(func(_ []byte, b *bbolt.Bucket) error { return walk(b) })
+			_ = sum
+			return err
+		})
+	}()
+	return <-done
 }
