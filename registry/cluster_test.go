@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/dchan-io/dchan/actor"
+	"github.com/dchan-io/dchan/internal/bin"
 	"github.com/dchan-io/dchan/internal/faultproxy"
 	"github.com/dchan-io/dchan/remoting"
 )
@@ -695,4 +696,42 @@ func TestSyncMakesLocalReadsLinearizable(t *testing.T) {
 	}
 	require.NoError(t, leader.reg.Sync(ctxWithin(t, clusterWait)), "on the leader")
 	link.SetDelay(0)
+}
+
+// TestIntruderWritesAreRefused: a peer without the cluster token calls the
+// registry's RPCs directly — a registration for a member that exists, a
+// join, a lookup, a sync — and every call is refused with
+// Unauthenticated; the registry does not change.
+func TestIntruderWritesAreRefused(t *testing.T) {
+	member := startTestNodeWithEndpoint(t, "n1", nil, remoting.WithToken("s3cret"))
+	require.NoError(t, member.reg.Register(ctxWithin(t, clusterWait), "svc", "$1", Queue))
+	version := member.reg.State().Version()
+
+	sys, err := actor.NewSystem(actor.WithNode("intruder"))
+	require.NoError(t, err)
+	defer func() { _ = sys.Shutdown(context.Background()) }()
+	for _, token := range []string{"", "wrong"} {
+		ep, err := remoting.New(sys, remoting.WithToken(token))
+		require.NoError(t, err)
+		reg, err := New(ep, WithNodeID("intruder"))
+		require.NoError(t, err)
+		require.NoError(t, ep.Start())
+		register, err := EncodeCommand(Register{Name: "svc", Receiver: Receiver{Node: "n1", ActorID: "$evil", Incarnation: member.reg.Incarnation()}})
+		require.NoError(t, err)
+		join := bin.Writer{}
+		join.Str("intruder")
+		join.Str(ep.Addr())
+		join.Uvarint(1)
+		lookup := bin.Writer{}
+		lookup.Str("svc")
+		for method, req := range map[string][]byte{methodApply: register, methodJoin: join.B, methodLookup: lookup.B, methodSync: nil} {
+			_, err := reg.call(ctxWithin(t, clusterWait), member.addr, method, req)
+			assert.Equal(t, codes.Unauthenticated, status.Code(err), "token %q, %s: %v", token, method, err)
+		}
+		_ = reg.Close()
+		require.NoError(t, ep.Close())
+	}
+	assert.Equal(t, version, member.reg.State().Version(), "nothing an intruder sent was committed")
+	assert.Len(t, member.reg.Lookup("svc"), 1)
+	assert.Len(t, member.reg.State().Members(), 1)
 }
