@@ -355,8 +355,16 @@ func (c *cluster) quitAll() {
 		select {
 		case <-exited:
 		case <-time.After(20 * time.Second):
-			c.t.Errorf("%s did not close within 20s; killed", p.id)
-			c.kill(p)
+			// SIGQUIT makes the Go runtime write every goroutine's stack
+			// to the node's log before it exits.
+			c.signal(p, syscall.SIGQUIT)
+			select {
+			case <-exited:
+			case <-time.After(5 * time.Second):
+				c.kill(p)
+			}
+			c.t.Errorf("%s did not close within 20s; its goroutines are in %s", p.id,
+				filepath.Join(c.dir, fmt.Sprintf("%s.%d.log", p.id, p.inc)))
 		}
 	}
 }
