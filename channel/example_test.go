@@ -158,3 +158,31 @@ func ExampleNode_Publish() {
 	// 2 2
 	// 3 3
 }
+
+// A node's view of the cluster comes from its replica of the registry,
+// which may be a round trip behind; Sync brings it up to date first.
+func ExampleNode_Sync() {
+	ctx := context.Background()
+	seed, err := channel.New(ctx, channel.WithNodeID("s0"))
+	if err != nil {
+		panic(err)
+	}
+	defer seed.Close()
+	node, err := channel.New(ctx, channel.WithNodeID("s1"), channel.WithPeers(seed.Addr()))
+	if err != nil {
+		panic(err)
+	}
+	defer node.Close()
+
+	_, closeJobs, err := seed.Receive("jobs", 1) // registered on s0
+	if err != nil {
+		panic(err)
+	}
+	defer closeJobs()
+	if err := node.Sync(ctx); err != nil { // s1's replica now holds it too
+		panic(err)
+	}
+	c := node.Cluster()
+	fmt.Println(len(c.Members), "members;", c.Names["jobs"], "receiver of jobs")
+	// Output: 2 members; 1 receiver of jobs
+}
