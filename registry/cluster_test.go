@@ -150,6 +150,35 @@ func startCluster(t *testing.T, size int, opts ...Option) []*testNode {
 	return nodes
 }
 
+// startClusterVia starts three nodes whose connections go through network,
+// n2 and n3 joining through n1.
+func startClusterVia(t *testing.T, network *faultproxy.Network, opts ...Option) []*testNode {
+	t.Helper()
+	var nodes []*testNode
+	for i, id := range []string{"n1", "n2", "n3"} {
+		var peers []string
+		if i > 0 {
+			peers = []string{nodes[0].addr}
+		}
+		n, err := tryStartTestNodeVia(t, network, id, "", "", peers, opts...)
+		require.NoError(t, err)
+		t.Cleanup(n.kill)
+		nodes = append(nodes, n)
+	}
+	return nodes
+}
+
+// followersOf returns the nodes other than leader.
+func followersOf(leader *testNode, nodes []*testNode) []*testNode {
+	var out []*testNode
+	for _, n := range nodes {
+		if n != leader {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
 func ctxWithin(t *testing.T, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
@@ -461,25 +490,10 @@ func TestJoinWithoutTheTokenIsRefused(t *testing.T) {
 func TestNodeExpiredByAPartitionRejoinsAfterTheHeal(t *testing.T) {
 	network := faultproxy.NewNetwork()
 	defer network.Close()
-	var nodes []*testNode
 	rejoined := make(chan struct{}, 1)
-	for i, id := range []string{"n1", "n2", "n3"} {
-		var peers []string
-		if i > 0 {
-			peers = []string{nodes[0].addr}
-		}
-		n, err := tryStartTestNodeVia(t, network, id, "", "", peers)
-		require.NoError(t, err)
-		t.Cleanup(n.kill)
-		nodes = append(nodes, n)
-	}
+	nodes := startClusterVia(t, network)
 	leader := waitLeaderOf(t, nodes...)
-	var victim *testNode
-	for _, n := range nodes {
-		if n != leader {
-			victim = n
-		}
-	}
+	victim := followersOf(leader, nodes)[0]
 	victim.reg.OnRejoin(func() { rejoined <- struct{}{} })
 	require.NoError(t, victim.reg.Register(ctxWithin(t, clusterWait), "svc", "$1", Queue))
 	waitReceivers(t, "svc", 1, nodes...)
@@ -605,24 +619,9 @@ func TestNonVoterIsPromotedWhenAVoterDies(t *testing.T) {
 func TestStalledFollowerIsExpiredWithinTheGrace(t *testing.T) {
 	network := faultproxy.NewNetwork()
 	defer network.Close()
-	var nodes []*testNode
-	for i, id := range []string{"n1", "n2", "n3"} {
-		var peers []string
-		if i > 0 {
-			peers = []string{nodes[0].addr}
-		}
-		n, err := tryStartTestNodeVia(t, network, id, "", "", peers)
-		require.NoError(t, err)
-		t.Cleanup(n.kill)
-		nodes = append(nodes, n)
-	}
+	nodes := startClusterVia(t, network)
 	leader := waitLeaderOf(t, nodes...)
-	var victim *testNode
-	for _, n := range nodes {
-		if n != leader {
-			victim = n
-		}
-	}
+	victim := followersOf(leader, nodes)[0]
 	rejoined := make(chan struct{}, 1)
 	victim.reg.OnRejoin(func() { rejoined <- struct{}{} })
 	require.NoError(t, victim.reg.Register(ctxWithin(t, clusterWait), "svc", "$1", Queue))
@@ -665,24 +664,9 @@ func TestStalledFollowerIsExpiredWithinTheGrace(t *testing.T) {
 func TestSyncMakesLocalReadsLinearizable(t *testing.T) {
 	network := faultproxy.NewNetwork()
 	defer network.Close()
-	var nodes []*testNode
-	for i, id := range []string{"n1", "n2", "n3"} {
-		var peers []string
-		if i > 0 {
-			peers = []string{nodes[0].addr}
-		}
-		n, err := tryStartTestNodeVia(t, network, id, "", "", peers, WithExpireAfter(30*time.Second))
-		require.NoError(t, err)
-		t.Cleanup(n.kill)
-		nodes = append(nodes, n)
-	}
+	nodes := startClusterVia(t, network, WithExpireAfter(30*time.Second))
 	leader := waitLeaderOf(t, nodes...)
-	var followers []*testNode
-	for _, n := range nodes {
-		if n != leader {
-			followers = append(followers, n)
-		}
-	}
+	followers := followersOf(leader, nodes)
 	slow, writer := followers[0], followers[1]
 	link, err := network.Link(leader.id, slow.addr)
 	require.NoError(t, err)
