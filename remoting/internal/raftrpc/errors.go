@@ -35,6 +35,11 @@ var (
 	// not accept or answer a request within Config.Timeout.
 	errTimeout = errors.New("raftrpc: pipeline timed out")
 
+	// errPipelineEnded is the cancellation cause of a pipeline after a
+	// response that failed or was refused: raft stops reading its
+	// Consumer then (see pipeline.receive).
+	errPipelineEnded = errors.New("raftrpc: pipeline ended by a failed or refused response")
+
 	// errSnapshotAborted is what Raft reads from a snapshot whose stream
 	// handler stopped (transport closed, peer gone).
 	errSnapshotAborted = errors.New("raftrpc: snapshot stream aborted")

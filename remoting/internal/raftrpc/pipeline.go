@@ -53,6 +53,7 @@ func (t *Transport) AppendEntriesPipeline(_ raft.ServerID, target raft.ServerAdd
 		inflight:   make(chan *appendFuture, t.maxInFlight-2),
 		doneCh:     make(chan raft.AppendFuture, t.maxInFlight-2),
 		shutdownCh: make(chan struct{}),
+		ended:      make(chan struct{}),
 		exited:     make(chan struct{}),
 	}
 	t.mu.Lock()
@@ -84,6 +85,7 @@ type pipeline struct {
 	doneCh     chan raft.AppendFuture // answered, for Consumer
 	shutdownCh chan struct{}
 	closeOnce  sync.Once
+	ended      chan struct{} // closed when a future ended the pipeline (see receive)
 	exited     chan struct{} // closed when receive returns
 }
 
@@ -92,6 +94,8 @@ type pipeline struct {
 func (p *pipeline) AppendEntries(args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) (raft.AppendFuture, error) {
 	select {
 	case <-p.shutdownCh:
+		return nil, ErrPipelineShutdown
+	case <-p.ended:
 		return nil, ErrPipelineShutdown
 	default:
 	}
@@ -115,6 +119,8 @@ func (p *pipeline) AppendEntries(args *raft.AppendEntriesRequest, resp *raft.App
 		return f, nil
 	case <-p.shutdownCh:
 		return nil, ErrPipelineShutdown
+	case <-p.ended:
+		return nil, ErrPipelineShutdown
 	}
 }
 
@@ -136,6 +142,19 @@ func (p *pipeline) Close() error {
 }
 
 // receive reads one response per in-flight future, in order.
+//
+// A future that failed, was refused (Success false) or carries a newer
+// term ends the pipeline: raft's consumer (pipelineDecode) returns on
+// reading it and never reads Consumer again, while raft's sender may still
+// be in AppendEntries. With the default MaxInFlight of 2 both channels are
+// unbuffered, so this goroutine would wait forever to deliver the next
+// future and the sender forever to hand over its request, and
+// pipelineReplicate, which closes the pipeline only after its send loop
+// ends, would never return: the follower would get no more entries while
+// heartbeats kept it from calling an election, and raft's Shutdown would
+// hang (hashicorp/raft#612; its NetworkTransport has the same hazard).
+// Here, once such a future is delivered, ended is closed: AppendEntries
+// fails instead of waiting, and raft falls back to plain RPCs.
 func (p *pipeline) receive() {
 	for {
 		select {
@@ -147,7 +166,27 @@ func (p *pipeline) receive() {
 			case <-p.shutdownCh:
 				return
 			}
+			if f.err != nil || !f.resp.Success || f.resp.Term > f.args.Term {
+				close(p.ended)
+				p.cancel(errPipelineEnded)
+				p.failInflight()
+				return
+			}
 		case <-p.shutdownCh:
+			return
+		}
+	}
+}
+
+// failInflight completes the futures still in flight once the pipeline
+// has ended; they are not delivered (nobody reads Consumer any more).
+func (p *pipeline) failInflight() {
+	for {
+		select {
+		case f := <-p.inflight:
+			f.err = fmt.Errorf("raftrpc: pipeline to %s: %w", p.target, errPipelineEnded)
+			close(f.done)
+		default:
 			return
 		}
 	}

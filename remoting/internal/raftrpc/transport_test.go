@@ -526,3 +526,54 @@ func TestHeartbeatHasItsOwnDeadline(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestPipelineEndsAfterARefusedResponse plays raft's pipelineReplicate
+// with its consumer: the consumer stops reading at the first refused
+// response (Success false), as raft's pipelineDecode does, while the
+// sender goes on sending. With the default MaxInFlight both channels are
+// unbuffered: the sender must get an error, not wait forever
+// (hashicorp/raft#612), and Close must return.
+func TestPipelineEndsAfterARefusedResponse(t *testing.T) {
+	conns := newConnCache(t)
+	a := startServer(t, conns, nil)
+	b := startServer(t, conns, nil)
+	serveRPCs(t, b.trans, func(rpc raft.RPC) {
+		req := rpc.Command.(*raft.AppendEntriesRequest)
+		rpc.Respond(&raft.AppendEntriesResponse{Term: req.Term, Success: req.PrevLogEntry < 3}, nil)
+	})
+	p, err := a.trans.AppendEntriesPipeline("b", b.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	consumed := make(chan uint64, 16)
+	go func() { // raft's pipelineDecode
+		for f := range p.Consumer() {
+			consumed <- f.Request().PrevLogEntry
+			if !f.Response().Success {
+				return
+			}
+		}
+	}()
+	sendErr := make(chan error, 1)
+	go func() { // raft's pipelineSend, triggered again and again
+		for i := uint64(0); ; i++ {
+			if _, err := p.AppendEntries(&raft.AppendEntriesRequest{Term: 1, PrevLogEntry: i}, new(raft.AppendEntriesResponse)); err != nil {
+				sendErr <- err
+				return
+			}
+		}
+	}()
+	for want := uint64(0); want <= 3; want++ {
+		if got := recvWithin(t, consumed, 5*time.Second, "a consumed future"); got != want {
+			t.Fatalf("consumed the future of request %d, want %d", got, want)
+		}
+	}
+	if err := recvWithin(t, sendErr, 5*time.Second, "the sender's error after the refusal"); !errors.Is(err, ErrPipelineShutdown) {
+		t.Fatalf("sender: %v, want ErrPipelineShutdown", err)
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- p.Close() }()
+	if err := recvWithin(t, closed, 5*time.Second, "Close"); err != nil {
+		t.Fatal(err)
+	}
+}
