@@ -719,3 +719,51 @@ func TestIntruderWritesAreRefused(t *testing.T) {
 	assert.Len(t, member.reg.Lookup("svc"), 1)
 	assert.Len(t, member.reg.State().Members(), 1)
 }
+
+// TestRejoinCallbackDoesNotBlockTheNextRejoin: the OnRejoin callback (the
+// channel layer registers its receivers again there, which can take long
+// while the node is cut off once more) must not hold up the health
+// watcher: a node expired twice in a row rejoins twice while the first
+// callback is still running.
+func TestRejoinCallbackDoesNotBlockTheNextRejoin(t *testing.T) {
+	network := faultproxy.NewNetwork()
+	defer network.Close()
+	nodes := startClusterVia(t, network)
+	leader := waitLeaderOf(t, nodes...)
+	victim := followersOf(leader, nodes)[0]
+	release := make(chan struct{})
+	defer close(release)
+	rejoins := make(chan struct{}, 2)
+	victim.reg.OnRejoin(func() {
+		rejoins <- struct{}{}
+		<-release // a callback that takes its time
+	})
+	for _, a := range nodes {
+		for _, b := range nodes {
+			if a != b {
+				_, err := network.Link(a.id, b.addr)
+				require.NoError(t, err)
+			}
+		}
+	}
+	cutOff := map[string]string{victim.id: victim.addr}
+	others := map[string]string{}
+	for _, n := range followersOf(victim, nodes) {
+		others[n.id] = n.addr
+	}
+	for round := range 2 {
+		inc := victim.reg.Incarnation()
+		require.NoError(t, network.Partition(cutOff, others))
+		require.Eventually(t, func() bool {
+			l := waitLeaderOf(t, followersOf(victim, nodes)...)
+			m, ok := l.reg.State().Member(victim.id)
+			return !ok || m.Status == Expired || m.Incarnation != inc
+		}, clusterWait, 20*time.Millisecond, "round %d: the cut-off node is expired", round)
+		require.NoError(t, network.Reconnect(cutOff, others))
+		select {
+		case <-rejoins:
+		case <-time.After(clusterWait):
+			t.Fatalf("round %d: the node never rejoined", round)
+		}
+	}
+}

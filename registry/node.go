@@ -735,7 +735,15 @@ func (r *Registry) rejoin(ctx context.Context) error {
 	}
 	r.log.Info("rejoined the cluster after expiry", zap.Uint64("incarnation", r.Incarnation()))
 	if r.onRejoin != nil {
-		r.onRejoin()
+		// On its own goroutine: fn registers again, which may wait (the
+		// node may be cut off again at once), and the health watcher, which
+		// called rejoin, must go on watching meanwhile — it is what notices
+		// the next expiry and rejoins.
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			r.onRejoin()
+		}()
 	}
 	return nil
 }

@@ -94,7 +94,9 @@ func (r *Registry) Incarnation() uint64 { return r.incarnation.Load() }
 // OnRejoin sets fn to run after this node, expired by the cluster while it
 // was cut off, has rejoined under a new incarnation: its previous
 // registrations are gone, and fn should register again what it still
-// serves. Set it before Start.
+// serves. fn runs on a goroutine of its own, one per rejoin (a run may
+// overlap the next rejoin's); Close waits for it, and ends the registry
+// writes it makes. Set it before Start.
 func (r *Registry) OnRejoin(fn func()) { r.onRejoin = fn }
 
 // State returns the local replica's current state: lock-free, never

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/anishathalye/porcupine"
+
+	"github.com/dchan-io/dchan/internal/regmodel"
 )
 
 // envDuration reads a duration from the environment, or returns def.
@@ -559,10 +561,16 @@ func (l *ledger) handle(node, line string) {
 
 // killed records the kill of a process whose values and registrations
 // carried owner (its sender identity).
-func (l *ledger) killed(owner string) {
+func (l *ledger) killed(owner string) { l.linFault(regmodel.Expire, owner, time.Now(), time.Time{}) }
+
+// linFault records, for the registry history, that a fault may have
+// expired owner's registrations (regmodel.Expire) or that a heal may bring
+// them back (regmodel.Restore), between at and until (zero: any time
+// after at).
+func (l *ledger) linFault(kind, owner string, at, until time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.lin.killed(owner, time.Now())
+	l.lin.fault(kind, owner, at, until)
 }
 
 // linHistory returns the registry operations' history for porcupine.

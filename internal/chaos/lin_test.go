@@ -20,12 +20,17 @@ type linHistory struct {
 	pending map[string]*porcupine.Operation // owner → its operation without an answer yet
 	names   map[string]bool
 	clients map[string]int
-	kills   []linKill
+	faults  []linFault
 }
 
-type linKill struct {
-	owner string
-	at    time.Time
+// linFault is what a fault may do to an owner's registrations: a kill or
+// a cut may remove them (regmodel.Expire), a heal may bring them back
+// (regmodel.Restore: the rejoined node registers its live receivers
+// again).
+type linFault struct {
+	kind      string
+	owner     string
+	at, until time.Time // until: zero for an open operation
 }
 
 // never is the return time of an open operation: after every other.
@@ -87,11 +92,12 @@ func (h *linHistory) line(f []string) bool {
 	return false
 }
 
-// killed records that owner's process was killed at: its receivers may
-// vanish from then on, and its operation in progress may or may not take
-// effect.
-func (h *linHistory) killed(owner string, at time.Time) {
-	h.kills = append(h.kills, linKill{owner: owner, at: at})
+// fault records a regmodel.Expire (owner's process was killed or cut off:
+// its receivers may vanish from at on) or a regmodel.Restore (owner's
+// process was healed: what vanished may come back from at on), which, if
+// it happens at all, happens before until (zero: no bound).
+func (h *linHistory) fault(kind, owner string, at, until time.Time) {
+	h.faults = append(h.faults, linFault{kind: kind, owner: owner, at: at, until: until})
 }
 
 // history returns the operations, with what the kills imply as open
@@ -105,12 +111,16 @@ func (h *linHistory) history() (ops []porcupine.Operation, unknown int) {
 			ops = append(ops, o)
 		}
 	}
-	for i, k := range h.kills {
+	for i, f := range h.faults {
+		ret := int64(never)
+		if !f.until.IsZero() {
+			ret = f.until.UnixMicro()
+		}
 		for name := range h.names {
 			ops = append(ops, porcupine.Operation{
 				ClientId: len(h.clients) + i,
-				Input:    regmodel.Input{Kind: regmodel.Expire, Name: name, Member: k.owner},
-				Call:     k.at.UnixMicro(), Output: regmodel.Output{Unknown: true}, Return: never,
+				Input:    regmodel.Input{Kind: f.kind, Name: name, Member: f.owner},
+				Call:     f.at.UnixMicro(), Output: regmodel.Output{Unknown: true}, Return: ret,
 			})
 		}
 	}

@@ -10,7 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/anishathalye/porcupine"
+
 	"github.com/dchan-io/dchan/internal/faultproxy"
+	"github.com/dchan-io/dchan/internal/regmodel"
 )
 
 // Timings of the partition rounds.
@@ -39,6 +42,7 @@ type round struct {
 	rest     []string
 	majority []string // the side with a quorum, if any
 	minority []string
+	faultAt  time.Time // just before the fault was applied
 	cutAt    time.Time
 	healAt   time.Time
 }
@@ -88,7 +92,7 @@ func TestPartitionRounds(t *testing.T) {
 			}
 			return []string{"-redirect", strings.Join(redirect, ","), "-receive", "part", "-send", "part",
 				"-rate", "50", "-message-every", "1", "-timeout", partTimeout.String(),
-				"-expire", partExpire.String(), "-buf", "16"}
+				"-expire", partExpire.String(), "-buf", "16", "-lin-every", "100ms"}
 		}
 	}
 	for _, p := range c.procs {
@@ -109,6 +113,7 @@ func TestPartitionRounds(t *testing.T) {
 	for i := range rounds {
 		r := planRound(t, rng, c, led, i)
 		t.Logf("round %d: %s, cut %v from %v", i, r.mode, r.cut, r.rest)
+		r.faultAt = time.Now()
 		applyFault(t, c, nw, byID, &r, true)
 		r.cutAt = time.Now()
 		for _, p := range c.procs {
@@ -131,11 +136,39 @@ func TestPartitionRounds(t *testing.T) {
 		}
 		done = append(done, r)
 	}
+	stoppedAt := time.Now()
 	c.stopAll(partTimeout + 10*time.Second)
+	// What the cuts may have done to the registrations: a node on the side
+	// without the quorum may be expired from its cut until the next round's
+	// (the expiry is committed during the cut, or at the latest on a tick
+	// right after the heal), and registers its live receivers again after
+	// it rejoins, which the settling after the heal waits for (a margin of
+	// 5s beyond the next cut covers the re-registration's own commits).
+	for i, r := range done {
+		next := stoppedAt
+		if i+1 < len(done) {
+			next = done[i+1].faultAt
+		}
+		for _, id := range r.expirable() {
+			owner := byID[id].sender()
+			led.linFault(regmodel.Expire, owner, r.faultAt, next)
+			led.linFault(regmodel.Restore, owner, r.healAt, next.Add(5*time.Second))
+		}
+	}
 	if !c.waitFor(20*time.Second, func() bool { return led.confirmedReceived("part") }) {
 		t.Errorf("confirmed values still not received 20s after the senders stopped")
 	}
 	c.quitAll()
+
+	ops, unknown := led.linHistory()
+	lin, visual := checkLinearizable(ops, c.dir)
+	t.Logf("registry history: %d operations (%d with unknown outcome), %v", len(ops), unknown, lin)
+	if lin != porcupine.Ok {
+		t.Errorf("the registry history is not linearizable (%v): %s", lin, visual)
+	}
+	if len(ops) < 100 {
+		t.Errorf("only %d registry operations: the linearizability check checked little", len(ops))
+	}
 
 	graceViolations, graceChecked, slowest := checkGrace(led, done)
 	violations = append(violations, graceViolations...)
@@ -177,6 +210,20 @@ func TestPartitionRounds(t *testing.T) {
 	}
 	if s.maxHeap > maxNodeHeap {
 		t.Errorf("a node process reached %.1f MiB heap in use (bound %d MiB)", float64(s.maxHeap)/(1<<20), maxNodeHeap>>20)
+	}
+}
+
+// expirable returns the nodes the cluster may expire during the round: the
+// side without the quorum, or everyone when it is not known which side
+// keeps it.
+func (r round) expirable() []string {
+	switch {
+	case len(r.majority) == 0:
+		return append(slices.Clone(r.cut), r.rest...)
+	case r.majority[0] == r.rest[0]:
+		return r.cut
+	default:
+		return r.rest
 	}
 }
 

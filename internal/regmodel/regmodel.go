@@ -7,8 +7,11 @@
 // before it answered — may or may not have taken effect, and must be
 // recorded with a return time after every other operation (an open
 // operation). A node's receivers may vanish at any point after the node is
-// killed (when the leader expires it, or when it rejoins under a new
-// incarnation): that is an Expire operation, called at the kill, open.
+// killed or cut off (when the leader expires it, or when it rejoins under a
+// new incarnation): that is an Expire operation, called at the kill or the
+// cut, open. A node that was cut off and rejoins registers its live
+// receivers again: a Restore operation, called at the heal, open, brings
+// back what its Expire removed (minus what was unregistered since).
 package regmodel
 
 import (
@@ -24,7 +27,8 @@ const (
 	Register   = "register"   // Member registered
 	Unregister = "unregister" // Member unregistered
 	Read       = "read"       // the name's receivers read
-	Expire     = "expire"     // every Member with the prefix Owner+"/" removed
+	Expire     = "expire"     // every Member with the prefix Owner+"/" removed (hidden)
+	Restore    = "restore"    // the Members Owner's Expire hid are back
 )
 
 // Input is one operation on the receivers of Name.
@@ -49,11 +53,19 @@ func SetOf(members []string) string {
 	return strings.Join(members, ",")
 }
 
-func setWith(state, member string, add bool) string {
-	var members []string
-	if state != "" {
-		members = strings.Split(state, ",")
+// state is the receivers of one name: visible ones, and those an Expire
+// hid (a Restore may bring them back). Both sorted; comparable with ==.
+type state struct{ visible, hidden string }
+
+func split(set string) []string {
+	if set == "" {
+		return nil
 	}
+	return strings.Split(set, ",")
+}
+
+func setWith(set, member string, add bool) string {
+	members := split(set)
 	i, found := slices.BinarySearch(members, member)
 	switch {
 	case add && !found:
@@ -64,35 +76,42 @@ func setWith(state, member string, add bool) string {
 	return strings.Join(members, ",")
 }
 
-func size(state string) int {
-	if state == "" {
-		return 0
+// move moves owner's members from one set to the other.
+func move(from, to, owner string) (string, string) {
+	var kept []string
+	for _, m := range split(from) {
+		if strings.HasPrefix(m, owner+"/") {
+			to = setWith(to, m, true)
+		} else {
+			kept = append(kept, m)
+		}
 	}
-	return strings.Count(state, ",") + 1
+	return strings.Join(kept, ","), to
 }
 
 // Model is the porcupine model; histories are partitioned by name. An
-// Expire applies to every name: give one per name.
+// Expire or Restore applies to one name: give one per name.
 var Model = porcupine.NondeterministicModel{
-	Init: func() []any { return []any{""} },
-	Step: func(state, input, output any) []any {
-		s, in, out := state.(string), input.(Input), output.(Output)
+	Init: func() []any { return []any{state{}} },
+	Step: func(st, input, output any) []any {
+		s, in, out := st.(state), input.(Input), output.(Output)
 		switch in.Kind {
 		case Read:
-			if out.Unknown || (!out.Counted && out.Set == s) || (out.Counted && out.Count == size(s)) {
+			n := len(split(s.visible))
+			if out.Unknown || (!out.Counted && out.Set == s.visible) || (out.Counted && out.Count == n) {
 				return []any{s}
 			}
 			return nil
 		case Expire:
-			var kept []string
-			for _, m := range strings.Split(s, ",") {
-				if m != "" && !strings.HasPrefix(m, in.Member+"/") {
-					kept = append(kept, m)
-				}
-			}
-			return []any{s, strings.Join(kept, ",")}
+			next := s
+			next.visible, next.hidden = move(s.visible, s.hidden, in.Member)
+			return []any{s, next}
+		case Restore:
+			next := s
+			next.hidden, next.visible = move(s.hidden, s.visible, in.Member)
+			return []any{s, next}
 		case Register, Unregister:
-			next := setWith(s, in.Member, in.Kind == Register)
+			next := state{visible: setWith(s.visible, in.Member, in.Kind == Register), hidden: setWith(s.hidden, in.Member, false)}
 			if out.Unknown {
 				return []any{s, next} // happened or not
 			}
@@ -129,5 +148,8 @@ var Model = porcupine.NondeterministicModel{
 		}
 		return fmt.Sprintf("%s(%s %s)", in.Kind, in.Name, in.Member)
 	},
-	DescribeState: func(state any) string { return "{" + state.(string) + "}" },
+	DescribeState: func(st any) string {
+		s := st.(state)
+		return "{" + s.visible + "} hidden {" + s.hidden + "}"
+	},
 }

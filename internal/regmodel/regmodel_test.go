@@ -69,6 +69,21 @@ func TestModelAcceptsAndRejects(t *testing.T) {
 			op(2, 6, never, Input{Kind: Expire, Name: "a", Member: "n1.1"}, Output{Unknown: true}),
 			op(3, 10, 20, read, Output{Set: ""}),
 		}, porcupine.Illegal},
+		{"a restore brings back what an expiry hid", []porcupine.Operation{
+			op(0, 0, 5, reg("n1.1/x"), Output{}),
+			op(2, 6, never, Input{Kind: Expire, Name: "a", Member: "n1.1"}, Output{Unknown: true}),
+			op(3, 10, 20, read, Output{Set: ""}),
+			op(2, 25, never, Input{Kind: Restore, Name: "a", Member: "n1.1"}, Output{Unknown: true}),
+			op(3, 30, 40, read, Output{Set: "n1.1/x"}),
+		}, porcupine.Ok},
+		{"a restore does not bring back what was unregistered while hidden", []porcupine.Operation{
+			op(0, 0, 5, reg("n1.1/x"), Output{}),
+			op(2, 6, never, Input{Kind: Expire, Name: "a", Member: "n1.1"}, Output{Unknown: true}),
+			op(3, 10, 20, read, Output{Set: ""}),
+			op(0, 21, 22, unreg("n1.1/x"), Output{}),
+			op(2, 25, never, Input{Kind: Restore, Name: "a", Member: "n1.1"}, Output{Unknown: true}),
+			op(3, 30, 40, read, Output{Set: "n1.1/x"}),
+		}, porcupine.Illegal},
 		{"names are independent", []porcupine.Operation{
 			op(0, 0, 5, reg("n1/x"), Output{}),
 			op(1, 10, 20, Input{Kind: Read, Name: "b"}, Output{Set: ""}),
