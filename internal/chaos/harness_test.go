@@ -257,7 +257,8 @@ func (c *cluster) keepLogs() {
 		return
 	}
 	logs, _ := filepath.Glob(filepath.Join(c.dir, "*.log"))
-	for _, f := range logs {
+	more, _ := filepath.Glob(filepath.Join(c.dir, "registry-history.*"))
+	for _, f := range append(logs, more...) {
 		if b, err := os.ReadFile(f); err == nil {
 			_ = os.WriteFile(filepath.Join(dst, filepath.Base(f)), b, 0o600)
 		}
@@ -549,7 +550,7 @@ func (l *ledger) handle(node, line string) {
 		}
 		l.maxGoroutines[node] = max(l.maxGoroutines[node], g)
 		l.maxHeap[node] = max(l.maxHeap[node], h)
-	case "LI", "LR":
+	case "LI", "LR", "EXPIRE", "EXPIRE_FAILED", "REJOIN", "RESTORE_FAILED":
 		if !l.lin.line(f) {
 			bad()
 		}
@@ -561,16 +562,17 @@ func (l *ledger) handle(node, line string) {
 
 // killed records the kill of a process whose values and registrations
 // carried owner (its sender identity).
-func (l *ledger) killed(owner string) { l.linFault(regmodel.Expire, owner, time.Now(), time.Time{}) }
+func (l *ledger) killed(owner string) {
+	l.linFault(linFault{kind: regmodel.Expire, owner: owner, at: time.Now()})
+}
 
 // linFault records, for the registry history, that a fault may have
 // expired owner's registrations (regmodel.Expire) or that a heal may bring
-// them back (regmodel.Restore), between at and until (zero: any time
-// after at).
-func (l *ledger) linFault(kind, owner string, at, until time.Time) {
+// them back (regmodel.Restore).
+func (l *ledger) linFault(f linFault) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.lin.fault(kind, owner, at, until)
+	l.lin.fault(f)
 }
 
 // linHistory returns the registry operations' history for porcupine.

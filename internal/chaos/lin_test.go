@@ -1,10 +1,14 @@
 package chaos
 
 import (
+	"cmp"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/anishathalye/porcupine"
@@ -21,6 +25,10 @@ type linHistory struct {
 	names   map[string]bool
 	clients map[string]int
 	faults  []linFault
+	// owners maps a node ID to the owners (sender identities) its
+	// processes reported, in order: an expiry of the node applies to its
+	// latest owner.
+	owners map[string][]string
 }
 
 // linFault is what a fault may do to an owner's registrations: a kill or
@@ -31,13 +39,17 @@ type linFault struct {
 	kind      string
 	owner     string
 	at, until time.Time // until: zero for an open operation
+	cut       time.Time // Restore: when the fault that may have hidden the receivers began
+	certain   bool      // it happened (between at and until); else it may have
+	failed    []string  // Restore: names for which it may have failed
 }
 
 // never is the return time of an open operation: after every other.
 const never = math.MaxInt64 / 2
 
 func newLinHistory() *linHistory {
-	return &linHistory{pending: make(map[string]*porcupine.Operation), names: make(map[string]bool), clients: make(map[string]int)}
+	return &linHistory{pending: make(map[string]*porcupine.Operation), names: make(map[string]bool),
+		clients: make(map[string]int), owners: make(map[string][]string)}
 }
 
 // line takes one LI or LR line's fields; it reports false for a malformed one.
@@ -61,8 +73,42 @@ func (h *linHistory) line(f []string) bool {
 		if !ok {
 			c = len(h.clients)
 			h.clients[f[1]] = c
+			node, _, _ := strings.Cut(f[1], ".")
+			h.owners[node] = append(h.owners[node], f[1])
 		}
 		h.pending[f[1]] = &porcupine.Operation{ClientId: c, Input: in, Call: call}
+		return true
+	case f[0] == "EXPIRE" && len(f) == 3: // EXPIRE node µs: the leader is about to expire node
+		at, err := strconv.ParseInt(f[2], 10, 64)
+		if err != nil {
+			return false
+		}
+		if owners := h.owners[f[1]]; len(owners) > 0 {
+			// Committed within the leader's apply, bounded by the grace:
+			// allow 3s.
+			t := time.UnixMicro(at)
+			h.fault(linFault{kind: regmodel.Expire, owner: owners[len(owners)-1], at: t, until: t.Add(3 * time.Second), certain: true})
+		}
+		return true
+	case f[0] == "EXPIRE_FAILED" && len(f) == 2: // the last expiry of the node may not have happened
+		if owners := h.owners[f[1]]; len(owners) > 0 {
+			if i := h.lastFault(regmodel.Expire, owners[len(owners)-1]); i >= 0 {
+				h.faults[i].certain = false
+			}
+		}
+		return true
+	case f[0] == "RESTORE_FAILED" && len(f) == 3: // a receiver of name was not registered again
+		if i := h.lastFault(regmodel.Restore, f[1]); i >= 0 {
+			h.faults[i].failed = append(h.faults[i].failed, f[2])
+		}
+		return true
+	case f[0] == "REJOIN" && len(f) == 3: // REJOIN owner µs: owner rejoined and registers its receivers again
+		at, err := strconv.ParseInt(f[2], 10, 64)
+		if err != nil {
+			return false
+		}
+		t := time.UnixMicro(at)
+		h.fault(linFault{kind: regmodel.Restore, owner: f[1], at: t, until: t.Add(5 * time.Second), certain: true})
 		return true
 	case f[0] == "LR" && len(f) == 5:
 		op, ok := h.pending[f[1]]
@@ -92,18 +138,40 @@ func (h *linHistory) line(f []string) bool {
 	return false
 }
 
-// fault records a regmodel.Expire (owner's process was killed or cut off:
-// its receivers may vanish from at on) or a regmodel.Restore (owner's
-// process was healed: what vanished may come back from at on), which, if
-// it happens at all, happens before until (zero: no bound).
-func (h *linHistory) fault(kind, owner string, at, until time.Time) {
-	h.faults = append(h.faults, linFault{kind: kind, owner: owner, at: at, until: until})
+// fault records a regmodel.Expire (owner's process was killed, or the
+// leader expired it: its receivers may vanish from at on) or a
+// regmodel.Restore (owner rejoined: what vanished may come back from at
+// on), which, if it happens at all, happens before until (zero: no
+// bound). EXPIRE and REJOIN lines record them as they happen; the churn
+// test records its kills.
+func (h *linHistory) fault(f linFault) { h.faults = append(h.faults, f) }
+
+// lastFault returns the index of the last fault of kind for owner, or -1.
+func (h *linHistory) lastFault(kind, owner string) int {
+	for i := len(h.faults) - 1; i >= 0; i-- {
+		if h.faults[i].kind == kind && h.faults[i].owner == owner {
+			return i
+		}
+	}
+	return -1
 }
 
-// history returns the operations, with what the kills imply as open
-// operations.
-func (h *linHistory) history() (ops []porcupine.Operation, unknown int) {
-	ops = append(ops, h.ops...)
+// lastExpire returns when the last expiry of owner recorded before t began
+// (zero: none).
+func (h *linHistory) lastExpire(owner string, t time.Time) time.Time {
+	var last time.Time
+	for _, f := range h.faults {
+		if f.kind == regmodel.Expire && f.owner == owner && f.at.Before(t) && f.at.After(last) {
+			last = f.at
+		}
+	}
+	return last
+}
+
+// pendingOps returns the writes that never answered (their process was
+// killed), as open operations.
+func (h *linHistory) pendingOps() []porcupine.Operation {
+	var ops []porcupine.Operation
 	for _, op := range h.pending {
 		if in := op.Input.(regmodel.Input); in.Kind != regmodel.Read {
 			o := *op
@@ -111,17 +179,64 @@ func (h *linHistory) history() (ops []porcupine.Operation, unknown int) {
 			ops = append(ops, o)
 		}
 	}
-	for i, f := range h.faults {
+	return ops
+}
+
+// history returns the operations, with what the kills imply as open
+// operations.
+func (h *linHistory) history() (ops []porcupine.Operation, unknown int) {
+	ops = append(ops, h.ops...)
+	ops = append(ops, h.pendingOps()...)
+	// A Restore applies to each receiver its owner had when the cut began
+	// or registered until the heal: the rejoined node registers each of its
+	// live receivers again, one commit each. (A registration called during
+	// the cut may commit before the node is expired: a node whose replies
+	// are dropped still reaches the leader.)
+	type reg struct {
+		in               regmodel.Input
+		call, unregister int64 // unregister: when an unregistration of it returned; 0: none
+	}
+	var regs []reg
+	index := make(map[string]int)
+	for _, op := range append(slices.Clone(h.ops), h.pendingOps()...) {
+		if in := op.Input.(regmodel.Input); in.Kind == regmodel.Register {
+			index[in.Member] = len(regs)
+			regs = append(regs, reg{in: in, call: op.Call})
+		}
+	}
+	for _, op := range h.ops {
+		if in := op.Input.(regmodel.Input); in.Kind == regmodel.Unregister && !op.Output.(regmodel.Output).Unknown {
+			if i, ok := index[in.Member]; ok {
+				regs[i].unregister = op.Return
+			}
+		}
+	}
+	client := len(h.clients)
+	for _, f := range h.faults {
 		ret := int64(never)
 		if !f.until.IsZero() {
 			ret = f.until.UnixMicro()
 		}
+		add := func(in regmodel.Input) {
+			unknown := !f.certain || slices.Contains(f.failed, in.Name)
+			ops = append(ops, porcupine.Operation{ClientId: client, Input: in,
+				Call: f.at.UnixMicro(), Output: regmodel.Output{Unknown: unknown}, Return: ret})
+			client++
+		}
+		if f.kind == regmodel.Restore {
+			cut, heal := f.cut.UnixMicro(), f.at.UnixMicro()
+			if f.cut.IsZero() {
+				cut = h.lastExpire(f.owner, f.at).UnixMicro()
+			}
+			for _, r := range regs {
+				if strings.HasPrefix(r.in.Member, f.owner+"/") && r.call < heal && (r.unregister == 0 || r.unregister > cut) {
+					add(regmodel.Input{Kind: regmodel.Restore, Name: r.in.Name, Member: r.in.Member})
+				}
+			}
+			continue
+		}
 		for name := range h.names {
-			ops = append(ops, porcupine.Operation{
-				ClientId: len(h.clients) + i,
-				Input:    regmodel.Input{Kind: f.kind, Name: name, Member: f.owner},
-				Call:     f.at.UnixMicro(), Output: regmodel.Output{Unknown: true}, Return: ret,
-			})
+			add(regmodel.Input{Kind: f.kind, Name: name, Member: f.owner})
 		}
 	}
 	for _, op := range ops {
@@ -144,5 +259,67 @@ func checkLinearizable(ops []porcupine.Operation, dir string) (porcupine.CheckRe
 		_ = porcupine.Visualize(regmodel.Model.ToModel(), info, f)
 		_ = f.Close()
 	}
+	// The same history as text, one operation a line, in call order.
+	sorted := slices.Clone(ops)
+	slices.SortFunc(sorted, func(a, b porcupine.Operation) int { return cmp.Compare(a.Call, b.Call) })
+	var b strings.Builder
+	for _, op := range sorted {
+		ret := "never"
+		if op.Return != never {
+			ret = time.UnixMicro(op.Return).Format("15:04:05.000000")
+		}
+		fmt.Fprintf(&b, "%s %s client %d %s\n", time.UnixMicro(op.Call).Format("15:04:05.000000"), ret, op.ClientId,
+			regmodel.Model.DescribeOperation(op.Input, op.Output))
+	}
+	if i, ok := firstIllegal(sorted); ok {
+		fmt.Fprintf(&b, "\nthe history stops being linearizable at the return of operation %d: %s, called at %s\n", i,
+			regmodel.Model.DescribeOperation(sorted[i].Input, sorted[i].Output), time.UnixMicro(sorted[i].Call).Format("15:04:05.000000"))
+	}
+	_ = os.WriteFile(filepath.Join(dir, "registry-history.txt"), []byte(b.String()), 0o600)
 	return res, path
+}
+
+// firstIllegal finds the operation at which a history stops being
+// linearizable: where to start reading a failed one. It bisects on
+// return time: the sub-history up to time T holds every operation that
+// returned by T and every write called before T (whose effect may come
+// before T); a read that returned later is left out, since what it saw may
+// depend on writes called after T. It returns the index, in ops sorted by
+// call time, of the last operation to return in the shortest illegal
+// sub-history.
+func firstIllegal(ops []porcupine.Operation) (int, bool) {
+	byReturn := make([]int, len(ops))
+	for i := range byReturn {
+		byReturn[i] = i
+	}
+	slices.SortFunc(byReturn, func(a, b int) int { return cmp.Compare(ops[a].Return, ops[b].Return) })
+	upTo := func(n int) []porcupine.Operation {
+		if n == 0 {
+			return nil
+		}
+		t := ops[byReturn[n-1]].Return
+		var sub []porcupine.Operation
+		for _, op := range ops {
+			if op.Return <= t || (op.Call < t && op.Input.(regmodel.Input).Kind != regmodel.Read) {
+				sub = append(sub, op)
+			}
+		}
+		return sub
+	}
+	legal := func(n int) bool {
+		return porcupine.CheckOperationsTimeout(regmodel.Model.ToModel(), upTo(n), 10*time.Second) != porcupine.Illegal
+	}
+	if legal(len(ops)) {
+		return 0, false
+	}
+	lo, hi := 0, len(ops) // legal(lo), !legal(hi)
+	for hi-lo > 1 {
+		mid := (lo + hi) / 2
+		if legal(mid) {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	return byReturn[hi-1], true
 }

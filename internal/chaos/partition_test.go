@@ -13,7 +13,6 @@ import (
 	"github.com/anishathalye/porcupine"
 
 	"github.com/dchan-io/dchan/internal/faultproxy"
-	"github.com/dchan-io/dchan/internal/regmodel"
 )
 
 // Timings of the partition rounds.
@@ -136,25 +135,7 @@ func TestPartitionRounds(t *testing.T) {
 		}
 		done = append(done, r)
 	}
-	stoppedAt := time.Now()
 	c.stopAll(partTimeout + 10*time.Second)
-	// What the cuts may have done to the registrations: a node on the side
-	// without the quorum may be expired from its cut until the next round's
-	// (the expiry is committed during the cut, or at the latest on a tick
-	// right after the heal), and registers its live receivers again after
-	// it rejoins, which the settling after the heal waits for (a margin of
-	// 5s beyond the next cut covers the re-registration's own commits).
-	for i, r := range done {
-		next := stoppedAt
-		if i+1 < len(done) {
-			next = done[i+1].faultAt
-		}
-		for _, id := range r.expirable() {
-			owner := byID[id].sender()
-			led.linFault(regmodel.Expire, owner, r.faultAt, next)
-			led.linFault(regmodel.Restore, owner, r.healAt, next.Add(5*time.Second))
-		}
-	}
 	if !c.waitFor(20*time.Second, func() bool { return led.confirmedReceived("part") }) {
 		t.Errorf("confirmed values still not received 20s after the senders stopped")
 	}
@@ -210,20 +191,6 @@ func TestPartitionRounds(t *testing.T) {
 	}
 	if s.maxHeap > maxNodeHeap {
 		t.Errorf("a node process reached %.1f MiB heap in use (bound %d MiB)", float64(s.maxHeap)/(1<<20), maxNodeHeap>>20)
-	}
-}
-
-// expirable returns the nodes the cluster may expire during the round: the
-// side without the quorum, or everyone when it is not known which side
-// keeps it.
-func (r round) expirable() []string {
-	switch {
-	case len(r.majority) == 0:
-		return append(slices.Clone(r.cut), r.rest...)
-	case r.majority[0] == r.rest[0]:
-		return r.cut
-	default:
-		return r.rest
 	}
 }
 

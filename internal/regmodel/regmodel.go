@@ -10,8 +10,9 @@
 // killed or cut off (when the leader expires it, or when it rejoins under a
 // new incarnation): that is an Expire operation, called at the kill or the
 // cut, open. A node that was cut off and rejoins registers its live
-// receivers again: a Restore operation, called at the heal, open, brings
-// back what its Expire removed (minus what was unregistered since).
+// receivers again, one by one: a Restore operation per receiver, called at
+// the heal, brings back that receiver if an Expire hid it (and it was not
+// unregistered since).
 package regmodel
 
 import (
@@ -28,17 +29,18 @@ const (
 	Unregister = "unregister" // Member unregistered
 	Read       = "read"       // the name's receivers read
 	Expire     = "expire"     // every Member with the prefix Owner+"/" removed (hidden)
-	Restore    = "restore"    // the Members Owner's Expire hid are back
+	Restore    = "restore"    // Member, if an Expire hid it, is back
 )
 
 // Input is one operation on the receivers of Name.
 type Input struct {
 	Kind   string
 	Name   string
-	Member string // Register, Unregister: "owner/id"; Expire: the owner
+	Member string // Register, Unregister, Restore: "owner/id"; Expire: the owner
 }
 
-// Output is what an operation returned.
+// Output is what an operation returned. An Expire or Restore that is known
+// to have happened (its window is known) has Unknown false.
 type Output struct {
 	Unknown bool   // it may or may not have taken effect
 	Set     string // Read: the receivers, as Members sorted and comma-joined
@@ -105,11 +107,19 @@ var Model = porcupine.NondeterministicModel{
 		case Expire:
 			next := s
 			next.visible, next.hidden = move(s.visible, s.hidden, in.Member)
-			return []any{s, next}
+			if out.Unknown {
+				return []any{s, next}
+			}
+			return []any{next}
 		case Restore:
-			next := s
-			next.hidden, next.visible = move(s.hidden, s.visible, in.Member)
-			return []any{s, next}
+			if !slices.Contains(split(s.hidden), in.Member) {
+				return []any{s}
+			}
+			next := state{visible: setWith(s.visible, in.Member, true), hidden: setWith(s.hidden, in.Member, false)}
+			if out.Unknown {
+				return []any{s, next}
+			}
+			return []any{next}
 		case Register, Unregister:
 			next := state{visible: setWith(s.visible, in.Member, in.Kind == Register), hidden: setWith(s.hidden, in.Member, false)}
 			if out.Unknown {

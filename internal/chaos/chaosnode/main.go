@@ -5,6 +5,10 @@
 //
 //	UP <addr>                          the node joined (or bootstrapped) the cluster
 //	ROLE <leader|follower|candidate>   the node's Raft state changed (from Raft's log)
+//	EXPIRE <node> <unix-µs>            this node, leading, is about to expire node
+//	EXPIRE_FAILED <node>               ... and could not
+//	REJOIN <sender> <unix-µs>          this node rejoined after the cluster expired it
+//	RESTORE_FAILED <sender> <name>     it could not register a receiver of name again
 //	R <receiver> <name> <sender> <seq> a receiver of name handed this value to user code
 //	M <name> <sender> <seq> <ok|err> <latency-µs> <writtenAt-unix-µs> <error>
 //	                                   the outcome of a WithMessage handle
@@ -167,7 +171,7 @@ func run(o options) error {
 	if len(o.redirect) > 0 {
 		installRedirect(o.redirect)
 	}
-	log := newLogger(&w)
+	log := newLogger(&w, o.sender)
 	ctx, cancel := context.WithTimeout(context.Background(), o.joinTimeout)
 	opts := []channel.Option{
 		channel.WithNodeID(o.id),
@@ -455,20 +459,62 @@ func sample(w *out, every time.Duration, done <-chan struct{}) {
 	}
 }
 
-// newLogger logs warnings and errors to stderr (the test keeps it in a
-// file) and turns Raft's state changes into ROLE lines.
-func newLogger(w *out) *zap.Logger {
+// newLogger logs to stderr (the test keeps it in a file) and turns
+// Raft's state changes into ROLE lines and the registry's expiries and
+// rejoins into EXPIRE and REJOIN lines.
+func newLogger(w *out, owner string) *zap.Logger {
 	enc := zapcore.NewConsoleEncoder(zap.NewDevelopmentEncoderConfig())
 	core := zapcore.NewCore(enc, zapcore.Lock(os.Stderr), zapcore.InfoLevel)
-	return zap.New(core, zap.Hooks(func(e zapcore.Entry) error {
-		switch e.Message {
-		case "entering leader state":
-			w.printf("ROLE leader")
-		case "entering follower state":
-			w.printf("ROLE follower")
-		case "entering candidate state":
-			w.printf("ROLE candidate")
+	return zap.New(eventCore{Core: core, w: w, owner: owner})
+}
+
+// eventCore passes every entry on to Core and reports the ones the test
+// follows on the event stream.
+type eventCore struct {
+	zapcore.Core
+	w     *out
+	owner string
+}
+
+func (c eventCore) With(fields []zapcore.Field) zapcore.Core {
+	return eventCore{Core: c.Core.With(fields), w: c.w, owner: c.owner}
+}
+
+func (c eventCore) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
+	if c.Enabled(e.Level) {
+		return ce.AddCore(e, c)
+	}
+	return ce
+}
+
+func (c eventCore) Write(e zapcore.Entry, fields []zapcore.Field) error {
+	switch e.Message {
+	case "entering leader state":
+		c.w.printf("ROLE leader")
+	case "entering follower state":
+		c.w.printf("ROLE follower")
+	case "entering candidate state":
+		c.w.printf("ROLE candidate")
+	case "expiring unreachable member": // on the leader, before it commits the expiry
+		for _, f := range fields {
+			if f.Key == "node" {
+				c.w.printf("EXPIRE %s %d", f.String, time.Now().UnixMicro())
+			}
 		}
-		return nil
-	}))
+	case "expire failed":
+		for _, f := range fields {
+			if f.Key == "node" {
+				c.w.printf("EXPIRE_FAILED %s", f.String)
+			}
+		}
+	case "rejoined the cluster after expiry": // before it registers its receivers again
+		c.w.printf("REJOIN %s %d", c.owner, time.Now().UnixMicro())
+	case "registering a receiver again after rejoining failed":
+		for _, f := range fields {
+			if f.Key == "name" {
+				c.w.printf("RESTORE_FAILED %s %s", c.owner, f.String)
+			}
+		}
+	}
+	return c.Core.Write(e, fields)
 }
