@@ -51,6 +51,7 @@ type inLink struct {
 	w        credit.Window // guarded by inStream.mu
 	lastSeq  uint64        // reader only
 	accepted uint64        // accepted but not yet reported; guarded by inStream.mu
+	urgent   bool          // a tracked message is among them; guarded by inStream.mu
 	batch    uint64        // report acceptances from the overflow in batches of this size
 
 	omu        sync.Mutex
@@ -59,8 +60,9 @@ type inLink struct {
 }
 
 type envelope struct {
-	from actor.PID
-	msg  any
+	from    actor.PID
+	msg     any
+	tracked bool // the sender waits for its outcome
 }
 
 // Refusal codes carried by Rejected and Gone records.
@@ -165,7 +167,7 @@ func (s *inStream) readLoop() error {
 				return fmt.Errorf("%w: %v", ErrProtocol, err)
 			}
 		}
-		s.flushAccepted()
+		s.flushAccepted(false)
 	}
 }
 
@@ -241,7 +243,7 @@ func (s *inStream) envelope(rec *wire.Record) error {
 		return fmt.Errorf("message %d to %q after %d", rec.Seq, rec.Target, l.lastSeq)
 	}
 	l.lastSeq = rec.Seq
-	env := envelope{from: s.senderPID(rec.SenderNode, rec.SenderID), msg: msg}
+	env := envelope{from: s.senderPID(rec.SenderNode, rec.SenderID), msg: msg, tracked: rec.Flags&wire.FlagTracked != 0}
 
 	l.omu.Lock()
 	if len(l.overflow) > 0 {
@@ -261,7 +263,7 @@ func (s *inStream) envelope(rec *wire.Record) error {
 		return nil
 	}
 	l.omu.Unlock()
-	s.resolve(l, err)
+	s.resolve(l, err, env.tracked)
 	return nil
 }
 
@@ -305,7 +307,7 @@ func (s *inStream) senderPID(node, id []byte) actor.PID {
 
 // resolve records the outcome of delivering one message of l, in order,
 // and returns how many acceptances of l wait to be reported.
-func (s *inStream) resolve(l *inLink, err error) uint64 {
+func (s *inStream) resolve(l *inLink, err error, tracked bool) uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.links[l.target.ID] != l {
@@ -316,15 +318,12 @@ func (s *inStream) resolve(l *inLink, err error) uint64 {
 			s.dirty = append(s.dirty, l)
 		}
 		l.accepted++
+		l.urgent = l.urgent || tracked
 		s.e.stats.delivered.Add(1)
 		return l.accepted
 	}
 	// Keep order: report the acceptances before this refusal.
-	if l.accepted > 0 {
-		_ = l.w.Resolve(l.accepted)
-		s.out = wire.AppendCount(s.out, wire.KindAccepted, l.target.ID, l.accepted)
-		l.accepted = 0
-	}
+	s.reportAccepted(l)
 	_ = l.w.Resolve(1)
 	if errors.Is(err, actor.ErrNotFound) {
 		// The actor is gone: close the link; the sender fails the rest.
@@ -337,20 +336,47 @@ func (s *inStream) resolve(l *inLink, err error) uint64 {
 	return 0
 }
 
+// reportAccepted queues an Accepted record for l's unreported acceptances;
+// s.mu is held.
+func (s *inStream) reportAccepted(l *inLink) {
+	if l.accepted == 0 {
+		return
+	}
+	_ = l.w.Resolve(l.accepted)
+	s.out = wire.AppendCount(s.out, wire.KindAccepted, l.target.ID, l.accepted)
+	l.accepted = 0
+	l.urgent = false
+}
+
 // flushAccepted reports acceptances gathered while reading one frame.
-func (s *inStream) flushAccepted() {
+//
+// Unless force is set, a link's acceptances wait while none of them was
+// tracked and they number fewer than the link's batch (an eighth of its
+// window): nobody waits for them, and the sender keeps at least seven
+// eighths of its credit. A sender that runs out of credit still gets it
+// back: with the whole window in flight and fewer than a batch accepted,
+// the rest is still to arrive or in the overflow, and their acceptances
+// complete a batch. The writer's periodic sweep reports whatever waits.
+func (s *inStream) flushAccepted(force bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for i, l := range s.dirty {
-		s.dirty[i] = nil
+	s.flushAcceptedLocked(force)
+}
+
+func (s *inStream) flushAcceptedLocked(force bool) {
+	kept := s.dirty[:0]
+	for _, l := range s.dirty {
 		if l.accepted == 0 || s.links[l.target.ID] != l {
 			continue // reported already, before a refusal, or closed
 		}
-		_ = l.w.Resolve(l.accepted)
-		s.out = wire.AppendCount(s.out, wire.KindAccepted, l.target.ID, l.accepted)
-		l.accepted = 0
+		if !force && !l.urgent && l.accepted < l.batch {
+			kept = append(kept, l)
+			continue
+		}
+		s.reportAccepted(l)
 	}
-	s.dirty = s.dirty[:0]
+	clear(s.dirty[len(kept):])
+	s.dirty = kept
 	if len(s.out) > 0 {
 		s.signal()
 	}
@@ -385,8 +411,8 @@ func (s *inStream) deliver(l *inLink) {
 		// per freed slot would cost a gRPC message per value exactly when
 		// the receiver is the bottleneck. An eighth of the window keeps
 		// the sender busy; the rest goes once the overflow is empty.
-		if pending := s.resolve(l, err); drained || pending >= l.batch {
-			s.flushAccepted()
+		if pending := s.resolve(l, err, env.tracked); drained || pending >= l.batch {
+			s.flushAccepted(drained)
 		}
 	}
 }
@@ -396,6 +422,7 @@ func (s *inStream) deliver(l *inLink) {
 func (s *inStream) sweepLinks() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.flushAcceptedLocked(true) // acceptances held back on idle links
 	for id, l := range s.links {
 		if _, err := s.e.sys.MailboxFree(l.target); !errors.Is(err, actor.ErrNotFound) {
 			continue

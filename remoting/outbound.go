@@ -194,7 +194,11 @@ func (s *outStream) send(ctx context.Context, to, from actor.PID, msg any, done 
 		s.mu.Lock()
 	}
 	l.seq++
-	if err := s.appendEnvelope(to, from, l.seq, 0, msg); err != nil {
+	var flags uint8
+	if done != nil {
+		flags = wire.FlagTracked
+	}
+	if err := s.appendEnvelope(to, from, l.seq, flags, msg); err != nil {
 		l.seq--
 		_ = l.w.Untake()
 		s.mu.Unlock()
