@@ -307,6 +307,12 @@ func (s *outStream) writeLoop() {
 			continue
 		}
 		if err := s.cs.SendMsg(&rawcodec.Frame{Data: buf}); err != nil {
+			if errors.Is(err, io.EOF) {
+				// The stream ended; its status (Unauthenticated, say)
+				// is RecvMsg's to report, and the read loop fails the
+				// stream with it.
+				return
+			}
 			s.fail(fmt.Errorf("%w: send to %s: %w", ErrNodeLost, s.p.addr, err))
 			return
 		}
