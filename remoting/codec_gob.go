@@ -184,6 +184,11 @@ type gobEncoder struct {
 	// reset marks the next output as a reset frame: enc was replaced
 	// after a failure and the peer must start a fresh decoder too.
 	reset bool
+	// last caches the type of the previous value and its stream id
+	// (streams mostly carry one type): two map lookups saved per value.
+	lastType reflect.Type
+	lastT    *gobType
+	lastID   uint64
 }
 
 // Reset starts the stream's encoding over, as after a failure: the caller
@@ -192,6 +197,7 @@ type gobEncoder struct {
 func (e *gobEncoder) Reset() {
 	e.enc = gob.NewEncoder(&e.w)
 	clear(e.ids)
+	e.lastType, e.lastT, e.lastID = nil, nil, 0
 	e.reset = true
 }
 
@@ -205,14 +211,23 @@ func (e *gobEncoder) Encode(dst []byte, v any) ([]byte, error) {
 		return append(dst, marker, 0), nil
 	}
 	rv := reflect.ValueOf(v)
-	t := e.c.byType[rv.Type()]
-	if t == nil {
-		return dst, fmt.Errorf("%w: type %s is not registered with the codec", ErrEncode, gobTypeName(rv.Type()))
+	var (
+		t     *gobType
+		id    uint64
+		known bool
+	)
+	if rt := rv.Type(); rt == e.lastType {
+		t, id, known = e.lastT, e.lastID, true
+	} else {
+		t = e.c.byType[rt]
+		if t == nil {
+			return dst, fmt.Errorf("%w: type %s is not registered with the codec", ErrEncode, gobTypeName(rt))
+		}
+		id, known = e.ids[t.typ]
 	}
 	if rv.Kind() == reflect.Pointer && rv.IsNil() {
 		return dst, fmt.Errorf("%w: nil %s", ErrEncode, t.name)
 	}
-	id, known := e.ids[t.typ]
 	if !known {
 		// The stream's first value of this type: find out on a scratch
 		// encoder whether it encodes, leaving the stream's encoder clean.
@@ -236,7 +251,10 @@ func (e *gobEncoder) Encode(dst []byte, v any) ([]byte, error) {
 		e.Reset()
 		return dst, fmt.Errorf("%w: %s: %w", ErrEncode, t.name, err)
 	}
-	e.ids[t.typ] = id
+	if !known {
+		e.ids[t.typ] = id
+	}
+	e.lastType, e.lastT, e.lastID = t.typ, t, id
 	e.reset = false
 	return out, nil
 }
@@ -269,8 +287,11 @@ type gobDecoder struct {
 	shadow *gob.Decoder
 	types  []*gobType // the stream's type ids, from 1
 	err    error      // the first failure; the stream is then unusable
-	// scratch holds one reusable *T per type to decode into.
+	// scratch holds one reusable *T per type to decode into; last and
+	// lastPV cache the previous value's type and scratch.
 	scratch map[*gobType]reflect.Value
+	last    *gobType
+	lastPV  reflect.Value
 }
 
 func (d *gobDecoder) Decode(b []byte) (any, error) {
@@ -351,7 +372,12 @@ func (d *gobDecoder) decode(b []byte) (any, error) {
 	// Decode into a zeroed scratch value of the type; Interface then makes
 	// the one copy the caller keeps. Zeroing first matters: gob merges into
 	// existing values, and the copy must not share the scratch's slices.
-	pv := d.scratch[t]
+	var pv reflect.Value
+	if t == d.last {
+		pv = d.lastPV
+	} else {
+		pv = d.scratch[t]
+	}
 	if !pv.IsValid() {
 		pv = reflect.New(t.typ)
 		if d.scratch == nil {
@@ -361,6 +387,7 @@ func (d *gobDecoder) decode(b []byte) (any, error) {
 	} else {
 		pv.Elem().SetZero()
 	}
+	d.last, d.lastPV = t, pv
 	err := decodeValue(d.dec, pv)
 	rest := len(d.r.b)
 	d.r.b = nil
