@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -57,6 +58,10 @@ type inLink struct {
 	omu        sync.Mutex
 	overflow   []envelope // waiting for mailbox space, in order
 	delivering bool       // a deliverer goroutine is running
+	// queued is len(overflow), written under omu. Only the reader adds to
+	// the overflow, so when it reads 0 the overflow is empty until it
+	// adds again, and it delivers without taking omu.
+	queued atomic.Int64
 }
 
 type envelope struct {
@@ -153,7 +158,11 @@ func (s *inStream) readLoop() error {
 			}
 			return err
 		}
+		// One lock round trip per frame, not per message: the reader
+		// holds s.mu while it works through the frame. Deliverers and
+		// the writer take it briefly and never wait for the reader.
 		r.Reset(frame.Data)
+		s.mu.Lock()
 		for {
 			err := r.Next(&rec)
 			if errors.Is(err, io.EOF) {
@@ -163,14 +172,17 @@ func (s *inStream) readLoop() error {
 				err = s.handle(&rec)
 			}
 			if err != nil {
+				s.mu.Unlock()
 				s.e.log.Warn("closing incoming stream", zap.String("peer", s.from), zap.Error(err))
 				return fmt.Errorf("%w: %v", ErrProtocol, err)
 			}
 		}
-		s.flushAccepted(false)
+		s.flushAcceptedLocked(false)
+		s.mu.Unlock()
 	}
 }
 
+// handle applies one record; s.mu is held.
 func (s *inStream) handle(rec *wire.Record) error {
 	switch rec.Kind {
 	case wire.KindOpen:
@@ -185,8 +197,6 @@ func (s *inStream) handle(rec *wire.Record) error {
 func (s *inStream) open(target string) error {
 	pid := actor.PID{Node: s.e.sys.Node(), ID: target}
 	free, err := s.e.sys.MailboxFree(pid)
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	if _, ok := s.links[target]; ok {
 		return fmt.Errorf("link to %q opened twice", target)
 	}
@@ -225,45 +235,38 @@ func (s *inStream) envelope(rec *wire.Record) error {
 		}
 		return nil
 	}
-	s.mu.Lock()
 	l := s.links[string(rec.Target)]
 	if l == nil {
 		// The link was closed with Gone and its in-flight messages failed
 		// at the sender; this one was already on the wire. Drop it.
-		s.mu.Unlock()
 		s.e.stats.dropped.Add(1)
 		return nil
 	}
 	if err := l.w.Receive(); err != nil {
-		s.mu.Unlock()
 		return err
 	}
-	s.mu.Unlock()
 	if rec.Seq != l.lastSeq+1 {
 		return fmt.Errorf("message %d to %q after %d", rec.Seq, rec.Target, l.lastSeq)
 	}
 	l.lastSeq = rec.Seq
 	env := envelope{from: s.senderPID(rec.SenderNode, rec.SenderID), msg: msg, tracked: rec.Flags&wire.FlagTracked != 0}
 
-	l.omu.Lock()
-	if len(l.overflow) > 0 {
-		l.overflow = append(l.overflow, env)
-		l.omu.Unlock()
-		return nil
-	}
-	err = s.e.sys.TrySendFrom(env.from, l.target, env.msg)
-	if errors.Is(err, actor.ErrFull) {
-		l.overflow = append(l.overflow, env)
-		if !l.delivering {
-			l.delivering = true
-			s.wg.Add(1)
-			go s.deliver(l)
+	if l.queued.Load() == 0 {
+		err = s.e.sys.TrySendFrom(env.from, l.target, env.msg)
+		if !errors.Is(err, actor.ErrFull) {
+			s.resolveLocked(l, err, env.tracked)
+			return nil
 		}
-		l.omu.Unlock()
-		return nil
+	}
+	l.omu.Lock()
+	l.overflow = append(l.overflow, env)
+	l.queued.Store(int64(len(l.overflow)))
+	if !l.delivering {
+		l.delivering = true
+		s.wg.Add(1)
+		go s.deliver(l)
 	}
 	l.omu.Unlock()
-	s.resolve(l, err, env.tracked)
 	return nil
 }
 
@@ -310,6 +313,10 @@ func (s *inStream) senderPID(node, id []byte) actor.PID {
 func (s *inStream) resolve(l *inLink, err error, tracked bool) uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.resolveLocked(l, err, tracked)
+}
+
+func (s *inStream) resolveLocked(l *inLink, err error, tracked bool) uint64 {
 	if s.links[l.target.ID] != l {
 		return 0 // link closed meanwhile
 	}
@@ -390,6 +397,7 @@ func (s *inStream) deliver(l *inLink) {
 		if len(l.overflow) == 0 || s.ctx.Err() != nil {
 			dropped := len(l.overflow)
 			l.overflow = nil
+			l.queued.Store(0)
 			l.delivering = false
 			l.omu.Unlock()
 			s.e.stats.dropped.Add(uint64(dropped))
@@ -402,16 +410,21 @@ func (s *inStream) deliver(l *inLink) {
 		if s.ctx.Err() != nil {
 			continue // the stream ended: drop the rest (the sender failed them)
 		}
+		// Resolve before unqueueing: once queued reads 0 the reader
+		// delivers and resolves directly, and outcomes must be recorded
+		// in order (a refusal is matched to the oldest pending message).
+		pending := s.resolve(l, err, env.tracked)
 		l.omu.Lock()
 		l.overflow[0] = envelope{}
 		l.overflow = l.overflow[1:]
+		l.queued.Store(int64(len(l.overflow)))
 		drained := len(l.overflow) == 0
 		l.omu.Unlock()
 		// Return credit in batches while the overflow drains: one frame
 		// per freed slot would cost a gRPC message per value exactly when
 		// the receiver is the bottleneck. An eighth of the window keeps
 		// the sender busy; the rest goes once the overflow is empty.
-		if pending := s.resolve(l, err, env.tracked); drained || pending >= l.batch {
+		if drained || pending >= l.batch {
 			s.flushAccepted(drained)
 		}
 	}
