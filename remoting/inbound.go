@@ -148,7 +148,11 @@ func (s *inStream) signal() {
 }
 
 func (s *inStream) readLoop() error {
-	var frame rawcodec.Frame
+	// The frame's bytes are borrowed from gRPC until Release: records
+	// alias them, decoded values and everything kept do not (a Decoder
+	// does not retain its input, tags are cloned, strings copied).
+	frame := rawcodec.Frame{Borrow: true}
+	defer frame.Release()
 	var rec wire.Record
 	var r wire.Reader
 	for {
@@ -179,6 +183,7 @@ func (s *inStream) readLoop() error {
 		}
 		s.flushAcceptedLocked(false)
 		s.mu.Unlock()
+		frame.Release()
 	}
 }
 
