@@ -23,6 +23,18 @@ import (
 // AppendEntries or snapshot chunk.
 const grpcMaxMessage = 64 << 20
 
+// HTTP/2 flow-control windows of dchan's connections, per stream and per
+// connection. Fixed windows turn off gRPC's bandwidth estimation, which
+// otherwise answers nearly every data frame of a one-way message stream
+// with a PING on the reverse path: for a request and its reply (which
+// travel on two connections) that was two extra writes and two extra reads
+// per round trip. The stream window holds a full batch (maxBatchBytes, 1
+// MiB by default) several times over.
+const (
+	grpcStreamWindow = 4 << 20
+	grpcConnWindow   = 16 << 20
+)
+
 const (
 	serviceName    = "dchan.remoting.v1.Remoting"
 	messagesMethod = "/" + serviceName + "/Messages"
@@ -110,6 +122,8 @@ func New(sys *actor.System, opts ...Option) (*Endpoint, error) {
 		rawcodec.ServerOption(),
 		grpc.MaxRecvMsgSize(grpcMaxMessage),
 		grpc.MaxSendMsgSize(grpcMaxMessage),
+		grpc.InitialWindowSize(grpcStreamWindow),
+		grpc.InitialConnWindowSize(grpcConnWindow),
 		grpc.WaitForHandlers(true),
 	)
 	e.server = grpc.NewServer(serverOpts...)
@@ -204,6 +218,8 @@ func (e *Endpoint) peer(addr string) (*peer, error) {
 	dialOpts := append(e.guard.DialOptions(),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(grpcMaxMessage), grpc.MaxCallSendMsgSize(grpcMaxMessage)),
 		grpc.WithConnectParams(redialParams),
+		grpc.WithInitialWindowSize(grpcStreamWindow),
+		grpc.WithInitialConnWindowSize(grpcConnWindow),
 	)
 	if e.cfg.dialer != nil {
 		dialOpts = append(dialOpts, grpc.WithContextDialer(e.cfg.dialer))

@@ -518,3 +518,50 @@ func TestResetPeerFailsInFlightHandlesAtOnce(t *testing.T) {
 	close(gate)
 	require.NoError(t, nodes[0].sys.Send(context.Background(), target, item{From: "b", Seq: 1}), "a new stream opens")
 }
+
+// TestDeferredAcknowledgementsKeepCreditFlowing: acceptances of untracked
+// sends are reported in batches, yet a sender that exhausts a small window
+// over and over keeps going, a tracked send among them is confirmed, and
+// once the receiver's sweep runs the sender has its whole window back.
+func TestDeferredAcknowledgementsKeepCreditFlowing(t *testing.T) {
+	const n = 3000
+	nodes := startNodes(t, 2, withLinkSweep(20*time.Millisecond))
+	s := newSink()
+	target, err := nodes[1].sys.SpawnNamed("sink", s.producer(), actor.WithMailboxSize(40))
+	require.NoError(t, err)
+	ctx := context.Background()
+	for i := 1; i <= n; i++ {
+		require.NoError(t, nodes[0].sys.Send(ctx, target, item{From: "a", Seq: i}))
+	}
+	confirmed := make(chan error, 1)
+	require.NoError(t, nodes[0].ep.SendTracked(ctx, target, actor.PID{}, item{From: "a", Seq: n + 1},
+		func(err error) { confirmed <- err }))
+	require.NoError(t, <-confirmed)
+	s.waitCount(t, n+1)
+	// The mailbox is empty: three more go straight in, and fewer than a
+	// batch (40/8) of untracked acceptances wait for the sweep.
+	for i := n + 2; i <= n+4; i++ {
+		require.NoError(t, nodes[0].sys.Send(ctx, target, item{From: "a", Seq: i}))
+	}
+	s.waitCount(t, n+4)
+	s.mu.Lock()
+	assert.Zero(t, s.disorder)
+	s.mu.Unlock()
+
+	inFlight := func() uint64 {
+		p, err := nodes[0].ep.peer(nodes[1].ep.Addr())
+		require.NoError(t, err)
+		p.mu.Lock()
+		out := p.out
+		p.mu.Unlock()
+		out.mu.Lock()
+		defer out.mu.Unlock()
+		l := out.links[target.ID]
+		if l == nil {
+			return 0
+		}
+		return l.w.InFlight()
+	}
+	require.Eventually(t, func() bool { return inFlight() == 0 }, waitFor, 10*time.Millisecond,
+		"held-back acceptances must reach the sender")
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -51,16 +52,22 @@ type inLink struct {
 	w        credit.Window // guarded by inStream.mu
 	lastSeq  uint64        // reader only
 	accepted uint64        // accepted but not yet reported; guarded by inStream.mu
+	urgent   bool          // a tracked message is among them; guarded by inStream.mu
 	batch    uint64        // report acceptances from the overflow in batches of this size
 
 	omu        sync.Mutex
 	overflow   []envelope // waiting for mailbox space, in order
 	delivering bool       // a deliverer goroutine is running
+	// queued is len(overflow), written under omu. Only the reader adds to
+	// the overflow, so when it reads 0 the overflow is empty until it
+	// adds again, and it delivers without taking omu.
+	queued atomic.Int64
 }
 
 type envelope struct {
-	from actor.PID
-	msg  any
+	from    actor.PID
+	msg     any
+	tracked bool // the sender waits for its outcome
 }
 
 // Refusal codes carried by Rejected and Gone records.
@@ -141,7 +148,11 @@ func (s *inStream) signal() {
 }
 
 func (s *inStream) readLoop() error {
-	var frame rawcodec.Frame
+	// The frame's bytes are borrowed from gRPC until Release: records
+	// alias them, decoded values and everything kept do not (a Decoder
+	// does not retain its input, tags are cloned, strings copied).
+	frame := rawcodec.Frame{Borrow: true}
+	defer frame.Release()
 	var rec wire.Record
 	var r wire.Reader
 	for {
@@ -151,7 +162,11 @@ func (s *inStream) readLoop() error {
 			}
 			return err
 		}
+		// One lock round trip per frame, not per message: the reader
+		// holds s.mu while it works through the frame. Deliverers and
+		// the writer take it briefly and never wait for the reader.
 		r.Reset(frame.Data)
+		s.mu.Lock()
 		for {
 			err := r.Next(&rec)
 			if errors.Is(err, io.EOF) {
@@ -161,14 +176,18 @@ func (s *inStream) readLoop() error {
 				err = s.handle(&rec)
 			}
 			if err != nil {
+				s.mu.Unlock()
 				s.e.log.Warn("closing incoming stream", zap.String("peer", s.from), zap.Error(err))
 				return fmt.Errorf("%w: %v", ErrProtocol, err)
 			}
 		}
-		s.flushAccepted()
+		s.flushAcceptedLocked(false)
+		s.mu.Unlock()
+		frame.Release()
 	}
 }
 
+// handle applies one record; s.mu is held.
 func (s *inStream) handle(rec *wire.Record) error {
 	switch rec.Kind {
 	case wire.KindOpen:
@@ -183,8 +202,6 @@ func (s *inStream) handle(rec *wire.Record) error {
 func (s *inStream) open(target string) error {
 	pid := actor.PID{Node: s.e.sys.Node(), ID: target}
 	free, err := s.e.sys.MailboxFree(pid)
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	if _, ok := s.links[target]; ok {
 		return fmt.Errorf("link to %q opened twice", target)
 	}
@@ -223,45 +240,38 @@ func (s *inStream) envelope(rec *wire.Record) error {
 		}
 		return nil
 	}
-	s.mu.Lock()
 	l := s.links[string(rec.Target)]
 	if l == nil {
 		// The link was closed with Gone and its in-flight messages failed
 		// at the sender; this one was already on the wire. Drop it.
-		s.mu.Unlock()
 		s.e.stats.dropped.Add(1)
 		return nil
 	}
 	if err := l.w.Receive(); err != nil {
-		s.mu.Unlock()
 		return err
 	}
-	s.mu.Unlock()
 	if rec.Seq != l.lastSeq+1 {
 		return fmt.Errorf("message %d to %q after %d", rec.Seq, rec.Target, l.lastSeq)
 	}
 	l.lastSeq = rec.Seq
-	env := envelope{from: s.senderPID(rec.SenderNode, rec.SenderID), msg: msg}
+	env := envelope{from: s.senderPID(rec.SenderNode, rec.SenderID), msg: msg, tracked: rec.Flags&wire.FlagTracked != 0}
 
-	l.omu.Lock()
-	if len(l.overflow) > 0 {
-		l.overflow = append(l.overflow, env)
-		l.omu.Unlock()
-		return nil
-	}
-	err = s.e.sys.TrySendFrom(env.from, l.target, env.msg)
-	if errors.Is(err, actor.ErrFull) {
-		l.overflow = append(l.overflow, env)
-		if !l.delivering {
-			l.delivering = true
-			s.wg.Add(1)
-			go s.deliver(l)
+	if l.queued.Load() == 0 {
+		err = s.e.sys.TrySendFrom(env.from, l.target, env.msg)
+		if !errors.Is(err, actor.ErrFull) {
+			s.resolveLocked(l, err, env.tracked)
+			return nil
 		}
-		l.omu.Unlock()
-		return nil
+	}
+	l.omu.Lock()
+	l.overflow = append(l.overflow, env)
+	l.queued.Store(int64(len(l.overflow)))
+	if !l.delivering {
+		l.delivering = true
+		s.wg.Add(1)
+		go s.deliver(l)
 	}
 	l.omu.Unlock()
-	s.resolve(l, err)
 	return nil
 }
 
@@ -305,9 +315,13 @@ func (s *inStream) senderPID(node, id []byte) actor.PID {
 
 // resolve records the outcome of delivering one message of l, in order,
 // and returns how many acceptances of l wait to be reported.
-func (s *inStream) resolve(l *inLink, err error) uint64 {
+func (s *inStream) resolve(l *inLink, err error, tracked bool) uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.resolveLocked(l, err, tracked)
+}
+
+func (s *inStream) resolveLocked(l *inLink, err error, tracked bool) uint64 {
 	if s.links[l.target.ID] != l {
 		return 0 // link closed meanwhile
 	}
@@ -316,15 +330,12 @@ func (s *inStream) resolve(l *inLink, err error) uint64 {
 			s.dirty = append(s.dirty, l)
 		}
 		l.accepted++
+		l.urgent = l.urgent || tracked
 		s.e.stats.delivered.Add(1)
 		return l.accepted
 	}
 	// Keep order: report the acceptances before this refusal.
-	if l.accepted > 0 {
-		_ = l.w.Resolve(l.accepted)
-		s.out = wire.AppendCount(s.out, wire.KindAccepted, l.target.ID, l.accepted)
-		l.accepted = 0
-	}
+	s.reportAccepted(l)
 	_ = l.w.Resolve(1)
 	if errors.Is(err, actor.ErrNotFound) {
 		// The actor is gone: close the link; the sender fails the rest.
@@ -337,20 +348,47 @@ func (s *inStream) resolve(l *inLink, err error) uint64 {
 	return 0
 }
 
+// reportAccepted queues an Accepted record for l's unreported acceptances;
+// s.mu is held.
+func (s *inStream) reportAccepted(l *inLink) {
+	if l.accepted == 0 {
+		return
+	}
+	_ = l.w.Resolve(l.accepted)
+	s.out = wire.AppendCount(s.out, wire.KindAccepted, l.target.ID, l.accepted)
+	l.accepted = 0
+	l.urgent = false
+}
+
 // flushAccepted reports acceptances gathered while reading one frame.
-func (s *inStream) flushAccepted() {
+//
+// Unless force is set, a link's acceptances wait while none of them was
+// tracked and they number fewer than the link's batch (an eighth of its
+// window): nobody waits for them, and the sender keeps at least seven
+// eighths of its credit. A sender that runs out of credit still gets it
+// back: with the whole window in flight and fewer than a batch accepted,
+// the rest is still to arrive or in the overflow, and their acceptances
+// complete a batch. The writer's periodic sweep reports whatever waits.
+func (s *inStream) flushAccepted(force bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for i, l := range s.dirty {
-		s.dirty[i] = nil
+	s.flushAcceptedLocked(force)
+}
+
+func (s *inStream) flushAcceptedLocked(force bool) {
+	kept := s.dirty[:0]
+	for _, l := range s.dirty {
 		if l.accepted == 0 || s.links[l.target.ID] != l {
 			continue // reported already, before a refusal, or closed
 		}
-		_ = l.w.Resolve(l.accepted)
-		s.out = wire.AppendCount(s.out, wire.KindAccepted, l.target.ID, l.accepted)
-		l.accepted = 0
+		if !force && !l.urgent && l.accepted < l.batch {
+			kept = append(kept, l)
+			continue
+		}
+		s.reportAccepted(l)
 	}
-	s.dirty = s.dirty[:0]
+	clear(s.dirty[len(kept):])
+	s.dirty = kept
 	if len(s.out) > 0 {
 		s.signal()
 	}
@@ -364,6 +402,7 @@ func (s *inStream) deliver(l *inLink) {
 		if len(l.overflow) == 0 || s.ctx.Err() != nil {
 			dropped := len(l.overflow)
 			l.overflow = nil
+			l.queued.Store(0)
 			l.delivering = false
 			l.omu.Unlock()
 			s.e.stats.dropped.Add(uint64(dropped))
@@ -376,17 +415,22 @@ func (s *inStream) deliver(l *inLink) {
 		if s.ctx.Err() != nil {
 			continue // the stream ended: drop the rest (the sender failed them)
 		}
+		// Resolve before unqueueing: once queued reads 0 the reader
+		// delivers and resolves directly, and outcomes must be recorded
+		// in order (a refusal is matched to the oldest pending message).
+		pending := s.resolve(l, err, env.tracked)
 		l.omu.Lock()
 		l.overflow[0] = envelope{}
 		l.overflow = l.overflow[1:]
+		l.queued.Store(int64(len(l.overflow)))
 		drained := len(l.overflow) == 0
 		l.omu.Unlock()
 		// Return credit in batches while the overflow drains: one frame
 		// per freed slot would cost a gRPC message per value exactly when
 		// the receiver is the bottleneck. An eighth of the window keeps
 		// the sender busy; the rest goes once the overflow is empty.
-		if pending := s.resolve(l, err); drained || pending >= l.batch {
-			s.flushAccepted()
+		if drained || pending >= l.batch {
+			s.flushAccepted(drained)
 		}
 	}
 }
@@ -396,6 +440,7 @@ func (s *inStream) deliver(l *inLink) {
 func (s *inStream) sweepLinks() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.flushAcceptedLocked(true) // acceptances held back on idle links
 	for id, l := range s.links {
 		if _, err := s.e.sys.MailboxFree(l.target); !errors.Is(err, actor.ErrNotFound) {
 			continue

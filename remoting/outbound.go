@@ -18,6 +18,11 @@ import (
 
 var messagesStreamDesc = grpc.StreamDesc{StreamName: "Messages", ServerStreams: true, ClientStreams: true}
 
+// framePool holds the buffers outgoing frames are built in; gRPC puts each
+// back once it has written it. Frames are at most a batch plus one message
+// (2 MiB by default); larger ones are not kept.
+var framePool = rawcodec.NewFramePool(4 << 20)
+
 // resetter is implemented by stateful encoders that can start over; the
 // peer's decoder is told by the encoder's next output.
 type resetter interface{ Reset() }
@@ -96,6 +101,7 @@ type outStream struct {
 	mu    sync.Mutex
 	enc   Encoder
 	buf   []byte              // records waiting for the writer
+	bufp  *[]byte             // buf's holder from framePool, nil if none yet
 	links map[string]*outLink // by target actor ID
 	space chan struct{}       // closed when the writer takes buf; nil if nobody waits
 	err   error               // why the stream failed
@@ -194,7 +200,11 @@ func (s *outStream) send(ctx context.Context, to, from actor.PID, msg any, done 
 		s.mu.Lock()
 	}
 	l.seq++
-	if err := s.appendEnvelope(to, from, l.seq, 0, msg); err != nil {
+	var flags uint8
+	if done != nil {
+		flags = wire.FlagTracked
+	}
+	if err := s.appendEnvelope(to, from, l.seq, flags, msg); err != nil {
 		l.seq--
 		_ = l.w.Untake()
 		s.mu.Unlock()
@@ -287,12 +297,14 @@ func (s *outStream) writeLoop() {
 			return
 		}
 		s.mu.Lock()
-		buf := s.buf
+		buf, bufp := s.buf, s.bufp
 		if len(buf) > 0 {
-			// gRPC may read a sent frame after SendMsg returns: never
-			// reuse it. Size the next one like this one to spare
-			// regrowing it.
-			s.buf = make([]byte, 0, min(max(cap(buf), 512), s.p.e.cfg.maxBatchBytes+s.p.e.cfg.maxMessageSize))
+			// gRPC may read a sent frame after SendMsg returns: the
+			// frame goes back to the pool only once gRPC has written
+			// it. Size the next one like this one to spare regrowing
+			// it.
+			s.bufp = framePool.Get(min(max(cap(buf), 512), s.p.e.cfg.maxBatchBytes+s.p.e.cfg.maxMessageSize))
+			s.buf = (*s.bufp)[:0]
 		}
 		if s.space != nil {
 			close(s.space)
@@ -302,7 +314,17 @@ func (s *outStream) writeLoop() {
 		if len(buf) == 0 {
 			continue
 		}
-		if err := s.cs.SendMsg(&rawcodec.Frame{Data: buf}); err != nil {
+		if bufp == nil {
+			bufp = new([]byte)
+		}
+		*bufp = buf // buf may have outgrown the pooled array
+		if err := s.cs.SendMsg(rawcodec.Pooled(bufp, framePool)); err != nil {
+			if errors.Is(err, io.EOF) {
+				// The stream ended; its status (Unauthenticated, say)
+				// is RecvMsg's to report, and the read loop fails the
+				// stream with it.
+				return
+			}
 			s.fail(fmt.Errorf("%w: send to %s: %w", ErrNodeLost, s.p.addr, err))
 			return
 		}
@@ -312,7 +334,8 @@ func (s *outStream) writeLoop() {
 // readLoop applies the receiver's credits, acknowledgements and refusals.
 func (s *outStream) readLoop() {
 	defer s.p.e.wg.Done()
-	var frame rawcodec.Frame
+	frame := rawcodec.Frame{Borrow: true}
+	defer frame.Release()
 	var rec wire.Record
 	var r wire.Reader
 	var completions []completion
@@ -338,6 +361,7 @@ func (s *outStream) readLoop() {
 			perr = s.apply(&rec, &completions)
 		}
 		s.mu.Unlock()
+		frame.Release() // nothing kept aliases it
 		for _, c := range completions {
 			s.p.e.stats.complete(c.err)
 			if c.done != nil {

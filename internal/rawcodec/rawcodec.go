@@ -10,6 +10,7 @@ package rawcodec
 
 import (
 	"fmt"
+	"sync"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/encoding"
@@ -22,6 +23,69 @@ const Name = "dchan"
 // Frame is one gRPC message: an opaque byte slice.
 type Frame struct {
 	Data []byte
+
+	// Borrow, set before RecvMsg, makes Unmarshal lend the received bytes
+	// instead of copying them: Data then aliases a buffer gRPC reuses, and
+	// the caller must call Release once it no longer uses Data (nor
+	// anything aliasing it).
+	Borrow bool
+	held   mem.Buffer
+
+	// pool and buf make a sent frame's bytes go back to pool once gRPC
+	// has written them (see Pooled).
+	pool mem.BufferPool
+	buf  *[]byte
+}
+
+// Pooled returns a frame to send whose bytes are *buf. gRPC returns buf to
+// pool once it has written them (it may still read them after SendMsg
+// returns), so the caller must not touch *buf after sending it.
+func Pooled(buf *[]byte, pool mem.BufferPool) *Frame {
+	return &Frame{Data: *buf, buf: buf, pool: pool}
+}
+
+// Release gives a borrowed frame's buffer back to gRPC (see Borrow). It
+// does nothing for a frame that holds none.
+func (f *Frame) Release() {
+	if f.held != nil {
+		f.held.Free()
+		f.held = nil
+		f.Data = nil
+	}
+}
+
+// FramePool is a mem.BufferPool for frames one builds by appending: Get
+// returns a buffer of capacity at least the given length, reused when the
+// pool holds one large enough. Buffers above maxCap are not kept.
+type FramePool struct {
+	maxCap int
+	p      sync.Pool
+}
+
+// NewFramePool returns a FramePool that keeps buffers of up to maxCap bytes.
+func NewFramePool(maxCap int) *FramePool { return &FramePool{maxCap: maxCap} }
+
+// Get returns a buffer of length n.
+func (fp *FramePool) Get(n int) *[]byte {
+	if v := fp.p.Get(); v != nil {
+		b := v.(*[]byte)
+		if cap(*b) >= n {
+			*b = (*b)[:n]
+			return b
+		}
+		fp.p.Put(b)
+	}
+	b := make([]byte, n)
+	return &b
+}
+
+// Put keeps b for a later Get.
+func (fp *FramePool) Put(b *[]byte) {
+	if cap(*b) > fp.maxCap {
+		return
+	}
+	*b = (*b)[:0]
+	fp.p.Put(b)
 }
 
 // Codec implements encoding.CodecV2 for *Frame values.
@@ -41,15 +105,27 @@ func (Codec) Marshal(v any) (mem.BufferSlice, error) {
 	if !ok {
 		return nil, fmt.Errorf("rawcodec: cannot marshal %T, want *rawcodec.Frame", v)
 	}
+	if f.pool != nil {
+		*f.buf = f.Data
+		return mem.BufferSlice{mem.NewBuffer(f.buf, f.pool)}, nil
+	}
 	return mem.BufferSlice{mem.SliceBuffer(f.Data)}, nil
 }
 
 // Unmarshal copies the received bytes into f.Data (gRPC reuses its buffers
-// once Unmarshal returns).
+// once Unmarshal returns), unless f.Borrow is set: then f.Data aliases a
+// buffer held until f.Release (the one gRPC received the message in, or a
+// pooled copy if it arrived in several).
 func (Codec) Unmarshal(data mem.BufferSlice, v any) error {
 	f, ok := v.(*Frame)
 	if !ok {
 		return fmt.Errorf("rawcodec: cannot unmarshal into %T, want *rawcodec.Frame", v)
+	}
+	f.Release()
+	if f.Borrow {
+		f.held = data.MaterializeToBuffer(mem.DefaultBufferPool())
+		f.Data = f.held.ReadOnlyData()
+		return nil
 	}
 	f.Data = data.Materialize()
 	return nil

@@ -41,3 +41,40 @@ func TestUnmarshalCopies(t *testing.T) {
 		t.Fatalf("the frame aliases gRPC's buffer: %q", f.Data)
 	}
 }
+
+func TestBorrowAliasesUntilRelease(t *testing.T) {
+	src := []byte("hello")
+	data := mem.BufferSlice{mem.SliceBuffer(src)}
+	f := Frame{Borrow: true}
+	if err := (Codec{}).Unmarshal(data, &f); err != nil {
+		t.Fatal(err)
+	}
+	if string(f.Data) != "hello" || &f.Data[0] != &src[0] {
+		t.Fatalf("a borrowed frame must alias the received bytes: %q", f.Data)
+	}
+	f.Release()
+	if f.Data != nil {
+		t.Fatal("Release must drop the borrowed bytes")
+	}
+	f.Release() // idempotent
+}
+
+func TestPooledFrameGoesBackToItsPool(t *testing.T) {
+	pool := NewFramePool(1 << 20)
+	buf := pool.Get(4096)
+	*buf = append((*buf)[:0], "abc"...)
+	data, err := (Codec{}).Marshal(Pooled(buf, pool))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(data.Materialize()) != "abc" {
+		t.Fatalf("got %q", data.Materialize())
+	}
+	data.Free() // what gRPC does once it has written the frame
+	again := pool.Get(10)
+	if cap(*again) < 10 || len(*again) != 10 {
+		t.Fatalf("Get(10): len %d cap %d", len(*again), cap(*again))
+	}
+	big := make([]byte, 0, 2<<20)
+	pool.Put(&big) // above maxCap: dropped, not kept
+}

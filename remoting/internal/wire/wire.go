@@ -75,6 +75,11 @@ const (
 	// FlagNoValue marks a tagged payload with no codec bytes after the tag
 	// (a tag with a nil value).
 	FlagNoValue uint8 = 1 << 2
+	// FlagTracked marks a message whose sender waits for its outcome (a
+	// completion callback): the receiver reports its acceptance with the
+	// frame it arrived in. Acceptances of untracked messages may be held
+	// back and reported together, up to an eighth of the link's window.
+	FlagTracked uint8 = 1 << 3
 )
 
 // MaxTagLen bounds a tag.
