@@ -265,9 +265,24 @@ func BenchmarkGobCodec(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	benchmarkCodec(b, c)
+}
+
+// BenchmarkFastGobCodec is BenchmarkGobCodec with NewFastGobCodec: the
+// struct is flat, so it goes without gob.
+func BenchmarkFastGobCodec(b *testing.B) {
+	c, err := NewFastGobCodec(testMsg{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchmarkCodec(b, c)
+}
+
+func benchmarkCodec(b *testing.B, c *GobCodec) {
 	enc, dec := c.NewEncoder(), c.NewDecoder()
 	m := testMsg{ID: 1, Payload: testPayload}
 	var buf []byte
+	var err error
 	b.ReportAllocs()
 	for b.Loop() {
 		buf, err = enc.Encode(buf[:0], m)

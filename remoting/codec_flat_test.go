@@ -8,6 +8,7 @@ import (
 	"math"
 	"reflect"
 	"testing"
+	"time"
 )
 
 // flatAll has a field of every flat kind, and an unexported one.
@@ -103,7 +104,7 @@ func viaGob[T any](t *testing.T, v any) (T, error) {
 // makes of it (zero and extreme values, empty and nil byte slices, NaN,
 // negative zero, an unexported field).
 func TestFlatRoundTripMatchesGob(t *testing.T) {
-	c, err := NewGobCodec(flatAll{})
+	c, err := NewFastGobCodec(flatAll{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +178,7 @@ func TestFlatVersionSkewMatchesGob(t *testing.T) {
 		S   string
 		F64 float64
 	}
-	c, err := NewGobCodec(flatAll{}, flatPtrs{})
+	c, err := NewFastGobCodec(flatAll{}, flatPtrs{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,7 +236,7 @@ func TestFlatVersionSkewMatchesGob(t *testing.T) {
 // first two flat frames fails, and so do corrupt descriptors and values,
 // without panicking.
 func TestFlatDecodeTruncatedAndCorrupt(t *testing.T) {
-	c, err := NewGobCodec(flatAll{})
+	c, err := NewFastGobCodec(flatAll{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -285,7 +286,11 @@ func TestFlatDecodeTruncatedAndCorrupt(t *testing.T) {
 // TestFlatAndGobTypesShareAStream: flat and gob types interleave on one
 // stream, across a reset.
 func TestFlatAndGobTypesShareAStream(t *testing.T) {
-	c := newTestCodec(t)
+	c, err := NewFastGobCodec(testOrder{}, &testOrder{}, testTree{}, testPair{}, testMap{},
+		testPanicky{}, testMsg{}, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	enc, dec := c.NewEncoder(), c.NewDecoder()
 	values := []any{
 		testOrder{ID: 1, Item: "a", Qty: 2},
@@ -309,5 +314,43 @@ func TestFlatAndGobTypesShareAStream(t *testing.T) {
 			}
 		}
 		enc.(resetter).Reset()
+	}
+}
+
+// TestFastAndDefaultCodecsInteroperate: a node with the default codec and
+// one with NewFastGobCodec read each other's values; only the fast one
+// writes flat frames.
+func TestFastAndDefaultCodecsInteroperate(t *testing.T) {
+	plain, err := NewGobCodec(testOrder{}, testTree{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fast, err := NewFastGobCodec(testOrder{}, testTree{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	values := []any{testOrder{ID: 1, Item: "a", Qty: 2}, testTree{Name: "t"}, testOrder{ID: 2}}
+	for _, pair := range []struct {
+		name     string
+		from, to *GobCodec
+		flat     bool
+	}{{"default to fast", plain, fast, false}, {"fast to default", fast, plain, true}} {
+		t.Run(pair.name, func(t *testing.T) {
+			enc, dec := pair.from.NewEncoder(), pair.to.NewDecoder()
+			for _, v := range values {
+				frame, err := enc.Encode(nil, v)
+				if err != nil {
+					t.Fatal(err)
+				}
+				_, isOrder := v.(testOrder)
+				if got := frame[0]&gobFlat != 0; got != (pair.flat && isOrder) {
+					t.Fatalf("%T: flat frame %v", v, got)
+				}
+				got, err := dec.Decode(frame)
+				if err != nil || !reflect.DeepEqual(got, v) {
+					t.Fatalf("decoded %#v, %v; want %#v", got, err, v)
+				}
+			}
+		})
 	}
 }

@@ -354,7 +354,7 @@ func TestGobDecodeErrors(t *testing.T) {
 		{"garbage", nil, []byte("\x00\x01\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff"), "bad type name length"},
 		{"no type id", nil, []byte{0}, "bad type id"},
 		{"nil with trailing bytes", nil, []byte{0, 0, 0}, "trailing"},
-		{"trailing byte", nil, cat(v1, []byte{0}), "trailing"}, // v1 is flat; gob's case is "zero gob length"
+		{"trailing byte", nil, cat(v1, []byte{0}), "gob message length 0"},
 		{"trailing message", nil, cat(v1, []byte{1, 0}), "trailing"},
 		{"two values in one frame", nil, cat(v1, v2[2:]), "trailing"},
 		{"type id out of sequence", nil, gobFrame(0, 5, ""), "out of sequence"},
@@ -678,11 +678,25 @@ func gobFuzzSeeds(tb testing.TB, c *GobCodec) map[string][2][]byte {
 		tb.Fatal("expected a reset frame")
 	}
 	nilString := stream(nil, "hello")
+	// The same orders from a NewFastGobCodec node: flat frames.
+	fast, err := NewFastGobCodec(testOrder{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	fastEnc := fast.NewEncoder()
+	flat1, err1 := fastEnc.Encode(nil, testOrder{ID: 1, Item: "apple", Qty: 2})
+	flat2, err2 := fastEnc.Encode(nil, testOrder{ID: 2, Item: "pear"})
+	if err1 != nil || err2 != nil || flat1[0]&gobFlat == 0 {
+		tb.Fatalf("flat frames: %v %v %x", err1, err2, flat1)
+	}
 	orderName := gobTypeName(reflect.TypeFor[testOrder]())
 	cat := func(bs ...[]byte) []byte { return bytes.Join(bs, nil) }
 
 	return map[string][2][]byte{
 		"valid":                {order1, order2},
+		"valid_flat":           {flat1, flat2},
+		"truncated_flat":       {flat1[:len(flat1)-3], flat2},
+		"trailing_flat":        {cat(flat1, []byte{0}), flat2},
 		"valid_tree_pair":      {treePair[0], treePair[1]},
 		"valid_nil_string":     {nilString[0], nilString[1]},
 		"reset":                {reset[0], reset[1]},
