@@ -40,6 +40,12 @@ type benchNode struct {
 // (endpoints first, then systems) when the benchmark ends.
 func startBenchPair(b *testing.B) (n1, n2 *benchNode) {
 	b.Helper()
+	return startBenchPairWith(b, NewGobCodec)
+}
+
+// startBenchPairWith is startBenchPair with the codecs newCodec makes.
+func startBenchPairWith(b *testing.B, newCodec func(...any) (*GobCodec, error)) (n1, n2 *benchNode) {
+	b.Helper()
 	resolver := StaticResolver{}
 	nodes := make([]*benchNode, 2)
 	for i := range nodes {
@@ -48,7 +54,7 @@ func startBenchPair(b *testing.B) (n1, n2 *benchNode) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		codec, err := NewGobCodec(testMsg{})
+		codec, err := newCodec(testMsg{})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -142,8 +148,16 @@ func (s *benchSink) await(b *testing.B, ch <-chan struct{}, what string) {
 // goroutine calls System.Send b.N times to one actor (default mailbox,
 // 1024) on the other node, which checks the order and counts; the benchmark
 // ends when the actor has processed all b.N.
-func BenchmarkRemoteSend(b *testing.B) {
-	n1, n2 := startBenchPair(b)
+func BenchmarkRemoteSend(b *testing.B) { benchmarkRemoteSend(b, NewGobCodec) }
+
+// BenchmarkRemoteSendFastCodec is BenchmarkRemoteSend with NewFastGobCodec
+// on both nodes (the struct goes without gob): what the opt-in codec buys.
+// The raw baseline still moves gob, so its ratio to the baseline is not
+// the transport's alone.
+func BenchmarkRemoteSendFastCodec(b *testing.B) { benchmarkRemoteSend(b, NewFastGobCodec) }
+
+func benchmarkRemoteSend(b *testing.B, newCodec func(...any) (*GobCodec, error)) {
+	n1, n2 := startBenchPairWith(b, newCodec)
 	sink := newBenchSink(b.N)
 	target, err := n2.sys.SpawnNamed("sink", sink.producer())
 	if err != nil {
