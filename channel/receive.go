@@ -70,6 +70,13 @@ func (n *Node) Receive(name string, buf int) (<-chan any, CloseFunc, error) {
 // it or done closes (a forced shutdown: the user stopped reading; the value
 // is counted as dropped and logged, never lost silently).
 func handOff[T any](n *Node, name string, out chan<- T, v T, done <-chan struct{}) bool {
+	// A user already waiting takes the value without the two-way select,
+	// which locks both channels.
+	select {
+	case out <- v:
+		return true
+	default:
+	}
 	select {
 	case out <- v:
 		return true

@@ -233,6 +233,10 @@ func (n *Node) Send(name string, buf int) (chan<- any, CloseFunc, error) {
 	}, nil
 }
 
+// pumpFastRun bounds how many values the pump takes in a row without
+// looking at its stop, wake and node channels.
+const pumpFastRun = 64
+
 func (s *sender) pump() {
 	defer s.n.wg.Done()
 	defer close(s.ended)
@@ -241,11 +245,30 @@ func (s *sender) pump() {
 		delete(s.n.senders, s)
 		s.n.mu.Unlock()
 	}()
+	fast := 0
 	for {
 		if m := s.takeRetry(); m != nil {
 			s.send(m)
 			continue
 		}
+		// A value already waiting is taken without the four-way select,
+		// which locks every channel it waits on; the full select still
+		// runs at least every pumpFastRun values, so a stop or the node's
+		// end is seen promptly.
+		if fast < pumpFastRun {
+			select {
+			case v, ok := <-s.in:
+				if !ok {
+					s.finish()
+					return
+				}
+				fast++
+				s.send(asMessage(v))
+				continue
+			default:
+			}
+		}
+		fast = 0
 		select {
 		case v, ok := <-s.in:
 			if !ok {
