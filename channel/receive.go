@@ -123,6 +123,9 @@ func (n *Node) startReceiver(name string, buf int, mode registry.Mode,
 		err = n.gossip.subscribed(n.ctx, r)
 	}
 	if err != nil {
+		// Closing first: a concurrent re-registration after a rejoin
+		// (reregister) skips it, and does not register a dead actor.
+		r.closing.Store(true)
 		n.forget(r)
 		if mode == registry.Broadcast {
 			n.gossip.removeSubscriber(r)

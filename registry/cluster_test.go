@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -434,6 +435,24 @@ func TestCorruptRaftDBFailsClearly(t *testing.T) {
 		"truncated half":              {func(b []byte) []byte { return b[:len(b)/2] }, false},
 		"meta pages zeroed": {func(b []byte) []byte {
 			clear(b[:min(len(b), 2*4096)])
+			return b
+		}, true},
+		"free-page list garbage": {func(b []byte) []byte {
+			// The newer of the two meta pages names the free-page list's
+			// page: overwrite that page.
+			meta := func(i int) (txid, freelist uint64) {
+				m := b[i*4096+16:]
+				return binary.LittleEndian.Uint64(m[56:]), binary.LittleEndian.Uint64(m[32:])
+			}
+			tx0, fl0 := meta(0)
+			tx1, fl1 := meta(1)
+			fl := fl0
+			if tx1 > tx0 {
+				fl = fl1
+			}
+			for i := int(fl) * 4096; i < min(len(b), int(fl)*4096+4096); i++ {
+				b[i] = 0xff
+			}
 			return b
 		}, true},
 		"middle page garbage": {func(b []byte) []byte {

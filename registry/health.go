@@ -90,7 +90,10 @@ func (r *Registry) watchHealth() {
 				// take live members for departed ones and remove them from
 				// the configuration (a removal takes effect before it
 				// commits). A barrier makes the replica current first.
-				if err := rf.Barrier(r.cfg.expireAfter).Error(); err != nil {
+				ctx, cancel := context.WithTimeout(r.ctx, r.cfg.expireAfter)
+				err := r.waitFuture(ctx, rf.Barrier(r.cfg.expireAfter))
+				cancel()
+				if err != nil {
 					continue
 				}
 				current = term
@@ -156,7 +159,7 @@ func (r *Registry) reconcile(rf *raft.Raft, failing map[raft.ServerID]failure, o
 				r.log.Warn("expire failed", zap.String("node", m.ID), zap.Error(err))
 				continue
 			}
-			r.removeServer(rf, s, &voters)
+			r.removeServer(ctx, rf, s, &voters)
 			delete(failing, s.ID)
 		case !known || m.Status != Alive:
 			// The member left or was expired (or is joining: its Join is
@@ -167,7 +170,7 @@ func (r *Registry) reconcile(rf *raft.Raft, failing map[raft.ServerID]failure, o
 				continue
 			}
 			if now.Sub(first) > r.cfg.expireAfter {
-				r.removeServer(rf, s, &voters)
+				r.removeServer(ctx, rf, s, &voters)
 				delete(orphans, s.ID)
 			}
 		default:
@@ -189,7 +192,7 @@ func (r *Registry) reconcile(rf *raft.Raft, failing map[raft.ServerID]failure, o
 		if _, down := failing[s.ID]; down || !known || m.Status != Alive {
 			continue
 		}
-		if err := rf.AddVoter(s.ID, s.Address, 0, 0).Error(); err != nil {
+		if err := r.waitFuture(ctx, rf.AddVoter(s.ID, s.Address, 0, 0)); err != nil {
 			r.log.Warn("promotion failed", zap.String("node", m.ID), zap.Error(err))
 			return
 		}
@@ -201,8 +204,8 @@ func (r *Registry) reconcile(rf *raft.Raft, failing map[raft.ServerID]failure, o
 	}
 }
 
-func (r *Registry) removeServer(rf *raft.Raft, s raft.Server, voters *int) {
-	if err := rf.RemoveServer(s.ID, 0, 0).Error(); err != nil {
+func (r *Registry) removeServer(ctx context.Context, rf *raft.Raft, s raft.Server, voters *int) {
+	if err := r.waitFuture(ctx, rf.RemoveServer(s.ID, 0, 0)); err != nil {
 		r.log.Warn("removing server failed", zap.String("node", string(s.ID)), zap.Error(err))
 		return
 	}

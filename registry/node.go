@@ -245,6 +245,26 @@ func (r *Registry) applyCommand(ctx context.Context, cmd Command) error {
 	})
 }
 
+// waitFuture is f.Error() that also returns when ctx ends (ctx's error)
+// or the registry closes (ErrClosed). hashicorp/raft leaves a future
+// unanswered when Raft shuts down while the future is queued, or committed
+// but not yet applied; f.Error() then waits forever, and with it whatever
+// waits for the caller (a handler that Endpoint.Close waits for, the
+// health watcher that Close waits for). In that case the goroutine waiting
+// here stays blocked; nothing waits for it.
+func (r *Registry) waitFuture(ctx context.Context, f raft.Future) error {
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-r.ctx.Done():
+		return ErrClosed
+	}
+}
+
 // applyLocal applies data on this node, which must be the leader.
 func (r *Registry) applyLocal(ctx context.Context, rf *raft.Raft, data []byte) error {
 	var timeout time.Duration
@@ -252,7 +272,7 @@ func (r *Registry) applyLocal(ctx context.Context, rf *raft.Raft, data []byte) e
 		timeout = max(time.Until(d), time.Millisecond)
 	}
 	f := rf.Apply(data, timeout)
-	if err := f.Error(); err != nil {
+	if err := r.waitFuture(ctx, f); err != nil {
 		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) ||
 			errors.Is(err, raft.ErrLeadershipTransferInProgress) {
 			return fmt.Errorf("%w: %w", errNotLeader, err)
@@ -314,6 +334,11 @@ func (r *Registry) Register(ctx context.Context, name, actorID string, mode Mode
 			Node: r.cfg.nodeID, ActorID: actorID, Mode: mode, Incarnation: inc,
 		}})
 		if !errors.Is(err, ErrMemberExpired) && !errors.Is(err, ErrStaleIncarnation) {
+			return err
+		}
+		if m, ok := r.fsm.Current().Member(r.cfg.nodeID); ok && m.Incarnation > r.Incarnation() {
+			// A newer incarnation of this node ID than ours: not a rejoin
+			// of this process (another process uses the same ID).
 			return err
 		}
 		if werr := r.waitIncarnation(ctx, inc); werr != nil {
@@ -451,7 +476,7 @@ func (r *Registry) addMember(ctx context.Context, rf *raft.Raft, m Member) error
 		} else {
 			f = rf.AddNonvoter(raft.ServerID(m.ID), raft.ServerAddress(m.Addr), 0, 0)
 		}
-		if err := f.Error(); err != nil {
+		if err := r.waitFuture(ctx, f); err != nil {
 			return fmt.Errorf("%w: %w", errNotLeader, err)
 		}
 	}
@@ -540,7 +565,7 @@ func (r *Registry) leaderVersion(ctx context.Context, rf *raft.Raft) (uint64, er
 	if d, ok := ctx.Deadline(); ok {
 		timeout = max(time.Until(d), time.Millisecond)
 	}
-	if err := rf.Barrier(timeout).Error(); err != nil {
+	if err := r.waitFuture(ctx, rf.Barrier(timeout)); err != nil {
 		return 0, fmt.Errorf("%w: %w", errNotLeader, err)
 	}
 	return r.fsm.Current().Version(), nil
@@ -571,7 +596,7 @@ func (r *Registry) leaderLookup(ctx context.Context, rf *raft.Raft, name string)
 	if d, ok := ctx.Deadline(); ok {
 		timeout = max(time.Until(d), time.Millisecond)
 	}
-	if err := rf.Barrier(timeout).Error(); err != nil {
+	if err := r.waitFuture(ctx, rf.Barrier(timeout)); err != nil {
 		return nil, fmt.Errorf("%w: %w", errNotLeader, err)
 	}
 	return r.fsm.Current().Receivers(name), nil

@@ -342,36 +342,42 @@ func checkBoltFile(path string) error {
 				done <- fmt.Errorf("raft.db is damaged (reading it failed: %v)", p)
 			}
 		}()
-		db, err := bbolt.Open(path, 0o600, &bbolt.Options{ReadOnly: true, Timeout: time.Second})
-		if err != nil {
-			done <- fmt.Errorf("raft.db: %w", err)
-			return
-		}
-		defer db.Close()
-		done <- db.View(func(tx *bbolt.Tx) error {
-			if tx.Size() > st.Size() {
-				return fmt.Errorf("raft.db is %d bytes but its pages reach byte %d: the file was truncated", st.Size(), tx.Size())
-			}
-			var sum byte
-			var walk func(b *bbolt.Bucket) error
-			walk = func(b *bbolt.Bucket) error {
-				return b.ForEach(func(k, v []byte) error {
-					if v == nil {
-						if nested := b.Bucket(k); nested != nil {
-							return walk(nested)
-						}
-						return nil
-					}
-					for _, c := range v {
-						sum ^= c // read every byte: a page past the end faults here
-					}
-					return nil
-				})
-			}
-			err := tx.ForEach(func(_ []byte, b *bbolt.Bucket) error { return walk(b) })
-			_ = sum
-			return err
-		})
+		done <- walkBoltFile(path, st.Size())
 	}()
 	return <-done
+}
+
+// walkBoltFile opens the file as Raft's store will (read-write, which also
+// loads the free-page list), reads every value, and closes it again before
+// returning, so that the store finds the file lock free.
+func walkBoltFile(path string, size int64) error {
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Second})
+	if err != nil {
+		return fmt.Errorf("raft.db: %w", err)
+	}
+	defer db.Close()
+	return db.View(func(tx *bbolt.Tx) error {
+		if tx.Size() > size {
+			return fmt.Errorf("raft.db is %d bytes but its pages reach byte %d: the file was truncated", size, tx.Size())
+		}
+		var sum byte
+		var walk func(b *bbolt.Bucket) error
+		walk = func(b *bbolt.Bucket) error {
+			return b.ForEach(func(k, v []byte) error {
+				if v == nil {
+					if nested := b.Bucket(k); nested != nil {
+						return walk(nested)
+					}
+					return nil
+				}
+				for _, c := range v {
+					sum ^= c // read every byte: a page past the end faults here
+				}
+				return nil
+			})
+		}
+		err := tx.ForEach(func(_ []byte, b *bbolt.Bucket) error { return walk(b) })
+		_ = sum
+		return err
+	})
 }
