@@ -186,6 +186,7 @@ func (n *Node) reregister() {
 		receivers = append(receivers, r)
 	}
 	n.mu.Unlock()
+	defer n.log.Info("registered receivers again after rejoining", zap.Int("receivers", len(receivers)))
 	for _, r := range receivers {
 		if r.closing.Load() {
 			continue

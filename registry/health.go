@@ -64,6 +64,9 @@ func (r *Registry) watchHealth() {
 				delete(failing, d.PeerID)
 			}
 		case <-tick.C:
+			if r.rejoinLanded() {
+				r.finishRejoin() // its join was committed although its reply was lost
+			}
 			if rf.State() != raft.Leader {
 				current = 0
 				clear(failing)
@@ -71,7 +74,10 @@ func (r *Registry) watchHealth() {
 				clear(seen)
 				// Cut off for longer than the grace: the cluster may have
 				// expired this node. If its leader says so, rejoin.
-				if since := time.Since(rf.LastContact()); r.joined.Load() && since > r.cfg.expireAfter && time.Since(lastCheck) > r.cfg.expireAfter {
+				// A rejoin whose join has not shown up in the replica
+				// within a grace is tried again the same way.
+				since := time.Since(rf.LastContact())
+				if r.joined.Load() && (since > r.cfg.expireAfter || r.rejoining.Load()) && time.Since(lastCheck) > r.cfg.expireAfter {
 					lastCheck = time.Now()
 					ctx, cancel := context.WithTimeout(r.ctx, r.cfg.expireAfter)
 					if r.expiredByCluster(ctx) {
@@ -159,6 +165,15 @@ func (r *Registry) reconcile(rf *raft.Raft, failing map[raft.ServerID]failure, o
 				r.log.Warn("expire failed", zap.String("node", m.ID), zap.Error(err))
 				continue
 			}
+			if cur, ok := r.fsm.Current().Member(m.ID); !ok || cur.Incarnation != m.Incarnation || cur.Status != Expired {
+				// The entry was a no-op: the member rejoined under a new
+				// incarnation after this tick read the state. It is not
+				// the member that failed: keep it in the configuration.
+				r.log.Info("expiry had no effect: the member rejoined", zap.String("node", m.ID))
+				delete(failing, s.ID)
+				continue
+			}
+			r.log.Info("expired member", zap.String("node", m.ID))
 			r.removeServer(ctx, rf, s, &voters)
 			delete(failing, s.ID)
 		case !known || m.Status != Alive:

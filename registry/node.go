@@ -753,10 +753,35 @@ func (r *Registry) expiredByCluster(ctx context.Context) bool {
 // rejoin brings back a node the cluster expired while it was cut off: it
 // joins under a new incarnation (its old registrations are gone) and tells
 // the owner through OnRejoin.
+//
+// A join that fails on this side may still have been committed (its reply
+// was lost): the rejoin then stays pending, and the health watcher
+// finishes it (finishRejoin) once the replica shows this incarnation as a
+// live member, or tries again.
 func (r *Registry) rejoin(ctx context.Context) error {
+	r.rejoining.Store(true)
 	r.incarnation.Store(max(uint64(time.Now().UnixNano()), r.Incarnation()+1))
 	if err := r.join(ctx, r.self()); err != nil {
 		return err
+	}
+	r.finishRejoin()
+	return nil
+}
+
+// rejoinLanded reports a pending rejoin whose join the replica shows
+// committed.
+func (r *Registry) rejoinLanded() bool {
+	if !r.rejoining.Load() {
+		return false
+	}
+	m, ok := r.fsm.Current().Member(r.cfg.nodeID)
+	return ok && m.Incarnation == r.Incarnation() && m.Status == Alive
+}
+
+// finishRejoin ends a rejoin whose join is committed: it tells the owner.
+func (r *Registry) finishRejoin() {
+	if !r.rejoining.Swap(false) {
+		return
 	}
 	r.log.Info("rejoined the cluster after expiry", zap.Uint64("incarnation", r.Incarnation()))
 	if r.onRejoin != nil {
@@ -770,7 +795,6 @@ func (r *Registry) rejoin(ctx context.Context) error {
 			r.onRejoin()
 		}()
 	}
-	return nil
 }
 
 // decodeMemberStatus decodes serveMember's reply body.

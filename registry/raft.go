@@ -36,6 +36,7 @@ type Registry struct {
 	incarnation atomic.Uint64 // a rejoin after expiry moves it on
 	onRejoin    func()        // called after such a rejoin; set before Start
 	joined      atomic.Bool   // Start has completed
+	rejoining   atomic.Bool   // a rejoin's join was sent and not yet seen committed
 
 	// confMu serialises the leader's membership changes: a join (addMember)
 	// and a health reconciliation must not interleave, or a node that

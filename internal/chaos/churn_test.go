@@ -105,7 +105,7 @@ func TestCrashChurn(t *testing.T) {
 	}
 	c.quitAll()
 
-	ops, unknown := led.linHistory()
+	ops, unknown, faults := led.linHistory()
 	linStart := time.Now()
 	lin, visual := checkLinearizable(ops, c.dir)
 	s := led.summarize()
@@ -118,7 +118,7 @@ func TestCrashChurn(t *testing.T) {
 		time.Since(start).Round(time.Second), totalKills, kills, s.confirmed, s.failed, s.failures, s.maxLatency,
 		s.received, s.distinct, s.receivedPerReceiver, s.duplicates, s.confirmedNotReceivedByName, len(s.fifo),
 		s.maxGoroutines, float64(s.maxHeap)/(1<<20))
-	t.Logf("registry history: %d operations (%d with unknown outcome), %v in %v", len(ops), unknown, lin, time.Since(linStart).Round(time.Millisecond))
+	t.Logf("registry history: %d operations (%d with unknown outcome; %s), %v in %v", len(ops), unknown, faults, lin, time.Since(linStart).Round(time.Millisecond))
 
 	if len(s.bad) > 0 {
 		t.Errorf("unparsable lines: %q", s.bad[:min(len(s.bad), 5)])

@@ -550,7 +550,7 @@ func (l *ledger) handle(node, line string) {
 		}
 		l.maxGoroutines[node] = max(l.maxGoroutines[node], g)
 		l.maxHeap[node] = max(l.maxHeap[node], h)
-	case "LI", "LR", "EXPIRE", "EXPIRE_FAILED", "REJOIN", "RESTORE_FAILED":
+	case "LI", "LR", "EXPIRE", "EXPIRED", "EXPIRE_FAILED", "REJOIN", "RESTORED", "RESTORE_FAILED":
 		if !l.lin.line(f) {
 			bad()
 		}
@@ -575,11 +575,13 @@ func (l *ledger) linFault(f linFault) {
 	l.lin.fault(f)
 }
 
-// linHistory returns the registry operations' history for porcupine.
-func (l *ledger) linHistory() ([]porcupine.Operation, int) {
+// linHistory returns the registry operations' history for porcupine, with
+// how many of them have an unknown outcome and a summary of the faults.
+func (l *ledger) linHistory() ([]porcupine.Operation, int, string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.lin.history()
+	ops, unknown := l.lin.history()
+	return ops, unknown, l.lin.faultSummary()
 }
 
 // errClass shortens an error text to its sentinel's words, for counting.

@@ -84,10 +84,28 @@ func (h *linHistory) line(f []string) bool {
 			return false
 		}
 		if owners := h.owners[f[1]]; len(owners) > 0 {
-			// Committed within the leader's apply, bounded by the grace:
-			// allow 3s.
-			t := time.UnixMicro(at)
-			h.fault(linFault{kind: regmodel.Expire, owner: owners[len(owners)-1], at: t, until: t.Add(3 * time.Second), certain: true})
+			// Open until EXPIRED reports the commit.
+			h.fault(linFault{kind: regmodel.Expire, owner: owners[len(owners)-1], at: time.UnixMicro(at), certain: true})
+		}
+		return true
+	case f[0] == "EXPIRED" && len(f) == 3: // EXPIRED node µs: the expiry is committed
+		at, err := strconv.ParseInt(f[2], 10, 64)
+		if err != nil {
+			return false
+		}
+		if owners := h.owners[f[1]]; len(owners) > 0 {
+			if i := h.lastFault(regmodel.Expire, owners[len(owners)-1]); i >= 0 {
+				h.faults[i].until = time.UnixMicro(at)
+			}
+		}
+		return true
+	case f[0] == "RESTORED" && len(f) == 3: // RESTORED owner µs: its receivers are registered again
+		at, err := strconv.ParseInt(f[2], 10, 64)
+		if err != nil {
+			return false
+		}
+		if i := h.lastFault(regmodel.Restore, f[1]); i >= 0 {
+			h.faults[i].until = time.UnixMicro(at)
 		}
 		return true
 	case f[0] == "EXPIRE_FAILED" && len(f) == 2: // the last expiry of the node may not have happened
@@ -107,8 +125,8 @@ func (h *linHistory) line(f []string) bool {
 		if err != nil {
 			return false
 		}
-		t := time.UnixMicro(at)
-		h.fault(linFault{kind: regmodel.Restore, owner: f[1], at: t, until: t.Add(5 * time.Second), certain: true})
+		// Open until RESTORED reports the re-registrations done.
+		h.fault(linFault{kind: regmodel.Restore, owner: f[1], at: time.UnixMicro(at), certain: true})
 		return true
 	case f[0] == "LR" && len(f) == 5:
 		op, ok := h.pending[f[1]]
@@ -168,6 +186,22 @@ func (h *linHistory) lastExpire(owner string, t time.Time) time.Time {
 	return last
 }
 
+// faultSummary says how many expiries and rejoins the history holds, and
+// how many of them were reported finished (committed, re-registered).
+func (h *linHistory) faultSummary() string {
+	counts := map[string][2]int{}
+	for _, f := range h.faults {
+		c := counts[f.kind]
+		c[0]++
+		if !f.until.IsZero() {
+			c[1]++
+		}
+		counts[f.kind] = c
+	}
+	return fmt.Sprintf("%d expiries (%d reported done), %d rejoins (%d reported done)",
+		counts[regmodel.Expire][0], counts[regmodel.Expire][1], counts[regmodel.Restore][0], counts[regmodel.Restore][1])
+}
+
 // pendingOps returns the writes that never answered (their process was
 // killed), as open operations.
 func (h *linHistory) pendingOps() []porcupine.Operation {
@@ -198,8 +232,10 @@ func (h *linHistory) history() (ops []porcupine.Operation, unknown int) {
 	}
 	var regs []reg
 	index := make(map[string]int)
-	for _, op := range append(slices.Clone(h.ops), h.pendingOps()...) {
-		if in := op.Input.(regmodel.Input); in.Kind == regmodel.Register {
+	for _, op := range h.ops {
+		// Only registrations that returned ok: a failed Receive's
+		// receiver is not registered again after a rejoin.
+		if in := op.Input.(regmodel.Input); in.Kind == regmodel.Register && !op.Output.(regmodel.Output).Unknown {
 			index[in.Member] = len(regs)
 			regs = append(regs, reg{in: in, call: op.Call})
 		}
@@ -219,8 +255,12 @@ func (h *linHistory) history() (ops []porcupine.Operation, unknown int) {
 		}
 		add := func(in regmodel.Input) {
 			unknown := !f.certain || slices.Contains(f.failed, in.Name)
+			r := ret
+			if unknown {
+				r = never // it may still happen, any time
+			}
 			ops = append(ops, porcupine.Operation{ClientId: client, Input: in,
-				Call: f.at.UnixMicro(), Output: regmodel.Output{Unknown: unknown}, Return: ret})
+				Call: f.at.UnixMicro(), Output: regmodel.Output{Unknown: unknown}, Return: r})
 			client++
 		}
 		if f.kind == regmodel.Restore {

@@ -141,9 +141,9 @@ func TestPartitionRounds(t *testing.T) {
 	}
 	c.quitAll()
 
-	ops, unknown := led.linHistory()
+	ops, unknown, linFaults := led.linHistory()
 	lin, visual := checkLinearizable(ops, c.dir)
-	t.Logf("registry history: %d operations (%d with unknown outcome), %v", len(ops), unknown, lin)
+	t.Logf("registry history: %d operations (%d with unknown outcome; %s), %v", len(ops), unknown, linFaults, lin)
 	if lin != porcupine.Ok {
 		t.Errorf("the registry history is not linearizable (%v): %s", lin, visual)
 	}

@@ -6,7 +6,9 @@
 //	UP <addr>                          the node joined (or bootstrapped) the cluster
 //	ROLE <leader|follower|candidate>   the node's Raft state changed (from Raft's log)
 //	EXPIRE <node> <unix-µs>            this node, leading, is about to expire node
-//	EXPIRE_FAILED <node>               ... and could not
+//	EXPIRED <node> <unix-µs>           ... and has (committed)
+//	EXPIRE_FAILED <node>               ... or could not
+//	RESTORED <sender> <unix-µs>        it has registered its receivers again after a rejoin
 //	REJOIN <sender> <unix-µs>          this node rejoined after the cluster expired it
 //	RESTORE_FAILED <sender> <name>     it could not register a receiver of name again
 //	R <receiver> <name> <sender> <seq> a receiver of name handed this value to user code
@@ -501,7 +503,15 @@ func (c eventCore) Write(e zapcore.Entry, fields []zapcore.Field) error {
 				c.w.printf("EXPIRE %s %d", f.String, time.Now().UnixMicro())
 			}
 		}
-	case "expire failed":
+	case "expired member": // committed
+		for _, f := range fields {
+			if f.Key == "node" {
+				c.w.printf("EXPIRED %s %d", f.String, time.Now().UnixMicro())
+			}
+		}
+	case "registered receivers again after rejoining":
+		c.w.printf("RESTORED %s %d", c.owner, time.Now().UnixMicro())
+	case "expire failed", "expiry had no effect: the member rejoined":
 		for _, f := range fields {
 			if f.Key == "node" {
 				c.w.printf("EXPIRE_FAILED %s", f.String)
