@@ -273,12 +273,7 @@ func (e *gobEncoder) Encode(dst []byte, v any) ([]byte, error) {
 		}
 		id = uint64(len(e.ids)) + 1
 	}
-	out := append(dst, marker)
-	out = binary.AppendUvarint(out, id)
-	if !known {
-		out = binary.AppendUvarint(out, uint64(len(t.name)))
-		out = append(out, t.name...)
-	}
+	out := appendFrameHeader(dst, marker, id, known, t.name)
 	e.w.b = out
 	err := encodeValue(e.enc, rv)
 	out, e.w.b = e.w.b, nil
@@ -296,16 +291,25 @@ func (e *gobEncoder) Encode(dst []byte, v any) ([]byte, error) {
 	return out, nil
 }
 
+// appendFrameHeader appends a frame's marker and type id, and the type's
+// name on its first use in the stream (!known).
+func appendFrameHeader(dst []byte, marker byte, id uint64, known bool, name string) []byte {
+	out := append(dst, marker)
+	out = binary.AppendUvarint(out, id)
+	if !known {
+		out = binary.AppendUvarint(out, uint64(len(name)))
+		out = append(out, name...)
+	}
+	return out
+}
+
 // encodeFlat appends a flat struct value; it cannot fail.
 func (e *gobEncoder) encodeFlat(dst []byte, marker byte, t *gobType, id uint64, known bool, rv reflect.Value) []byte {
 	if !known {
 		id = uint64(len(e.ids)) + 1
 	}
-	out := append(dst, marker)
-	out = binary.AppendUvarint(out, id)
+	out := appendFrameHeader(dst, marker, id, known, t.name)
 	if !known {
-		out = binary.AppendUvarint(out, uint64(len(t.name)))
-		out = append(out, t.name...)
 		out = appendFlatDescriptor(out, t.flat)
 		e.ids[t.typ] = id
 	}
