@@ -100,6 +100,17 @@ func TestCrashChurn(t *testing.T) {
 		return false
 	})
 	c.stopAll(30 * time.Second)
+	// Replicas converge: once the traffic stopped, every node's view of
+	// the registry after a Sync is the same.
+	if views, err := c.converged(); err != nil {
+		t.Error(err)
+	} else if len(views) != 1 {
+		t.Errorf("the nodes' registry views differ after a Sync: %v", views)
+	} else {
+		for v, nodes := range views {
+			t.Logf("replicas converged: %d nodes, one view of %d entries", len(nodes), strings.Count(v, ",")+1)
+		}
+	}
 	if !c.waitFor(20*time.Second, func() bool { return led.confirmedReceived("churn") }) {
 		t.Errorf("confirmed values of \"churn\" still not received 20s after the senders stopped")
 	}

@@ -328,6 +328,35 @@ func (c *cluster) stopAll(within time.Duration) {
 	}
 }
 
+// converged asks every node for its registry view after a Sync and
+// returns the distinct views with the nodes that reported each, or an
+// error when a node did not answer within 20s.
+func (c *cluster) converged() (map[string][]string, error) {
+	c.led.mu.Lock()
+	clear(c.led.digests)
+	c.led.mu.Unlock()
+	for _, p := range c.procs {
+		c.command(p, "digest")
+	}
+	if !c.waitFor(20*time.Second, func() bool {
+		c.led.mu.Lock()
+		defer c.led.mu.Unlock()
+		return len(c.led.digests) == len(c.procs)
+	}) {
+		return nil, fmt.Errorf("not every node reported its registry view within 20s")
+	}
+	c.led.mu.Lock()
+	defer c.led.mu.Unlock()
+	views := make(map[string][]string)
+	for node, d := range c.led.digests {
+		if d == "sync-failed" {
+			return nil, fmt.Errorf("%s could not Sync with the leader", node)
+		}
+		views[d] = append(views[d], node)
+	}
+	return views, nil
+}
+
 // quit closes p's current process gracefully and waits until it exited.
 func (c *cluster) quit(p *proc) {
 	c.t.Helper()
@@ -428,6 +457,8 @@ type ledger struct {
 	bad           []string
 	// lin is the linearizability clients' history of registry operations.
 	lin *linHistory
+	// digests: each node's registry view after a Sync (the digest command).
+	digests map[string]string
 }
 
 type value struct {
@@ -464,7 +495,7 @@ func newLedger() *ledger {
 		confirmed: make(map[value]bool), failed: make(map[value]bool), failures: make(map[string]int),
 		probes: make(map[string]probeResult), roles: make(map[string]roleAt),
 		maxGoroutines: make(map[string]int), maxHeap: make(map[string]uint64),
-		lin: newLinHistory(),
+		lin: newLinHistory(), digests: make(map[string]string),
 	}
 }
 
@@ -554,6 +585,12 @@ func (l *ledger) handle(node, line string) {
 		if !l.lin.line(f) {
 			bad()
 		}
+	case "D": // D digest
+		if len(f) != 2 {
+			bad()
+			return
+		}
+		l.digests[node] = f[1]
 	case "UP", "STOPPED":
 	default:
 		bad()

@@ -136,6 +136,17 @@ func TestPartitionRounds(t *testing.T) {
 		done = append(done, r)
 	}
 	c.stopAll(partTimeout + 10*time.Second)
+	// Replicas converge: once the traffic stopped, every node's view of
+	// the registry after a Sync is the same.
+	if views, err := c.converged(); err != nil {
+		t.Error(err)
+	} else if len(views) != 1 {
+		t.Errorf("the nodes' registry views differ after a Sync: %v", views)
+	} else {
+		for v, nodes := range views {
+			t.Logf("replicas converged: %d nodes, one view of %d entries", len(nodes), strings.Count(v, ",")+1)
+		}
+	}
 	if !c.waitFor(20*time.Second, func() bool { return led.confirmedReceived("part") }) {
 		t.Errorf("confirmed values still not received 20s after the senders stopped")
 	}

@@ -23,6 +23,7 @@
 //	                                   it returned (count: a read's result, else "-")
 //	S <goroutines> <heap-in-use>       a periodic resource sample
 //	STOPPED <sent>                     every sender ended and every handle is resolved
+//	D <digest>                         this node's view of the registry after a Sync (the digest command)
 //
 // Each line is one write(2) on the pipe, made before the value it reports
 // is acknowledged to anyone else: when the process is killed, the lines it
@@ -32,6 +33,7 @@
 //
 //	probe <tag>   register a receiver of a fresh name (a registry write), report it as W, close it
 //	stop          stop sending, wait for every handle, report STOPPED
+//	digest        Sync, then report the registry view as D
 //	quit          close the node gracefully and exit (also on EOF)
 //
 // With -redirect the process sends its connection to each listed peer
@@ -49,6 +51,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"runtime"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -216,6 +219,7 @@ func run(o options) error {
 	}
 
 	stopSend := make(chan struct{})
+	churnDone := make(chan struct{})
 	var senders sync.WaitGroup
 	var sent atomic.Uint64
 	for _, name := range o.send {
@@ -231,7 +235,9 @@ func run(o options) error {
 		}()
 	}
 	if o.registryChurn > 0 {
-		goFunc(func() { churnRegistry(node, o, done) })
+		goFunc(func() { defer close(churnDone); churnRegistry(node, o, stopSend) }) // ends with the senders
+	} else {
+		close(churnDone)
 	}
 	stopLin := make(chan struct{})
 	linDone := make(chan struct{})
@@ -250,6 +256,7 @@ func run(o options) error {
 			close(stopLin)
 			senders.Wait()
 			<-linDone
+			<-churnDone
 		}
 	}
 	sc := bufio.NewScanner(os.Stdin)
@@ -262,6 +269,8 @@ func run(o options) error {
 		case "stop":
 			stopSenders()
 			w.printf("STOPPED %d", sent.Load())
+		case "digest":
+			w.printf("D %s", digest(node))
 		case "quit":
 			goto quit
 		}
@@ -370,6 +379,27 @@ func probe(w *out, node *channel.Node, tag string) {
 	}
 	w.printf("W %s ok %d %d -", tag, end.UnixMicro(), end.Sub(start).Microseconds())
 	_ = closeFn()
+}
+
+// digest returns this node's view of the registry after a Sync, as one
+// word: its members (ID, alive, voter) and its names with their numbers of
+// receivers, sorted; or "sync-failed".
+func digest(node *channel.Node) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := node.Sync(ctx); err != nil {
+		return "sync-failed"
+	}
+	c := node.Cluster()
+	var parts []string
+	for _, m := range c.Members {
+		parts = append(parts, fmt.Sprintf("m:%s:%t:%t", m.ID, m.Alive, m.Voter))
+	}
+	for name, n := range c.Names {
+		parts = append(parts, fmt.Sprintf("n:%s:%d", name, n))
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, ",")
 }
 
 // linClient is one client of the linearizability check: every linEvery it
