@@ -61,7 +61,7 @@ func (n *Node) Subscribe(name string, buf int) (<-chan any, CloseFunc, error) {
 // its user, and a full one drops its oldest value rather than wait.
 func (r *receiver) offer(v any) {
 	if r.hand(nil, v) {
-		r.n.stats.received(r.name)
+		r.n.stats.received(r.stats)
 	}
 }
 

@@ -22,6 +22,7 @@ type CloseFunc func() error
 type receiver struct {
 	n       *Node
 	name    string
+	stats   *counters // the name's
 	mode    registry.Mode
 	pid     actor.PID
 	closing atomic.Bool // close began: never register again
@@ -100,7 +101,7 @@ func (n *Node) startReceiver(name string, buf int, mode registry.Mode,
 	if n.isClosed() {
 		return nil, ErrClosed
 	}
-	r := &receiver{n: n, name: name, mode: mode, hand: hand, closeOut: closeOut, since: math.MaxUint64}
+	r := &receiver{n: n, name: name, stats: n.stats.name(name), mode: mode, hand: hand, closeOut: closeOut, since: math.MaxUint64}
 	pid, err := n.sys.Spawn(func() actor.Actor { return actor.ReceiveFunc(r.receive) },
 		actor.WithMailboxSize(max(buf, 1)))
 	if err != nil {
@@ -146,7 +147,7 @@ func (r *receiver) receive(c *actor.Context) {
 		r.n.forget(r)
 	default:
 		if r.hand(c.Context().Done(), m) {
-			r.n.stats.received(r.name)
+			r.n.stats.received(r.stats)
 		}
 	}
 }

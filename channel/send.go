@@ -26,9 +26,14 @@ const retrySlice = 20 * time.Millisecond
 // no receiver at all it waits for one to register. There is no preference
 // for local receivers beyond their being tried in turn like the others.
 type router struct {
-	n    *Node
-	name string
-	rr   atomic.Uint64
+	n     *Node
+	name  string
+	stats *counters // the name's
+	rr    atomic.Uint64
+}
+
+func newRouter(n *Node, name string) *router {
+	return &router{n: n, name: name, stats: n.stats.name(name)}
 }
 
 // route hands v to one receiver; done reports the outcome (accepted or
@@ -97,14 +102,14 @@ func (r *router) try(rc registry.Receiver, v any, done func(error)) error {
 		if err := r.n.sys.TrySendFrom(actor.PID{}, pid, v); err != nil {
 			return err
 		}
-		r.n.stats.sent(r.name, pid.Node)
+		r.n.stats.sent(r.stats, pid.Node)
 		done(nil) // accepted into the local receiver's buffer
 		return nil
 	}
 	if err := r.n.ep.TrySendTracked(pid, actor.PID{}, v, done); err != nil {
 		return err
 	}
-	r.n.stats.sent(r.name, pid.Node)
+	r.n.stats.sent(r.stats, pid.Node)
 	return nil
 }
 
@@ -114,14 +119,14 @@ func (r *router) block(ctx context.Context, rc registry.Receiver, v any, done fu
 		if err := r.n.sys.SendFrom(ctx, actor.PID{}, pid, v); err != nil {
 			return err
 		}
-		r.n.stats.sent(r.name, pid.Node)
+		r.n.stats.sent(r.stats, pid.Node)
 		done(nil)
 		return nil
 	}
 	if err := r.n.ep.SendTracked(ctx, pid, actor.PID{}, v, done); err != nil {
 		return err
 	}
-	r.n.stats.sent(r.name, pid.Node)
+	r.n.stats.sent(r.stats, pid.Node)
 	return nil
 }
 
@@ -154,7 +159,7 @@ func (n *Node) SendContext(ctx context.Context, name string, v any) error {
 	if n.isClosed() {
 		return ErrClosed
 	}
-	r := &router{n: n, name: name}
+	r := newRouter(n, name)
 	for {
 		res := make(chan error, 1)
 		if err := r.route(ctx, v, func(err error) { res <- err }); err != nil {
@@ -164,7 +169,7 @@ func (n *Node) SendContext(ctx context.Context, name string, v any) error {
 		select {
 		case err := <-res:
 			if err == nil {
-				n.stats.delivered(name)
+				n.stats.delivered(r.stats)
 				return nil
 			}
 			if refused(err) {
@@ -211,7 +216,7 @@ func (n *Node) Send(name string, buf int) (chan<- any, CloseFunc, error) {
 	}
 	s := &sender{
 		n:     n,
-		r:     &router{n: n, name: name},
+		r:     newRouter(n, name),
 		in:    make(chan any, buf),
 		stop:  make(chan struct{}),
 		ended: make(chan struct{}),
@@ -361,7 +366,7 @@ func (s *sender) outcome(m *Message, err error) {
 	defer s.flight.Done()
 	switch {
 	case err == nil:
-		s.n.stats.delivered(s.r.name)
+		s.n.stats.delivered(s.r.stats)
 		if m.done != nil {
 			m.finish(nil)
 		}

@@ -41,8 +41,18 @@ type Counters struct {
 }
 
 // counters is the live, lock-free form of Counters.
+// counters of one name, one peer, or the node. The send pump, the outcome
+// callbacks and the receivers update sent, delivered and received from
+// different goroutines, usually on different cores: each sits on a cache
+// line of its own, so that they do not take the line from each other.
 type counters struct {
-	sent, delivered, failed, dropped, received atomic.Uint64
+	sent            atomic.Uint64
+	_               [56]byte
+	delivered       atomic.Uint64
+	_               [56]byte
+	received        atomic.Uint64
+	_               [56]byte
+	failed, dropped atomic.Uint64
 }
 
 func (c *counters) snapshot() Counters {
@@ -58,9 +68,14 @@ type stats struct {
 	bcast    bcastCounters
 	total    counters
 	inFlight atomic.Int64
+	_        [56]byte
 	names    sync.Map // string → *counters
 	peers    sync.Map // string → *counters
 }
+
+// name returns the counters of name: routers and receivers look them up
+// once, not per value.
+func (s *stats) name(name string) *counters { return counterFor(&s.names, name) }
 
 func counterFor(m *sync.Map, key string) *counters {
 	if c, ok := m.Load(key); ok {
@@ -70,17 +85,17 @@ func counterFor(m *sync.Map, key string) *counters {
 	return c.(*counters)
 }
 
-func (s *stats) sent(name, peer string) {
+func (s *stats) sent(name *counters, peer string) {
 	s.total.sent.Add(1)
 	s.inFlight.Add(1)
-	counterFor(&s.names, name).sent.Add(1)
+	name.sent.Add(1)
 	counterFor(&s.peers, peer).sent.Add(1)
 }
 
-func (s *stats) delivered(name string) {
+func (s *stats) delivered(name *counters) {
 	s.total.delivered.Add(1)
 	s.inFlight.Add(-1)
-	counterFor(&s.names, name).delivered.Add(1)
+	name.delivered.Add(1)
 }
 
 // failed counts a value that failed; wasSent says whether it had been
@@ -98,9 +113,9 @@ func (s *stats) dropped(name string) {
 	counterFor(&s.names, name).dropped.Add(1)
 }
 
-func (s *stats) received(name string) {
+func (s *stats) received(name *counters) {
 	s.total.received.Add(1)
-	counterFor(&s.names, name).received.Add(1)
+	name.received.Add(1)
 }
 
 type bcastCounters struct {
