@@ -101,8 +101,10 @@ func TestCrashChurn(t *testing.T) {
 	})
 	c.stopAll(30 * time.Second)
 	// Replicas converge: once the traffic stopped, every node's view of
-	// the registry after a Sync is the same.
-	if views, err := c.converged(); err != nil {
+	// the registry after a Sync is the same. (Registrations made again by
+	// nodes that rejoined after the last heal may still be committing:
+	// views taken while they do may differ, so a few views are taken.)
+	if views, err := c.converged(10); err != nil {
 		t.Error(err)
 	} else if len(views) != 1 {
 		t.Errorf("the nodes' registry views differ after a Sync: %v", views)

@@ -328,10 +328,24 @@ func (c *cluster) stopAll(within time.Duration) {
 	}
 }
 
-// converged asks every node for its registry view after a Sync and
-// returns the distinct views with the nodes that reported each, or an
-// error when a node did not answer within 20s.
-func (c *cluster) converged() (map[string][]string, error) {
+// converged asks every node for its registry view after a Sync, up to
+// attempts times half a second apart until all views agree, and returns
+// the distinct views of the last attempt with the nodes that reported
+// each, or an error when a node did not answer within 20s.
+func (c *cluster) converged(attempts int) (map[string][]string, error) {
+	var views map[string][]string
+	var err error
+	for range attempts {
+		if views, err = c.views(); err != nil || len(views) == 1 {
+			return views, err
+		}
+		time.Sleep(500 * time.Millisecond) // the schedule of the check, not an assertion
+	}
+	return views, err
+}
+
+// views asks every node for its registry view after a Sync once.
+func (c *cluster) views() (map[string][]string, error) {
 	c.led.mu.Lock()
 	clear(c.led.digests)
 	c.led.mu.Unlock()
