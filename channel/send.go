@@ -268,7 +268,7 @@ func (s *sender) pump() {
 					return
 				}
 				fast++
-				s.send(asMessage(v))
+				s.sendValue(v)
 				continue
 			default:
 			}
@@ -280,7 +280,7 @@ func (s *sender) pump() {
 				s.finish()
 				return
 			}
-			s.send(asMessage(v))
+			s.sendValue(v)
 		case <-s.wake:
 		case <-s.stop:
 			// Flush what was written before the close, then end.
@@ -291,7 +291,7 @@ func (s *sender) pump() {
 						s.finish()
 						return
 					}
-					s.send(asMessage(v))
+					s.sendValue(v)
 					continue
 				default:
 				}
@@ -330,12 +330,33 @@ func (s *sender) finish() {
 	}
 }
 
-// asMessage wraps a bare value in an internal handle; a *Message is used as is.
-func asMessage(v any) *Message {
+// sendValue routes a value written to the channel: a *Message with its
+// handle; a bare value without one, and without making a Message for it
+// unless a refusal makes it wait to be routed again.
+func (s *sender) sendValue(v any) {
 	if m, ok := v.(*Message); ok {
-		return m
+		s.send(m)
+		return
 	}
-	return &Message{v: v, done: nil}
+	s.flight.Add(1)
+	if err := s.r.route(s.n.ctx, v, func(err error) { s.plainOutcome(v, err) }); err != nil {
+		s.flight.Done()
+		s.n.stats.failed(s.r.name, false)
+	}
+}
+
+// plainOutcome is outcome for a bare value.
+func (s *sender) plainOutcome(v any, err error) {
+	if refused(err) && s.n.ctx.Err() == nil {
+		s.outcome(&Message{v: v}, err) // routed again, as a Message
+		return
+	}
+	defer s.flight.Done()
+	if err == nil {
+		s.n.stats.delivered(s.r.stats)
+		return
+	}
+	s.n.stats.failed(s.r.name, true)
 }
 
 func (s *sender) send(m *Message) {
