@@ -216,10 +216,14 @@ func (s *benchSink) waitDone(b *testing.B) {
 
 // BenchmarkCrossNodeSend: b.N bare values from a Send on node 1 to a Receive
 // on node 2; it ends when all are received.
-func BenchmarkCrossNodeSend(b *testing.B) {
-	nodes := startBenchNodes(b, 2)
+func BenchmarkCrossNodeSend(b *testing.B) { benchmarkSendReceive(b, 2) }
+
+// benchmarkSendReceive sends b.N bare values from a Send on the first of
+// n nodes to a Receive on the last, and ends when all are received.
+func benchmarkSendReceive(b *testing.B, n int) {
+	nodes := startBenchNodes(b, n)
 	sink := newBenchSink(b, b.N)
-	in := benchReceive(b, nodes[1], "bench")
+	in := benchReceive(b, nodes[n-1], "bench")
 	out := benchSend(b, nodes[0], "bench")
 	sink.start(in)
 	sink.waitWarm(b, out)
@@ -347,23 +351,7 @@ func BenchmarkRoundTripTwoNames(b *testing.B) {
 // BenchmarkSameNodeSend: b.N values from a Send to a Receive on the same
 // node; it ends when all are received. Compare with
 // BenchmarkSameNodeChanBaseline.
-func BenchmarkSameNodeSend(b *testing.B) {
-	nodes := startBenchNodes(b, 1)
-	sink := newBenchSink(b, b.N)
-	in := benchReceive(b, nodes[0], "bench")
-	out := benchSend(b, nodes[0], "bench")
-	sink.start(in)
-	sink.waitWarm(b, out)
-	b.ReportAllocs()
-
-	b.ResetTimer()
-	for i := range b.N {
-		out <- benchMsg{ID: int64(i), Payload: benchPayload}
-	}
-	sink.waitDone(b)
-	b.StopTimer()
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
-}
+func BenchmarkSameNodeSend(b *testing.B) { benchmarkSendReceive(b, 1) }
 
 // BenchmarkSameNodeChanBaseline is BenchmarkSameNodeSend's baseline: a Go
 // channel of any with the same buffer and one consumer goroutine doing the
