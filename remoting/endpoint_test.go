@@ -327,37 +327,13 @@ func TestPeerKilledMidStreamFailsInFlightHandlesWithin1s(t *testing.T) {
 	defer close(gate)
 	target, err := nodes[1].sys.SpawnNamed("sink", s.producer(), actor.WithMailboxSize(2))
 	require.NoError(t, err)
-	results := make(chan error, 16)
-	sent := 0
-	for i := 1; i <= 16; i++ {
-		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-		err := nodes[0].ep.SendTracked(ctx, target, actor.PID{}, item{From: "a", Seq: i}, func(err error) { results <- err })
-		cancel()
-		if err != nil {
-			break
-		}
-		sent++
-	}
-	require.Positive(t, sent)
+	results, sent := sendUntilBlocked(t, nodes[0].ep, target, 16)
 	// Kill the receiving endpoint hard: its connections drop.
 	killed := time.Now()
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel() // no grace
 	require.NoError(t, nodes[1].ep.Shutdown(ctx))
-	var confirmed, lost int
-	for i := 0; i < sent; i++ {
-		select {
-		case err := <-results:
-			if err == nil {
-				confirmed++
-			} else {
-				require.ErrorIs(t, err, ErrNodeLost)
-				lost++
-			}
-		case <-time.After(time.Second):
-			t.Fatalf("handle %d of %d still pending 1s after the peer died", i+1, sent)
-		}
-	}
+	confirmed, lost := awaitHandles(t, results, sent, "the peer died")
 	assert.Less(t, time.Since(killed), time.Second+100*time.Millisecond)
 	assert.Positive(t, lost, "messages in the overflow and on the wire fail")
 	t.Logf("sent %d: confirmed %d, failed %d", sent, confirmed, lost)
@@ -489,31 +465,9 @@ func TestResetPeerFailsInFlightHandlesAtOnce(t *testing.T) {
 	s.gate = gate
 	target, err := nodes[1].sys.SpawnNamed("sink", s.producer(), actor.WithMailboxSize(2))
 	require.NoError(t, err)
-	results := make(chan error, 16)
-	sent := 0
-	for i := 1; i <= 16; i++ {
-		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-		err := nodes[0].ep.SendTracked(ctx, target, actor.PID{}, item{From: "a", Seq: i}, func(err error) { results <- err })
-		cancel()
-		if err != nil {
-			break
-		}
-		sent++
-	}
-	require.Positive(t, sent)
+	results, sent := sendUntilBlocked(t, nodes[0].ep, target, 16)
 	nodes[0].ep.ResetPeer(nodes[1].ep.Addr())
-	lost := 0
-	for i := 0; i < sent; i++ {
-		select {
-		case err := <-results:
-			if err != nil {
-				require.ErrorIs(t, err, ErrNodeLost)
-				lost++
-			}
-		case <-time.After(time.Second):
-			t.Fatalf("handle %d of %d still pending 1s after ResetPeer", i+1, sent)
-		}
-	}
+	_, lost := awaitHandles(t, results, sent, "ResetPeer")
 	assert.Positive(t, lost, "the values the gated sink had not accepted fail")
 	close(gate)
 	require.NoError(t, nodes[0].sys.Send(context.Background(), target, item{From: "b", Seq: 1}), "a new stream opens")
@@ -564,4 +518,46 @@ func TestDeferredAcknowledgementsKeepCreditFlowing(t *testing.T) {
 	}
 	require.Eventually(t, func() bool { return inFlight() == 0 }, waitFor, 10*time.Millisecond,
 		"held-back acceptances must reach the sender")
+}
+
+// sendUntilBlocked sends up to max tracked items from ep to target, each
+// given 100ms to find credit, and stops at the first that does not (or
+// fails): what was sent is then partly accepted, partly in flight. It
+// returns the handles' outcomes channel and how many were sent.
+func sendUntilBlocked(t *testing.T, ep *Endpoint, target actor.PID, max int) (chan error, int) {
+	t.Helper()
+	results := make(chan error, max)
+	sent := 0
+	for i := 1; i <= max; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		err := ep.SendTracked(ctx, target, actor.PID{}, item{From: "a", Seq: i}, func(err error) { results <- err })
+		cancel()
+		if err != nil {
+			require.ErrorIs(t, err, context.DeadlineExceeded, "blocked by credit, not failed")
+			break
+		}
+		sent++
+	}
+	require.Positive(t, sent)
+	return results, sent
+}
+
+// awaitHandles waits for n outcomes on results, each within 1s of the
+// last: each nil (confirmed) or ErrNodeLost (lost).
+func awaitHandles(t *testing.T, results <-chan error, n int, after string) (confirmed, lost int) {
+	t.Helper()
+	for i := range n {
+		select {
+		case err := <-results:
+			if err == nil {
+				confirmed++
+			} else {
+				require.ErrorIs(t, err, ErrNodeLost)
+				lost++
+			}
+		case <-time.After(time.Second):
+			t.Fatalf("handle %d of %d still pending 1s after %s", i+1, n, after)
+		}
+	}
+	return confirmed, lost
 }

@@ -32,19 +32,7 @@ func TestPartitionFailsInFlightAndHealResumes(t *testing.T) {
 	target, err := b.sys.SpawnNamed("sink", s.producer(), actor.WithMailboxSize(2))
 	require.NoError(t, err)
 
-	results := make(chan error, 32)
-	sent := 0
-	for i := 1; i <= 32; i++ {
-		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-		err := a.ep.SendTracked(ctx, target, actor.PID{}, item{From: "a", Seq: i}, func(err error) { results <- err })
-		cancel()
-		if err != nil {
-			require.ErrorIs(t, err, context.DeadlineExceeded, "blocked by credit, not failed")
-			break
-		}
-		sent++
-	}
-	require.Positive(t, sent)
+	results, sent := sendUntilBlocked(t, a.ep, target, 32)
 	// Let the accepted ones be confirmed, so what remains is in flight.
 	confirmed := 0
 	for len(results) > 0 || confirmed == 0 {
@@ -55,18 +43,7 @@ func TestPartitionFailsInFlightAndHealResumes(t *testing.T) {
 	link, err := network.Link("a", b.ep.Addr())
 	require.NoError(t, err)
 	link.Disconnect()
-	lost := 0
-	for i := confirmed; i < sent; i++ {
-		select {
-		case err := <-results:
-			if err != nil {
-				require.ErrorIs(t, err, ErrNodeLost)
-				lost++
-			}
-		case <-time.After(time.Second):
-			t.Fatalf("in-flight handle still pending 1s after the partition")
-		}
-	}
+	_, lost := awaitHandles(t, results, sent-confirmed, "the partition")
 	assert.Positive(t, lost)
 	release()
 
