@@ -4,11 +4,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"strings"
 	"testing"
 	"time"
-
-	"github.com/anishathalye/porcupine"
 )
 
 // Bounds on each node process during the churn and partition tests. A
@@ -100,27 +97,13 @@ func TestCrashChurn(t *testing.T) {
 		return false
 	})
 	c.stopAll(30 * time.Second)
-	// Replicas converge: once the traffic stopped, every node's view of
-	// the registry after a Sync is the same. (Registrations made again by
-	// nodes that rejoined after the last heal may still be committing:
-	// views taken while they do may differ, so a few views are taken.)
-	if views, err := c.converged(10); err != nil {
-		t.Error(err)
-	} else if len(views) != 1 {
-		t.Errorf("the nodes' registry views differ after a Sync: %v", views)
-	} else {
-		for v, nodes := range views {
-			t.Logf("replicas converged: %d nodes, one view of %d entries", len(nodes), strings.Count(v, ",")+1)
-		}
-	}
+	checkConverged(t, c)
 	if !c.waitFor(20*time.Second, func() bool { return led.confirmedReceived("churn") }) {
 		t.Errorf("confirmed values of \"churn\" still not received 20s after the senders stopped")
 	}
 	c.quitAll()
 
-	ops, unknown, faults := led.linHistory()
-	linStart := time.Now()
-	lin, visual := checkLinearizable(ops, c.dir)
+	checkRegistryHistory(t, c, led)
 	s := led.summarize()
 	totalKills := 0
 	for _, n := range kills {
@@ -131,40 +114,19 @@ func TestCrashChurn(t *testing.T) {
 		time.Since(start).Round(time.Second), totalKills, kills, s.confirmed, s.failed, s.failures, s.maxLatency,
 		s.received, s.distinct, s.receivedPerReceiver, s.duplicates, s.confirmedNotReceivedByName, len(s.fifo),
 		s.maxGoroutines, float64(s.maxHeap)/(1<<20))
-	t.Logf("registry history: %d operations (%d with unknown outcome; %s), %v in %v", len(ops), unknown, faults, lin, time.Since(linStart).Round(time.Millisecond))
 
-	if len(s.bad) > 0 {
-		t.Errorf("unparsable lines: %q", s.bad[:min(len(s.bad), 5)])
-	}
-	if s.duplicates > 0 {
-		t.Errorf("at most once: %d duplicates, e.g. %v", s.duplicates, s.duplicateExamples)
-	}
+	checkCommon(t, s)
 	if n := s.confirmedNotReceivedByName["churn"]; n > 0 {
 		t.Errorf("%d confirmed values of \"churn\" (receivers never killed) were never received, e.g. %v", n, s.lostExamples)
 	}
 	if n, bound := s.confirmedNotReceivedByName["churn-k"], kills["n3"]*(churnBuf+2); n > bound {
 		t.Errorf("%d confirmed values of \"churn-k\" lost, more than n3's buffer+2 per kill of n3 (%d kills: %d)", n, kills["n3"], bound)
 	}
-	if len(s.fifo) > 0 {
-		t.Errorf("per-pair FIFO: %d violations, e.g. %s", len(s.fifo), strings.Join(s.fifo[:min(len(s.fifo), 5)], "; "))
-	}
-	if lin != porcupine.Ok {
-		t.Errorf("the registry history is not linearizable (%v): %s", lin, visual)
-	}
-	if len(ops) < 100 {
-		t.Errorf("only %d registry operations: the linearizability check checked little", len(ops))
-	}
 	if totalKills == 0 {
 		t.Errorf("no node was killed: the test checked nothing")
 	}
 	if !recovered {
 		t.Errorf("no value written after the last restart was confirmed within 15s: the cluster did not recover")
-	}
-	if s.maxGoroutines > maxNodeGoroutines {
-		t.Errorf("a node process reached %d goroutines (bound %d)", s.maxGoroutines, maxNodeGoroutines)
-	}
-	if s.maxHeap > maxNodeHeap {
-		t.Errorf("a node process reached %.1f MiB heap in use (bound %d MiB)", float64(s.maxHeap)/(1<<20), maxNodeHeap>>20)
 	}
 }
 

@@ -741,3 +741,61 @@ func (l *ledger) confirmedReceived(name string) bool {
 	}
 	return true
 }
+
+// checkConverged asserts that, once the traffic has stopped, every node's
+// view of the registry after a Sync is the same. (Registrations made again
+// by nodes that rejoined after the last heal may still be committing:
+// views taken while they do may differ, so up to 10 views are taken.)
+func checkConverged(t *testing.T, c *cluster) {
+	t.Helper()
+	views, err := c.converged(10)
+	switch {
+	case err != nil:
+		t.Error(err)
+	case len(views) != 1:
+		t.Errorf("the nodes' registry views differ after a Sync: %v", views)
+	default:
+		for v, nodes := range views {
+			t.Logf("replicas converged: %d nodes, one view of %d entries", len(nodes), strings.Count(v, ",")+1)
+		}
+	}
+}
+
+// checkRegistryHistory checks the linearizability clients' history with
+// porcupine (after the processes have quit).
+func checkRegistryHistory(t *testing.T, c *cluster, led *ledger) {
+	t.Helper()
+	ops, unknown, faults := led.linHistory()
+	start := time.Now()
+	lin, visual := checkLinearizable(ops, c.dir)
+	t.Logf("registry history: %d operations (%d with unknown outcome; %s), %v in %v",
+		len(ops), unknown, faults, lin, time.Since(start).Round(time.Millisecond))
+	if lin != porcupine.Ok {
+		t.Errorf("the registry history is not linearizable (%v): %s", lin, visual)
+	}
+	if len(ops) < 100 {
+		t.Errorf("only %d registry operations: the linearizability check checked little", len(ops))
+	}
+}
+
+// checkCommon asserts what every process-level test asserts: no unparsable
+// line, no duplicate, per-pair FIFO, goroutines and heap per process
+// within their bounds.
+func checkCommon(t *testing.T, s summary) {
+	t.Helper()
+	if len(s.bad) > 0 {
+		t.Errorf("unparsable lines: %q", s.bad[:min(len(s.bad), 5)])
+	}
+	if s.duplicates > 0 {
+		t.Errorf("at most once: %d duplicates, e.g. %v", s.duplicates, s.duplicateExamples)
+	}
+	if len(s.fifo) > 0 {
+		t.Errorf("per-pair FIFO: %d violations, e.g. %s", len(s.fifo), strings.Join(s.fifo[:min(len(s.fifo), 5)], "; "))
+	}
+	if s.maxGoroutines > maxNodeGoroutines {
+		t.Errorf("a node process reached %d goroutines (bound %d)", s.maxGoroutines, maxNodeGoroutines)
+	}
+	if s.maxHeap > maxNodeHeap {
+		t.Errorf("a node process reached %.1f MiB heap in use (bound %d MiB)", float64(s.maxHeap)/(1<<20), maxNodeHeap>>20)
+	}
+}

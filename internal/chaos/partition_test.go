@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/anishathalye/porcupine"
-
 	"github.com/dchan-io/dchan/internal/faultproxy"
 )
 
@@ -136,33 +134,13 @@ func TestPartitionRounds(t *testing.T) {
 		done = append(done, r)
 	}
 	c.stopAll(partTimeout + 10*time.Second)
-	// Replicas converge: once the traffic stopped, every node's view of
-	// the registry after a Sync is the same. (Registrations made again by
-	// nodes that rejoined after the last heal may still be committing:
-	// views taken while they do may differ, so a few views are taken.)
-	if views, err := c.converged(10); err != nil {
-		t.Error(err)
-	} else if len(views) != 1 {
-		t.Errorf("the nodes' registry views differ after a Sync: %v", views)
-	} else {
-		for v, nodes := range views {
-			t.Logf("replicas converged: %d nodes, one view of %d entries", len(nodes), strings.Count(v, ",")+1)
-		}
-	}
+	checkConverged(t, c)
 	if !c.waitFor(20*time.Second, func() bool { return led.confirmedReceived("part") }) {
 		t.Errorf("confirmed values still not received 20s after the senders stopped")
 	}
 	c.quitAll()
 
-	ops, unknown, linFaults := led.linHistory()
-	lin, visual := checkLinearizable(ops, c.dir)
-	t.Logf("registry history: %d operations (%d with unknown outcome; %s), %v", len(ops), unknown, linFaults, lin)
-	if lin != porcupine.Ok {
-		t.Errorf("the registry history is not linearizable (%v): %s", lin, visual)
-	}
-	if len(ops) < 100 {
-		t.Errorf("only %d registry operations: the linearizability check checked little", len(ops))
-	}
+	checkRegistryHistory(t, c, led)
 
 	graceViolations, graceChecked, slowest := checkGrace(led, done)
 	violations = append(violations, graceViolations...)
@@ -178,17 +156,9 @@ func TestPartitionRounds(t *testing.T) {
 		s.received, s.distinct, s.duplicates, s.confirmedNotReceived, len(s.fifo), graceChecked, slowest,
 		rejoinErrors, s.maxGoroutines, float64(s.maxHeap)/(1<<20))
 
-	if len(s.bad) > 0 {
-		t.Errorf("unparsable lines: %q", s.bad[:min(len(s.bad), 5)])
-	}
-	if s.duplicates > 0 {
-		t.Errorf("at most once: %d duplicates, e.g. %v", s.duplicates, s.duplicateExamples)
-	}
+	checkCommon(t, s)
 	if s.confirmedNotReceived > 0 {
 		t.Errorf("%d confirmed values never received, e.g. %v", s.confirmedNotReceived, s.lostExamples)
-	}
-	if len(s.fifo) > 0 {
-		t.Errorf("per-pair FIFO: %d violations, e.g. %s", len(s.fifo), strings.Join(s.fifo[:min(len(s.fifo), 5)], "; "))
 	}
 	if n := s.failures["timed out"]; n > 0 {
 		t.Errorf("%d handles ran into their %v timeout instead of resolving", n, partTimeout)
@@ -198,12 +168,6 @@ func TestPartitionRounds(t *testing.T) {
 	}
 	if s.confirmed == 0 {
 		t.Errorf("no value confirmed: the test checked nothing")
-	}
-	if s.maxGoroutines > maxNodeGoroutines {
-		t.Errorf("a node process reached %d goroutines (bound %d)", s.maxGoroutines, maxNodeGoroutines)
-	}
-	if s.maxHeap > maxNodeHeap {
-		t.Errorf("a node process reached %.1f MiB heap in use (bound %d MiB)", float64(s.maxHeap)/(1<<20), maxNodeHeap>>20)
 	}
 }
 
