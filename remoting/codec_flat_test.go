@@ -243,20 +243,7 @@ func TestFlatDecodeTruncatedAndCorrupt(t *testing.T) {
 	enc := c.NewEncoder()
 	v1, _ := enc.Encode(nil, flatAll{I: 1, S: "root", Bs: []byte("b"), F64: 1})
 	v2, _ := enc.Encode(nil, flatAll{B: true, S: "second"})
-	for i := range len(v1) {
-		if _, err := c.NewDecoder().Decode(v1[:i]); !errors.Is(err, ErrDecode) {
-			t.Fatalf("first frame cut at %d/%d: %v", i, len(v1), err)
-		}
-	}
-	for i := range len(v2) {
-		dec := c.NewDecoder()
-		if _, err := dec.Decode(v1); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := dec.Decode(v2[:i]); !errors.Is(err, ErrDecode) {
-			t.Fatalf("second frame cut at %d/%d: %v", i, len(v2), err)
-		}
-	}
+	checkEveryCutFails(t, c, v1, v2)
 	name := gobTypeName(reflect.TypeFor[flatAll]())
 	head := binary.AppendUvarint(binary.AppendUvarint([]byte{gobFlat}, 1), uint64(len(name)))
 	head = append(head, name...)

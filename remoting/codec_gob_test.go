@@ -397,6 +397,13 @@ func TestGobDecodeTruncated(t *testing.T) {
 	enc := c.NewEncoder()
 	v1, _ := enc.Encode(nil, testTree{Name: "root", Kids: []*testTree{{Name: "k"}}, Attrs: map[string]string{"a": "b"}})
 	v2, _ := enc.Encode(nil, testTree{Name: "second"})
+	checkEveryCutFails(t, c, v1, v2)
+}
+
+// checkEveryCutFails decodes every proper prefix of v1 on a fresh
+// decoder, and of v2 after v1: each must fail with ErrDecode.
+func checkEveryCutFails(t *testing.T, c *GobCodec, v1, v2 []byte) {
+	t.Helper()
 	for i := range len(v1) {
 		if _, err := c.NewDecoder().Decode(v1[:i]); !errors.Is(err, ErrDecode) {
 			t.Fatalf("first frame cut at %d/%d: %v", i, len(v1), err)
