@@ -703,7 +703,7 @@ func TestSyncMakesLocalReadsLinearizable(t *testing.T) {
 
 // TestIntruderWritesAreRefused: a peer without the cluster token calls the
 // registry's RPCs directly — a registration for a member that exists, a
-// join, a lookup, a sync — and every call is refused with
+// join, a member query, a sync — and every call is refused with
 // Unauthenticated; the registry does not change.
 func TestIntruderWritesAreRefused(t *testing.T) {
 	member := startTestNodeWithEndpoint(t, "n1", nil, remoting.WithToken("s3cret"))
@@ -725,9 +725,9 @@ func TestIntruderWritesAreRefused(t *testing.T) {
 		join.Str("intruder")
 		join.Str(ep.Addr())
 		join.Uvarint(1)
-		lookup := bin.Writer{}
-		lookup.Str("svc")
-		for method, req := range map[string][]byte{methodApply: register, methodJoin: join.B, methodLookup: lookup.B, methodSync: nil} {
+		memberReq := bin.Writer{}
+		memberReq.Str("n1")
+		for method, req := range map[string][]byte{methodApply: register, methodJoin: join.B, methodMember: memberReq.B, methodSync: nil} {
 			_, err := reg.call(ctxWithin(t, clusterWait), member.addr, method, req)
 			assert.Equal(t, codes.Unauthenticated, status.Code(err), "token %q, %s: %v", token, method, err)
 		}

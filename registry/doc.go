@@ -32,8 +32,10 @@
 // are forwarded, and they are retried across elections until ctx ends, when
 // they fail with ErrUnavailable — a write is never reported done unless it
 // was committed, and the internal not-leader error never reaches a caller.
-// LookupLinearizable asks the leader, which confirms its leadership with a
-// barrier before answering.
+// Sync is a read barrier: the leader confirms its leadership with a
+// barrier and names the version it has applied, and the local replica is
+// waited for until it reaches it; LookupLinearizable is Sync, then a local
+// Lookup.
 //
 // Failure detection uses Raft's own heartbeats: the leader observes failed
 // and resumed heartbeats to each peer; a member unreachable for longer than

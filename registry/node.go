@@ -21,7 +21,6 @@ const (
 	serviceName  = "dchan.registry.v1.Registry"
 	methodApply  = "/" + serviceName + "/Apply"
 	methodJoin   = "/" + serviceName + "/Join"
-	methodLookup = "/" + serviceName + "/Lookup"
 	methodMember = "/" + serviceName + "/Member"
 	methodSync   = "/" + serviceName + "/Sync"
 )
@@ -128,7 +127,6 @@ func (r *Registry) registerService(s grpc.ServiceRegistrar) {
 		Methods: []grpc.MethodDesc{
 			unary("Apply", r.serveApply),
 			unary("Join", r.serveJoin),
-			unary("Lookup", r.serveLookup),
 			unary("Member", r.serveMember),
 			unary("Sync", r.serveSync),
 		},
@@ -488,33 +486,13 @@ func (r *Registry) addMember(ctx context.Context, rf *raft.Raft, m Member) error
 	return r.applyLocal(ctx, rf, data)
 }
 
-// Lookup with linearizable semantics: the leader confirms its leadership
-// with a barrier, then answers from its state.
+// LookupLinearizable returns the receivers of name as of a moment between
+// the call and the return: a Sync, then a read of the local replica.
 func (r *Registry) LookupLinearizable(ctx context.Context, name string) ([]Receiver, error) {
-	var out []Receiver
-	err := r.retry(ctx, "lookup", func(ctx context.Context) error {
-		rf, err := r.raftNode()
-		if err != nil {
-			return err
-		}
-		if rf.State() == raft.Leader {
-			out, err = r.leaderLookup(ctx, rf, name)
-			return err
-		}
-		addr, ok := r.leaderAddr()
-		if !ok {
-			return errNotLeader
-		}
-		w := bin.Writer{}
-		w.Str(name)
-		body, err := r.callReply(ctx, addr, methodLookup, w.B)
-		if err != nil {
-			return err
-		}
-		out, err = decodeReceivers(body)
-		return err
-	})
-	return out, err
+	if err := r.Sync(ctx); err != nil {
+		return nil, err
+	}
+	return r.Lookup(name), nil
 }
 
 // Sync returns once this replica holds every write the cluster committed
@@ -544,10 +522,8 @@ func (r *Registry) Sync(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		rd := bin.NewReader(body, ErrMalformed)
-		version = rd.Uvarint()
-		rd.End()
-		return rd.Err()
+		version, err = decodeVersion(body)
+		return err
 	})
 	if err != nil {
 		return err
@@ -586,20 +562,21 @@ func (r *Registry) serveSync(ctx context.Context, req []byte) []byte {
 	if err != nil {
 		return encodeReply(err, nil)
 	}
-	w := bin.Writer{}
-	w.Uvarint(v)
-	return encodeReply(nil, w.B)
+	return encodeReply(nil, encodeVersion(v))
 }
 
-func (r *Registry) leaderLookup(ctx context.Context, rf *raft.Raft, name string) ([]Receiver, error) {
-	var timeout time.Duration
-	if d, ok := ctx.Deadline(); ok {
-		timeout = max(time.Until(d), time.Millisecond)
-	}
-	if err := r.waitFuture(ctx, rf.Barrier(timeout)); err != nil {
-		return nil, fmt.Errorf("%w: %w", errNotLeader, err)
-	}
-	return r.fsm.Current().Receivers(name), nil
+func encodeVersion(v uint64) []byte {
+	w := bin.Writer{}
+	w.Uvarint(v)
+	return w.B
+}
+
+// decodeVersion decodes serveSync's reply body.
+func decodeVersion(b []byte) (uint64, error) {
+	rd := bin.NewReader(b, ErrMalformed)
+	v := rd.Uvarint()
+	rd.End()
+	return v, rd.Err()
 }
 
 // leaderRequest decodes a request holding one string and checks that this
@@ -619,47 +596,6 @@ func (r *Registry) leaderRequest(req []byte, what string, maxLen int) (arg strin
 		return "", nil, encodeReply(errNotLeader, nil)
 	}
 	return arg, rf, nil
-}
-
-func (r *Registry) serveLookup(ctx context.Context, req []byte) []byte {
-	name, rf, refusal := r.leaderRequest(req, "name", MaxNameLen)
-	if refusal != nil {
-		return refusal
-	}
-	rs, err := r.leaderLookup(ctx, rf, name)
-	if err != nil {
-		return encodeReply(err, nil)
-	}
-	return encodeReply(nil, encodeReceivers(rs))
-}
-
-func encodeReceivers(rs []Receiver) []byte {
-	w := bin.Writer{}
-	w.Uvarint(uint64(len(rs)))
-	for _, rc := range rs {
-		w.Str(rc.Node)
-		w.Str(rc.ActorID)
-		w.Byte(byte(rc.Mode))
-		w.Uvarint(rc.Incarnation)
-	}
-	return w.B
-}
-
-func decodeReceivers(b []byte) ([]Receiver, error) {
-	rd := bin.NewReader(b, ErrMalformed)
-	n := rd.Count("receivers", 4)
-	rs := make([]Receiver, 0, n)
-	for i := 0; i < n && rd.Err() == nil; i++ {
-		rc := Receiver{Node: rd.Str("node ID", MaxIDLen), ActorID: rd.Str("actor ID", MaxIDLen)}
-		rc.Mode = Mode(rd.Byte())
-		rc.Incarnation = rd.Uvarint()
-		rs = append(rs, rc)
-	}
-	rd.End()
-	if rd.Err() != nil {
-		return nil, rd.Err()
-	}
-	return rs, nil
 }
 
 // Leave removes this node's receivers and membership and takes it out of the

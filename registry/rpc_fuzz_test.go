@@ -8,7 +8,7 @@ import (
 )
 
 // FuzzDecodeRPC feeds the same bytes to every decoder of registry RPC
-// messages that come from peers: replies, receiver lists, member status,
+// messages that come from peers: replies, sync versions, member status,
 // join requests. None may panic, and any error must be ErrMalformed.
 func FuzzDecodeRPC(f *testing.F) {
 	w := bin.Writer{}
@@ -16,7 +16,7 @@ func FuzzDecodeRPC(f *testing.F) {
 	w.Str("127.0.0.1:7000")
 	w.Uvarint(42)
 	f.Add(w.B)
-	f.Add(encodeReply(nil, encodeReceivers([]Receiver{{Node: "n1", ActorID: "$1", Mode: Broadcast, Incarnation: 7}})))
+	f.Add(encodeReply(nil, encodeVersion(1<<40)))
 	f.Add(encodeReply(ErrStaleIncarnation, nil))
 	f.Add([]byte{stOther, 0xff, 0xff, 0xff, 0xff, 0x0f})
 	f.Add([]byte{0x05, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f})
@@ -30,14 +30,11 @@ func FuzzDecodeRPC(f *testing.F) {
 		_, body, err := decodeReply(b)
 		check("reply", err)
 		if err == nil {
-			rs, err := decodeReceivers(body)
-			check("receivers in a reply", err)
-			if len(rs) > len(body) {
-				t.Fatalf("%d receivers from %d bytes", len(rs), len(body))
-			}
+			_, err := decodeVersion(body)
+			check("version in a reply", err)
 		}
-		_, err = decodeReceivers(b)
-		check("receivers", err)
+		_, err = decodeVersion(b)
+		check("version", err)
 		_, _, _, err = decodeMemberStatus(b)
 		check("member status", err)
 		_, err = decodeJoinRequest(b)
@@ -46,14 +43,12 @@ func FuzzDecodeRPC(f *testing.F) {
 }
 
 func TestRPCCodecsRoundTrip(t *testing.T) {
-	in := []Receiver{{Node: "n1", ActorID: "$1", Mode: Queue, Incarnation: 3}, {Node: "n2", ActorID: "x", Mode: Broadcast, Incarnation: 9}}
-	rerr, body, err := decodeReply(encodeReply(nil, encodeReceivers(in)))
+	rerr, body, err := decodeReply(encodeReply(nil, encodeVersion(1<<40)))
 	if err != nil || rerr != nil {
 		t.Fatal(err, rerr)
 	}
-	out, err := decodeReceivers(body)
-	if err != nil || len(out) != 2 || out[0] != in[0] || out[1] != in[1] {
-		t.Fatalf("round trip: %v %v", out, err)
+	if v, err := decodeVersion(body); err != nil || v != 1<<40 {
+		t.Fatalf("round trip: %v %v", v, err)
 	}
 	rerr, _, err = decodeReply(encodeReply(ErrMemberExpired, nil))
 	if err != nil || !errors.Is(rerr, ErrMemberExpired) {
