@@ -18,7 +18,7 @@ import (
 // exported field a bool, integer, float, string or []byte, none embedded,
 // no custom encoding methods — without gob: their fields are written
 // directly, with a field list sent once per stream, and decoded by name
-// with gob's rules (see codec_flat.go), at about a third of gob's cost.
+// with gob's rules (see codec_flat.go), at a quarter to a third of gob's cost.
 // They decode exactly as gob would decode them. Every GobCodec decodes
 // such frames, so nodes with either kind of codec talk to each other.
 //
@@ -137,7 +137,7 @@ func NewGobCodec(types ...any) (*GobCodec, error) { return newGobCodec(false, ty
 // GobCodec): a registered struct whose exported fields are all bools,
 // integers, floats, strings or []byte is written without gob. The values a
 // peer decodes are the same; the encode+decode cost of such a struct is
-// about a third of gob's (BenchmarkGobCodec, BenchmarkFastGobCodec). Use it
+// a quarter to a third of gob's (BenchmarkGobCodec, BenchmarkFastGobCodec). Use it
 // with channel.WithCodec. It is not the default: the default codec is
 // gob's own encoding.
 func NewFastGobCodec(types ...any) (*GobCodec, error) { return newGobCodec(true, types) }
