@@ -158,14 +158,15 @@ func (r *Registry) reconcile(rf *raft.Raft, failing map[raft.ServerID]failure, o
 		case known && m.Status == Alive && down && now.Sub(since) > r.cfg.expireAfter:
 			r.log.Info("expiring unreachable member", zap.String("node", m.ID), zap.Duration("unreachable", now.Sub(since)))
 			data, err := EncodeCommand(ExpireNode{Node: m.ID, Incarnation: m.Incarnation})
+			var res Result
 			if err == nil {
-				err = r.applyLocal(ctx, rf, data)
+				res, err = r.applyResult(ctx, rf, data)
 			}
 			if err != nil {
 				r.log.Warn("expire failed", zap.String("node", m.ID), zap.Error(err))
 				continue
 			}
-			if cur, ok := r.fsm.Current().Member(m.ID); !ok || cur.Incarnation != m.Incarnation || cur.Status != Expired {
+			if !res.Members {
 				// The entry was a no-op: the member rejoined under a new
 				// incarnation after this tick read the state. It is not
 				// the member that failed: keep it in the configuration.

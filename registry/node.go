@@ -265,6 +265,12 @@ func (r *Registry) waitFuture(ctx context.Context, f raft.Future) error {
 
 // applyLocal applies data on this node, which must be the leader.
 func (r *Registry) applyLocal(ctx context.Context, rf *raft.Raft, data []byte) error {
+	_, err := r.applyResult(ctx, rf, data)
+	return err
+}
+
+// applyResult is applyLocal that also returns what the entry changed.
+func (r *Registry) applyResult(ctx context.Context, rf *raft.Raft, data []byte) (Result, error) {
 	var timeout time.Duration
 	if d, ok := ctx.Deadline(); ok {
 		timeout = max(time.Until(d), time.Millisecond)
@@ -273,15 +279,15 @@ func (r *Registry) applyLocal(ctx context.Context, rf *raft.Raft, data []byte) e
 	if err := r.waitFuture(ctx, f); err != nil {
 		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) ||
 			errors.Is(err, raft.ErrLeadershipTransferInProgress) {
-			return fmt.Errorf("%w: %w", errNotLeader, err)
+			return Result{}, fmt.Errorf("%w: %w", errNotLeader, err)
 		}
-		return err
+		return Result{}, err
 	}
 	res, ok := f.Response().(Result)
 	if !ok {
-		return fmt.Errorf("registry: unexpected apply response %T", f.Response())
+		return Result{}, fmt.Errorf("registry: unexpected apply response %T", f.Response())
 	}
-	return res.Err
+	return res, res.Err
 }
 
 func (r *Registry) serveApply(ctx context.Context, req []byte) []byte {
