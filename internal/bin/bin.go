@@ -24,6 +24,9 @@ func (w *Writer) Byte(v byte) { w.B = append(w.B, v) }
 // Uvarint appends an unsigned varint.
 func (w *Writer) Uvarint(v uint64) { w.B = binary.AppendUvarint(w.B, v) }
 
+// Varint appends a signed varint.
+func (w *Writer) Varint(v int64) { w.B = binary.AppendVarint(w.B, v) }
+
 // Bool appends a bool as one byte.
 func (w *Writer) Bool(v bool) {
 	if v {
@@ -95,6 +98,35 @@ func (r *Reader) Uvarint() uint64 {
 		r.Fail("bad uvarint")
 		return 0
 	}
+	r.b = r.b[n:]
+	return v
+}
+
+// Varint reads a signed varint.
+func (r *Reader) Varint() int64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(r.b)
+	if n <= 0 {
+		r.Fail("bad varint")
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+// Take returns the next n bytes as a sub-slice of the input, its capacity
+// clipped (appending to it never overwrites what follows), or fails.
+func (r *Reader) Take(n uint64) []byte {
+	if r.err != nil {
+		return nil
+	}
+	if n > uint64(len(r.b)) {
+		r.Fail("length %d beyond the %d bytes left", n, len(r.b))
+		return nil
+	}
+	v := r.b[:n:n]
 	r.b = r.b[n:]
 	return v
 }

@@ -1,12 +1,13 @@
 package raftrpc
 
 import (
-	"encoding/binary"
 	"fmt"
 	"reflect"
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/dchan-io/dchan/internal/bin"
 )
 
 // Message kinds: the first byte of every request frame and of the message
@@ -29,169 +30,96 @@ const (
 // of at least one byte). It bounds the entry count a frame can announce.
 const minLogSize = 6
 
-// writer appends the wire encoding of values to a byte slice.
+// writer appends the wire encoding of values to a byte slice: internal/bin's
+// encodings plus the raft types'.
 type writer struct {
-	b []byte
-}
-
-func (w *writer) byte(v byte)      { w.b = append(w.b, v) }
-func (w *writer) uvarint(v uint64) { w.b = binary.AppendUvarint(w.b, v) }
-func (w *writer) varint(v int64)   { w.b = binary.AppendVarint(w.b, v) }
-
-func (w *writer) bool(v bool) {
-	if v {
-		w.byte(1)
-		return
-	}
-	w.byte(0)
+	bin.Writer
 }
 
 // bytes writes nil as 0 and any other slice as len+1 followed by its
 // bytes, so nil and empty slices survive the round trip.
 func (w *writer) bytes(v []byte) {
 	if v == nil {
-		w.uvarint(0)
+		w.Uvarint(0)
 		return
 	}
-	w.uvarint(uint64(len(v)) + 1)
-	w.b = append(w.b, v...)
+	w.Uvarint(uint64(len(v)) + 1)
+	w.B = append(w.B, v...)
 }
 
 // time writes the zero time as 0 and any other as 1, Unix seconds
 // (varint) and nanoseconds (uvarint).
 func (w *writer) time(t time.Time) {
 	if t.IsZero() {
-		w.byte(0)
+		w.Byte(0)
 		return
 	}
-	w.byte(1)
-	w.varint(t.Unix())
-	w.uvarint(uint64(t.Nanosecond()))
+	w.Byte(1)
+	w.Varint(t.Unix())
+	w.Uvarint(uint64(t.Nanosecond()))
 }
 
 func (w *writer) header(h *raft.RPCHeader) {
-	w.varint(int64(h.ProtocolVersion))
+	w.Varint(int64(h.ProtocolVersion))
 	w.bytes(h.ID)
 	w.bytes(h.Addr)
 }
 
 func (w *writer) log(l *raft.Log) {
-	w.uvarint(l.Index)
-	w.uvarint(l.Term)
-	w.byte(byte(l.Type))
+	w.Uvarint(l.Index)
+	w.Uvarint(l.Term)
+	w.Byte(byte(l.Type))
 	w.bytes(l.Data)
 	w.bytes(l.Extensions)
 	w.time(l.AppendedAt)
 }
 
-// reader decodes what writer wrote. The first error sticks: later reads
-// return zero values, so a decoder checks r.err once at the end. No read
-// allocates more than the bytes that remain in the frame.
+// reader decodes what writer wrote, with internal/bin's Reader: the first
+// error sticks and later reads return zero values, so a decoder checks
+// Err once at the end. No read allocates more than the bytes that remain
+// in the frame.
 type reader struct {
-	b   []byte
-	err error
+	bin.Reader
 }
 
-func (r *reader) fail(format string, args ...any) {
-	if r.err == nil {
-		r.err = fmt.Errorf("%w: "+format, append([]any{ErrMalformed}, args...)...)
-	}
-}
-
-func (r *reader) byte() byte {
-	if r.err != nil {
-		return 0
-	}
-	if len(r.b) == 0 {
-		r.fail("truncated")
-		return 0
-	}
-	v := r.b[0]
-	r.b = r.b[1:]
-	return v
-}
-
-func (r *reader) uvarint() uint64 {
-	if r.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(r.b)
-	if n <= 0 {
-		r.fail("bad uvarint")
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *reader) varint() int64 {
-	if r.err != nil {
-		return 0
-	}
-	v, n := binary.Varint(r.b)
-	if n <= 0 {
-		r.fail("bad varint")
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
+func newReader(b []byte) *reader { return &reader{Reader: *bin.NewReader(b, ErrMalformed)} }
 
 // int decodes a varint that must fit a Go int (ProtocolVersion,
 // SnapshotVersion) and be small and non-negative.
 func (r *reader) int(what string) int {
-	v := r.varint()
+	v := r.Varint()
 	if v < 0 || v > 1<<20 {
-		r.fail("%s %d out of range", what, v)
+		r.Fail("%s %d out of range", what, v)
 		return 0
 	}
 	return int(v)
-}
-
-func (r *reader) bool() bool {
-	switch v := r.byte(); v {
-	case 0:
-		return false
-	case 1:
-		return true
-	default:
-		r.fail("bad bool %d", v)
-		return false
-	}
 }
 
 // bytes returns a sub-slice of the frame (capacity clipped, so appending to
 // it never overwrites the frame): rawcodec hands every frame its own
 // buffer, so aliasing it is safe and saves a copy per field.
 func (r *reader) bytes() []byte {
-	n := r.uvarint()
-	if r.err != nil || n == 0 {
+	n := r.Uvarint()
+	if r.Err() != nil || n == 0 {
 		return nil
 	}
-	n--
-	if n > uint64(len(r.b)) {
-		r.fail("length %d beyond the %d bytes left", n, len(r.b))
-		return nil
-	}
-	v := r.b[:n:n]
-	r.b = r.b[n:]
-	return v
+	return r.Take(n - 1)
 }
 
 func (r *reader) time() time.Time {
-	switch v := r.byte(); v {
+	switch v := r.Byte(); v {
 	case 0:
 		return time.Time{}
 	case 1:
-		sec := r.varint()
-		nsec := r.uvarint()
+		sec := r.Varint()
+		nsec := r.Uvarint()
 		if nsec >= uint64(time.Second) {
-			r.fail("nanoseconds %d out of range", nsec)
+			r.Fail("nanoseconds %d out of range", nsec)
 			return time.Time{}
 		}
 		return time.Unix(sec, int64(nsec))
 	default:
-		r.fail("bad time marker %d", v)
+		r.Fail("bad time marker %d", v)
 		return time.Time{}
 	}
 }
@@ -203,21 +131,17 @@ func (r *reader) header(h *raft.RPCHeader) {
 }
 
 func (r *reader) log(l *raft.Log) {
-	l.Index = r.uvarint()
-	l.Term = r.uvarint()
-	l.Type = raft.LogType(r.byte())
+	l.Index = r.Uvarint()
+	l.Term = r.Uvarint()
+	l.Type = raft.LogType(r.Byte())
 	l.Data = r.bytes()
 	l.Extensions = r.bytes()
 	l.AppendedAt = r.time()
 }
 
 func (r *reader) logs() []*raft.Log {
-	n := r.uvarint()
-	if r.err != nil || n == 0 {
-		return nil
-	}
-	if n > uint64(len(r.b)/minLogSize) {
-		r.fail("%d entries cannot fit in %d bytes", n, len(r.b))
+	n := r.Count("log entries", minLogSize)
+	if r.Err() != nil || n == 0 {
 		return nil
 	}
 	logs := make([]*raft.Log, n)
@@ -226,7 +150,7 @@ func (r *reader) logs() []*raft.Log {
 		r.log(&backing[i])
 		logs[i] = &backing[i]
 	}
-	if r.err != nil {
+	if r.Err() != nil {
 		return nil
 	}
 	return logs
@@ -234,10 +158,8 @@ func (r *reader) logs() []*raft.Log {
 
 // finish reports the first error, or trailing bytes after the message.
 func (r *reader) finish() error {
-	if r.err == nil && len(r.b) != 0 {
-		r.fail("%d trailing bytes", len(r.b))
-	}
-	return r.err
+	r.End()
+	return r.Err()
 }
 
 // encodeMessage appends m, a pointer to one of raft's RPC structs, to dst
@@ -246,93 +168,93 @@ func encodeMessage(dst []byte, m any) ([]byte, error) {
 	if v := reflect.ValueOf(m); v.Kind() == reflect.Pointer && v.IsNil() {
 		return dst, fmt.Errorf("raftrpc: cannot encode nil %T", m)
 	}
-	w := writer{b: dst}
+	w := writer{Writer: bin.Writer{B: dst}}
 	switch m := m.(type) {
 	case *raft.AppendEntriesRequest:
-		w.byte(kindAppendEntriesRequest)
+		w.Byte(kindAppendEntriesRequest)
 		w.header(&m.RPCHeader)
-		w.uvarint(m.Term)
+		w.Uvarint(m.Term)
 		w.bytes(m.Leader)
-		w.uvarint(m.PrevLogEntry)
-		w.uvarint(m.PrevLogTerm)
-		w.uvarint(uint64(len(m.Entries)))
+		w.Uvarint(m.PrevLogEntry)
+		w.Uvarint(m.PrevLogTerm)
+		w.Uvarint(uint64(len(m.Entries)))
 		for _, l := range m.Entries {
 			if l == nil {
 				return dst, fmt.Errorf("raftrpc: nil log entry in AppendEntries")
 			}
 			w.log(l)
 		}
-		w.uvarint(m.LeaderCommitIndex)
+		w.Uvarint(m.LeaderCommitIndex)
 	case *raft.AppendEntriesResponse:
-		w.byte(kindAppendEntriesResponse)
+		w.Byte(kindAppendEntriesResponse)
 		w.header(&m.RPCHeader)
-		w.uvarint(m.Term)
-		w.uvarint(m.LastLog)
-		w.bool(m.Success)
-		w.bool(m.NoRetryBackoff)
+		w.Uvarint(m.Term)
+		w.Uvarint(m.LastLog)
+		w.Bool(m.Success)
+		w.Bool(m.NoRetryBackoff)
 	case *raft.RequestVoteRequest:
-		w.byte(kindRequestVoteRequest)
+		w.Byte(kindRequestVoteRequest)
 		w.header(&m.RPCHeader)
-		w.uvarint(m.Term)
+		w.Uvarint(m.Term)
 		w.bytes(m.Candidate)
-		w.uvarint(m.LastLogIndex)
-		w.uvarint(m.LastLogTerm)
-		w.bool(m.LeadershipTransfer)
+		w.Uvarint(m.LastLogIndex)
+		w.Uvarint(m.LastLogTerm)
+		w.Bool(m.LeadershipTransfer)
 	case *raft.RequestVoteResponse:
-		w.byte(kindRequestVoteResponse)
+		w.Byte(kindRequestVoteResponse)
 		w.header(&m.RPCHeader)
-		w.uvarint(m.Term)
+		w.Uvarint(m.Term)
 		w.bytes(m.Peers)
-		w.bool(m.Granted)
+		w.Bool(m.Granted)
 	case *raft.RequestPreVoteRequest:
-		w.byte(kindRequestPreVoteRequest)
+		w.Byte(kindRequestPreVoteRequest)
 		w.header(&m.RPCHeader)
-		w.uvarint(m.Term)
-		w.uvarint(m.LastLogIndex)
-		w.uvarint(m.LastLogTerm)
+		w.Uvarint(m.Term)
+		w.Uvarint(m.LastLogIndex)
+		w.Uvarint(m.LastLogTerm)
 	case *raft.RequestPreVoteResponse:
-		w.byte(kindRequestPreVoteResponse)
+		w.Byte(kindRequestPreVoteResponse)
 		w.header(&m.RPCHeader)
-		w.uvarint(m.Term)
-		w.bool(m.Granted)
+		w.Uvarint(m.Term)
+		w.Bool(m.Granted)
 	case *raft.TimeoutNowRequest:
-		w.byte(kindTimeoutNowRequest)
+		w.Byte(kindTimeoutNowRequest)
 		w.header(&m.RPCHeader)
 	case *raft.TimeoutNowResponse:
-		w.byte(kindTimeoutNowResponse)
+		w.Byte(kindTimeoutNowResponse)
 		w.header(&m.RPCHeader)
 	case *raft.InstallSnapshotRequest:
 		if m.Size < 0 {
 			return dst, fmt.Errorf("raftrpc: negative snapshot size %d", m.Size)
 		}
-		w.byte(kindInstallSnapshotRequest)
+		w.Byte(kindInstallSnapshotRequest)
 		w.header(&m.RPCHeader)
-		w.varint(int64(m.SnapshotVersion))
-		w.uvarint(m.Term)
+		w.Varint(int64(m.SnapshotVersion))
+		w.Uvarint(m.Term)
 		w.bytes(m.Leader)
-		w.uvarint(m.LastLogIndex)
-		w.uvarint(m.LastLogTerm)
+		w.Uvarint(m.LastLogIndex)
+		w.Uvarint(m.LastLogTerm)
 		w.bytes(m.Peers)
 		w.bytes(m.Configuration)
-		w.uvarint(m.ConfigurationIndex)
-		w.varint(m.Size)
+		w.Uvarint(m.ConfigurationIndex)
+		w.Varint(m.Size)
 	case *raft.InstallSnapshotResponse:
-		w.byte(kindInstallSnapshotResponse)
+		w.Byte(kindInstallSnapshotResponse)
 		w.header(&m.RPCHeader)
-		w.uvarint(m.Term)
-		w.bool(m.Success)
+		w.Uvarint(m.Term)
+		w.Bool(m.Success)
 	default:
 		return dst, fmt.Errorf("raftrpc: cannot encode %T", m)
 	}
-	return w.b, nil
+	return w.B, nil
 }
 
 // decodeMessage decodes a frame written by encodeMessage into m, which
 // must point to the raft struct the frame's kind names. The whole frame
 // must be consumed. Byte fields alias b.
 func decodeMessage(b []byte, m any) error {
-	r := reader{b: b}
-	kind := r.byte()
+	r := newReader(b)
+	kind := r.Byte()
 	want := byte(0)
 	switch m := m.(type) {
 	case *raft.AppendEntriesRequest:
@@ -341,59 +263,59 @@ func decodeMessage(b []byte, m any) error {
 			break
 		}
 		r.header(&m.RPCHeader)
-		m.Term = r.uvarint()
+		m.Term = r.Uvarint()
 		m.Leader = r.bytes()
-		m.PrevLogEntry = r.uvarint()
-		m.PrevLogTerm = r.uvarint()
+		m.PrevLogEntry = r.Uvarint()
+		m.PrevLogTerm = r.Uvarint()
 		m.Entries = r.logs()
-		m.LeaderCommitIndex = r.uvarint()
+		m.LeaderCommitIndex = r.Uvarint()
 	case *raft.AppendEntriesResponse:
 		want = kindAppendEntriesResponse
 		if kind != want {
 			break
 		}
 		r.header(&m.RPCHeader)
-		m.Term = r.uvarint()
-		m.LastLog = r.uvarint()
-		m.Success = r.bool()
-		m.NoRetryBackoff = r.bool()
+		m.Term = r.Uvarint()
+		m.LastLog = r.Uvarint()
+		m.Success = r.Bool()
+		m.NoRetryBackoff = r.Bool()
 	case *raft.RequestVoteRequest:
 		want = kindRequestVoteRequest
 		if kind != want {
 			break
 		}
 		r.header(&m.RPCHeader)
-		m.Term = r.uvarint()
+		m.Term = r.Uvarint()
 		m.Candidate = r.bytes()
-		m.LastLogIndex = r.uvarint()
-		m.LastLogTerm = r.uvarint()
-		m.LeadershipTransfer = r.bool()
+		m.LastLogIndex = r.Uvarint()
+		m.LastLogTerm = r.Uvarint()
+		m.LeadershipTransfer = r.Bool()
 	case *raft.RequestVoteResponse:
 		want = kindRequestVoteResponse
 		if kind != want {
 			break
 		}
 		r.header(&m.RPCHeader)
-		m.Term = r.uvarint()
+		m.Term = r.Uvarint()
 		m.Peers = r.bytes()
-		m.Granted = r.bool()
+		m.Granted = r.Bool()
 	case *raft.RequestPreVoteRequest:
 		want = kindRequestPreVoteRequest
 		if kind != want {
 			break
 		}
 		r.header(&m.RPCHeader)
-		m.Term = r.uvarint()
-		m.LastLogIndex = r.uvarint()
-		m.LastLogTerm = r.uvarint()
+		m.Term = r.Uvarint()
+		m.LastLogIndex = r.Uvarint()
+		m.LastLogTerm = r.Uvarint()
 	case *raft.RequestPreVoteResponse:
 		want = kindRequestPreVoteResponse
 		if kind != want {
 			break
 		}
 		r.header(&m.RPCHeader)
-		m.Term = r.uvarint()
-		m.Granted = r.bool()
+		m.Term = r.Uvarint()
+		m.Granted = r.Bool()
 	case *raft.TimeoutNowRequest:
 		want = kindTimeoutNowRequest
 		if kind != want {
@@ -413,16 +335,16 @@ func decodeMessage(b []byte, m any) error {
 		}
 		r.header(&m.RPCHeader)
 		m.SnapshotVersion = raft.SnapshotVersion(r.int("snapshot version"))
-		m.Term = r.uvarint()
+		m.Term = r.Uvarint()
 		m.Leader = r.bytes()
-		m.LastLogIndex = r.uvarint()
-		m.LastLogTerm = r.uvarint()
+		m.LastLogIndex = r.Uvarint()
+		m.LastLogTerm = r.Uvarint()
 		m.Peers = r.bytes()
 		m.Configuration = r.bytes()
-		m.ConfigurationIndex = r.uvarint()
-		m.Size = r.varint()
+		m.ConfigurationIndex = r.Uvarint()
+		m.Size = r.Varint()
 		if m.Size < 0 {
-			r.fail("negative snapshot size %d", m.Size)
+			r.Fail("negative snapshot size %d", m.Size)
 		}
 	case *raft.InstallSnapshotResponse:
 		want = kindInstallSnapshotResponse
@@ -430,13 +352,13 @@ func decodeMessage(b []byte, m any) error {
 			break
 		}
 		r.header(&m.RPCHeader)
-		m.Term = r.uvarint()
-		m.Success = r.bool()
+		m.Term = r.Uvarint()
+		m.Success = r.Bool()
 	default:
 		return fmt.Errorf("raftrpc: cannot decode into %T", m)
 	}
-	if r.err == nil && kind != want {
-		r.fail("message kind %d, want %d", kind, want)
+	if r.Err() == nil && kind != want {
+		r.Fail("message kind %d, want %d", kind, want)
 	}
 	return r.finish()
 }
@@ -458,19 +380,19 @@ func encodeResponse(resp any, rpcErr error, zero any) ([]byte, error) {
 	if v := reflect.ValueOf(resp); !v.IsValid() || v.Type() != reflect.TypeOf(zero) || v.IsNil() {
 		resp = zero
 	}
-	return encodeMessage(w.b, resp)
+	return encodeMessage(w.B, resp)
 }
 
 // decodeResponse decodes a frame built by encodeResponse into resp and
 // returns the peer Raft's error text ("" for none). A malformed frame is
 // reported as err.
 func decodeResponse(b []byte, resp any) (remoteMsg string, err error) {
-	r := reader{b: b}
+	r := newReader(b)
 	msg := r.bytes()
-	if r.err != nil {
-		return "", r.err
+	if r.Err() != nil {
+		return "", r.Err()
 	}
-	if err := decodeMessage(r.b, resp); err != nil {
+	if err := decodeMessage(r.Rest(), resp); err != nil {
 		return "", err
 	}
 	return string(msg), nil
