@@ -35,6 +35,30 @@ type Decoder interface {
 	Decode(b []byte) (any, error)
 }
 
+// RunEncoder is an Encoder that can also encode a run of values of one
+// dynamic type as one unit, cheaper per value than encoding them one by
+// one (GobCodec encodes a run as one gob slice: gob's per-value framing and
+// type lookups are paid once per run). The stream's writer uses it for
+// consecutive messages to one target; decoders of such a codec must
+// implement RunDecoder.
+type RunEncoder interface {
+	Encoder
+	// EncodeRun appends the encoding of vs — at least two values, all of
+	// one dynamic type — as one unit, and reports whether it did. It
+	// returns dst, false, nil when it does not encode runs of that type
+	// (the caller then encodes the values one by one). On an error it
+	// behaves as Encode does: dst unchanged, the encoder still usable.
+	EncodeRun(dst []byte, vs []any) ([]byte, bool, error)
+}
+
+// RunDecoder decodes the units a RunEncoder writes.
+type RunDecoder interface {
+	Decoder
+	// DecodeRun decodes one EncodeRun output that holds exactly n values
+	// and appends them to out, in order. Errors are as for Decode.
+	DecodeRun(out []any, b []byte, n int) ([]any, error)
+}
+
 // Tagged is a message value with a tag: opaque bytes that travel beside the
 // value, outside the codec. A layer above remoting uses it for a header of
 // its own (the channel package's gossip does) without registering a wrapper

@@ -13,6 +13,10 @@ import (
 // GobCodec is the default Codec: encoding/gob with one long-lived
 // gob.Encoder and gob.Decoder per stream, so a type's description crosses
 // the wire once per stream and each later value costs only its data.
+// Consecutive values of one type to one target are encoded as a run, one
+// gob []T value (EncodeRun): gob's per-value framing, locking and type
+// lookups are then paid once per run, which makes a value of a small
+// struct about 2.5 times cheaper to encode and decode (BenchmarkGobCodecRun).
 //
 // A GobCodec made by NewFastGobCodec sends flat struct types — every
 // exported field a bool, integer, float, string or []byte, none embedded,
@@ -67,7 +71,8 @@ import (
 // Each Encode output is one frame:
 //
 //	marker    one byte: bit 0 reset the stream's state first (else
-//	          continue it), bit 1 a flat struct (else gob)
+//	          continue it), bit 1 a flat struct (else gob), bit 2 a
+//	          run: several values of the type as one gob []T (EncodeRun)
 //	type id   uvarint; 0 is the nil value (nothing follows), 1, 2... name
 //	          the stream's types in order of first use
 //	name      on a type id's first use only: uvarint length, then the
@@ -89,7 +94,11 @@ type GobCodec struct {
 	flat bool
 }
 
-var _ Codec = (*GobCodec)(nil)
+var (
+	_ Codec      = (*GobCodec)(nil)
+	_ RunEncoder = (*gobEncoder)(nil)
+	_ RunDecoder = (*gobDecoder)(nil)
+)
 
 // gobType is one registered message type.
 type gobType struct {
@@ -108,6 +117,10 @@ const (
 	// gobFlat, or'ed into the marker, says the value is a flat struct
 	// written without gob (codec_flat.go).
 	gobFlat byte = 2
+	// gobRun, or'ed into the marker, says the frame holds a run: one gob
+	// []T value whose elements are the run's values, T being the type
+	// the type id names (EncodeRun).
+	gobRun byte = 4
 )
 
 // maxGobTypeName bounds a type name read from a peer.
@@ -223,6 +236,10 @@ type gobEncoder struct {
 	lastType reflect.Type
 	lastT    *gobType
 	lastID   uint64
+	// run is the []T slice runs of runT are encoded from, kept between
+	// runs (zeroed) so that a run costs no allocation of its own.
+	runT *gobType
+	run  reflect.Value
 }
 
 // Reset starts the stream's encoding over, as after a failure: the caller
@@ -291,6 +308,55 @@ func (e *gobEncoder) Encode(dst []byte, v any) ([]byte, error) {
 	return out, nil
 }
 
+// EncodeRun encodes vs, values of one registered type that the stream has
+// sent before, as one gob []T value. It declines (false) a type new to the
+// stream, a flat type (already cheap one by one), a nil pointer and a
+// pending reset, and leaves those to Encode. A gob failure resets the
+// stream as Encode does; the caller then encodes the values one by one, so
+// the failing value fails alone.
+func (e *gobEncoder) EncodeRun(dst []byte, vs []any) ([]byte, bool, error) {
+	if len(vs) < 2 || vs[0] == nil || e.reset {
+		return dst, false, nil
+	}
+	rt := reflect.TypeOf(vs[0])
+	var (
+		t     *gobType
+		id    uint64
+		known bool
+	)
+	if rt == e.lastType {
+		t, id, known = e.lastT, e.lastID, true
+	} else if t = e.c.byType[rt]; t != nil {
+		id, known = e.ids[t.typ]
+	}
+	if !known || t.flat != nil {
+		return dst, false, nil
+	}
+	if e.runT != t || e.run.Cap() < len(vs) {
+		e.runT = t
+		e.run = reflect.MakeSlice(reflect.SliceOf(t.typ), len(vs), max(len(vs), 64))
+	}
+	sv := e.run.Slice(0, len(vs))
+	defer sv.Clear() // drop the references to the caller's values
+	for i, v := range vs {
+		rv := reflect.ValueOf(v)
+		if rv.Type() != t.typ || (rv.Kind() == reflect.Pointer && rv.IsNil()) {
+			return dst, false, nil
+		}
+		sv.Index(i).Set(rv)
+	}
+	out := appendFrameHeader(dst, gobRun, id, true, "")
+	e.w.b = out
+	err := encodeValue(e.enc, sv)
+	out, e.w.b = e.w.b, nil
+	if err != nil {
+		e.Reset()
+		return dst, false, fmt.Errorf("%w: run of %d %s: %w", ErrEncode, len(vs), t.name, err)
+	}
+	e.lastType, e.lastT, e.lastID = t.typ, t, id
+	return out, true, nil
+}
+
 // appendFrameHeader appends a frame's marker and type id, and the type's
 // name on its first use in the stream (!known).
 func appendFrameHeader(dst []byte, marker byte, id uint64, known bool, name string) []byte {
@@ -353,6 +419,10 @@ type gobDecoder struct {
 	scratch map[*gobType]reflect.Value
 	last    *gobType
 	lastPV  reflect.Value
+	// runT's *[]T that runs decode into; its elements are zero between
+	// runs, so gob reuses the array instead of merging into old values.
+	runT  *gobType
+	runPV reflect.Value
 }
 
 func (d *gobDecoder) Decode(b []byte) (any, error) {
@@ -367,68 +437,135 @@ func (d *gobDecoder) Decode(b []byte) (any, error) {
 	return v, nil
 }
 
-func (d *gobDecoder) decode(b []byte) (any, error) {
+// DecodeRun decodes a run frame (EncodeRun) of exactly n values.
+func (d *gobDecoder) DecodeRun(out []any, b []byte, n int) ([]any, error) {
+	if d.err != nil {
+		return out, d.err
+	}
+	out, err := d.decodeRun(out, b, n)
+	if err != nil {
+		d.err = fmt.Errorf("%w: %w", ErrDecode, err)
+		return out, d.err
+	}
+	return out, nil
+}
+
+// header reads a frame's marker and type: t is nil for the nil value, plan
+// is set for a flat type, and rest is what follows.
+func (d *gobDecoder) header(b []byte) (marker byte, t *gobType, plan *flatPlan, rest []byte, err error) {
 	if len(b) == 0 {
-		return nil, errors.New("empty frame")
+		return 0, nil, nil, nil, errors.New("empty frame")
 	}
-	if b[0]&^(gobReset|gobFlat) != 0 {
-		return nil, fmt.Errorf("unknown frame marker %#x", b[0])
+	marker = b[0]
+	if marker&^(gobReset|gobFlat|gobRun) != 0 || marker&(gobFlat|gobRun) == gobFlat|gobRun {
+		return 0, nil, nil, nil, fmt.Errorf("unknown frame marker %#x", marker)
 	}
-	if b[0]&gobReset != 0 {
+	if marker&gobReset != 0 {
 		d.dec, d.shadow, d.types, d.plans = nil, nil, d.types[:0], d.plans[:0]
 	}
-	flat := b[0]&gobFlat != 0
+	flat := marker&gobFlat != 0
 	b = b[1:]
 	id, n := binary.Uvarint(b)
 	if n <= 0 {
-		return nil, errors.New("bad type id")
+		return 0, nil, nil, nil, errors.New("bad type id")
 	}
 	b = b[n:]
-	if id == 0 {
-		if flat {
-			return nil, errors.New("flat nil")
-		}
-		if len(b) != 0 {
-			return nil, fmt.Errorf("%d trailing bytes after nil", len(b))
-		}
-		return nil, nil
-	}
-	var (
-		t    *gobType
-		plan *flatPlan
-	)
 	switch {
+	case id == 0:
+		if flat {
+			return 0, nil, nil, nil, errors.New("flat nil")
+		}
+		return marker, nil, nil, b, nil
 	case id <= uint64(len(d.types)):
 		t, plan = d.types[id-1], d.plans[id-1]
 		if flat != (plan != nil) {
-			return nil, errFlatKindMismatched
+			return 0, nil, nil, nil, errFlatKindMismatched
 		}
 	case id == uint64(len(d.types))+1 && len(d.types) < len(d.c.byType):
 		l, n := binary.Uvarint(b)
 		if n <= 0 || l > maxGobTypeName || l > uint64(len(b)-n) {
-			return nil, errors.New("bad type name length")
+			return 0, nil, nil, nil, errors.New("bad type name length")
 		}
 		name := string(b[n : n+int(l)])
 		b = b[n+int(l):]
 		if t = d.c.byName[name]; t == nil {
-			return nil, fmt.Errorf("type %q is not registered with the codec", name)
+			return 0, nil, nil, nil, fmt.Errorf("type %q is not registered with the codec", name)
 		}
 		if flat {
 			var err error
 			if plan, b, err = readFlatPlan(b, t); err != nil {
-				return nil, err
+				return 0, nil, nil, nil, err
 			}
 		}
 		d.types = append(d.types, t)
 		d.plans = append(d.plans, plan)
 	default:
-		return nil, fmt.Errorf("type id %d out of sequence", id)
+		return 0, nil, nil, nil, fmt.Errorf("type id %d out of sequence", id)
 	}
-	if plan != nil {
+	return marker, t, plan, b, nil
+}
+
+func (d *gobDecoder) decode(b []byte) (any, error) {
+	marker, t, plan, b, err := d.header(b)
+	switch {
+	case err != nil:
+		return nil, err
+	case marker&gobRun != 0:
+		return nil, errors.New("a run frame where one value was expected")
+	case t == nil:
+		if len(b) != 0 {
+			return nil, fmt.Errorf("%d trailing bytes after nil", len(b))
+		}
+		return nil, nil
+	case plan != nil:
 		return d.decodeFlat(t, plan, b)
 	}
+	// Decode into a zeroed scratch value of the type; Interface then makes
+	// the one copy the caller keeps. Zeroing first matters: gob merges into
+	// existing values, and the copy must not share the scratch's slices.
+	pv := d.scratchFor(t)
+	pv.Elem().SetZero()
+	if err := d.decodeGob(t, b, pv); err != nil {
+		return nil, err
+	}
+	v := pv.Elem().Interface()
+	pv.Elem().SetZero() // drop references to what the caller now owns
+	return v, nil
+}
+
+func (d *gobDecoder) decodeRun(out []any, b []byte, n int) ([]any, error) {
+	marker, t, _, b, err := d.header(b)
+	switch {
+	case err != nil:
+		return out, err
+	case marker&gobRun == 0:
+		return out, errors.New("one value where a run frame was expected")
+	case t == nil:
+		return out, errors.New("a run of nil")
+	}
+	if d.runT != t {
+		d.runT, d.runPV = t, reflect.New(reflect.SliceOf(t.typ))
+	}
+	sv := d.runPV.Elem()
+	err = d.decodeGob(t, b, d.runPV)
+	defer sv.Clear() // drop references to what the caller now owns
+	if err != nil {
+		return out, err
+	}
+	if sv.Len() != n {
+		return out, fmt.Errorf("a run of %d %s announced as %d", sv.Len(), t.name, n)
+	}
+	for i := range n {
+		out = append(out, sv.Index(i).Interface())
+	}
+	return out, nil
+}
+
+// decodeGob decodes the gob messages b into pv, a pointer to a zeroed
+// value: the descriptions of types new to the stream, then the value.
+func (d *gobDecoder) decodeGob(t *gobType, b []byte, pv reflect.Value) error {
 	if err := checkGobMessages(b); err != nil {
-		return nil, fmt.Errorf("%s: %w", t.name, err)
+		return fmt.Errorf("%s: %w", t.name, err)
 	}
 	if d.c.shadow {
 		if d.shadow == nil {
@@ -439,47 +576,26 @@ func (d *gobDecoder) decode(b []byte) (any, error) {
 		rest := len(d.sr.b)
 		d.sr.b = nil
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", t.name, err)
+			return fmt.Errorf("%s: %w", t.name, err)
 		}
 		if rest != 0 {
-			return nil, fmt.Errorf("%s: %d trailing bytes", t.name, rest)
+			return fmt.Errorf("%s: %d trailing bytes", t.name, rest)
 		}
 	}
 	if d.dec == nil {
 		d.dec = gob.NewDecoder(&d.r)
 	}
 	d.r.b = b
-	// Decode into a zeroed scratch value of the type; Interface then makes
-	// the one copy the caller keeps. Zeroing first matters: gob merges into
-	// existing values, and the copy must not share the scratch's slices.
-	var pv reflect.Value
-	if t == d.last {
-		pv = d.lastPV
-	} else {
-		pv = d.scratch[t]
-	}
-	if !pv.IsValid() {
-		pv = reflect.New(t.typ)
-		if d.scratch == nil {
-			d.scratch = make(map[*gobType]reflect.Value)
-		}
-		d.scratch[t] = pv
-	} else {
-		pv.Elem().SetZero()
-	}
-	d.last, d.lastPV = t, pv
 	err := decodeValue(d.dec, pv)
 	rest := len(d.r.b)
 	d.r.b = nil
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", t.name, err)
+		return fmt.Errorf("%s: %w", t.name, err)
 	}
 	if rest != 0 {
-		return nil, fmt.Errorf("%s: %d trailing bytes", t.name, rest)
+		return fmt.Errorf("%s: %d trailing bytes", t.name, rest)
 	}
-	v := pv.Elem().Interface()
-	pv.Elem().SetZero() // drop references to what the caller now owns
-	return v, nil
+	return nil
 }
 
 // decodeFlat decodes a flat value into the type's zeroed scratch value and
