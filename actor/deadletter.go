@@ -20,3 +20,11 @@ func (s *System) deadLetter(to, from PID, msg any, reason error) {
 // DeadLetters returns how many messages have gone to dead letters since the
 // System started.
 func (s *System) DeadLetters() uint64 { return s.deadLetters.Load() }
+
+// DeadLetter records a message that a Remote accepted from Send but could
+// not deliver, and that nobody tracks: for example one that failed to
+// encode after Send had returned. It is counted and observed like the
+// System's own dead letters.
+func (s *System) DeadLetter(to, from PID, msg any, reason error) {
+	s.deadLetter(to, from, msg, reason)
+}

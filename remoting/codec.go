@@ -35,6 +35,16 @@ type Decoder interface {
 	Decode(b []byte) (any, error)
 }
 
+// Checker is an optional Codec extension: Check reports, without encoding,
+// whether the codec could not encode v, with an error wrapping ErrEncode
+// (GobCodec: its type is not registered, or it is a nil pointer). Streams
+// encode on their writer, after Send has returned; Send calls Check first,
+// so that those failures still fail Send itself. Check must be safe for
+// concurrent use.
+type Checker interface {
+	Check(v any) error
+}
+
 // RunEncoder is an Encoder that can also encode a run of values of one
 // dynamic type as one unit, cheaper per value than encoding them one by
 // one (GobCodec encodes a run as one gob slice: gob's per-value framing and

@@ -96,6 +96,7 @@ type GobCodec struct {
 
 var (
 	_ Codec      = (*GobCodec)(nil)
+	_ Checker    = (*GobCodec)(nil)
 	_ RunEncoder = (*gobEncoder)(nil)
 	_ RunDecoder = (*gobDecoder)(nil)
 )
@@ -201,6 +202,23 @@ func (c *GobCodec) register(v any) error {
 	c.byName[name] = t
 	c.byType[rt] = t
 	c.shadow = c.shadow || t.holdMap
+	return nil
+}
+
+// Check reports the values the codec refuses before encoding them: a type
+// it does not register, and a nil pointer.
+func (c *GobCodec) Check(v any) error {
+	if v == nil {
+		return nil
+	}
+	rt := reflect.TypeOf(v)
+	t := c.byType[rt]
+	if t == nil {
+		return fmt.Errorf("%w: type %s is not registered with the codec", ErrEncode, gobTypeName(rt))
+	}
+	if rt.Kind() == reflect.Pointer && reflect.ValueOf(v).IsNil() {
+		return fmt.Errorf("%w: nil %s", ErrEncode, t.name)
+	}
 	return nil
 }
 

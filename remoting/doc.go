@@ -13,13 +13,17 @@
 //
 // # Streams
 //
-// Each Endpoint opens one long-lived Messages stream per peer. A sender
-// encodes its message straight into the stream's pending frame under the
-// stream's lock, so encode errors return to the caller at once and the
-// order of sends is the order on the wire. A writer goroutine takes
-// everything pending into one gRPC message: a lone message leaves at once
-// (there is no timer), messages that queue up while a send is in progress
-// travel together. Records are framed by package internal/wire.
+// Each Endpoint opens one long-lived Messages stream per peer. A send takes
+// its credit (below), lets the codec check the value (Checker: an
+// unregistered type fails Send at once with ErrEncode) and queues it; the
+// order of sends is the order on the wire. A writer goroutine takes the
+// whole queue, encodes it and sends it as one gRPC message (or several of
+// at most about 1 MiB): a lone message leaves at once (there is no timer),
+// messages that queue up while the writer works travel together.
+// Consecutive messages to one target from one sender, with values of one
+// type, go as one run record when the codec has a RunEncoder — GobCodec
+// encodes the run as one gob slice, a third of the cost per value of
+// encoding them one by one. Records are framed by package internal/wire.
 //
 // # Flow control
 //
@@ -45,7 +49,11 @@
 // wire once per stream rather than once per message. A value that cannot
 // be encoded fails alone with ErrEncode; a value over the maximum message
 // size fails alone with ErrTooLarge; bytes that cannot be decoded fail
-// their stream with ErrDecode, and only that stream is reopened.
+// their stream with ErrDecode, and only that stream is reopened. Failures
+// the codec's Checker cannot foresee (a GobEncode method's error, a value
+// over the size limit) are found by the writer, after Send has returned:
+// they reach the message's completion (SendTracked), or the actor
+// system's dead letters if nobody tracks it.
 //
 // # Security
 //

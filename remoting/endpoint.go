@@ -17,6 +17,7 @@ import (
 	"github.com/dchan-io/dchan/internal/rawcodec"
 	"github.com/dchan-io/dchan/remoting/internal/raftrpc"
 	"github.com/dchan-io/dchan/remoting/internal/security"
+	"github.com/dchan-io/dchan/remoting/internal/wire"
 )
 
 // grpcMaxMessage bounds one gRPC message: a batch of envelopes, a Raft
@@ -47,14 +48,16 @@ const (
 // Create it with New, register extra services (Raft) with Registrar, then
 // Start. Close stops it.
 type Endpoint struct {
-	sys    *actor.System
-	cfg    config
-	log    *zap.Logger
-	codec  Codec
-	guard  *security.Guard
-	raft   *raftrpc.Transport
-	lis    net.Listener
-	server *grpc.Server
+	sys   *actor.System
+	cfg   config
+	log   *zap.Logger
+	codec Codec
+	// checker is codec's Checker, if it has one.
+	checker Checker
+	guard   *security.Guard
+	raft    *raftrpc.Transport
+	lis     net.Listener
+	server  *grpc.Server
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
@@ -116,6 +119,7 @@ func New(sys *actor.System, opts ...Option) (*Endpoint, error) {
 		cancel: cancel,
 		peers:  make(map[string]*peer),
 	}
+	e.checker, _ = codec.(Checker)
 	// The guard's options come first: its token check must run before any
 	// other interceptor and before every handler, Raft's included.
 	serverOpts := append(guard.ServerOptions(),
@@ -256,15 +260,18 @@ func (e *Endpoint) ResetPeer(addr string) {
 // Send implements actor.Remote: it delivers msg to the actor at to on
 // another node, blocking while the link has no credit (backpressure) until
 // ctx ends. It returns once the message is queued for the wire; delivery is
-// at most once and not confirmed (use SendTracked for confirmation).
+// at most once and not confirmed (use SendTracked for confirmation). A
+// value the codec refuses up front fails Send with ErrEncode; one that
+// fails to encode later (see the package doc) becomes a dead letter.
 func (e *Endpoint) Send(ctx context.Context, to, from actor.PID, msg any) error {
 	return e.SendTracked(ctx, to, from, msg, nil)
 }
 
 // SendTracked is Send with a confirmation: done is called exactly once, with
 // nil when the target's mailbox accepted the message, or with the reason it
-// was not (ErrNodeLost, actor.ErrNotFound, actor.ErrStopped, ...). If
-// SendTracked itself returns an error, done is not called.
+// was not (ErrNodeLost, actor.ErrNotFound, actor.ErrStopped, ErrEncode or
+// ErrTooLarge from the writer's encoding, ...). If SendTracked itself
+// returns an error, done is not called.
 func (e *Endpoint) SendTracked(ctx context.Context, to, from actor.PID, msg any, done func(error)) error {
 	return e.sendTracked(ctx, to, from, msg, done, false)
 }
@@ -290,6 +297,22 @@ func (e *Endpoint) sendTracked(ctx context.Context, to, from actor.PID, msg any,
 		return fmt.Errorf("send to %v: %w", to, err)
 	}
 	return p.send(ctx, to, from, msg, done, try)
+}
+
+// check refuses, before a send queues it, a message the stream's writer
+// could not send: a tag over wire.MaxTagLen, or a value the codec's
+// Checker refuses.
+func (e *Endpoint) check(msg any) error {
+	if t, ok := msg.(Tagged); ok {
+		if len(t.Tag) > wire.MaxTagLen {
+			return fmt.Errorf("%w: %d-byte tag, limit %d", ErrTooLarge, len(t.Tag), wire.MaxTagLen)
+		}
+		msg = t.Value
+	}
+	if e.checker == nil {
+		return nil
+	}
+	return e.checker.Check(msg)
 }
 
 // Close stops the endpoint: outgoing streams are closed and their

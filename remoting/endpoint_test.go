@@ -279,17 +279,41 @@ func TestUnregisteredGobTypeFailsThatMessageAlone(t *testing.T) {
 	s.waitCount(t, 2)
 }
 
+// TestOversizeMessageIsRefused: a value over the limit fails alone. Values
+// are encoded after Send returns, so the failure reaches the message's
+// completion, or the dead letters for an untracked send.
 func TestOversizeMessageIsRefused(t *testing.T) {
 	nodes := startNodes(t, 2, WithMaxMessageSize(1024))
 	s := newSink()
 	target, err := nodes[1].sys.SpawnNamed("sink", s.producer())
 	require.NoError(t, err)
 	ctx := context.Background()
-	err = nodes[0].sys.Send(ctx, target, item{From: strings.Repeat("x", 4096), Seq: 1})
+	err = trackedOutcome(t, nodes[0].ep, target, item{From: strings.Repeat("x", 4096), Seq: 1})
 	require.ErrorIs(t, err, ErrTooLarge)
 	assert.Contains(t, err.Error(), "limit 1024")
+
+	dead := nodes[0].sys.DeadLetters()
+	require.NoError(t, nodes[0].sys.Send(ctx, target, item{From: strings.Repeat("x", 4096), Seq: 1}))
 	require.NoError(t, nodes[0].sys.Send(ctx, target, item{From: "a", Seq: 2}), "the stream survives")
 	s.waitCount(t, 1)
+	assert.Equal(t, dead+1, nodes[0].sys.DeadLetters(), "the untracked oversize value is a dead letter")
+	assert.EqualValues(t, 2, nodes[0].ep.Stats().Failed)
+}
+
+// trackedOutcome sends v with SendTracked and returns its outcome.
+func trackedOutcome(t *testing.T, ep *Endpoint, to actor.PID, v any) error {
+	t.Helper()
+	done := make(chan error, 1)
+	if err := ep.SendTracked(context.Background(), to, actor.PID{}, v, func(err error) { done <- err }); err != nil {
+		return err
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(waitFor):
+		t.Fatal("no outcome")
+		return nil
+	}
 }
 
 func TestBackpressureBoundsInFlight(t *testing.T) {

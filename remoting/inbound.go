@@ -45,6 +45,7 @@ type inStream struct {
 
 	// Reader-owned caches so that decoding a sender PID rarely allocates.
 	lastNode, lastID string
+	vals             []any // a run's values
 }
 
 type inLink struct {
@@ -194,6 +195,8 @@ func (s *inStream) handle(rec *wire.Record) error {
 		return s.open(string(rec.Target))
 	case wire.KindEnvelope:
 		return s.envelope(rec)
+	case wire.KindRun:
+		return s.run(rec)
 	default:
 		return fmt.Errorf("unexpected %s record from a sender", rec.Kind)
 	}
@@ -247,17 +250,61 @@ func (s *inStream) envelope(rec *wire.Record) error {
 		s.e.stats.dropped.Add(1)
 		return nil
 	}
+	from := s.senderPID(rec.SenderNode, rec.SenderID)
+	return s.deliverOne(l, rec.Seq, envelope{from: from, msg: msg, tracked: rec.Flags&wire.FlagTracked != 0})
+}
+
+// run handles a run record: its values are delivered one by one, as if
+// each had come in its own envelope.
+func (s *inStream) run(rec *wire.Record) error {
+	if len(rec.Payload) > s.e.cfg.maxMessageSize {
+		return fmt.Errorf("%w: %d-byte run, limit %d", ErrTooLarge, len(rec.Payload), s.e.cfg.maxMessageSize)
+	}
+	if rec.Flags&^wire.FlagTracked != 0 {
+		return fmt.Errorf("flags %#x on a run", rec.Flags)
+	}
+	rd, ok := s.dec.(RunDecoder)
+	if !ok {
+		return fmt.Errorf("a run, but codec %q does not decode runs", s.e.codec.Name())
+	}
+	vals, err := rd.DecodeRun(s.vals[:0], rec.Payload, int(rec.N))
+	defer func() {
+		clear(vals)
+		s.vals = vals[:0]
+	}()
+	if err != nil {
+		return err
+	}
+	from := s.senderPID(rec.SenderNode, rec.SenderID)
+	tracked := rec.Flags&wire.FlagTracked != 0
+	for i, v := range vals {
+		l := s.links[string(rec.Target)]
+		if l == nil {
+			// Closed with Gone (before or during this run): the sender
+			// failed the messages in flight. Drop the rest.
+			s.e.stats.dropped.Add(uint64(len(vals) - i))
+			return nil
+		}
+		if err := s.deliverOne(l, rec.Seq+uint64(i), envelope{from: from, msg: v, tracked: tracked}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// deliverOne takes message seq of link l: it counts against the link's
+// credit, must come next in order, and goes to the mailbox now or, if that
+// is full, to the link's overflow. s.mu is held.
+func (s *inStream) deliverOne(l *inLink, seq uint64, env envelope) error {
 	if err := l.w.Receive(); err != nil {
 		return err
 	}
-	if rec.Seq != l.lastSeq+1 {
-		return fmt.Errorf("message %d to %q after %d", rec.Seq, rec.Target, l.lastSeq)
+	if seq != l.lastSeq+1 {
+		return fmt.Errorf("message %d to %q after %d", seq, l.target.ID, l.lastSeq)
 	}
-	l.lastSeq = rec.Seq
-	env := envelope{from: s.senderPID(rec.SenderNode, rec.SenderID), msg: msg, tracked: rec.Flags&wire.FlagTracked != 0}
-
+	l.lastSeq = seq
 	if l.queued.Load() == 0 {
-		err = s.e.sys.TrySendFrom(env.from, l.target, env.msg)
+		err := s.e.sys.TrySendFrom(env.from, l.target, env.msg)
 		if !errors.Is(err, actor.ErrFull) {
 			s.resolveLocked(l, err, env.tracked)
 			return nil

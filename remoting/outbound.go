@@ -91,6 +91,15 @@ func (p *peer) close() {
 
 // outStream is one client-side Messages stream: envelopes go out in batches,
 // credits and acknowledgements come back.
+//
+// Senders only queue: a send takes credit, checks the value with the codec
+// (Checker) and appends it to the queue. The writer takes the whole queue,
+// encodes it — consecutive values to one target as runs when the codec has
+// a RunEncoder — into frames of up to maxBatchBytes and sends them. Encoding
+// on the writer keeps it off the senders' goroutines and lets it see several
+// values at once; a value that fails to encode there (rare: the common
+// failures are caught by the check) fails its completion, or becomes a dead
+// letter if nobody tracks it.
 type outStream struct {
 	p      *peer
 	cs     grpc.ClientStream
@@ -98,13 +107,28 @@ type outStream struct {
 	wake   chan struct{} // signals the writer; capacity 1
 	broken chan struct{} // closed by fail
 
+	enc Encoder // the writer's only
+
 	mu    sync.Mutex
-	enc   Encoder
-	buf   []byte              // records waiting for the writer
-	bufp  *[]byte             // buf's holder from framePool, nil if none yet
+	queue []outMsg            // waiting for the writer, in order
 	links map[string]*outLink // by target actor ID
-	space chan struct{}       // closed when the writer takes buf; nil if nobody waits
+	space chan struct{}       // closed when the writer takes the queue; nil if nobody waits
 	err   error               // why the stream failed
+}
+
+// maxQueued bounds the messages queued for one stream's writer; senders
+// wait (or a try fails with ErrNoCredit) while it is full.
+const maxQueued = 4096
+
+// outMsg is one queued message, or an Open record for l (open set).
+type outMsg struct {
+	l     *outLink // nil for a reply
+	open  bool
+	to    actor.PID
+	from  actor.PID
+	flags uint8
+	msg   any
+	done  func(error)
 }
 
 // outLink is the sender's view of one target actor on one stream.
@@ -112,10 +136,10 @@ type outLink struct {
 	target  string
 	w       credit.Window
 	opened  bool
-	seq     uint64
+	seq     uint64        // the last sequence number sent; the writer's only
 	gone    error         // set when the receiver reported the target gone
 	credit  chan struct{} // closed when credit arrives; nil if nobody waits
-	pending []func(error) // completion of each in-flight message, in order; nil entries for untracked sends
+	pending []func(error) // completion of each message on the wire, in order; nil entries for untracked sends
 }
 
 func (s *outStream) isBroken() bool {
@@ -135,16 +159,20 @@ func (s *outStream) signal() {
 }
 
 // send queues msg for to. With try set it never waits: without credit (or
-// batch space) it returns ErrNoCredit, after asking for credit if the link
+// queue space) it returns ErrNoCredit, after asking for credit if the link
 // is new.
 func (s *outStream) send(ctx context.Context, to, from actor.PID, msg any, done func(error), try bool) error {
+	if err := s.p.e.check(msg); err != nil {
+		s.p.e.stats.failed.Add(1)
+		return fmt.Errorf("send to %v: %w", to, err)
+	}
 	s.mu.Lock()
 	for {
 		if s.err != nil {
 			s.mu.Unlock()
 			return fmt.Errorf("send to %v: %w", to, s.err)
 		}
-		if len(s.buf) < s.p.e.cfg.maxBatchBytes {
+		if len(s.queue) < maxQueued {
 			break
 		}
 		if try {
@@ -162,7 +190,12 @@ func (s *outStream) send(ctx context.Context, to, from actor.PID, msg any, done 
 		s.mu.Lock()
 	}
 	if done == nil && to.IsReply() {
-		return s.sendReply(to, from, msg)
+		// Replies need no link and no credit: the reply address takes
+		// exactly one message and never blocks.
+		s.queue = append(s.queue, outMsg{to: to, from: from, flags: wire.FlagReply, msg: msg})
+		s.mu.Unlock()
+		s.signal()
+		return nil
 	}
 	l := s.links[to.ID]
 	if l == nil {
@@ -182,7 +215,7 @@ func (s *outStream) send(ctx context.Context, to, from actor.PID, msg any, done 
 		}
 		if !l.opened {
 			l.opened = true
-			s.buf = wire.AppendOpen(s.buf, to.ID)
+			s.queue = append(s.queue, outMsg{l: l, open: true})
 			s.signal()
 		}
 		if try {
@@ -199,76 +232,13 @@ func (s *outStream) send(ctx context.Context, to, from actor.PID, msg any, done 
 		}
 		s.mu.Lock()
 	}
-	l.seq++
 	var flags uint8
 	if done != nil {
 		flags = wire.FlagTracked
 	}
-	if err := s.appendEnvelope(to, from, l.seq, flags, msg); err != nil {
-		l.seq--
-		_ = l.w.Untake()
-		s.mu.Unlock()
-		return fmt.Errorf("send to %v: %w", to, err)
-	}
-	l.pending = append(l.pending, done)
+	s.queue = append(s.queue, outMsg{l: l, to: to, from: from, flags: flags, msg: msg, done: done})
 	s.mu.Unlock()
 	s.signal()
-	return nil
-}
-
-// sendReply queues a reply to a Request's reply address; s.mu is held and
-// released. Replies need no link and no credit: the reply address takes
-// exactly one message and never blocks.
-func (s *outStream) sendReply(to, from actor.PID, msg any) error {
-	err := s.appendEnvelope(to, from, 0, wire.FlagReply, msg)
-	s.mu.Unlock()
-	if err != nil {
-		return fmt.Errorf("send to %v: %w", to, err)
-	}
-	s.signal()
-	return nil
-}
-
-// appendEnvelope encodes msg into the pending frame; s.mu is held. On error
-// the frame is left as it was and the encoder reset if the discarded bytes
-// may have carried codec state.
-func (s *outStream) appendEnvelope(to, from actor.PID, seq uint64, flags uint8, msg any) error {
-	t, tagged := msg.(Tagged)
-	if tagged {
-		if len(t.Tag) > wire.MaxTagLen {
-			s.p.e.stats.failed.Add(1)
-			return fmt.Errorf("%w: %d-byte tag, limit %d", ErrTooLarge, len(t.Tag), wire.MaxTagLen)
-		}
-		flags |= wire.FlagTagged
-		if t.Value == nil {
-			flags |= wire.FlagNoValue
-		}
-	}
-	start := len(s.buf)
-	var mark int
-	s.buf, mark = wire.BeginEnvelope(s.buf, to.ID, from.Node, from.ID, seq, flags)
-	var err error
-	switch {
-	case !tagged:
-		s.buf, err = s.enc.Encode(s.buf, msg)
-	case t.Value == nil:
-		s.buf = wire.AppendTag(s.buf, t.Tag)
-	default:
-		s.buf, err = s.enc.Encode(wire.AppendTag(s.buf, t.Tag), t.Value)
-	}
-	if size := len(s.buf) - mark; err == nil && size > s.p.e.cfg.maxMessageSize {
-		err = fmt.Errorf("%w: %T encodes to %d bytes, limit %d", ErrTooLarge, msg, size, s.p.e.cfg.maxMessageSize)
-		if r, ok := s.enc.(resetter); ok {
-			r.Reset()
-		}
-	}
-	if err != nil {
-		s.buf = s.buf[:start]
-		s.p.e.stats.failed.Add(1)
-		return err
-	}
-	wire.EndEnvelope(s.buf, mark)
-	s.p.e.stats.sent.Add(1)
 	return nil
 }
 
@@ -285,11 +255,16 @@ func (s *outStream) wait(ctx context.Context, ch <-chan struct{}) error {
 	}
 }
 
-// writeLoop sends whatever is queued as one frame per gRPC message. A lone
-// message goes out at once; messages queued while a send is in progress go
-// together in the next frame.
+// writeLoop takes whatever is queued, encodes it and sends it, one frame
+// per gRPC message. A lone message goes out at once; messages queued while
+// the writer works go together in its next round.
 func (s *outStream) writeLoop() {
 	defer s.p.e.wg.Done()
+	w := outWriter{s: s, maxFrame: s.p.e.cfg.maxBatchBytes}
+	if re, ok := s.enc.(RunEncoder); ok {
+		w.runs = re
+	}
+	var spare []outMsg
 	for {
 		select {
 		case <-s.wake:
@@ -297,35 +272,21 @@ func (s *outStream) writeLoop() {
 			return
 		}
 		s.mu.Lock()
-		buf, bufp := s.buf, s.bufp
-		if len(buf) > 0 {
-			// gRPC may read a sent frame after SendMsg returns: the
-			// frame goes back to the pool only once gRPC has written
-			// it. Size the next one like this one to spare regrowing
-			// it.
-			s.bufp = framePool.Get(min(max(cap(buf), 512), s.p.e.cfg.maxBatchBytes+s.p.e.cfg.maxMessageSize))
-			s.buf = (*s.bufp)[:0]
-		}
+		items := s.queue
+		s.queue = spare[:0]
 		if s.space != nil {
 			close(s.space)
 			s.space = nil
 		}
 		s.mu.Unlock()
-		if len(buf) == 0 {
+		if len(items) == 0 {
+			spare = items
 			continue
 		}
-		if bufp == nil {
-			bufp = new([]byte)
-		}
-		*bufp = buf // buf may have outgrown the pooled array
-		if err := s.cs.SendMsg(rawcodec.Pooled(bufp, framePool)); err != nil {
-			if errors.Is(err, io.EOF) {
-				// The stream ended; its status (Unauthenticated, say)
-				// is RecvMsg's to report, and the read loop fails the
-				// stream with it.
-				return
-			}
-			s.fail(fmt.Errorf("%w: send to %s: %w", ErrNodeLost, s.p.addr, err))
+		ok := w.write(items)
+		clear(items) // drop the references to sent values
+		spare = items
+		if !ok {
 			return
 		}
 	}
@@ -451,6 +412,14 @@ func (s *outStream) fail(err error) {
 		n += len(l.pending)
 		l.pending = nil
 	}
+	for _, m := range s.queue { // never taken by the writer
+		if !m.open {
+			failed = append(failed, m.done)
+			n++
+		}
+	}
+	clear(s.queue)
+	s.queue = nil
 	close(s.broken)
 	s.mu.Unlock()
 	s.cancel()

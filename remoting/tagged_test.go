@@ -64,7 +64,7 @@ func TestOversizeTagFailsThatMessageAlone(t *testing.T) {
 	ctx := context.Background()
 	err = nodes[0].sys.Send(ctx, target, Tagged{Tag: make([]byte, 70<<10), Value: item{From: "a", Seq: 1}})
 	require.ErrorIs(t, err, ErrTooLarge)
-	err = nodes[0].sys.Send(ctx, target, Tagged{Tag: []byte(strings.Repeat("x", 2000)), Value: item{From: "a", Seq: 1}})
+	err = trackedOutcome(t, nodes[0].ep, target, Tagged{Tag: []byte(strings.Repeat("x", 2000)), Value: item{From: "a", Seq: 1}})
 	require.ErrorIs(t, err, ErrTooLarge, "the tag counts toward the message size")
 	require.NoError(t, nodes[0].sys.Send(ctx, target, item{From: "a", Seq: 2}), "the stream survives")
 	s.waitCount(t, 1)

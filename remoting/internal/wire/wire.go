@@ -2,7 +2,7 @@
 // each gRPC frame of a Messages stream.
 //
 // A frame is a sequence of records, each a kind byte followed by its fields.
-// Client→server frames carry Envelope and Open records; server→client frames
+// Client→server frames carry Envelope, Run and Open records; server→client frames
 // carry Grant, Accepted, Rejected and Gone records (credits, acknowledgements
 // and refusals). Integers are unsigned varints; strings and byte slices are
 // a uvarint length followed by the bytes, except an envelope's payload, whose
@@ -31,6 +31,10 @@ const (
 	KindEnvelope Kind = 1
 	// KindOpen (client→server): ask for credit to send to a target.
 	KindOpen Kind = 2
+	// KindRun (client→server): N consecutive messages (Seq, Seq+1, ...)
+	// from one sender to one target with the same flags, their values
+	// encoded as one unit by the codec (a run).
+	KindRun Kind = 3
 	// KindGrant (server→client): N credits for a target.
 	KindGrant Kind = 16
 	// KindAccepted (server→client): the next N messages to a target were
@@ -50,6 +54,8 @@ func (k Kind) String() string {
 		return "envelope"
 	case KindOpen:
 		return "open"
+	case KindRun:
+		return "run"
 	case KindGrant:
 		return "grant"
 	case KindAccepted:
@@ -106,6 +112,8 @@ func SplitTag(payload []byte) (tag, rest []byte, err error) {
 
 // Limits on decoded fields.
 const (
+	// MaxRunLen bounds the messages of one run.
+	MaxRunLen     = 4096
 	MaxStringLen  = 4096
 	MaxPayloadLen = math.MaxInt32
 )
@@ -120,9 +128,9 @@ type Record struct {
 	Target     []byte // target actor ID
 	SenderNode []byte // envelope: sender PID, empty if none
 	SenderID   []byte
-	Seq        uint64 // envelope: per-target sequence number, from 1
+	Seq        uint64 // envelope, run: per-target sequence number, from 1 (a run's first)
 	Flags      uint8
-	N          uint64 // grant, accepted: count
+	N          uint64 // grant, accepted, run: count
 	Code       uint8  // rejected, gone
 	Reason     []byte // rejected, gone
 	Payload    []byte // envelope: the codec's bytes
@@ -143,6 +151,19 @@ func BeginEnvelope(dst []byte, target, senderNode, senderID string, seq uint64, 
 	dst = appendString(dst, senderNode)
 	dst = appendString(dst, senderID)
 	dst = binary.AppendUvarint(dst, seq)
+	dst = append(dst, flags, 0, 0, 0, 0)
+	return dst, len(dst)
+}
+
+// BeginRun is BeginEnvelope for a run of n messages, the first numbered
+// seq. EndEnvelope ends it.
+func BeginRun(dst []byte, target, senderNode, senderID string, seq uint64, n int, flags uint8) (out []byte, mark int) {
+	dst = append(dst, byte(KindRun))
+	dst = appendString(dst, target)
+	dst = appendString(dst, senderNode)
+	dst = appendString(dst, senderID)
+	dst = binary.AppendUvarint(dst, seq)
+	dst = binary.AppendUvarint(dst, uint64(n))
 	dst = append(dst, flags, 0, 0, 0, 0)
 	return dst, len(dst)
 }
@@ -197,7 +218,7 @@ func (r *Reader) Next(rec *Record) error {
 	r.b = r.b[1:]
 	var err error
 	switch rec.Kind {
-	case KindEnvelope:
+	case KindEnvelope, KindRun:
 		if rec.Target, err = r.bytes(); err != nil {
 			return err
 		}
@@ -209,6 +230,14 @@ func (r *Reader) Next(rec *Record) error {
 		}
 		if rec.Seq, err = r.uvarint(); err != nil {
 			return err
+		}
+		if rec.Kind == KindRun {
+			if rec.N, err = r.uvarint(); err != nil {
+				return err
+			}
+			if rec.N == 0 || rec.N > MaxRunLen {
+				return fmt.Errorf("%w: a run of %d messages (limit %d)", ErrMalformed, rec.N, MaxRunLen)
+			}
 		}
 		if len(r.b) < 5 {
 			return fmt.Errorf("%w: truncated envelope header", ErrMalformed)

@@ -18,6 +18,13 @@ func envelope(dst []byte, target, node, id string, seq uint64, flags uint8, payl
 	return dst
 }
 
+func run(dst []byte, target, node, id string, seq uint64, n int, flags uint8, payload string) []byte {
+	dst, mark := BeginRun(dst, target, node, id, seq, n, flags)
+	dst = append(dst, payload...)
+	EndEnvelope(dst, mark)
+	return dst
+}
+
 func readAll(t *testing.T, frame []byte) []Record {
 	t.Helper()
 	var out []Record
@@ -42,8 +49,9 @@ func TestRoundTrip(t *testing.T) {
 	f = AppendCount(f, KindAccepted, "x", 1<<40)
 	f = AppendRefusal(f, KindRejected, "orders", 2, "actor: stopped")
 	f = AppendRefusal(f, KindGone, "y", 1, "")
+	f = run(f, "orders", "n2", "$8", 5, 128, FlagTracked, "values")
 	recs := readAll(t, f)
-	require.Len(t, recs, 7)
+	require.Len(t, recs, 8)
 
 	assert.Equal(t, KindEnvelope, recs[0].Kind)
 	assert.Equal(t, "orders", string(recs[0].Target))
@@ -69,11 +77,21 @@ func TestRoundTrip(t *testing.T) {
 	assert.EqualValues(t, 2, recs[5].Code)
 	assert.Equal(t, "actor: stopped", string(recs[5].Reason))
 	assert.Equal(t, KindGone, recs[6].Kind)
+
+	assert.Equal(t, KindRun, recs[7].Kind)
+	assert.Equal(t, "orders", string(recs[7].Target))
+	assert.Equal(t, "n2", string(recs[7].SenderNode))
+	assert.Equal(t, "$8", string(recs[7].SenderID))
+	assert.EqualValues(t, 5, recs[7].Seq)
+	assert.EqualValues(t, 128, recs[7].N)
+	assert.Equal(t, FlagTracked, recs[7].Flags)
+	assert.Equal(t, "values", string(recs[7].Payload))
 }
 
 func TestEveryTruncationIsRejected(t *testing.T) {
 	var f []byte
 	f = envelope(f, "orders", "n1", "$7", 300, 0, "payload")
+	f = run(f, "orders", "n1", "$7", 301, 300, 0, "payload")
 	f = AppendCount(f, KindAccepted, "orders", 1000)
 	f = AppendRefusal(f, KindGone, "orders", 1, "gone")
 	full := len(readAll(t, f))
@@ -104,6 +122,8 @@ func TestAbsurdLengthsAreRejected(t *testing.T) {
 		"string > limit": append([]byte{byte(KindOpen), 0x81, 0x40}, make([]byte, 8193)...),
 		"bad varint":     {byte(KindAccepted), 1, 'x', 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff},
 		"huge payload":   {byte(KindEnvelope), 0, 0, 0, 1, 0, 0xff, 0xff, 0xff, 0xff, 'a'},
+		"empty run":      {byte(KindRun), 0, 0, 0, 1, 0, 0, 0, 0, 0, 0},
+		"run > limit":    {byte(KindRun), 0, 0, 0, 1, 0x81, 0x40, 0, 0, 0, 0, 0},
 	} {
 		var rec Record
 		err := NewReader(frame).Next(&rec)
@@ -130,6 +150,7 @@ func FuzzReader(f *testing.F) {
 	good = AppendOpen(good, "orders")
 	good = AppendCount(good, KindGrant, "orders", 16)
 	good = AppendRefusal(good, KindRejected, "orders", 2, "why")
+	good = run(good, "orders", "n1", "$7", 2, 3, FlagTracked, "abc")
 	f.Add(good)
 	f.Add([]byte{})
 	f.Add([]byte{byte(KindEnvelope), 0xff, 0xff, 0xff, 0xff, 0x0f})

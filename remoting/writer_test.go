@@ -1,0 +1,200 @@
+package remoting
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/dchan-io/dchan/actor"
+	"github.com/dchan-io/dchan/remoting/internal/wire"
+)
+
+// runCountingCodec is a GobCodec whose encoders count the runs they encode.
+type runCountingCodec struct {
+	*GobCodec
+	runs *atomic.Int64
+}
+
+func (c runCountingCodec) NewEncoder() Encoder {
+	return runCountingEncoder{c.GobCodec.NewEncoder().(*gobEncoder), c.runs}
+}
+
+type runCountingEncoder struct {
+	*gobEncoder
+	runs *atomic.Int64
+}
+
+func (e runCountingEncoder) EncodeRun(dst []byte, vs []any) ([]byte, bool, error) {
+	out, ok, err := e.gobEncoder.EncodeRun(dst, vs)
+	if ok {
+		e.runs.Add(1)
+	}
+	return out, ok, err
+}
+
+// TestRunsReachTheWire streams values faster than one frame each: the
+// writer sends them as runs, and every value arrives once, in order.
+func TestRunsReachTheWire(t *testing.T) {
+	gc, err := NewGobCodec(item{})
+	require.NoError(t, err)
+	var runs atomic.Int64
+	nodes := startNodes(t, 2, WithCodec(runCountingCodec{gc, &runs}))
+	s := newSink()
+	target, err := nodes[1].sys.SpawnNamed("sink", s.producer())
+	require.NoError(t, err)
+	const n = 20_000
+	for i := range n {
+		require.NoError(t, nodes[0].sys.Send(context.Background(), target, item{From: "a", Seq: i + 1}))
+	}
+	s.waitCount(t, n)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	assert.Zero(t, s.disorder)
+	assert.Equal(t, n, s.count)
+	assert.Positive(t, runs.Load(), "no run was sent")
+	t.Logf("%d values; %d runs among them", n, runs.Load())
+}
+
+// collector is an actor that keeps every value it receives, in order.
+type collector struct {
+	mu   sync.Mutex
+	got  []any
+	more chan struct{}
+}
+
+func newCollector() *collector { return &collector{more: make(chan struct{}, 1)} }
+
+func (c *collector) producer() actor.Producer {
+	return func() actor.Actor {
+		return actor.ReceiveFunc(func(ctx *actor.Context) {
+			if _, ok := ctx.Message().(actor.Started); ok {
+				return
+			}
+			c.mu.Lock()
+			c.got = append(c.got, ctx.Message())
+			c.mu.Unlock()
+			select {
+			case c.more <- struct{}{}:
+			default:
+			}
+		})
+	}
+}
+
+func (c *collector) wait(t *testing.T, n int) []any {
+	t.Helper()
+	deadline := time.After(waitFor)
+	for {
+		c.mu.Lock()
+		got := append([]any(nil), c.got...)
+		c.mu.Unlock()
+		if len(got) >= n {
+			return got
+		}
+		select {
+		case <-c.more:
+		case <-deadline:
+			t.Fatalf("collected %d of %d: %v", len(got), n, got)
+		}
+	}
+}
+
+// writerFixture is a live stream from node 0 to a collector on node 1, its
+// link open and its type described, and an outWriter that the test drives
+// itself: the items it writes come out exactly as the test lined them up.
+type writerFixture struct {
+	s   *outStream
+	l   *outLink
+	to  actor.PID
+	col *collector
+}
+
+func newWriterFixture(t *testing.T, first any, opts ...Option) *writerFixture {
+	t.Helper()
+	nodes := startNodes(t, 2, opts...)
+	col := newCollector()
+	to, err := nodes[1].sys.SpawnNamed("col", col.producer())
+	require.NoError(t, err)
+	require.NoError(t, trackedOutcome(t, nodes[0].ep, to, first))
+	col.wait(t, 1)
+	p, err := nodes[0].ep.peer(nodes[1].ep.Addr())
+	require.NoError(t, err)
+	s, err := p.stream(context.Background())
+	require.NoError(t, err)
+	s.mu.Lock()
+	l := s.links[to.ID]
+	s.mu.Unlock()
+	require.NotNil(t, l)
+	return &writerFixture{s: s, l: l, to: to, col: col}
+}
+
+// write lines vs up as tracked messages to the collector, taking their
+// credit, writes them with one outWriter call and returns their outcomes.
+func (f *writerFixture) write(t *testing.T, vs ...any) []error {
+	t.Helper()
+	outcomes := make([]chan error, len(vs))
+	items := make([]outMsg, len(vs))
+	f.s.mu.Lock()
+	for i, v := range vs {
+		require.True(t, f.l.w.TryTake(), "no credit for value %d", i)
+		ch := make(chan error, 1)
+		outcomes[i] = ch
+		items[i] = outMsg{l: f.l, to: f.to, flags: wire.FlagTracked, msg: v, done: func(err error) { ch <- err }}
+	}
+	f.s.mu.Unlock()
+	w := outWriter{s: f.s, runs: f.s.enc.(RunEncoder), maxFrame: f.s.p.e.cfg.maxBatchBytes}
+	require.True(t, w.write(items))
+	errs := make([]error, len(vs))
+	for i, ch := range outcomes {
+		select {
+		case errs[i] = <-ch:
+		case <-time.After(waitFor):
+			t.Fatalf("no outcome for value %d", i)
+		}
+	}
+	return errs
+}
+
+// TestRunFailureFailsThatValueAlone: a run that fails to encode is sent
+// value by value, so only the failing value fails (ErrEncode) and the
+// others arrive, in order.
+func TestRunFailureFailsThatValueAlone(t *testing.T) {
+	codec, err := NewGobCodec(testPanicky{})
+	require.NoError(t, err)
+	f := newWriterFixture(t, testPanicky{A: 1}, WithCodec(codec))
+	errs := f.write(t, testPanicky{A: 2}, testPanicky{A: 3}, testPanicky{A: -1}, testPanicky{A: 4}, testPanicky{A: 5})
+	for i, err := range errs {
+		if i == 2 {
+			assert.ErrorIs(t, err, ErrEncode, "value %d", i)
+		} else {
+			assert.NoError(t, err, "value %d", i)
+		}
+	}
+	// The stream goes on, runs included.
+	require.Equal(t, []error{nil, nil, nil}, f.write(t, testPanicky{A: 6}, testPanicky{A: 7}, testPanicky{A: 8}))
+	got := f.col.wait(t, 8)
+	want := []any{testPanicky{A: 1}, testPanicky{A: 2}, testPanicky{A: 3}, testPanicky{A: 4}, testPanicky{A: 5},
+		testPanicky{A: 6}, testPanicky{A: 7}, testPanicky{A: 8}}
+	assert.Equal(t, want, got)
+}
+
+// TestOversizeRunGoesOneByOne: values that fit the size limit one by one
+// but not together as a run still arrive.
+func TestOversizeRunGoesOneByOne(t *testing.T) {
+	f := newWriterFixture(t, item{From: "first"}, WithMaxMessageSize(1024))
+	var vs []any
+	for i := range 8 {
+		vs = append(vs, item{From: strings.Repeat("x", 400), Seq: i})
+	}
+	for i, err := range f.write(t, vs...) {
+		assert.NoError(t, err, "value %d", i)
+	}
+	got := f.col.wait(t, 9)
+	assert.Equal(t, vs, got[1:])
+}
