@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,6 +43,8 @@ type inStream struct {
 	links map[string]*inLink
 	dirty []*inLink // links with acceptances not yet reported
 	out   []byte    // records waiting for the writer
+	// credited: a batch of credit was queued for the writer mid-frame.
+	credited bool
 
 	// Reader-owned caches so that decoding a sender PID rarely allocates.
 	lastNode, lastID string
@@ -163,11 +166,10 @@ func (s *inStream) readLoop() error {
 			}
 			return err
 		}
-		// One lock round trip per frame, not per message: the reader
-		// holds s.mu while it works through the frame. Deliverers and
-		// the writer take it briefly and never wait for the reader.
+		// The reader decodes without s.mu and takes it per record to
+		// deliver, so the writer can send the credit that a record
+		// returns while the rest of the frame is decoded.
 		r.Reset(frame.Data)
-		s.mu.Lock()
 		for {
 			err := r.Next(&rec)
 			if errors.Is(err, io.EOF) {
@@ -177,21 +179,21 @@ func (s *inStream) readLoop() error {
 				err = s.handle(&rec)
 			}
 			if err != nil {
-				s.mu.Unlock()
 				s.e.log.Warn("closing incoming stream", zap.String("peer", s.from), zap.Error(err))
 				return fmt.Errorf("%w: %v", ErrProtocol, err)
 			}
 		}
-		s.flushAcceptedLocked(false)
-		s.mu.Unlock()
+		s.flushAccepted(false)
 		frame.Release()
 	}
 }
 
-// handle applies one record; s.mu is held.
+// handle applies one record.
 func (s *inStream) handle(rec *wire.Record) error {
 	switch rec.Kind {
 	case wire.KindOpen:
+		s.mu.Lock()
+		defer s.mu.Unlock()
 		return s.open(string(rec.Target))
 	case wire.KindEnvelope:
 		return s.envelope(rec)
@@ -202,6 +204,7 @@ func (s *inStream) handle(rec *wire.Record) error {
 	}
 }
 
+// open grants credit to a new link; s.mu is held.
 func (s *inStream) open(target string) error {
 	pid := actor.PID{Node: s.e.sys.Node(), ID: target}
 	free, err := s.e.sys.MailboxFree(pid)
@@ -243,6 +246,9 @@ func (s *inStream) envelope(rec *wire.Record) error {
 		}
 		return nil
 	}
+	from := s.senderPID(rec.SenderNode, rec.SenderID)
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	l := s.links[string(rec.Target)]
 	if l == nil {
 		// The link was closed with Gone and its in-flight messages failed
@@ -250,7 +256,6 @@ func (s *inStream) envelope(rec *wire.Record) error {
 		s.e.stats.dropped.Add(1)
 		return nil
 	}
-	from := s.senderPID(rec.SenderNode, rec.SenderID)
 	return s.deliverOne(l, rec.Seq, envelope{from: from, msg: msg, tracked: rec.Flags&wire.FlagTracked != 0})
 }
 
@@ -277,15 +282,30 @@ func (s *inStream) run(rec *wire.Record) error {
 	}
 	from := s.senderPID(rec.SenderNode, rec.SenderID)
 	tracked := rec.Flags&wire.FlagTracked != 0
+	s.mu.Lock()
+	err = s.deliverRun(string(rec.Target), rec.Seq, from, tracked, vals)
+	credited := s.credited
+	s.credited = false
+	s.mu.Unlock()
+	if credited {
+		// Let the writer send that credit now: on a busy machine it
+		// would otherwise wait for the reader to block, a frame later.
+		runtime.Gosched()
+	}
+	return err
+}
+
+// deliverRun delivers a run's values; s.mu is held.
+func (s *inStream) deliverRun(target string, seq uint64, from actor.PID, tracked bool, vals []any) error {
 	for i, v := range vals {
-		l := s.links[string(rec.Target)]
+		l := s.links[target]
 		if l == nil {
 			// Closed with Gone (before or during this run): the sender
 			// failed the messages in flight. Drop the rest.
 			s.e.stats.dropped.Add(uint64(len(vals) - i))
 			return nil
 		}
-		if err := s.deliverOne(l, rec.Seq+uint64(i), envelope{from: from, msg: v, tracked: tracked}); err != nil {
+		if err := s.deliverOne(l, seq+uint64(i), envelope{from: from, msg: v, tracked: tracked}); err != nil {
 			return err
 		}
 	}
@@ -379,6 +399,14 @@ func (s *inStream) resolveLocked(l *inLink, err error, tracked bool) uint64 {
 		l.accepted++
 		l.urgent = l.urgent || tracked
 		s.e.stats.delivered.Add(1)
+		if l.accepted >= l.batch {
+			// A batch is due: return it now, mid-frame, so that the
+			// sender refills the window while the rest of the frame is
+			// decoded, instead of waiting for the whole frame.
+			s.reportAccepted(l)
+			s.credited = true
+			s.signal()
+		}
 		return l.accepted
 	}
 	// Keep order: report the acceptances before this refusal.

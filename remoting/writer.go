@@ -40,7 +40,7 @@ type failedMsg struct {
 func (w *outWriter) write(items []outMsg) bool {
 	for i := 0; i < len(items); {
 		i += w.encode(items[i:])
-		if len(w.buf) >= w.maxFrame && !w.flush() {
+		if (len(w.buf) >= w.maxFrame || len(w.sent) >= maxFrameMsgs) && !w.flush() {
 			w.failRest(items[i:])
 			return false
 		}
@@ -85,7 +85,7 @@ func (w *outWriter) runLen(items []outMsg) int {
 		return 1
 	}
 	n := 1
-	for n < len(items) && n < wire.MaxRunLen {
+	for n < len(items) && n < maxRun {
 		m := items[n]
 		if m.open || m.l != first.l || m.from != first.from || m.flags != first.flags || reflect.TypeOf(m.msg) != t {
 			break
@@ -96,6 +96,17 @@ func (w *outWriter) runLen(items []outMsg) int {
 }
 
 var taggedType = reflect.TypeFor[Tagged]()
+
+// maxRun bounds the values of one run. Past a hundred or so, a longer run
+// saves the codec little, and the receiver decodes a run whole before it
+// delivers (and returns credit for) any of it: shorter runs keep the
+// credit flowing back while the rest of a frame is decoded.
+const maxRun = 128
+
+// maxFrameMsgs sends a frame once it holds this many messages, so that
+// a window's worth of queued messages leaves in several frames and the
+// receiver starts on the first while the writer encodes the next.
+const maxFrameMsgs = 256
 
 // encodeRun encodes items as one run record and reports whether it did.
 func (w *outWriter) encodeRun(items []outMsg) bool {
