@@ -40,7 +40,7 @@ type failedMsg struct {
 func (w *outWriter) write(items []outMsg) bool {
 	for i := 0; i < len(items); {
 		i += w.encode(items[i:])
-		if (len(w.buf) >= w.maxFrame || len(w.sent) >= maxFrameMsgs) && !w.flush() {
+		if len(w.buf) >= w.maxFrame && !w.flush() {
 			w.failRest(items[i:])
 			return false
 		}
@@ -102,11 +102,6 @@ var taggedType = reflect.TypeFor[Tagged]()
 // delivers (and returns credit for) any of it: shorter runs keep the
 // credit flowing back while the rest of a frame is decoded.
 const maxRun = 128
-
-// maxFrameMsgs sends a frame once it holds this many messages, so that
-// a window's worth of queued messages leaves in several frames and the
-// receiver starts on the first while the writer encodes the next.
-const maxFrameMsgs = 256
 
 // encodeRun encodes items as one run record and reports whether it did.
 func (w *outWriter) encodeRun(items []outMsg) bool {
