@@ -28,7 +28,7 @@ func (n *Node) Subscribe(name string, buf int) (<-chan any, CloseFunc, error) {
 		return nil, nil, fmt.Errorf("%w: negative buffer %d", ErrInvalidOption, buf)
 	}
 	out := make(chan any, max(buf, 1))
-	closeFn, err := n.startReceiver(name, buf, registry.Broadcast, func(_ <-chan struct{}, v any) bool {
+	closeFn, err := n.startReceiver(name, buf, max(buf, 1), registry.Broadcast, func(_ <-chan struct{}, v any) bool {
 		select {
 		case out <- v:
 			return true

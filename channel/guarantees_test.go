@@ -191,30 +191,37 @@ func TestGuarantee3_PerPairFIFO(t *testing.T) {
 
 func TestGuarantee4_Backpressure(t *testing.T) {
 	nodes := startCluster(t, 2)
-	in, closeIn, err := nodes[1].Receive("slow", 4)
-	require.NoError(t, err)
-	out, closeOut, err := nodes[0].Send("slow", 0)
-	require.NoError(t, err)
-	// The receiver's user does not read: the buffer fills, credit stops,
-	// the sender's pump blocks, and so do writes.
-	written := 0
-	for ; written < 1000; written++ {
-		select {
-		case out <- Order{Seq: written}:
-			continue
-		case <-time.After(300 * time.Millisecond):
+	// buf 4 is all mailbox; buf 64 is split between mailbox and channel
+	// buffer, and the two together must still hold only 64.
+	for i, buf := range []int{4, 64} {
+		name := fmt.Sprintf("slow%d", i)
+		in, closeIn, err := nodes[1].Receive(name, buf)
+		require.NoError(t, err)
+		out, closeOut, err := nodes[0].Send(name, 0)
+		require.NoError(t, err)
+		// The receiver's user does not read: the buffer fills, credit
+		// stops, the sender's pump blocks, and so do writes.
+		written := 0
+		for ; written < 1000; written++ {
+			select {
+			case out <- Order{Seq: written}:
+				continue
+			case <-time.After(300 * time.Millisecond):
+			}
+			break
 		}
-		break
+		// Bounded: receiver buffer (buf) + the value in the receiver's
+		// hand (1) + the link's overflow (≤ the window, the mailbox's
+		// size) + the pump's value in hand (1) + 1.
+		_, window := receiveBuffers(buf)
+		assert.LessOrEqual(t, written, buf+1+window+1+1, "buf %d: a full receiver must stop the sender", buf)
+		assert.Positive(t, written)
+		for i := 0; i < written; i++ {
+			assert.Equal(t, Order{Seq: i}, recv(t, in))
+		}
+		require.NoError(t, closeOut())
+		require.NoError(t, closeIn())
 	}
-	// Bounded: receiver buffer (4) + the value in the receiver's hand (1)
-	// + the link's overflow (≤ window 4) + the pump's value in hand (1).
-	assert.LessOrEqual(t, written, 4+1+4+1+1, "a full receiver must stop the sender")
-	assert.Positive(t, written)
-	for i := 0; i < written; i++ {
-		assert.Equal(t, Order{Seq: i}, recv(t, in))
-	}
-	require.NoError(t, closeOut())
-	require.NoError(t, closeIn())
 }
 
 func TestGuarantee5_Buf0NoReceiversBlocksUntilReceiverAppears(t *testing.T) {

@@ -48,8 +48,11 @@ type receiver struct {
 // anywhere in the cluster reaches one of its receivers.
 //
 // buf is the receiver's buffer: up to buf values (at least 1) are accepted
-// into it before the user reads them, and it is the credit a remote sender
-// may have in flight, so a larger buf means more throughput across nodes.
+// into it before the user reads them. Seven eighths of it (all of it below
+// 8) is the receiver's mailbox, whose free space is the credit a remote
+// sender may have in flight, so a larger buf means more throughput across
+// nodes; the last eighth is the returned channel's own buffer, which spares
+// a goroutine switch per value when the user keeps up.
 //
 // Close with the returned CloseFunc: the receiver is unregistered first,
 // then accepts nothing more (values still on the wire to it fail back to
@@ -57,8 +60,9 @@ type receiver struct {
 // was already accepted and is closed. Nothing accepted is dropped by a clean
 // close, provided the user keeps reading until the channel closes.
 func (n *Node) Receive(name string, buf int) (<-chan any, CloseFunc, error) {
-	out := make(chan any)
-	closeFn, err := n.startReceiver(name, buf, registry.Queue, func(done <-chan struct{}, v any) bool {
+	chanBuf, mailbox := receiveBuffers(buf)
+	out := make(chan any, chanBuf)
+	closeFn, err := n.startReceiver(name, buf, mailbox, registry.Queue, func(done <-chan struct{}, v any) bool {
 		return handOff(n, name, out, v, done)
 	}, func() { close(out) })
 	if err != nil {
@@ -90,7 +94,17 @@ func handOff[T any](n *Node, name string, out chan<- T, v T, done <-chan struct{
 
 // startReceiver spawns and registers a receiver actor that hands values
 // over with hand.
-func (n *Node) startReceiver(name string, buf int, mode registry.Mode,
+// receiveBuffers splits a Receive's buf between the Go channel's buffer (an
+// eighth, none below 8) and the receiver's mailbox (the rest, at least 1):
+// together they hold buf values, as Receive documents.
+func receiveBuffers(buf int) (chanBuf, mailbox int) {
+	chanBuf = max(buf, 0) / 8
+	return chanBuf, max(buf-chanBuf, 1)
+}
+
+// startReceiver spawns and registers a receiver whose mailbox holds
+// mailbox values; buf is the caller's, validated here.
+func (n *Node) startReceiver(name string, buf, mailbox int, mode registry.Mode,
 	hand func(done <-chan struct{}, v any) bool, closeOut func()) (CloseFunc, error) {
 	if err := validName(name); err != nil {
 		return nil, err
@@ -103,7 +117,7 @@ func (n *Node) startReceiver(name string, buf int, mode registry.Mode,
 	}
 	r := &receiver{n: n, name: name, stats: n.stats.name(name), mode: mode, hand: hand, closeOut: closeOut, since: math.MaxUint64}
 	pid, err := n.sys.Spawn(func() actor.Actor { return actor.ReceiveFunc(r.receive) },
-		actor.WithMailboxSize(max(buf, 1)))
+		actor.WithMailboxSize(mailbox))
 	if err != nil {
 		return nil, fmt.Errorf("channel: receive %q: %w", name, err)
 	}
@@ -215,8 +229,9 @@ func (n *Node) forget(r *receiver) {
 // ReceiveOf is Receive for values of type T. A value of another type is
 // dropped and reported (logged, counted as failed in Stats); it never panics.
 func ReceiveOf[T any](n *Node, name string, buf int) (<-chan T, CloseFunc, error) {
-	out := make(chan T)
-	closeFn, err := n.startReceiver(name, buf, registry.Queue, func(done <-chan struct{}, v any) bool {
+	chanBuf, mailbox := receiveBuffers(buf)
+	out := make(chan T, chanBuf)
+	closeFn, err := n.startReceiver(name, buf, mailbox, registry.Queue, func(done <-chan struct{}, v any) bool {
 		t, ok := v.(T)
 		if !ok {
 			n.stats.dropped(name)
