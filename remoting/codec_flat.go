@@ -212,9 +212,20 @@ func readFlatPlan(b []byte, t *gobType) (*flatPlan, []byte, error) {
 	return p, b, nil
 }
 
-// decodeFlat decodes one flat value into pv (a pointer to a zero value of
-// the local type).
+// decodeFlat decodes one flat value, all of b, into pv (a pointer to a
+// zero value of the local type).
 func decodeFlat(p *flatPlan, b []byte, pv reflect.Value) error {
+	rest, err := decodeFlatPrefix(p, b, pv)
+	if err == nil && len(rest) != 0 {
+		return errFlatTrailing
+	}
+	return err
+}
+
+// decodeFlatPrefix decodes the flat value at the start of b into pv and
+// returns the bytes after it. Every value takes at least a byte per wire
+// field, and a plan has at least one.
+func decodeFlatPrefix(p *flatPlan, b []byte, pv reflect.Value) ([]byte, error) {
 	v := pv.Elem()
 	for i, kind := range p.kinds {
 		var (
@@ -226,30 +237,30 @@ func decodeFlat(p *flatPlan, b []byte, pv reflect.Value) error {
 		switch kind {
 		case flatBool:
 			if len(b) < 1 || b[0] > 1 {
-				return errFlatTruncated
+				return nil, errFlatTruncated
 			}
 			uv, b = uint64(b[0]), b[1:]
 		case flatInt:
 			x, k := binary.Varint(b)
 			if k <= 0 {
-				return errFlatTruncated
+				return nil, errFlatTruncated
 			}
 			iv, b = x, b[k:]
 		case flatUint:
 			x, k := binary.Uvarint(b)
 			if k <= 0 {
-				return errFlatTruncated
+				return nil, errFlatTruncated
 			}
 			uv, b = x, b[k:]
 		case flatFloat:
 			if len(b) < 8 {
-				return errFlatTruncated
+				return nil, errFlatTruncated
 			}
 			fv, b = math.Float64frombits(binary.LittleEndian.Uint64(b)), b[8:]
 		default: // flatString, flatBytes
 			l, k := binary.Uvarint(b)
 			if k <= 0 || l > uint64(len(b)-k) {
-				return errFlatTruncated
+				return nil, errFlatTruncated
 			}
 			raw, b = b[k:k+int(l)], b[k+int(l):]
 		}
@@ -269,17 +280,17 @@ func decodeFlat(p *flatPlan, b []byte, pv reflect.Value) error {
 			f.SetBool(uv == 1)
 		case flatInt:
 			if f.OverflowInt(iv) {
-				return fmt.Errorf("value %d out of range for %v", iv, f.Type())
+				return nil, fmt.Errorf("value %d out of range for %v", iv, f.Type())
 			}
 			f.SetInt(iv)
 		case flatUint:
 			if f.OverflowUint(uv) {
-				return fmt.Errorf("value %d out of range for %v", uv, f.Type())
+				return nil, fmt.Errorf("value %d out of range for %v", uv, f.Type())
 			}
 			f.SetUint(uv)
 		case flatFloat:
 			if f.OverflowFloat(fv) {
-				return fmt.Errorf("value %g out of range for %v", fv, f.Type())
+				return nil, fmt.Errorf("value %g out of range for %v", fv, f.Type())
 			}
 			f.SetFloat(fv)
 		case flatString:
@@ -288,8 +299,5 @@ func decodeFlat(p *flatPlan, b []byte, pv reflect.Value) error {
 			f.SetBytes(append(make([]byte, 0, len(raw)), raw...))
 		}
 	}
-	if len(b) != 0 {
-		return errFlatTrailing
-	}
-	return nil
+	return b, nil
 }

@@ -347,8 +347,11 @@ func (e *gobEncoder) EncodeRun(dst []byte, vs []any) ([]byte, bool, error) {
 	} else if t = e.c.byType[rt]; t != nil {
 		id, known = e.ids[t.typ]
 	}
-	if !known || t.flat != nil {
+	if !known {
 		return dst, false, nil
+	}
+	if t.flat != nil {
+		return e.encodeFlatRun(dst, t, id, vs)
 	}
 	if e.runT != t || e.run.Cap() < len(vs) {
 		e.runT = t
@@ -370,6 +373,22 @@ func (e *gobEncoder) EncodeRun(dst []byte, vs []any) ([]byte, bool, error) {
 	if err != nil {
 		e.Reset()
 		return dst, false, fmt.Errorf("%w: run of %d %s: %w", ErrEncode, len(vs), t.name, err)
+	}
+	e.lastType, e.lastT, e.lastID = t.typ, t, id
+	return out, true, nil
+}
+
+// encodeFlatRun encodes a run of a flat type: the frame header, then each
+// value's fields, back to back.
+func (e *gobEncoder) encodeFlatRun(dst []byte, t *gobType, id uint64, vs []any) ([]byte, bool, error) {
+	for _, v := range vs {
+		if reflect.TypeOf(v) != t.typ {
+			return dst, false, nil
+		}
+	}
+	out := appendFrameHeader(dst, gobRun|gobFlat, id, true, "")
+	for _, v := range vs {
+		out = appendFlat(out, t.flat, reflect.ValueOf(v))
 	}
 	e.lastType, e.lastT, e.lastID = t.typ, t, id
 	return out, true, nil
@@ -475,7 +494,7 @@ func (d *gobDecoder) header(b []byte) (marker byte, t *gobType, plan *flatPlan, 
 		return 0, nil, nil, nil, errors.New("empty frame")
 	}
 	marker = b[0]
-	if marker&^(gobReset|gobFlat|gobRun) != 0 || marker&(gobFlat|gobRun) == gobFlat|gobRun {
+	if marker&^(gobReset|gobFlat|gobRun) != 0 {
 		return 0, nil, nil, nil, fmt.Errorf("unknown frame marker %#x", marker)
 	}
 	if marker&gobReset != 0 {
@@ -552,7 +571,7 @@ func (d *gobDecoder) decode(b []byte) (any, error) {
 }
 
 func (d *gobDecoder) decodeRun(out []any, b []byte, n int) ([]any, error) {
-	marker, t, _, b, err := d.header(b)
+	marker, t, plan, b, err := d.header(b)
 	switch {
 	case err != nil:
 		return out, err
@@ -560,6 +579,8 @@ func (d *gobDecoder) decodeRun(out []any, b []byte, n int) ([]any, error) {
 		return out, errors.New("one value where a run frame was expected")
 	case t == nil:
 		return out, errors.New("a run of nil")
+	case plan != nil:
+		return d.decodeFlatRun(out, t, plan, b, n)
 	}
 	if d.runT != t {
 		d.runT, d.runPV = t, reflect.New(reflect.SliceOf(t.typ))
@@ -614,6 +635,31 @@ func (d *gobDecoder) decodeGob(t *gobType, b []byte, pv reflect.Value) error {
 		return fmt.Errorf("%s: %d trailing bytes", t.name, rest)
 	}
 	return nil
+}
+
+// decodeFlatRun decodes n flat values, back to back, that make up all of b.
+func (d *gobDecoder) decodeFlatRun(out []any, t *gobType, plan *flatPlan, b []byte, n int) (_ []any, err error) {
+	if n > len(b) { // every value takes a byte at least
+		return out, fmt.Errorf("a run of %d %s in %d bytes", n, t.name, len(b))
+	}
+	pv := d.scratchFor(t)
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%s: panic decoding a flat value: %v", t.name, r)
+		}
+		pv.Elem().SetZero()
+	}()
+	for i := range n {
+		pv.Elem().SetZero()
+		if b, err = decodeFlatPrefix(plan, b, pv); err != nil {
+			return out, fmt.Errorf("%s: run value %d: %w", t.name, i, err)
+		}
+		out = append(out, pv.Elem().Interface())
+	}
+	if len(b) != 0 {
+		return out, fmt.Errorf("%s: %d trailing bytes after a run of %d", t.name, len(b), n)
+	}
+	return out, nil
 }
 
 // decodeFlat decodes a flat value into the type's zeroed scratch value and

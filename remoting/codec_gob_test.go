@@ -350,7 +350,7 @@ func TestGobDecodeErrors(t *testing.T) {
 		want   string
 	}{
 		{"empty", nil, nil, "empty frame"},
-		{"unknown marker", nil, []byte{7, 0}, "marker"},
+		{"unknown marker", nil, []byte{8, 0}, "marker"},
 		{"garbage", nil, []byte("\x00\x01\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff"), "bad type name length"},
 		{"no type id", nil, []byte{0}, "bad type id"},
 		{"nil with trailing bytes", nil, []byte{0, 0, 0}, "trailing"},

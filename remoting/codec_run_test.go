@@ -140,15 +140,43 @@ func TestGobRunDeclines(t *testing.T) {
 	if got := s.one(t, testOrder{ID: 3}); got != (testOrder{ID: 3}) {
 		t.Fatalf("stream after declined runs: %#v", got)
 	}
+}
 
-	fast, err := NewFastGobCodec(testOrder{})
+// TestFlatRunRoundTrip: NewFastGobCodec sends runs of a flat type as flat
+// values back to back, which any GobCodec decodes, and values that fit no
+// flat layout still go through gob.
+func TestFlatRunRoundTrip(t *testing.T) {
+	fast, err := NewFastGobCodec(testOrder{}, testTree{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	fs := newRunStream(fast)
-	fs.one(t, testOrder{})
-	if _, ok, err := fs.enc.EncodeRun(nil, []any{testOrder{}, testOrder{}}); ok || err != nil {
-		t.Fatalf("flat run = %v, %v; want declined", ok, err)
+	plain, err := NewGobCodec(testOrder{}, testTree{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, dec := range map[string]RunDecoder{"fast": fast.NewDecoder().(RunDecoder), "plain": plain.NewDecoder().(RunDecoder)} {
+		t.Run(name, func(t *testing.T) {
+			s := runStream{enc: fast.NewEncoder().(RunEncoder), dec: dec}
+			s.one(t, testOrder{ID: 1})
+			orders := []any{testOrder{ID: 2, Item: "a", Qty: 3}, testOrder{}, testOrder{ID: -4, Item: "bb"}}
+			b, ok, err := s.enc.EncodeRun(nil, orders)
+			if err != nil || !ok || b[0] != gobRun|gobFlat {
+				t.Fatalf("flat run: %x, %v, %v", b, ok, err)
+			}
+			got, err := s.dec.DecodeRun(nil, b, len(orders))
+			if err != nil || !reflect.DeepEqual(got, orders) {
+				t.Fatalf("DecodeRun = %#v, %v", got, err)
+			}
+			if _, err := dec.DecodeRun(nil, b, len(orders)+1); err == nil {
+				t.Fatal("a flat run decoded with the wrong count")
+			}
+		})
+	}
+	s := newRunStream(fast)
+	s.one(t, testTree{})
+	trees := []any{testTree{Name: "a", Attrs: map[string]string{"k": "v"}}, testTree{Name: "b"}}
+	if got := s.run(t, trees...); !reflect.DeepEqual(got, trees) {
+		t.Fatalf("gob run on a fast codec: %#v", got)
 	}
 }
 
@@ -201,7 +229,7 @@ func TestGobRunDecodeErrors(t *testing.T) {
 		{"flat run marker", func(d RunDecoder) error {
 			_, err := d.DecodeRun(nil, append([]byte{gobRun | gobFlat}, run[1:]...), 2)
 			return err
-		}, "unknown frame marker"},
+		}, "first sent otherwise"},
 		{"nil run", func(d RunDecoder) error { _, err := d.DecodeRun(nil, []byte{gobRun, 0}, 2); return err }, "a run of nil"},
 	}
 	for _, tc := range tests {
@@ -275,7 +303,23 @@ func gobRunFuzzSeeds(tb testing.TB, c *GobCodec) map[string]runSeed {
 	orders := mustRun(testOrder{ID: 2, Item: "b"}, testOrder{ID: 3}, testOrder{ID: 4, Qty: 9})
 	mapOne := mustOne(testMap{M: map[string]int{"a": 1}})
 	maps := mustRun(testMap{M: map[string]int{"b": 2}}, testMap{})
+	// Flat frames, from a NewFastGobCodec node.
+	fast, err := NewFastGobCodec(testOrder{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	fastEnc := fast.NewEncoder().(RunEncoder)
+	flatOne, err := fastEnc.Encode(nil, testOrder{ID: 1, Item: "a"})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	flatRun, ok, err := fastEnc.EncodeRun(nil, []any{testOrder{ID: 2}, testOrder{Item: "b", Qty: 3}})
+	if err != nil || !ok {
+		tb.Fatal(ok, err)
+	}
 	return map[string]runSeed{
+		"flat_orders":     {flatOne, flatRun, 2},
+		"flat_miscount":   {flatOne, flatRun, 3},
 		"orders":          {order, orders, 3},
 		"orders_miscount": {order, orders, 2},
 		"maps":            {mapOne, maps, 2},
