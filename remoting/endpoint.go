@@ -63,8 +63,10 @@ type Endpoint struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu      sync.Mutex
-	peers   map[string]*peer // by address
+	mu    sync.Mutex
+	peers map[string]*peer // by address
+	// known holds the same peers for sends, which look them up without mu.
+	known   sync.Map
 	started bool
 	closed  bool
 
@@ -211,6 +213,9 @@ func (e *Endpoint) Conn(addr string) (grpc.ClientConnInterface, error) {
 }
 
 func (e *Endpoint) peer(addr string) (*peer, error) {
+	if p, ok := e.known.Load(addr); ok {
+		return p.(*peer), nil // closed with the Endpoint: sends then fail
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closed {
@@ -234,6 +239,7 @@ func (e *Endpoint) peer(addr string) (*peer, error) {
 	}
 	p := &peer{e: e, addr: addr, conn: conn}
 	e.peers[addr] = p
+	e.known.Store(addr, p)
 	return p, nil
 }
 

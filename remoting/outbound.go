@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
@@ -34,6 +35,9 @@ type peer struct {
 	addr string
 	conn *grpc.ClientConn
 
+	// cur is out for sends, which read it without mu.
+	cur atomic.Pointer[outStream]
+
 	mu     sync.Mutex
 	out    *outStream
 	closed bool
@@ -41,6 +45,9 @@ type peer struct {
 
 // stream returns the live outgoing stream, opening one if needed.
 func (p *peer) stream(ctx context.Context) (*outStream, error) {
+	if s := p.cur.Load(); s != nil && !s.isBroken() {
+		return s, nil // peer.close fails it: a closed peer takes the slow path
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
@@ -65,6 +72,7 @@ func (p *peer) stream(ctx context.Context) (*outStream, error) {
 		broken: make(chan struct{}),
 	}
 	p.out = s
+	p.cur.Store(s)
 	p.e.wg.Add(2)
 	go s.writeLoop()
 	go s.readLoop()
