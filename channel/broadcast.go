@@ -167,7 +167,7 @@ func (p *publisher) publish(v any) {
 		if m.Err() != ErrPending {
 			return // timed out before the pump got to it
 		}
-		v, ctx = m.v, m.ctx
+		v, ctx = m.v, routeCtx{m}
 	}
 	if err := p.n.gossip.publish(ctx, p, v, newPubTrack(m)); err != nil {
 		p.n.stats.failed(p.name, false)

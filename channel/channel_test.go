@@ -214,3 +214,38 @@ func TestSyncShowsWritesCompletedBeforeIt(t *testing.T) {
 	require.NoError(t, nodes[2].Close())
 	assert.ErrorIs(t, nodes[2].Sync(ctxFor(t, waitFor)), ErrClosed)
 }
+
+// TestMessageHandleTimeoutAndRouteContext: a handle ends with ErrTimeout
+// at its timeout unless an outcome came first, and the context that bounds
+// its routing ends with it, reporting why.
+func TestMessageHandleTimeoutAndRouteContext(t *testing.T) {
+	m := WithMessage(Order{Seq: 1}, 50*time.Millisecond)
+	ctx := routeCtx{m}
+	deadline, ok := ctx.Deadline()
+	require.True(t, ok)
+	assert.WithinDuration(t, time.Now().Add(50*time.Millisecond), deadline, 40*time.Millisecond)
+	require.NoError(t, ctx.Err())
+	require.ErrorIs(t, m.Err(), ErrPending)
+	select {
+	case <-ctx.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the handle did not time out")
+	}
+	require.ErrorIs(t, m.Err(), ErrTimeout)
+	require.ErrorIs(t, m.Err(), context.DeadlineExceeded)
+	require.ErrorIs(t, ctx.Err(), context.DeadlineExceeded)
+	m.finish(nil) // a late outcome changes nothing
+	require.ErrorIs(t, m.Err(), ErrTimeout)
+
+	early := WithMessage(Order{Seq: 2}, 30*time.Millisecond)
+	early.finish(nil)
+	time.Sleep(60 * time.Millisecond) // past the timeout: it was stopped
+	require.NoError(t, early.Err())
+	require.ErrorIs(t, routeCtx{early}.Err(), context.Canceled)
+
+	forever := WithMessage(Order{Seq: 3}, 0)
+	_, ok = routeCtx{forever}.Deadline()
+	require.False(t, ok)
+	forever.finish(ErrClosed)
+	require.ErrorIs(t, forever.Err(), ErrClosed)
+}

@@ -19,15 +19,15 @@ import (
 //	<-m.Done()
 //	if err := m.Err(); err != nil { /* not confirmed */ }
 type Message struct {
-	v      any
-	ctx    context.Context
-	cancel context.CancelFunc
-	done   chan struct{}
-	once   sync.Once
-	err    error
+	v        any
+	done     chan struct{}
+	once     sync.Once
+	err      error
+	deadline time.Time // zero without a timeout
+	timedOut bool      // set before done closes, when the timeout ended it
 
-	mu        sync.Mutex
-	stopTimer func() bool // cancels the timeout callback; nil without timeout
+	mu    sync.Mutex
+	timer *time.Timer // fires the timeout; nil without one
 }
 
 // WithMessage returns a handle for v that reports, within timeout, whether
@@ -35,16 +35,34 @@ type Message struct {
 func WithMessage(v any, timeout time.Duration) *Message {
 	m := &Message{v: v, done: make(chan struct{})}
 	if timeout > 0 {
-		m.ctx, m.cancel = context.WithTimeout(context.Background(), timeout)
+		m.deadline = time.Now().Add(timeout)
 		m.mu.Lock()
-		m.stopTimer = context.AfterFunc(m.ctx, func() {
-			m.finish(fmt.Errorf("%w after %v: %w", ErrTimeout, timeout, context.DeadlineExceeded))
-		})
+		m.timer = time.AfterFunc(timeout, func() { m.finishTimeout(timeout) })
 		m.mu.Unlock()
-	} else {
-		m.ctx, m.cancel = context.WithCancel(context.Background())
 	}
 	return m
+}
+
+// routeCtx is the context that bounds the routing of m: done once m's
+// outcome is known, which its timeout includes. It is m itself, so a
+// handle costs no context of its own (a single-pointer struct in an
+// interface does not allocate).
+type routeCtx struct{ m *Message }
+
+func (c routeCtx) Deadline() (time.Time, bool) { return c.m.deadline, !c.m.deadline.IsZero() }
+func (c routeCtx) Done() <-chan struct{}       { return c.m.done }
+func (c routeCtx) Value(any) any               { return nil }
+
+func (c routeCtx) Err() error {
+	select {
+	case <-c.m.done:
+		if c.m.timedOut {
+			return context.DeadlineExceeded
+		}
+		return context.Canceled
+	default:
+		return nil
+	}
 }
 
 // Value returns the wrapped value.
@@ -66,16 +84,22 @@ func (m *Message) Err() error {
 }
 
 // finish records the outcome once; later outcomes are ignored.
-func (m *Message) finish(err error) {
+func (m *Message) finish(err error) { m.end(err, false) }
+
+// finishTimeout ends m with ErrTimeout, unless it has ended already.
+func (m *Message) finishTimeout(timeout time.Duration) {
+	m.end(fmt.Errorf("%w after %v: %w", ErrTimeout, timeout, context.DeadlineExceeded), true)
+}
+
+func (m *Message) end(err error, timedOut bool) {
 	m.once.Do(func() {
 		m.mu.Lock()
-		stop := m.stopTimer
+		timer := m.timer
 		m.mu.Unlock()
-		if stop != nil {
-			stop()
+		if timer != nil {
+			timer.Stop()
 		}
-		m.err = err
+		m.err, m.timedOut = err, timedOut
 		close(m.done)
-		m.cancel()
 	})
 }

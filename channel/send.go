@@ -365,7 +365,7 @@ func (s *sender) send(m *Message) {
 		if m.Err() != ErrPending {
 			return // already timed out before the pump got to it
 		}
-		ctx = m.ctx
+		ctx = routeCtx{m}
 	}
 	s.flight.Add(1)
 	err := s.r.route(ctx, m.v, func(err error) { s.outcome(m, err) })
@@ -373,8 +373,8 @@ func (s *sender) send(m *Message) {
 		s.flight.Done()
 		s.n.stats.failed(s.r.name, false)
 		if m.done != nil {
-			if ctx.Err() != nil && m.ctx.Err() != nil {
-				return // the timeout reported it
+			if ctx.Err() != nil {
+				return // the handle ended first: its timeout reported it
 			}
 			m.finish(err)
 		}
