@@ -259,6 +259,41 @@ func (s *System) TrySendFrom(from, to PID, msg any) error {
 	}
 }
 
+// TrySendManyFrom is TrySendFrom for several messages to one local actor:
+// it queues as many of msgs as the mailbox has room for, in order, with one
+// lookup and one scheduling for the lot, and returns how many it queued.
+// With fewer than all it also returns why the next one was not queued
+// (ErrFull, or ErrNotFound or ErrStopped for all of them); unlike
+// TrySendFrom it makes no dead letters: the caller still holds the rest.
+func (s *System) TrySendManyFrom(from, to PID, msgs []any) (int, error) {
+	if to.Node != s.node {
+		return 0, fmt.Errorf("send to %v: %w", to, ErrNotLocal)
+	}
+	p := s.table.get(to.ID)
+	if p == nil {
+		return 0, fmt.Errorf("send to %v: %w", to, ErrNotFound)
+	}
+	var chunk [64]envelope
+	sent := 0
+	for sent < len(msgs) {
+		batch := chunk[:min(len(chunk), len(msgs)-sent)]
+		for i := range batch {
+			batch[i] = envelope{msg: msgs[sent+i], sender: from}
+		}
+		n, err := p.mb.TryPushMany(batch)
+		clear(batch)
+		sent += n
+		switch {
+		case err == nil:
+		case errors.Is(err, mailbox.ErrFull):
+			return sent, fmt.Errorf("send to %v: %w", to, ErrFull)
+		default:
+			return sent, fmt.Errorf("send to %v: %w", to, ErrStopped)
+		}
+	}
+	return sent, nil
+}
+
 // MailboxFree returns the free space in the mailbox of the local actor at
 // pid, for flow control: a transport grants remote senders at most this many
 // messages in flight.

@@ -617,6 +617,53 @@ func TestTrySendFromReportsFullWithoutBlocking(t *testing.T) {
 	assert.ErrorIs(t, err, actor.ErrNotFound)
 }
 
+func TestTrySendManyFromQueuesWhatFitsInOrder(t *testing.T) {
+	s := newSystem(t)
+	var mu sync.Mutex
+	var got []any
+	var senders []actor.PID
+	gate := make(chan struct{})
+	pid, err := s.Spawn(func() actor.Actor {
+		return actor.ReceiveFunc(func(c *actor.Context) {
+			if _, ok := c.Message().(int); !ok {
+				return
+			}
+			<-gate
+			mu.Lock()
+			got = append(got, c.Message())
+			senders = append(senders, c.Sender())
+			mu.Unlock()
+		})
+	}, actor.WithMailboxSize(100))
+	require.NoError(t, err)
+	from := actor.PID{Node: "far", ID: "sender"}
+	msgs := make([]any, 150) // more than a 64-message chunk, more than fits
+	for i := range msgs {
+		msgs[i] = i
+	}
+	n, err := s.TrySendManyFrom(from, pid, msgs)
+	// The actor may have taken the first before the rest were queued.
+	require.ErrorIs(t, err, actor.ErrFull)
+	require.True(t, n == 100 || n == 101, "queued %d", n)
+	close(gate)
+	require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(got) == n }, waitFor, time.Millisecond)
+	mu.Lock()
+	assert.Equal(t, msgs[:n], got)
+	for _, snd := range senders {
+		assert.Equal(t, from, snd)
+	}
+	mu.Unlock()
+	assert.Zero(t, s.DeadLetters(), "a full mailbox is not a dead letter")
+
+	n, err = s.TrySendManyFrom(from, actor.PID{Node: s.Node(), ID: "nobody"}, msgs)
+	assert.ErrorIs(t, err, actor.ErrNotFound)
+	assert.Zero(t, n)
+	n, err = s.TrySendManyFrom(from, actor.PID{Node: "far", ID: "x"}, msgs)
+	assert.ErrorIs(t, err, actor.ErrNotLocal)
+	assert.Zero(t, n)
+	assert.Zero(t, s.DeadLetters())
+}
+
 func TestIdleActorsOwnNoGoroutine(t *testing.T) {
 	s := newSystem(t)
 	before := runtime.NumGoroutine()

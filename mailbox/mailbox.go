@@ -191,6 +191,30 @@ func (m *Mailbox[T]) TryPush(msg T) error {
 	return nil
 }
 
+// TryPushMany appends msgs to the user queue, in order, as long as it has
+// free slots, and returns how many it took: all of them, or fewer with
+// ErrFull (or none with ErrClosed). It never blocks, and schedules one run
+// for the lot.
+func (m *Mailbox[T]) TryPushMany(msgs []T) (int, error) {
+	m.pushing.Add(1)
+	if m.closed.Load() {
+		m.pushing.Add(-1)
+		return 0, ErrClosed
+	}
+	n := 0
+	for n < len(msgs) && m.user.push(msgs[n]) {
+		n++
+	}
+	m.pushing.Add(-1)
+	if n > 0 {
+		m.schedule()
+	}
+	if n < len(msgs) {
+		return n, ErrFull
+	}
+	return n, nil
+}
+
 // PushSystem appends msg to the system queue, which is unbounded and always
 // drained before the user queue. System messages are accepted even after
 // Close, so that the owner can still be stopped; they are processed as long as

@@ -205,6 +205,33 @@ func TestTryPushReportsFull(t *testing.T) {
 	assert.Equal(t, 0, m.Free())
 }
 
+func TestTryPushManyTakesWhatFitsInOrder(t *testing.T) {
+	m, err := New[int](5)
+	require.NoError(t, err)
+	require.NoError(t, m.TryPush(0))
+	n, err := m.TryPushMany([]int{1, 2, 3})
+	require.NoError(t, err)
+	assert.Equal(t, 3, n)
+	n, err = m.TryPushMany([]int{4, 5, 6})
+	assert.ErrorIs(t, err, ErrFull)
+	assert.Equal(t, 1, n, "only one slot was left")
+	n, err = m.TryPushMany(nil)
+	assert.NoError(t, err)
+	assert.Zero(t, n)
+
+	r := newRecorder()
+	d := &waitDispatcher{}
+	m.Start(r, d)
+	r.wait(t, 5)
+	d.wg.Wait()
+	assert.Equal(t, []event{{msg: 0}, {msg: 1}, {msg: 2}, {msg: 3}, {msg: 4}}, r.snapshot())
+
+	m.Close()
+	n, err = m.TryPushMany([]int{7})
+	assert.ErrorIs(t, err, ErrClosed)
+	assert.Zero(t, n)
+}
+
 func TestMessagesPushedBeforeStartAreDelivered(t *testing.T) {
 	m, err := New[int](4)
 	require.NoError(t, err)

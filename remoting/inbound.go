@@ -297,17 +297,38 @@ func (s *inStream) run(rec *wire.Record) error {
 
 // deliverRun delivers a run's values; s.mu is held.
 func (s *inStream) deliverRun(target string, seq uint64, from actor.PID, tracked bool, vals []any) error {
-	for i, v := range vals {
-		l := s.links[target]
-		if l == nil {
-			// Closed with Gone (before or during this run): the sender
-			// failed the messages in flight. Drop the rest.
-			s.e.stats.dropped.Add(uint64(len(vals) - i))
-			return nil
+	l := s.links[target]
+	if l == nil {
+		// Closed with Gone: the sender failed the messages in flight.
+		s.e.stats.dropped.Add(uint64(len(vals)))
+		return nil
+	}
+	if l.queued.Load() != 0 {
+		// The overflow holds older messages: these queue behind them.
+		for i, v := range vals {
+			if err := s.deliverOne(l, seq+uint64(i), envelope{from: from, msg: v, tracked: tracked}); err != nil {
+				return err
+			}
 		}
-		if err := s.deliverOne(l, seq+uint64(i), envelope{from: from, msg: v, tracked: tracked}); err != nil {
+		return nil
+	}
+	// Admit the whole run, then give the mailbox as much of it as fits in
+	// one push; the rest goes one by one (to the overflow, or refused).
+	for i := range vals {
+		if err := s.admit(l, seq+uint64(i)); err != nil {
 			return err
 		}
+	}
+	n, _ := s.e.sys.TrySendManyFrom(from, l.target, vals)
+	s.acceptLocked(l, n, tracked)
+	for i, v := range vals[n:] {
+		if s.links[target] != l {
+			// Closed with Gone during this run: the sender failed the
+			// messages in flight. Drop the rest.
+			s.e.stats.dropped.Add(uint64(len(vals) - n - i))
+			return nil
+		}
+		s.place(l, envelope{from: from, msg: v, tracked: tracked})
 	}
 	return nil
 }
@@ -316,6 +337,16 @@ func (s *inStream) deliverRun(target string, seq uint64, from actor.PID, tracked
 // credit, must come next in order, and goes to the mailbox now or, if that
 // is full, to the link's overflow. s.mu is held.
 func (s *inStream) deliverOne(l *inLink, seq uint64, env envelope) error {
+	if err := s.admit(l, seq); err != nil {
+		return err
+	}
+	s.place(l, env)
+	return nil
+}
+
+// admit counts message seq of l against the link's credit and checks that
+// it comes next; s.mu is held.
+func (s *inStream) admit(l *inLink, seq uint64) error {
 	if err := l.w.Receive(); err != nil {
 		return err
 	}
@@ -323,11 +354,18 @@ func (s *inStream) deliverOne(l *inLink, seq uint64, env envelope) error {
 		return fmt.Errorf("message %d to %q after %d", seq, l.target.ID, l.lastSeq)
 	}
 	l.lastSeq = seq
+	return nil
+}
+
+// place delivers an admitted message to the mailbox now, or queues it in
+// the link's overflow if the mailbox is full or older messages wait there;
+// s.mu is held.
+func (s *inStream) place(l *inLink, env envelope) {
 	if l.queued.Load() == 0 {
 		err := s.e.sys.TrySendFrom(env.from, l.target, env.msg)
 		if !errors.Is(err, actor.ErrFull) {
 			s.resolveLocked(l, err, env.tracked)
-			return nil
+			return
 		}
 	}
 	l.omu.Lock()
@@ -339,7 +377,6 @@ func (s *inStream) deliverOne(l *inLink, seq uint64, env envelope) error {
 		go s.deliver(l)
 	}
 	l.omu.Unlock()
-	return nil
 }
 
 // decode decodes an envelope's payload: the codec's bytes, or a Tagged.
@@ -393,20 +430,7 @@ func (s *inStream) resolveLocked(l *inLink, err error, tracked bool) uint64 {
 		return 0 // link closed meanwhile
 	}
 	if err == nil {
-		if l.accepted == 0 {
-			s.dirty = append(s.dirty, l)
-		}
-		l.accepted++
-		l.urgent = l.urgent || tracked
-		s.e.stats.delivered.Add(1)
-		if l.accepted >= l.batch {
-			// A batch is due: return it now, mid-frame, so that the
-			// sender refills the window while the rest of the frame is
-			// decoded, instead of waiting for the whole frame.
-			s.reportAccepted(l)
-			s.credited = true
-			s.signal()
-		}
+		s.acceptLocked(l, 1, tracked)
 		return l.accepted
 	}
 	// Keep order: report the acceptances before this refusal.
@@ -421,6 +445,28 @@ func (s *inStream) resolveLocked(l *inLink, err error, tracked bool) uint64 {
 	}
 	s.signal()
 	return 0
+}
+
+// acceptLocked records that n messages of l were accepted into the
+// mailbox; s.mu is held and l is open.
+func (s *inStream) acceptLocked(l *inLink, n int, tracked bool) {
+	if n == 0 {
+		return
+	}
+	if l.accepted == 0 {
+		s.dirty = append(s.dirty, l)
+	}
+	l.accepted += uint64(n)
+	l.urgent = l.urgent || tracked
+	s.e.stats.delivered.Add(uint64(n))
+	if l.accepted >= l.batch {
+		// A batch is due: return it now, mid-frame, so that the sender
+		// refills the window while the rest of the frame is decoded,
+		// instead of waiting for the whole frame.
+		s.reportAccepted(l)
+		s.credited = true
+		s.signal()
+	}
 }
 
 // reportAccepted queues an Accepted record for l's unreported acceptances;
