@@ -210,16 +210,22 @@ func (s *outStream) send(ctx context.Context, to, from actor.PID, msg any, done 
 		l = &outLink{target: to.ID}
 		s.links[to.ID] = l
 	}
-	for l.gone != nil || !l.w.TryTake() {
+	for {
+		// The stream may have failed while this sender waited, even if
+		// credit arrived first: check before taking it, or the message
+		// would join a queue nobody writes or fails.
+		if s.err != nil {
+			s.mu.Unlock()
+			return fmt.Errorf("send to %v: %w", to, s.err)
+		}
 		if l.gone != nil {
 			err := l.gone
 			delete(s.links, to.ID) // a later send asks again: the actor may be back
 			s.mu.Unlock()
 			return fmt.Errorf("send to %v: %w", to, err)
 		}
-		if s.err != nil {
-			s.mu.Unlock()
-			return fmt.Errorf("send to %v: %w", to, s.err)
+		if l.w.TryTake() {
+			break
 		}
 		if !l.opened {
 			l.opened = true
@@ -364,6 +370,12 @@ func (s *outStream) apply(rec *wire.Record, out *[]completion) error {
 		l.w.Grant(rec.N)
 		l.wakeSenders()
 	case wire.KindAccepted:
+		// Credit is taken when a message is queued, but the message is
+		// pending only once it is on the wire: a receiver can accept no
+		// more than that.
+		if rec.N > uint64(len(l.pending)) {
+			return fmt.Errorf("%d accepted for %q with %d on the wire", rec.N, rec.Target, len(l.pending))
+		}
 		if err := l.w.Resolve(rec.N); err != nil {
 			return err
 		}
@@ -373,6 +385,9 @@ func (s *outStream) apply(rec *wire.Record, out *[]completion) error {
 		l.pending = l.pending[rec.N:]
 		l.wakeSenders()
 	case wire.KindRejected:
+		if len(l.pending) == 0 {
+			return fmt.Errorf("a rejection for %q with nothing on the wire", rec.Target)
+		}
 		if err := l.w.Resolve(1); err != nil {
 			return err
 		}
@@ -421,7 +436,7 @@ func (s *outStream) fail(err error) {
 		l.pending = nil
 	}
 	for _, m := range s.queue { // never taken by the writer
-		if !m.open {
+		if !m.open && m.l != nil { // replies are not counted as in flight
 			failed = append(failed, m.done)
 			n++
 		}

@@ -2,6 +2,7 @@ package remoting
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -197,4 +198,107 @@ func TestOversizeRunGoesOneByOne(t *testing.T) {
 	}
 	got := f.col.wait(t, 9)
 	assert.Equal(t, vs, got[1:])
+}
+
+// TestEveryTrackedSendGetsOneOutcomeUnderResets sends tracked messages from
+// several goroutines while the stream is reset every few milliseconds and
+// some values fail to encode on the writer: every send either fails at
+// once (and its callback is never called) or has its callback called
+// exactly once; nothing arrives twice; a confirmed message arrived once.
+// A sender that got credit as the stream failed once queued its message on
+// the dead stream, and its callback was never called.
+func TestEveryTrackedSendGetsOneOutcomeUnderResets(t *testing.T) {
+	nodes := startNodes(t, 2, WithMaxMessageSize(2000))
+	var mu sync.Mutex
+	seen := map[item]int{}
+	target, err := nodes[1].sys.SpawnNamed("sink", func() actor.Actor {
+		return actor.ReceiveFunc(func(c *actor.Context) {
+			if it, ok := c.Message().(item); ok {
+				mu.Lock()
+				seen[item{From: it.From[:2], Seq: it.Seq}]++
+				mu.Unlock()
+			}
+		})
+	}, actor.WithMailboxSize(64))
+	require.NoError(t, err)
+
+	stop := make(chan struct{})
+	resetterDone := make(chan struct{})
+	go func() {
+		defer close(resetterDone)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(3 * time.Millisecond):
+				nodes[0].ep.ResetPeer(nodes[1].ep.Addr())
+			}
+		}
+	}()
+	const senders, per = 4, 1500
+	type result struct {
+		calls   atomic.Int32
+		err     atomic.Value
+		refused bool
+	}
+	results := make([][]result, senders)
+	var wg sync.WaitGroup
+	for sn := range senders {
+		results[sn] = make([]result, per)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range per {
+				r := &results[sn][i]
+				from := fmt.Sprintf("s%d", sn)
+				if i%97 == 0 {
+					from += strings.Repeat("x", 3000) // over the limit: fails on the writer
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				err := nodes[0].ep.SendTracked(ctx, target, actor.PID{}, item{From: from, Seq: i + 1}, func(err error) {
+					r.err.Store(fmt.Sprint(err))
+					r.calls.Add(1)
+				})
+				cancel()
+				r.refused = err != nil
+			}
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	<-resetterDone
+
+	// Every queued send gets its outcome promptly once the resets stop.
+	deadline := time.Now().Add(waitFor)
+	for sn := range senders {
+		for i := range per {
+			r := &results[sn][i]
+			for !r.refused && r.calls.Load() == 0 && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond)
+			}
+		}
+	}
+	time.Sleep(100 * time.Millisecond) // a second call would show by now
+	mu.Lock()
+	defer mu.Unlock()
+	confirmed := 0
+	for sn := range senders {
+		for i := range per {
+			r := &results[sn][i]
+			k := seen[item{From: fmt.Sprintf("s%d", sn), Seq: i + 1}]
+			assert.LessOrEqual(t, k, 1, "s%d/%d delivered %d times", sn, i+1, k)
+			switch calls := r.calls.Load(); {
+			case r.refused:
+				assert.Zero(t, calls, "s%d/%d: Send failed, yet its callback ran", sn, i+1)
+				assert.Zero(t, k, "s%d/%d: Send failed, yet it arrived", sn, i+1)
+			case calls != 1:
+				t.Errorf("s%d/%d: callback called %d times", sn, i+1, calls)
+			case r.err.Load() == "<nil>":
+				confirmed++
+				assert.Equal(t, 1, k, "s%d/%d confirmed but delivered %d times", sn, i+1, k)
+			}
+		}
+	}
+	t.Logf("%d of %d confirmed", confirmed, senders*per)
+	assert.Positive(t, confirmed)
 }
