@@ -92,18 +92,22 @@ func handOff[T any](n *Node, name string, out chan<- T, v T, done <-chan struct{
 	}
 }
 
-// startReceiver spawns and registers a receiver actor that hands values
-// over with hand.
+// maxChanBuf caps the Go channel's share of a Receive's buffer: a Go
+// channel allocates its whole buffer at once.
+const maxChanBuf = 1024
+
 // receiveBuffers splits a Receive's buf between the Go channel's buffer (an
-// eighth, none below 8) and the receiver's mailbox (the rest, at least 1):
-// together they hold buf values, as Receive documents.
+// eighth, none below 8, at most maxChanBuf) and the receiver's mailbox
+// (the rest, at least 1): together they hold buf values, as Receive
+// documents.
 func receiveBuffers(buf int) (chanBuf, mailbox int) {
-	chanBuf = max(buf, 0) / 8
+	chanBuf = min(max(buf, 0)/8, maxChanBuf)
 	return chanBuf, max(buf-chanBuf, 1)
 }
 
-// startReceiver spawns and registers a receiver whose mailbox holds
-// mailbox values; buf is the caller's, validated here.
+// startReceiver spawns and registers a receiver actor whose mailbox holds
+// mailbox values and that hands values over with hand; buf is the
+// caller's, validated here.
 func (n *Node) startReceiver(name string, buf, mailbox int, mode registry.Mode,
 	hand func(done <-chan struct{}, v any) bool, closeOut func()) (CloseFunc, error) {
 	if err := validName(name); err != nil {

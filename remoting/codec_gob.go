@@ -582,6 +582,14 @@ func (d *gobDecoder) decodeRun(out []any, b []byte, n int) ([]any, error) {
 	case plan != nil:
 		return d.decodeFlatRun(out, t, plan, b, n)
 	}
+	// gob would size the slice from its own count and decode every
+	// element before the count could be compared with n: a small run of
+	// zero values could announce millions. Read the count first.
+	if c, err := gobRunCount(b); err != nil {
+		return out, fmt.Errorf("%s: %w", t.name, err)
+	} else if c != uint64(n) {
+		return out, fmt.Errorf("a run of %d %s announced as %d", c, t.name, n)
+	}
 	if d.runT != t {
 		d.runT, d.runPV = t, reflect.New(reflect.SliceOf(t.typ))
 	}
@@ -724,6 +732,34 @@ func checkGobMessages(b []byte) error {
 		b = b[n:]
 	}
 	return nil
+}
+
+// gobRunCount returns the element count of the slice a run frame's gob
+// messages carry: the last message is the value (type id, the singleton
+// field delta 0, then the count); those before it describe types.
+func gobRunCount(b []byte) (uint64, error) {
+	if err := checkGobMessages(b); err != nil {
+		return 0, err
+	}
+	var last []byte
+	for len(b) > 0 {
+		n, w := gobUint(b)
+		last, b = b[w:w+int(n)], b[w+int(n):]
+	}
+	id, w := gobUint(last) // a signed id, zig-zag: a value's is positive
+	if w == 0 || id&1 != 0 {
+		return 0, errors.New("a run frame without a value")
+	}
+	last = last[w:]
+	delta, w := gobUint(last)
+	if w == 0 || delta != 0 {
+		return 0, errors.New("a run frame whose value is not a slice")
+	}
+	c, w := gobUint(last[w:])
+	if w == 0 {
+		return 0, errors.New("a run frame without a count")
+	}
+	return c, nil
 }
 
 // gobUint decodes an unsigned integer in gob's encoding: one byte below

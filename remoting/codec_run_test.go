@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -246,6 +247,35 @@ func TestGobRunDecodeErrors(t *testing.T) {
 				t.Fatalf("decoder usable after a failure: %v", err)
 			}
 		})
+	}
+}
+
+// TestGobRunCountIsCheckedFirst: a run frame whose gob slice holds more
+// values than its record announces is refused before gob decodes (and
+// allocates for) them — a few hundred KB of zero values would otherwise
+// cost many MB.
+func TestGobRunCountIsCheckedFirst(t *testing.T) {
+	c := newTestCodec(t)
+	s := newRunStream(c)
+	s.one(t, testTree{})
+	vs := make([]any, 200_000)
+	for i := range vs {
+		vs[i] = testTree{}
+	}
+	b, ok, err := s.enc.EncodeRun(nil, vs)
+	if err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	_, err = s.dec.DecodeRun(nil, b, 2)
+	runtime.ReadMemStats(&after)
+	if !errors.Is(err, ErrDecode) || !strings.Contains(err.Error(), "announced as 2") {
+		t.Fatalf("DecodeRun = %v; want ErrDecode for the count", err)
+	}
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 1<<20 {
+		t.Fatalf("refusing a %d-byte run allocated %d bytes", len(b), grew)
 	}
 }
 

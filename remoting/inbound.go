@@ -56,6 +56,7 @@ type inLink struct {
 	w        credit.Window // guarded by inStream.mu
 	lastSeq  uint64        // reader only
 	accepted uint64        // accepted but not yet reported; guarded by inStream.mu
+	listed   bool          // in inStream.dirty; guarded by inStream.mu
 	urgent   bool          // a tracked message is among them; guarded by inStream.mu
 	batch    uint64        // report acceptances from the overflow in batches of this size
 
@@ -453,7 +454,8 @@ func (s *inStream) acceptLocked(l *inLink, n int, tracked bool) {
 	if n == 0 {
 		return
 	}
-	if l.accepted == 0 {
+	if !l.listed {
+		l.listed = true
 		s.dirty = append(s.dirty, l)
 	}
 	l.accepted += uint64(n)
@@ -500,6 +502,7 @@ func (s *inStream) flushAcceptedLocked(force bool) {
 	kept := s.dirty[:0]
 	for _, l := range s.dirty {
 		if l.accepted == 0 || s.links[l.target.ID] != l {
+			l.listed = false
 			continue // reported already, before a refusal, or closed
 		}
 		if !force && !l.urgent && l.accepted < l.batch {
@@ -507,6 +510,7 @@ func (s *inStream) flushAcceptedLocked(force bool) {
 			continue
 		}
 		s.reportAccepted(l)
+		l.listed = false
 	}
 	clear(s.dirty[len(kept):])
 	s.dirty = kept

@@ -1,0 +1,50 @@
+package remoting
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/dchan-io/dchan/actor"
+	"github.com/dchan-io/dchan/remoting/internal/wire"
+)
+
+// TestAcceptanceBeyondWhatIsOnTheWireIsAProtocolError: credit is taken when
+// a message is queued, but it is on the wire (pending) only once the writer
+// sent it. A peer that accepts or rejects more than is on the wire breaks
+// the protocol: the stream fails, the process does not panic.
+func TestAcceptanceBeyondWhatIsOnTheWireIsAProtocolError(t *testing.T) {
+	for _, kind := range []wire.Kind{wire.KindAccepted, wire.KindRejected} {
+		t.Run(kind.String(), func(t *testing.T) {
+			s := &outStream{links: map[string]*outLink{}}
+			l := &outLink{target: "t"}
+			s.links["t"] = l
+			l.w.Grant(4)
+			require.True(t, l.w.TryTake()) // queued, not yet written
+			require.True(t, l.w.TryTake())
+			var out []completion
+			err := s.apply(&wire.Record{Kind: kind, Target: []byte("t"), N: 2}, &out)
+			assert.ErrorContains(t, err, "on the wire")
+			assert.Empty(t, out)
+		})
+	}
+}
+
+// TestDirtyLinksAreListedOnce: a link whose acceptances were reported
+// mid-frame and that accepts again is not listed twice, so the list of
+// links to report stays as long as the links with something to report.
+func TestDirtyLinksAreListedOnce(t *testing.T) {
+	s := &inStream{e: &Endpoint{}, links: map[string]*inLink{}}
+	l := &inLink{target: actor.PID{ID: "t"}, batch: 128}
+	l.w.Grant(1 << 40)
+	s.links["t"] = l
+	for frame := range 1000 {
+		for range 250 + frame%7 {
+			require.NoError(t, l.w.Receive())
+			s.resolveLocked(l, nil, false)
+		}
+		assert.LessOrEqual(t, len(s.dirty), 1, "frame %d", frame)
+		s.flushAcceptedLocked(false)
+	}
+}
