@@ -147,7 +147,7 @@ type outLink struct {
 	seq     uint64        // the last sequence number sent; the writer's only
 	gone    error         // set when the receiver reported the target gone
 	credit  chan struct{} // closed when credit arrives; nil if nobody waits
-	pending []func(error) // completion of each message on the wire, in order; nil entries for untracked sends
+	pending doneQueue     // completion of each message on the wire, in order; nil entries for untracked sends
 }
 
 func (s *outStream) isBroken() bool {
@@ -351,6 +351,47 @@ func (s *outStream) readLoop() {
 	}
 }
 
+// doneQueue holds the completions of a link's messages on the wire, oldest
+// first. Its array is reused: popping from the front of a plain slice would
+// make every append reallocate once the front is gone.
+type doneQueue struct {
+	q    []func(error)
+	head int
+}
+
+func (d *doneQueue) len() int { return len(d.q) - d.head }
+
+func (d *doneQueue) push(done func(error)) {
+	if len(d.q) == cap(d.q) && d.head > 0 {
+		// Full, with taken entries at the front: move the rest down
+		// rather than grow the array.
+		k := copy(d.q, d.q[d.head:])
+		clear(d.q[k:])
+		d.q, d.head = d.q[:k], 0
+	}
+	d.q = append(d.q, done)
+}
+
+// take removes the n oldest completions and appends them to out, with err.
+func (d *doneQueue) take(n int, err error, out *[]completion) {
+	for _, done := range d.q[d.head : d.head+n] {
+		*out = append(*out, completion{done: done, err: err})
+	}
+	clear(d.q[d.head : d.head+n])
+	d.head += n
+	if d.head == len(d.q) {
+		d.q, d.head = d.q[:0], 0
+	}
+}
+
+// drain removes every completion and appends it to out.
+func (d *doneQueue) drain(out []func(error)) []func(error) {
+	out = append(out, d.q[d.head:]...)
+	clear(d.q)
+	d.q, d.head = d.q[:0], 0
+	return out
+}
+
 type completion struct {
 	done func(error)
 	err  error
@@ -373,33 +414,26 @@ func (s *outStream) apply(rec *wire.Record, out *[]completion) error {
 		// Credit is taken when a message is queued, but the message is
 		// pending only once it is on the wire: a receiver can accept no
 		// more than that.
-		if rec.N > uint64(len(l.pending)) {
-			return fmt.Errorf("%d accepted for %q with %d on the wire", rec.N, rec.Target, len(l.pending))
+		if rec.N > uint64(l.pending.len()) {
+			return fmt.Errorf("%d accepted for %q with %d on the wire", rec.N, rec.Target, l.pending.len())
 		}
 		if err := l.w.Resolve(rec.N); err != nil {
 			return err
 		}
-		for _, done := range l.pending[:rec.N] {
-			*out = append(*out, completion{done: done})
-		}
-		l.pending = l.pending[rec.N:]
+		l.pending.take(int(rec.N), nil, out)
 		l.wakeSenders()
 	case wire.KindRejected:
-		if len(l.pending) == 0 {
+		if l.pending.len() == 0 {
 			return fmt.Errorf("a rejection for %q with nothing on the wire", rec.Target)
 		}
 		if err := l.w.Resolve(1); err != nil {
 			return err
 		}
-		*out = append(*out, completion{done: l.pending[0], err: refusalError(rec.Code, string(rec.Reason))})
-		l.pending = l.pending[1:]
+		l.pending.take(1, refusalError(rec.Code, string(rec.Reason)), out)
 		l.wakeSenders()
 	case wire.KindGone:
 		err := refusalError(rec.Code, string(rec.Reason))
-		for _, done := range l.pending {
-			*out = append(*out, completion{done: done, err: err})
-		}
-		l.pending = nil
+		l.pending.take(l.pending.len(), err, out)
 		l.gone = err
 		if l.credit == nil {
 			delete(s.links, l.target) // nobody waits on it: forget it now
@@ -431,9 +465,8 @@ func (s *outStream) fail(err error) {
 	var failed []func(error)
 	n := 0
 	for _, l := range s.links {
-		failed = append(failed, l.pending...)
-		n += len(l.pending)
-		l.pending = nil
+		n += l.pending.len()
+		failed = l.pending.drain(failed)
 	}
 	for _, m := range s.queue { // never taken by the writer
 		if !m.open && m.l != nil { // replies are not counted as in flight
