@@ -88,6 +88,52 @@ func (fp *FramePool) Put(b *[]byte) {
 	fp.p.Put(b)
 }
 
+// recvPool holds the buffers a borrowed frame that arrived in several
+// pieces is copied into. gRPC's default pool clears a buffer of its tier's
+// size on every Get — a 1 MiB clear for a 40 KB frame — although the copy
+// overwrites every byte the frame exposes; this pool does not clear.
+var recvPool mem.BufferPool = newTieredPool(4<<10, 64<<10, 256<<10, 1<<20, 4<<20)
+
+// tieredPool is a mem.BufferPool with one FramePool per buffer size: Get
+// takes a buffer from the smallest tier that fits (or makes one of exactly
+// the length asked above the largest), and Put gives it back to its tier.
+// Buffers are not cleared: their users overwrite what they expose.
+type tieredPool struct {
+	sizes []int
+	tiers []*FramePool
+}
+
+func newTieredPool(sizes ...int) *tieredPool {
+	p := &tieredPool{sizes: sizes}
+	for _, size := range sizes {
+		p.tiers = append(p.tiers, NewFramePool(size))
+	}
+	return p
+}
+
+// Get returns a buffer of length n.
+func (p *tieredPool) Get(n int) *[]byte {
+	for i, size := range p.sizes {
+		if n <= size {
+			b := p.tiers[i].Get(size)
+			*b = (*b)[:n]
+			return b
+		}
+	}
+	b := make([]byte, n)
+	return &b
+}
+
+// Put keeps b in the tier of its capacity, if it has one.
+func (p *tieredPool) Put(b *[]byte) {
+	for i, size := range p.sizes {
+		if cap(*b) == size {
+			p.tiers[i].Put(b)
+			return
+		}
+	}
+}
+
 // Codec implements encoding.CodecV2 for *Frame values.
 type Codec struct{}
 
@@ -123,7 +169,7 @@ func (Codec) Unmarshal(data mem.BufferSlice, v any) error {
 	}
 	f.Release()
 	if f.Borrow {
-		f.held = data.MaterializeToBuffer(mem.DefaultBufferPool())
+		f.held = data.MaterializeToBuffer(recvPool)
 		f.Data = f.held.ReadOnlyData()
 		return nil
 	}

@@ -1,6 +1,8 @@
 package rawcodec
 
 import (
+	"slices"
+	"strings"
 	"testing"
 
 	"google.golang.org/grpc/mem"
@@ -77,4 +79,48 @@ func TestPooledFrameGoesBackToItsPool(t *testing.T) {
 	}
 	big := make([]byte, 0, 2<<20)
 	pool.Put(&big) // above maxCap: dropped, not kept
+}
+
+// TestBorrowedFrameInPiecesIsCopiedWhole: a frame that arrived in several
+// buffers is copied into one from the receive pool, which does not clear
+// its buffers: the copy must expose exactly the frame's bytes, also when
+// the buffer was used before for a longer frame.
+func TestBorrowedFrameInPiecesIsCopiedWhole(t *testing.T) {
+	for round, text := range []string{strings.Repeat("long frame ", 500), "short", strings.Repeat("x", 70<<10)} {
+		var data mem.BufferSlice
+		for chunk := range slices.Chunk([]byte(text), 1000) {
+			data = append(data, mem.SliceBuffer(chunk))
+		}
+		f := Frame{Borrow: true}
+		if err := (Codec{}).Unmarshal(data, &f); err != nil {
+			t.Fatal(err)
+		}
+		if string(f.Data) != text {
+			t.Fatalf("round %d: got %d bytes %.20q..., want %d", round, len(f.Data), f.Data, len(text))
+		}
+		f.Release()
+	}
+}
+
+func TestTieredPoolSizesAndReuse(t *testing.T) {
+	p := newTieredPool(16, 64)
+	b := p.Get(10)
+	if len(*b) != 10 || cap(*b) != 16 {
+		t.Fatalf("Get(10): len %d cap %d; want 10, 16", len(*b), cap(*b))
+	}
+	(*b)[0] = 'z'
+	p.Put(b)
+	again := p.Get(12)
+	if len(*again) != 12 || cap(*again) != 16 {
+		t.Fatalf("Get(12): len %d cap %d", len(*again), cap(*again))
+	}
+	mid := p.Get(17)
+	if cap(*mid) != 64 {
+		t.Fatalf("Get(17): cap %d; want the 64 tier", cap(*mid))
+	}
+	huge := p.Get(100)
+	if len(*huge) != 100 {
+		t.Fatalf("Get(100): len %d", len(*huge))
+	}
+	p.Put(huge) // no tier of its size: dropped
 }
