@@ -61,8 +61,8 @@ type inLink struct {
 	batch    uint64        // report acceptances from the overflow in batches of this size
 
 	omu        sync.Mutex
-	overflow   []envelope // waiting for mailbox space, in order
-	delivering bool       // a deliverer goroutine is running
+	overflow   fifo[envelope] // waiting for mailbox space, in order
+	delivering bool           // a deliverer goroutine is running
 	// queued is len(overflow), written under omu. Only the reader adds to
 	// the overflow, so when it reads 0 the overflow is empty until it
 	// adds again, and it delivers without taking omu.
@@ -370,8 +370,8 @@ func (s *inStream) place(l *inLink, env envelope) {
 		}
 	}
 	l.omu.Lock()
-	l.overflow = append(l.overflow, env)
-	l.queued.Store(int64(len(l.overflow)))
+	l.overflow.push(env)
+	l.queued.Store(int64(l.overflow.len()))
 	if !l.delivering {
 		l.delivering = true
 		s.wg.Add(1)
@@ -524,16 +524,16 @@ func (s *inStream) deliver(l *inLink) {
 	defer s.wg.Done()
 	for {
 		l.omu.Lock()
-		if len(l.overflow) == 0 || s.ctx.Err() != nil {
-			dropped := len(l.overflow)
-			l.overflow = nil
+		if l.overflow.len() == 0 || s.ctx.Err() != nil {
+			dropped := l.overflow.len()
+			l.overflow = fifo[envelope]{}
 			l.queued.Store(0)
 			l.delivering = false
 			l.omu.Unlock()
 			s.e.stats.dropped.Add(uint64(dropped))
 			return
 		}
-		env := l.overflow[0] // stays queued until pushed, so the reader keeps order
+		env := l.overflow.front() // stays queued until pushed, so the reader keeps order
 		l.omu.Unlock()
 
 		err := s.e.sys.SendFrom(s.ctx, env.from, l.target, env.msg)
@@ -545,10 +545,9 @@ func (s *inStream) deliver(l *inLink) {
 		// in order (a refusal is matched to the oldest pending message).
 		pending := s.resolve(l, err, env.tracked)
 		l.omu.Lock()
-		l.overflow[0] = envelope{}
-		l.overflow = l.overflow[1:]
-		l.queued.Store(int64(len(l.overflow)))
-		drained := len(l.overflow) == 0
+		l.overflow.take(1, nil)
+		l.queued.Store(int64(l.overflow.len()))
+		drained := l.overflow.len() == 0
 		l.omu.Unlock()
 		// Return credit in batches while the overflow drains: one frame
 		// per freed slot would cost a gRPC message per value exactly when
@@ -571,7 +570,7 @@ func (s *inStream) sweepLinks() {
 			continue
 		}
 		l.omu.Lock()
-		busy := len(l.overflow) > 0 || l.delivering
+		busy := l.overflow.len() > 0 || l.delivering
 		l.omu.Unlock()
 		if busy || l.accepted > 0 || l.w.InFlight() > 0 {
 			continue

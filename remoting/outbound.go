@@ -144,10 +144,10 @@ type outLink struct {
 	target  string
 	w       credit.Window
 	opened  bool
-	seq     uint64        // the last sequence number sent; the writer's only
-	gone    error         // set when the receiver reported the target gone
-	credit  chan struct{} // closed when credit arrives; nil if nobody waits
-	pending doneQueue     // completion of each message on the wire, in order; nil entries for untracked sends
+	seq     uint64            // the last sequence number sent; the writer's only
+	gone    error             // set when the receiver reported the target gone
+	credit  chan struct{}     // closed when credit arrives; nil if nobody waits
+	pending fifo[func(error)] // completion of each message on the wire, in order; nil entries for untracked sends
 }
 
 func (s *outStream) isBroken() bool {
@@ -351,45 +351,9 @@ func (s *outStream) readLoop() {
 	}
 }
 
-// doneQueue holds the completions of a link's messages on the wire, oldest
-// first. Its array is reused: popping from the front of a plain slice would
-// make every append reallocate once the front is gone.
-type doneQueue struct {
-	q    []func(error)
-	head int
-}
-
-func (d *doneQueue) len() int { return len(d.q) - d.head }
-
-func (d *doneQueue) push(done func(error)) {
-	if len(d.q) == cap(d.q) && d.head > 0 {
-		// Full, with taken entries at the front: move the rest down
-		// rather than grow the array.
-		k := copy(d.q, d.q[d.head:])
-		clear(d.q[k:])
-		d.q, d.head = d.q[:k], 0
-	}
-	d.q = append(d.q, done)
-}
-
-// take removes the n oldest completions and appends them to out, with err.
-func (d *doneQueue) take(n int, err error, out *[]completion) {
-	for _, done := range d.q[d.head : d.head+n] {
-		*out = append(*out, completion{done: done, err: err})
-	}
-	clear(d.q[d.head : d.head+n])
-	d.head += n
-	if d.head == len(d.q) {
-		d.q, d.head = d.q[:0], 0
-	}
-}
-
-// drain removes every completion and appends it to out.
-func (d *doneQueue) drain(out []func(error)) []func(error) {
-	out = append(out, d.q[d.head:]...)
-	clear(d.q)
-	d.q, d.head = d.q[:0], 0
-	return out
+// takeCompletions moves the n oldest completions of q to out, with err.
+func takeCompletions(q *fifo[func(error)], n int, err error, out *[]completion) {
+	q.take(n, func(done func(error)) { *out = append(*out, completion{done: done, err: err}) })
 }
 
 type completion struct {
@@ -420,7 +384,7 @@ func (s *outStream) apply(rec *wire.Record, out *[]completion) error {
 		if err := l.w.Resolve(rec.N); err != nil {
 			return err
 		}
-		l.pending.take(int(rec.N), nil, out)
+		takeCompletions(&l.pending, int(rec.N), nil, out)
 		l.wakeSenders()
 	case wire.KindRejected:
 		if l.pending.len() == 0 {
@@ -429,11 +393,11 @@ func (s *outStream) apply(rec *wire.Record, out *[]completion) error {
 		if err := l.w.Resolve(1); err != nil {
 			return err
 		}
-		l.pending.take(1, refusalError(rec.Code, string(rec.Reason)), out)
+		takeCompletions(&l.pending, 1, refusalError(rec.Code, string(rec.Reason)), out)
 		l.wakeSenders()
 	case wire.KindGone:
 		err := refusalError(rec.Code, string(rec.Reason))
-		l.pending.take(l.pending.len(), err, out)
+		takeCompletions(&l.pending, l.pending.len(), err, out)
 		l.gone = err
 		if l.credit == nil {
 			delete(s.links, l.target) // nobody waits on it: forget it now

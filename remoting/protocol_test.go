@@ -49,41 +49,32 @@ func TestDirtyLinksAreListedOnce(t *testing.T) {
 	}
 }
 
-// TestDoneQueueKeepsOrderAndReusesItsArray: completions come out in the
-// order they went in, across partial takes, compaction and drains, and the
-// array grows with what waits, not with what went through.
-func TestDoneQueueKeepsOrderAndReusesItsArray(t *testing.T) {
-	var d doneQueue
-	var want, got []int
+// TestFIFOKeepsOrderAndReusesItsArray: elements come out in the order
+// they went in, across partial takes, compaction and drains, and the array
+// grows with what waits, not with what went through.
+func TestFIFOKeepsOrderAndReusesItsArray(t *testing.T) {
+	var f fifo[int]
+	var got []int
 	next := 0
-	push := func(k int) {
-		for range k {
-			id := next
-			next++
-			want = append(want, id)
-			d.push(func(error) { got = append(got, id) })
-		}
-	}
-	run := func(cs []completion) {
-		for _, c := range cs {
-			c.done(c.err)
-		}
-	}
 	peak := 0
 	for round := range 3000 {
-		push(1 + round%300)
-		peak = max(peak, d.len())
-		var out []completion
-		d.take(min(d.len(), 1+(round*7)%350), nil, &out)
-		run(out)
-		// The array holds about twice what was ever waiting at once (append
-		// doubles, then rounds to a size class):
-		// taken entries at its front are reused, not left behind.
-		require.LessOrEqual(t, cap(d.q), 9*peak/4+64, "round %d: the array grew to %d (peak %d)", round, cap(d.q), peak)
+		for range 1 + round%300 {
+			f.push(next)
+			next++
+		}
+		peak = max(peak, f.len())
+		if f.len() > 0 {
+			require.Equal(t, len(got), f.front(), "round %d: the oldest", round)
+		}
+		f.take(min(f.len(), 1+(round*7)%350), func(v int) { got = append(got, v) })
+		// The array holds about twice what was ever waiting at once
+		// (append doubles, then rounds to a size class).
+		require.LessOrEqual(t, cap(f.q), 9*peak/4+64, "round %d: the array grew to %d (peak %d)", round, cap(f.q), peak)
 	}
-	for _, f := range d.drain(nil) {
-		f(nil)
+	got = f.drain(got)
+	assert.Zero(t, f.len())
+	require.Len(t, got, next)
+	for i, v := range got {
+		require.Equal(t, i, v)
 	}
-	assert.Zero(t, d.len())
-	assert.Equal(t, want, got)
 }
