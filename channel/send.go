@@ -39,7 +39,11 @@ func newRouter(n *Node, name string) *router {
 // route hands v to one receiver; done reports the outcome (accepted or
 // not). route returns an error (and done is not called) if v could not be
 // handed to any receiver before ctx ended or cannot be encoded.
-func (r *router) route(ctx context.Context, v any, done func(error)) error {
+//
+// lazy says nobody waits on v's outcome promptly (a bare value): a remote
+// receiver may then report its acceptance up to remoting.AckDelay late,
+// together with others, instead of with the frame v arrived in.
+func (r *router) route(ctx context.Context, v any, done func(error), lazy bool) error {
 	for {
 		receivers := r.n.reg.Lookup(r.name)
 		queue := 0
@@ -65,7 +69,7 @@ func (r *router) route(ctx context.Context, v any, done func(error)) error {
 			if !found {
 				first, found = rc, true
 			}
-			err := r.try(rc, v, done)
+			err := r.try(rc, v, done, lazy)
 			if err == nil {
 				return nil
 			}
@@ -75,7 +79,7 @@ func (r *router) route(ctx context.Context, v any, done func(error)) error {
 		}
 		// Everyone is busy: wait on one for a while, then look again.
 		slice, cancel := context.WithTimeout(ctx, retrySlice)
-		err := r.block(slice, first, v, done)
+		err := r.block(slice, first, v, done, lazy)
 		cancel()
 		switch {
 		case err == nil:
@@ -96,7 +100,7 @@ func busy(err error) bool {
 		errors.Is(err, remoting.ErrNodeLost) || errors.Is(err, remoting.ErrUnknownNode)
 }
 
-func (r *router) try(rc registry.Receiver, v any, done func(error)) error {
+func (r *router) try(rc registry.Receiver, v any, done func(error), lazy bool) error {
 	pid := rc.PID()
 	if pid.Node == r.n.id {
 		if err := r.n.sys.TrySendFrom(actor.PID{}, pid, v); err != nil {
@@ -106,14 +110,18 @@ func (r *router) try(rc registry.Receiver, v any, done func(error)) error {
 		done(nil) // accepted into the local receiver's buffer
 		return nil
 	}
-	if err := r.n.ep.TrySendTracked(pid, actor.PID{}, v, done); err != nil {
+	try := r.n.ep.TrySendTracked
+	if lazy {
+		try = r.n.ep.TrySendTrackedLazy
+	}
+	if err := try(pid, actor.PID{}, v, done); err != nil {
 		return err
 	}
 	r.n.stats.sent(r.stats, pid.Node)
 	return nil
 }
 
-func (r *router) block(ctx context.Context, rc registry.Receiver, v any, done func(error)) error {
+func (r *router) block(ctx context.Context, rc registry.Receiver, v any, done func(error), lazy bool) error {
 	pid := rc.PID()
 	if pid.Node == r.n.id {
 		if err := r.n.sys.SendFrom(ctx, actor.PID{}, pid, v); err != nil {
@@ -123,7 +131,11 @@ func (r *router) block(ctx context.Context, rc registry.Receiver, v any, done fu
 		done(nil)
 		return nil
 	}
-	if err := r.n.ep.SendTracked(ctx, pid, actor.PID{}, v, done); err != nil {
+	send := r.n.ep.SendTracked
+	if lazy {
+		send = r.n.ep.SendTrackedLazy
+	}
+	if err := send(ctx, pid, actor.PID{}, v, done); err != nil {
 		return err
 	}
 	r.n.stats.sent(r.stats, pid.Node)
@@ -162,7 +174,7 @@ func (n *Node) SendContext(ctx context.Context, name string, v any) error {
 	r := newRouter(n, name)
 	for {
 		res := make(chan error, 1)
-		if err := r.route(ctx, v, func(err error) { res <- err }); err != nil {
+		if err := r.route(ctx, v, func(err error) { res <- err }, false); err != nil {
 			n.stats.failed(name, false)
 			return err
 		}
@@ -339,7 +351,7 @@ func (s *sender) sendValue(v any) {
 		return
 	}
 	s.flight.Add(1)
-	if err := s.r.route(s.n.ctx, v, func(err error) { s.plainOutcome(v, err) }); err != nil {
+	if err := s.r.route(s.n.ctx, v, func(err error) { s.plainOutcome(v, err) }, true); err != nil {
 		s.flight.Done()
 		s.n.stats.failed(s.r.name, false)
 	}
@@ -368,7 +380,9 @@ func (s *sender) send(m *Message) {
 		ctx = routeCtx{m}
 	}
 	s.flight.Add(1)
-	err := s.r.route(ctx, m.v, func(err error) { s.outcome(m, err) })
+	// A bare value routed again after a refusal has no handle: its
+	// acceptance may be reported lazily too.
+	err := s.r.route(ctx, m.v, func(err error) { s.outcome(m, err) }, m.done == nil)
 	if err != nil {
 		s.flight.Done()
 		s.n.stats.failed(s.r.name, false)

@@ -279,7 +279,7 @@ func (e *Endpoint) Send(ctx context.Context, to, from actor.PID, msg any) error 
 // ErrTooLarge from the writer's encoding, ...). If SendTracked itself
 // returns an error, done is not called.
 func (e *Endpoint) SendTracked(ctx context.Context, to, from actor.PID, msg any, done func(error)) error {
-	return e.sendTracked(ctx, to, from, msg, done, false)
+	return e.sendTracked(ctx, to, from, msg, done, 0)
 }
 
 // TrySendTracked is SendTracked that never waits for credit: without
@@ -287,10 +287,38 @@ func (e *Endpoint) SendTracked(ctx context.Context, to, from actor.PID, msg any,
 // receiver for credit if the link is new, so a later try may succeed).
 // Routers use it to prefer receivers with free credit.
 func (e *Endpoint) TrySendTracked(to, from actor.PID, msg any, done func(error)) error {
-	return e.sendTracked(e.ctx, to, from, msg, done, true)
+	return e.sendTracked(e.ctx, to, from, msg, done, sendTry)
 }
 
-func (e *Endpoint) sendTracked(ctx context.Context, to, from actor.PID, msg any, done func(error), try bool) error {
+// SendTrackedLazy is SendTracked for a sender that can wait a little for
+// the outcome: the receiver reports the acceptance together with others,
+// when an eighth of the link's window has gathered or at most AckDelay
+// after it, instead of with the frame the message arrived in. A refusal
+// is still reported at once. It spares an acknowledgement frame per
+// message when messages are sparse (a request/reply exchange).
+func (e *Endpoint) SendTrackedLazy(ctx context.Context, to, from actor.PID, msg any, done func(error)) error {
+	return e.sendTracked(ctx, to, from, msg, done, sendLazy)
+}
+
+// TrySendTrackedLazy is TrySendTracked with SendTrackedLazy's relaxed
+// acknowledgement.
+func (e *Endpoint) TrySendTrackedLazy(to, from actor.PID, msg any, done func(error)) error {
+	return e.sendTracked(e.ctx, to, from, msg, done, sendTry|sendLazy)
+}
+
+// AckDelay bounds how long a receiver holds back the acceptance of a
+// message that nobody waits for promptly (Send, SendTrackedLazy).
+const AckDelay = 2 * time.Millisecond
+
+// sendMode modifies a send.
+type sendMode uint8
+
+const (
+	sendTry  sendMode = 1 << iota // never wait for credit or queue space
+	sendLazy                      // the outcome may be reported up to AckDelay late
+)
+
+func (e *Endpoint) sendTracked(ctx context.Context, to, from actor.PID, msg any, done func(error), mode sendMode) error {
 	if e.cfg.resolver == nil {
 		return fmt.Errorf("send to %v: %w: no resolver", to, ErrUnknownNode)
 	}
@@ -302,7 +330,7 @@ func (e *Endpoint) sendTracked(ctx context.Context, to, from actor.PID, msg any,
 	if err != nil {
 		return fmt.Errorf("send to %v: %w", to, err)
 	}
-	return p.send(ctx, to, from, msg, done, try)
+	return p.send(ctx, to, from, msg, done, mode)
 }
 
 // check refuses, before a send queues it, a message the stream's writer

@@ -45,6 +45,11 @@ type inStream struct {
 	out   []byte    // records waiting for the writer
 	// credited: a batch of credit was queued for the writer mid-frame.
 	credited bool
+	// ackTimer fires AckDelay after acceptances were first held back;
+	// ackArmed says it is running. Both guarded by mu; the writer reads
+	// the timer's channel.
+	ackTimer *time.Timer
+	ackArmed bool
 
 	// Reader-owned caches so that decoding a sender PID rarely allocates.
 	lastNode, lastID string
@@ -111,14 +116,16 @@ func refusalError(code uint8, reason string) error {
 func (e *Endpoint) serveMessages(ss grpc.ServerStream) error {
 	ctx, cancel := context.WithCancel(ss.Context())
 	s := &inStream{
-		e:      e,
-		ss:     ss,
-		ctx:    ctx,
-		cancel: cancel,
-		dec:    e.codec.NewDecoder(),
-		wake:   make(chan struct{}, 1),
-		links:  make(map[string]*inLink),
+		e:        e,
+		ss:       ss,
+		ctx:      ctx,
+		cancel:   cancel,
+		dec:      e.codec.NewDecoder(),
+		wake:     make(chan struct{}, 1),
+		links:    make(map[string]*inLink),
+		ackTimer: time.NewTimer(time.Hour),
 	}
+	s.ackTimer.Stop()
 	if p, ok := grpcpeer.FromContext(ss.Context()); ok {
 		s.from = p.Addr.String()
 	}
@@ -491,7 +498,8 @@ func (s *inStream) reportAccepted(l *inLink) {
 // eighths of its credit. A sender that runs out of credit still gets it
 // back: with the whole window in flight and fewer than a batch accepted,
 // the rest is still to arrive or in the overflow, and their acceptances
-// complete a batch. The writer's periodic sweep reports whatever waits.
+// complete a batch. Whatever waits is reported AckDelay after it was first
+// held back at the latest (the writer's ack timer).
 func (s *inStream) flushAccepted(force bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -514,6 +522,10 @@ func (s *inStream) flushAcceptedLocked(force bool) {
 	}
 	clear(s.dirty[len(kept):])
 	s.dirty = kept
+	if len(kept) > 0 && !s.ackArmed {
+		s.ackArmed = true
+		s.ackTimer.Reset(AckDelay)
+	}
 	if len(s.out) > 0 {
 		s.signal()
 	}
@@ -592,6 +604,11 @@ func (s *inStream) writeLoop() error {
 		case <-s.wake:
 		case <-sweep.C:
 			s.sweepLinks()
+		case <-s.ackTimer.C:
+			s.mu.Lock()
+			s.ackArmed = false
+			s.flushAcceptedLocked(true) // what was held back, for AckDelay at most
+			s.mu.Unlock()
 		case <-s.ctx.Done():
 			return nil
 		}

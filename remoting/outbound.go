@@ -79,12 +79,12 @@ func (p *peer) stream(ctx context.Context) (*outStream, error) {
 	return s, nil
 }
 
-func (p *peer) send(ctx context.Context, to, from actor.PID, msg any, done func(error), try bool) error {
+func (p *peer) send(ctx context.Context, to, from actor.PID, msg any, done func(error), mode sendMode) error {
 	s, err := p.stream(ctx)
 	if err != nil {
 		return fmt.Errorf("send to %v: %w", to, err)
 	}
-	return s.send(ctx, to, from, msg, done, try)
+	return s.send(ctx, to, from, msg, done, mode)
 }
 
 func (p *peer) close() {
@@ -169,7 +169,8 @@ func (s *outStream) signal() {
 // send queues msg for to. With try set it never waits: without credit (or
 // queue space) it returns ErrNoCredit, after asking for credit if the link
 // is new.
-func (s *outStream) send(ctx context.Context, to, from actor.PID, msg any, done func(error), try bool) error {
+func (s *outStream) send(ctx context.Context, to, from actor.PID, msg any, done func(error), mode sendMode) error {
+	try := mode&sendTry != 0
 	if err := s.p.e.check(msg); err != nil {
 		s.p.e.stats.failed.Add(1)
 		return fmt.Errorf("send to %v: %w", to, err)
@@ -247,7 +248,7 @@ func (s *outStream) send(ctx context.Context, to, from actor.PID, msg any, done 
 		s.mu.Lock()
 	}
 	var flags uint8
-	if done != nil {
+	if done != nil && mode&sendLazy == 0 {
 		flags = wire.FlagTracked
 	}
 	s.queue = append(s.queue, outMsg{l: l, to: to, from: from, flags: flags, msg: msg, done: done})

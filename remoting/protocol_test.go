@@ -1,7 +1,9 @@
 package remoting
 
 import (
+	"context"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -35,7 +37,8 @@ func TestAcceptanceBeyondWhatIsOnTheWireIsAProtocolError(t *testing.T) {
 // mid-frame and that accepts again is not listed twice, so the list of
 // links to report stays as long as the links with something to report.
 func TestDirtyLinksAreListedOnce(t *testing.T) {
-	s := &inStream{e: &Endpoint{}, links: map[string]*inLink{}}
+	s := &inStream{e: &Endpoint{}, links: map[string]*inLink{}, ackTimer: time.NewTimer(time.Hour)}
+	defer s.ackTimer.Stop()
 	l := &inLink{target: actor.PID{ID: "t"}, batch: 128}
 	l.w.Grant(1 << 40)
 	s.links["t"] = l
@@ -77,4 +80,28 @@ func TestFIFOKeepsOrderAndReusesItsArray(t *testing.T) {
 	for i, v := range got {
 		require.Equal(t, i, v)
 	}
+}
+
+// TestLazyAcceptanceIsReportedWithinAckDelay: a message sent with
+// SendTrackedLazy may be acknowledged with others, but about AckDelay
+// after its acceptance at the latest — not at the link sweep, seconds
+// later.
+func TestLazyAcceptanceIsReportedWithinAckDelay(t *testing.T) {
+	nodes := startNodes(t, 2)
+	s := newSink()
+	target, err := nodes[1].sys.SpawnNamed("sink", s.producer())
+	require.NoError(t, err)
+	for i := range 20 {
+		done := make(chan error, 1)
+		start := time.Now()
+		require.NoError(t, nodes[0].ep.SendTrackedLazy(context.Background(), target, actor.PID{}, item{From: "a", Seq: i + 1},
+			func(err error) { done <- err }))
+		select {
+		case err := <-done:
+			require.NoError(t, err)
+		case <-time.After(time.Second): // the sweep would take 5 s
+			t.Fatalf("message %d: no outcome %v after it was sent", i, time.Since(start))
+		}
+	}
+	s.waitCount(t, 20)
 }

@@ -84,7 +84,8 @@ const (
 	// FlagTracked marks a message whose sender waits for its outcome (a
 	// completion callback): the receiver reports its acceptance with the
 	// frame it arrived in. Acceptances of untracked messages may be held
-	// back and reported together, up to an eighth of the link's window.
+	// back and reported together, up to an eighth of the link's window
+	// and for a short while (remoting.AckDelay).
 	FlagTracked uint8 = 1 << 3
 )
 
