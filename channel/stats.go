@@ -6,6 +6,10 @@ import (
 )
 
 // Stats are a node's counters since it started.
+//
+// A remote receiver confirms bare values (written without a Message) in
+// batches, within a few milliseconds (remoting.AckDelay): until then they
+// count as InFlight, not yet as Delivered.
 type Stats struct {
 	Sent      uint64 // values handed to a receiver (on this node or on the wire)
 	Delivered uint64 // values confirmed accepted by a receiver's buffer
