@@ -603,28 +603,38 @@ func FuzzGobDecode(f *testing.F) {
 	})
 }
 
-var updateCorpus = flag.Bool("update-corpus", false, "rewrite testdata/fuzz/FuzzGobDecode")
+var updateCorpus = flag.Bool("update-corpus", false, "rewrite the generated seed corpora under testdata/fuzz")
 
 // TestGobFuzzCorpus checks that each generated seed is committed, and
 // writes them with -update-corpus. Gob's type ids depend on the order a
 // process first meets its types, so the bytes are not compared.
 func TestGobFuzzCorpus(t *testing.T) {
-	dir := filepath.Join("testdata", "fuzz", "FuzzGobDecode")
-	seeds := gobFuzzSeeds(t, newTestCodec(t))
+	files := map[string]string{}
+	for name, s := range gobFuzzSeeds(t, newTestCodec(t)) {
+		files[name] = fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n[]byte(%q)\n", s[0], s[1])
+	}
+	checkFuzzCorpus(t, "FuzzGobDecode", files)
+}
+
+// checkFuzzCorpus checks that each generated seed of a fuzz target is
+// committed under testdata/fuzz/<target>, and writes them with
+// -update-corpus. files maps a seed's file name to its contents.
+func checkFuzzCorpus(t *testing.T, target string, files map[string]string) {
+	t.Helper()
+	dir := filepath.Join("testdata", "fuzz", target)
 	if *updateCorpus {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		for name, s := range seeds {
-			data := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n[]byte(%q)\n", s[0], s[1])
+		for name, data := range files {
 			if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
 				t.Fatal(err)
 			}
 		}
 	}
-	for name := range seeds {
+	for name := range files {
 		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
-			t.Errorf("seed %s is not committed (run go test -run TestGobFuzzCorpus -update-corpus): %v", name, err)
+			t.Errorf("seed %s of %s is not committed (run go test -run %s -update-corpus): %v", name, target, t.Name(), err)
 		}
 	}
 }

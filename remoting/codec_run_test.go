@@ -3,8 +3,6 @@ package remoting
 import (
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"reflect"
 	"runtime"
 	"strings"
@@ -393,22 +391,9 @@ func absurdSliceCount(tb testing.TB, run []byte) []byte {
 // TestGobRunFuzzCorpus checks that each generated FuzzGobDecodeRun seed is
 // committed, and writes them with -update-corpus.
 func TestGobRunFuzzCorpus(t *testing.T) {
-	dir := filepath.Join("testdata", "fuzz", "FuzzGobDecodeRun")
-	seeds := gobRunFuzzSeeds(t, newTestCodec(t))
-	if *updateCorpus {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		for name, s := range seeds {
-			data := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n[]byte(%q)\nuint16(%d)\n", s.first, s.run, s.n)
-			if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
+	files := map[string]string{}
+	for name, s := range gobRunFuzzSeeds(t, newTestCodec(t)) {
+		files[name] = fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n[]byte(%q)\nuint16(%d)\n", s.first, s.run, s.n)
 	}
-	for name := range seeds {
-		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
-			t.Errorf("seed %s is not committed (run go test -run TestGobRunFuzzCorpus -update-corpus): %v", name, err)
-		}
-	}
+	checkFuzzCorpus(t, "FuzzGobDecodeRun", files)
 }
