@@ -37,8 +37,12 @@
 // receiver stops its senders and nothing buffers without bound. Credit
 // returns travel back on the same stream and double as acknowledgements:
 // SendTracked's callback reports acceptance, a refusal (actor.ErrNotFound,
-// actor.ErrStopped — sentinels survive the wire) or ErrNodeLost. Messages
-// are never resent: delivery is at most once.
+// actor.ErrStopped — sentinels survive the wire) or ErrNodeLost. The
+// receiver acknowledges a SendTracked message with the frame it arrived
+// in; others (Send, SendTrackedLazy) it acknowledges in batches, an eighth
+// of the window or AckDelay at the latest, sparing a frame per message
+// when they are sparse. Messages are never resent: delivery is at most
+// once.
 //
 // # Codecs
 //
