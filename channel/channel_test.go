@@ -249,3 +249,35 @@ func TestMessageHandleTimeoutAndRouteContext(t *testing.T) {
 	forever.finish(ErrClosed)
 	require.ErrorIs(t, forever.Err(), ErrClosed)
 }
+
+// TestRouteContextRunsAfterFuncs: a context derived from a handle's routing
+// context ends when the handle does (routeCtx.AfterFunc, which the context
+// package uses instead of a watching goroutine), and a stopped AfterFunc
+// does not run.
+func TestRouteContextRunsAfterFuncs(t *testing.T) {
+	m := WithMessage(Order{Seq: 1}, 0)
+	child, cancel := context.WithTimeout(routeCtx{m}, time.Hour)
+	defer cancel()
+	ran := make(chan struct{})
+	stopped := routeCtx{m}.AfterFunc(func() { t.Error("a stopped AfterFunc ran") })
+	routeCtx{m}.AfterFunc(func() { close(ran) })
+	require.True(t, stopped(), "stop before the end reports it stopped f")
+	require.False(t, stopped(), "a second stop has nothing to stop")
+	require.NoError(t, child.Err())
+
+	m.finish(nil)
+	select {
+	case <-child.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the derived context did not end with the handle")
+	}
+	require.ErrorIs(t, child.Err(), context.Canceled)
+	select {
+	case <-ran:
+	case <-time.After(5 * time.Second):
+		t.Fatal("AfterFunc did not run")
+	}
+	late := make(chan struct{})
+	assert.False(t, routeCtx{m}.AfterFunc(func() { close(late) })(), "after the end f runs at once")
+	<-late
+}

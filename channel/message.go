@@ -26,8 +26,10 @@ type Message struct {
 	deadline time.Time // zero without a timeout
 	timedOut bool      // set before done closes, when the timeout ended it
 
-	mu    sync.Mutex
-	timer *time.Timer // fires the timeout; nil without one
+	mu     sync.Mutex
+	timer  *time.Timer // fires the timeout; nil without one
+	ended  bool
+	afters map[*func()]struct{} // routeCtx.AfterFunc's, run when m ends
 }
 
 // WithMessage returns a handle for v that reports, within timeout, whether
@@ -52,6 +54,33 @@ type routeCtx struct{ m *Message }
 func (c routeCtx) Deadline() (time.Time, bool) { return c.m.deadline, !c.m.deadline.IsZero() }
 func (c routeCtx) Done() <-chan struct{}       { return c.m.done }
 func (c routeCtx) Value(any) any               { return nil }
+
+// AfterFunc runs f in its own goroutine once m has ended. With it,
+// routeCtx is what the context package calls an afterFuncer: a context
+// derived from it (the router's retry slices) needs no goroutine of its
+// own to watch it.
+func (c routeCtx) AfterFunc(f func()) (stop func() bool) {
+	m := c.m
+	m.mu.Lock()
+	if m.ended {
+		m.mu.Unlock()
+		go f()
+		return func() bool { return false }
+	}
+	key := &f
+	if m.afters == nil {
+		m.afters = make(map[*func()]struct{})
+	}
+	m.afters[key] = struct{}{}
+	m.mu.Unlock()
+	return func() bool {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		_, waiting := m.afters[key]
+		delete(m.afters, key)
+		return waiting
+	}
+}
 
 func (c routeCtx) Err() error {
 	select {
@@ -94,12 +123,16 @@ func (m *Message) finishTimeout(timeout time.Duration) {
 func (m *Message) end(err error, timedOut bool) {
 	m.once.Do(func() {
 		m.mu.Lock()
-		timer := m.timer
+		timer, afters := m.timer, m.afters
+		m.ended, m.afters = true, nil
 		m.mu.Unlock()
 		if timer != nil {
 			timer.Stop()
 		}
 		m.err, m.timedOut = err, timedOut
 		close(m.done)
+		for f := range afters {
+			go (*f)()
+		}
 	})
 }
