@@ -43,8 +43,9 @@ type inStream struct {
 	links map[string]*inLink
 	dirty []*inLink // links with acceptances not yet reported
 	out   []byte    // records waiting for the writer
-	// credited: a batch of credit was queued for the writer mid-frame.
-	credited bool
+	// credited: a batch of credit was returned mid-frame; the reader
+	// lets the writer send it before it goes on.
+	credited atomic.Bool
 	// ackTimer fires AckDelay after acceptances were first held back;
 	// ackArmed says it is running. Both guarded by mu; the writer reads
 	// the timer's channel.
@@ -190,6 +191,12 @@ func (s *inStream) readLoop() error {
 				s.e.log.Warn("closing incoming stream", zap.String("peer", s.from), zap.Error(err))
 				return fmt.Errorf("%w: %v", ErrProtocol, err)
 			}
+			if s.credited.Swap(false) {
+				// Let the writer send that credit now: on a busy machine
+				// it would otherwise wait for the reader to block, a
+				// frame later, while the sender runs dry.
+				runtime.Gosched()
+			}
 		}
 		s.flushAccepted(false)
 		frame.Release()
@@ -291,16 +298,8 @@ func (s *inStream) run(rec *wire.Record) error {
 	from := s.senderPID(rec.SenderNode, rec.SenderID)
 	tracked := rec.Flags&wire.FlagTracked != 0
 	s.mu.Lock()
-	err = s.deliverRun(string(rec.Target), rec.Seq, from, tracked, vals)
-	credited := s.credited
-	s.credited = false
-	s.mu.Unlock()
-	if credited {
-		// Let the writer send that credit now: on a busy machine it
-		// would otherwise wait for the reader to block, a frame later.
-		runtime.Gosched()
-	}
-	return err
+	defer s.mu.Unlock()
+	return s.deliverRun(string(rec.Target), rec.Seq, from, tracked, vals)
 }
 
 // deliverRun delivers a run's values; s.mu is held.
@@ -473,7 +472,7 @@ func (s *inStream) acceptLocked(l *inLink, n int, tracked bool) {
 		// refills the window while the rest of the frame is decoded,
 		// instead of waiting for the whole frame.
 		s.reportAccepted(l)
-		s.credited = true
+		s.credited.Store(true)
 		s.signal()
 	}
 }
