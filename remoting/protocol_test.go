@@ -105,3 +105,34 @@ func TestLazyAcceptanceIsReportedWithinAckDelay(t *testing.T) {
 	}
 	s.waitCount(t, 20)
 }
+
+// TestStreamQueueIsBounded: while the writer does not take the queue,
+// sends stop at maxQueued messages — a try fails with ErrNoCredit, a send
+// waits and gives up with its context — whether they need credit (which
+// is plentiful here) or not (replies). Guarantee 4: nothing buffers
+// without bound on the sending side.
+func TestStreamQueueIsBounded(t *testing.T) {
+	for _, to := range []actor.PID{{Node: "n2", ID: "t"}, {Node: "n2", ID: "$req/1"}} {
+		t.Run(to.ID, func(t *testing.T) {
+			s := &outStream{
+				p:      &peer{e: &Endpoint{}},
+				links:  map[string]*outLink{},
+				wake:   make(chan struct{}, 1),
+				broken: make(chan struct{}),
+			}
+			l := &outLink{target: "t", opened: true}
+			l.w.Grant(1 << 20)
+			s.links["t"] = l
+			for i := range maxQueued {
+				require.NoError(t, s.send(context.Background(), to, actor.PID{}, i, nil, sendTry), "message %d", i)
+			}
+			err := s.send(context.Background(), to, actor.PID{}, -1, nil, sendTry)
+			require.ErrorIs(t, err, ErrNoCredit)
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+			defer cancel()
+			err = s.send(ctx, to, actor.PID{}, -1, nil, 0)
+			require.ErrorIs(t, err, context.DeadlineExceeded)
+			assert.Len(t, s.queue, maxQueued)
+		})
+	}
+}
