@@ -439,10 +439,13 @@ func TestCorruptRaftDBFailsClearly(t *testing.T) {
 		}, true},
 		"free-page list garbage": {func(b []byte) []byte {
 			// The newer of the two meta pages names the free-page list's
-			// page: overwrite that page.
+			// page: overwrite that page. A meta page (after the 16-byte
+			// page header): magic, version, page size, flags (4 bytes
+			// each), root bucket (16), free-page list page (8), page
+			// count (8), txid (8), checksum (8).
 			meta := func(i int) (txid, freelist uint64) {
 				m := b[i*4096+16:]
-				return binary.LittleEndian.Uint64(m[56:]), binary.LittleEndian.Uint64(m[32:])
+				return binary.LittleEndian.Uint64(m[48:]), binary.LittleEndian.Uint64(m[32:])
 			}
 			tx0, fl0 := meta(0)
 			tx1, fl1 := meta(1)
