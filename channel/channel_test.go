@@ -281,3 +281,67 @@ func TestRouteContextRunsAfterFuncs(t *testing.T) {
 	assert.False(t, routeCtx{m}.AfterFunc(func() { close(late) })(), "after the end f runs at once")
 	<-late
 }
+
+// TestBatchesReachASlowReceiverWhole: the pump routes the values waiting in
+// a send channel as a batch; a receiver with room for two takes a batch a
+// value or two at a time, the sender waiting for room in between. Every
+// value arrives, in order, and the sender's close returns once all are
+// confirmed — whether the receiver is on the sender's node or another.
+func TestBatchesReachASlowReceiverWhole(t *testing.T) {
+	for _, where := range []string{"local", "remote"} {
+		t.Run(where, func(t *testing.T) {
+			nodes := startCluster(t, 2)
+			rn := nodes[0]
+			if where == "remote" {
+				rn = nodes[1]
+			}
+			in, closeIn, err := rn.Receive("slow", 2)
+			require.NoError(t, err)
+			defer closeIn()
+			out, closeOut, err := nodes[0].Send("slow", 300)
+			require.NoError(t, err)
+			const total = 300
+			for i := range total {
+				out <- Order{Sender: "n1", Seq: i}
+			}
+			for i := range total {
+				if i < 20 {
+					time.Sleep(time.Millisecond) // the batch meets a full buffer
+				}
+				require.Equal(t, Order{Sender: "n1", Seq: i}, recv(t, in))
+			}
+			require.NoError(t, closeOut())
+			st := nodes[0].Stats()
+			assert.EqualValues(t, total, st.Sent)
+			assert.EqualValues(t, total, st.Delivered)
+			assert.Zero(t, st.Failed)
+			assert.Zero(t, st.InFlight)
+		})
+	}
+}
+
+// TestBatchWithAnUnencodableValue: a value the codec refuses fails alone
+// (counted in Stats.Failed); the values written before and after it in the
+// same batch arrive, in order.
+func TestBatchWithAnUnencodableValue(t *testing.T) {
+	type unregistered struct{ X int }
+	nodes := startCluster(t, 2)
+	in, closeIn, err := nodes[1].Receive("mixed", 64)
+	require.NoError(t, err)
+	defer closeIn()
+	out, closeOut, err := nodes[0].Send("mixed", 64)
+	require.NoError(t, err)
+	for i := range 20 {
+		if i == 10 {
+			out <- unregistered{X: i}
+		}
+		out <- Order{Seq: i}
+	}
+	require.NoError(t, closeOut())
+	for i := range 20 {
+		require.Equal(t, Order{Seq: i}, recv(t, in))
+	}
+	st := nodes[0].Stats()
+	assert.EqualValues(t, 1, st.Failed)
+	assert.EqualValues(t, 20, st.Delivered)
+}

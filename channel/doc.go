@@ -36,7 +36,10 @@
 // receivers are tried round-robin without waiting — a local one if its
 // buffer has room, a remote one if its link has credit — and if none can
 // take the value the pump waits on one for a short slice and looks again;
-// with no receiver at all it waits for one to register. A remote receiver
+// with no receiver at all it waits for one to register. Bare values that
+// wait in the send channel are routed as a batch of up to 128: one turn
+// of the round-robin for the batch, each receiver taking as much of it as
+// it has room for. A remote receiver
 // grants its senders credit equal to its free buffer space, so a slow
 // receiver stops its senders instead of filling memory.
 //

@@ -25,6 +25,12 @@ const retrySlice = 20 * time.Millisecond
 // waits on the next one in turn for up to retrySlice, then looks again; with
 // no receiver at all it waits for one to register. There is no preference
 // for local receivers beyond their being tried in turn like the others.
+//
+// A send channel's pump routes the bare values that wait in it as a batch
+// (routeMany): the turn moves on once per batch, and a receiver takes as
+// many of the batch as it has room or credit for, the next in turn the
+// rest. So with several receivers free, consecutive values go to one of
+// them in runs of up to a batch rather than alternately.
 type router struct {
 	n     *Node
 	name  string
@@ -39,11 +45,7 @@ func newRouter(n *Node, name string) *router {
 // route hands v to one receiver; done reports the outcome (accepted or
 // not). route returns an error (and done is not called) if v could not be
 // handed to any receiver before ctx ended or cannot be encoded.
-//
-// lazy says nobody waits on v's outcome promptly (a bare value): a remote
-// receiver may then report its acceptance up to remoting.AckDelay late,
-// together with others, instead of with the frame v arrived in.
-func (r *router) route(ctx context.Context, v any, done func(error), lazy bool) error {
+func (r *router) route(ctx context.Context, v any, done func(error)) error {
 	for {
 		receivers := r.n.reg.Lookup(r.name)
 		queue := 0
@@ -69,7 +71,7 @@ func (r *router) route(ctx context.Context, v any, done func(error), lazy bool) 
 			if !found {
 				first, found = rc, true
 			}
-			err := r.try(rc, v, done, lazy)
+			err := r.try(rc, v, done)
 			if err == nil {
 				return nil
 			}
@@ -79,7 +81,7 @@ func (r *router) route(ctx context.Context, v any, done func(error), lazy bool) 
 		}
 		// Everyone is busy: wait on one for a while, then look again.
 		slice, cancel := context.WithTimeout(ctx, retrySlice)
-		err := r.block(slice, first, v, done, lazy)
+		err := r.block(slice, first, v, done)
 		cancel()
 		switch {
 		case err == nil:
@@ -100,46 +102,142 @@ func busy(err error) bool {
 		errors.Is(err, remoting.ErrNodeLost) || errors.Is(err, remoting.ErrUnknownNode)
 }
 
-func (r *router) try(rc registry.Receiver, v any, done func(error), lazy bool) error {
+func (r *router) try(rc registry.Receiver, v any, done func(error)) error {
 	pid := rc.PID()
 	if pid.Node == r.n.id {
 		if err := r.n.sys.TrySendFrom(actor.PID{}, pid, v); err != nil {
 			return err
 		}
-		r.n.stats.sent(r.stats, pid.Node)
+		r.n.stats.sent(r.stats, pid.Node, 1)
 		done(nil) // accepted into the local receiver's buffer
 		return nil
 	}
-	try := r.n.ep.TrySendTracked
-	if lazy {
-		try = r.n.ep.TrySendTrackedLazy
-	}
-	if err := try(pid, actor.PID{}, v, done); err != nil {
+	if err := r.n.ep.TrySendTracked(pid, actor.PID{}, v, done); err != nil {
 		return err
 	}
-	r.n.stats.sent(r.stats, pid.Node)
+	r.n.stats.sent(r.stats, pid.Node, 1)
 	return nil
 }
 
-func (r *router) block(ctx context.Context, rc registry.Receiver, v any, done func(error), lazy bool) error {
+func (r *router) block(ctx context.Context, rc registry.Receiver, v any, done func(error)) error {
 	pid := rc.PID()
 	if pid.Node == r.n.id {
 		if err := r.n.sys.SendFrom(ctx, actor.PID{}, pid, v); err != nil {
 			return err
 		}
-		r.n.stats.sent(r.stats, pid.Node)
+		r.n.stats.sent(r.stats, pid.Node, 1)
 		done(nil)
 		return nil
 	}
-	send := r.n.ep.SendTracked
-	if lazy {
-		send = r.n.ep.SendTrackedLazy
-	}
-	if err := send(ctx, pid, actor.PID{}, v, done); err != nil {
+	if err := r.n.ep.SendTracked(ctx, pid, actor.PID{}, v, done); err != nil {
 		return err
 	}
-	r.n.stats.sent(r.stats, pid.Node)
+	r.n.stats.sent(r.stats, pid.Node, 1)
 	return nil
+}
+
+// routeMany hands vals, in order, each to one receiver: route for a batch,
+// with one lookup and one turn of the round-robin for the lot, and each
+// receiver taking as many as it has room for. each reports every handed
+// value's outcome, with the value; a remote receiver reports acceptances
+// together, up to remoting.AckDelay late (nobody waits on a bare value's
+// outcome promptly). routeMany returns how many of vals it handed, n, and
+// if n < len(vals) why vals[n] could not be (ctx ended, or the codec
+// refuses it: then the values after it may still be routed).
+func (r *router) routeMany(ctx context.Context, vals []any, each func(any, error)) (int, error) {
+	handed := 0
+	for {
+		receivers := r.n.reg.Lookup(r.name)
+		queue := 0
+		for _, rc := range receivers {
+			if rc.Mode == registry.Queue {
+				queue++
+			}
+		}
+		if queue == 0 {
+			if err := r.waitForReceiver(ctx); err != nil {
+				return handed, err
+			}
+			continue
+		}
+		start := int(r.rr.Add(1))
+		var first registry.Receiver
+		found := false
+		for i := range receivers {
+			rc := receivers[(start+i)%len(receivers)]
+			if rc.Mode != registry.Queue {
+				continue
+			}
+			if !found {
+				first, found = rc, true
+			}
+			n, err := r.tryMany(rc, vals[handed:], each)
+			handed += n
+			if handed == len(vals) {
+				return handed, nil
+			}
+			if err != nil && !busy(err) && !refused(err) {
+				return handed, err // the codec refuses vals[handed]
+			}
+		}
+		// Everyone is busy: wait on one for a while, then look again.
+		slice, cancel := context.WithTimeout(ctx, retrySlice)
+		n, err := r.blockMany(slice, first, vals[handed:], each)
+		cancel()
+		handed += n
+		switch {
+		case handed == len(vals):
+			return handed, nil
+		case ctx.Err() != nil:
+			return handed, fmt.Errorf("channel: send to %q: %w", r.name, ctx.Err())
+		case err == nil || busy(err) || refused(err) || errors.Is(err, context.DeadlineExceeded):
+			continue // some were handed, or none could be: look again
+		default:
+			return handed, err
+		}
+	}
+}
+
+// tryMany hands rc as many of vals as it takes without waiting.
+func (r *router) tryMany(rc registry.Receiver, vals []any, each func(any, error)) (int, error) {
+	pid := rc.PID()
+	if pid.Node == r.n.id {
+		n, err := r.n.sys.TrySendManyFrom(actor.PID{}, pid, vals)
+		r.acceptedLocally(pid, vals[:n], each)
+		return n, err
+	}
+	n, err := r.n.ep.TrySendMany(pid, actor.PID{}, vals, each)
+	r.n.stats.sent(r.stats, pid.Node, n)
+	return n, err
+}
+
+// blockMany hands rc the first of vals, waiting for room or credit until
+// ctx ends, and as many of the rest as it then takes without waiting.
+func (r *router) blockMany(ctx context.Context, rc registry.Receiver, vals []any, each func(any, error)) (int, error) {
+	pid := rc.PID()
+	if pid.Node == r.n.id {
+		if err := r.n.sys.SendFrom(ctx, actor.PID{}, pid, vals[0]); err != nil {
+			return 0, err
+		}
+		r.acceptedLocally(pid, vals[:1], each)
+		n, _ := r.tryMany(rc, vals[1:], each) // the caller looks again for any left
+		return 1 + n, nil
+	}
+	n, err := r.n.ep.SendMany(ctx, pid, actor.PID{}, vals, each)
+	r.n.stats.sent(r.stats, pid.Node, n)
+	return n, err
+}
+
+// acceptedLocally counts vals, accepted into the buffer of the local
+// receiver pid, and reports their outcome.
+func (r *router) acceptedLocally(pid actor.PID, vals []any, each func(any, error)) {
+	if len(vals) == 0 {
+		return
+	}
+	r.n.stats.sent(r.stats, pid.Node, len(vals))
+	for _, v := range vals {
+		each(v, nil)
+	}
 }
 
 func (r *router) waitForReceiver(ctx context.Context) error {
@@ -174,7 +272,7 @@ func (n *Node) SendContext(ctx context.Context, name string, v any) error {
 	r := newRouter(n, name)
 	for {
 		res := make(chan error, 1)
-		if err := r.route(ctx, v, func(err error) { res <- err }, false); err != nil {
+		if err := r.route(ctx, v, func(err error) { res <- err }); err != nil {
 			n.stats.failed(name, false)
 			return err
 		}
@@ -208,6 +306,9 @@ type sender struct {
 	retry  []*Message // values refused by a closing receiver, to route again
 	wake   chan struct{}
 	flight sync.WaitGroup // values handed to a receiver, outcome pending
+
+	batch []any            // the pump's: values taken from in, to route
+	plain func(any, error) // plainOutcome, made once
 }
 
 // Send returns a channel whose values each go to one receiver of name,
@@ -233,7 +334,9 @@ func (n *Node) Send(name string, buf int) (chan<- any, CloseFunc, error) {
 		stop:  make(chan struct{}),
 		ended: make(chan struct{}),
 		wake:  make(chan struct{}, 1),
+		batch: make([]any, 0, pumpBatch),
 	}
+	s.plain = s.plainOutcome
 	n.mu.Lock()
 	if n.closed {
 		n.mu.Unlock()
@@ -250,9 +353,13 @@ func (n *Node) Send(name string, buf int) (chan<- any, CloseFunc, error) {
 	}, nil
 }
 
-// pumpFastRun bounds how many values the pump takes in a row without
+// pumpFastRun bounds how many batches the pump takes in a row without
 // looking at its stop, wake and node channels.
-const pumpFastRun = 64
+const pumpFastRun = 16
+
+// pumpBatch bounds the values the pump takes from its channel at once and
+// routes together.
+const pumpBatch = 128
 
 func (s *sender) pump() {
 	defer s.n.wg.Done()
@@ -268,21 +375,20 @@ func (s *sender) pump() {
 			s.send(m)
 			continue
 		}
-		// A value already waiting is taken without the four-way select,
+		// Values already waiting are taken without the four-way select,
 		// which locks every channel it waits on; the full select still
-		// runs at least every pumpFastRun values, so a stop or the node's
-		// end is seen promptly.
+		// runs at least every pumpFastRun batches, so a stop or the
+		// node's end is seen promptly.
 		if fast < pumpFastRun {
-			select {
-			case v, ok := <-s.in:
-				if !ok {
-					s.finish()
-					return
-				}
-				fast++
-				s.sendValue(v)
+			fast++
+			took, closed := s.take(pumpBatch)
+			s.sendBatch()
+			if closed {
+				s.finish()
+				return
+			}
+			if took {
 				continue
-			default:
 			}
 		}
 		fast = 0
@@ -292,20 +398,25 @@ func (s *sender) pump() {
 				s.finish()
 				return
 			}
-			s.sendValue(v)
+			s.batch = append(s.batch, v)
+			_, closed := s.take(pumpBatch - 1)
+			s.sendBatch()
+			if closed {
+				s.finish()
+				return
+			}
 		case <-s.wake:
 		case <-s.stop:
 			// Flush what was written before the close, then end.
 			for {
-				select {
-				case v, ok := <-s.in:
-					if !ok {
-						s.finish()
-						return
-					}
-					s.sendValue(v)
+				took, closed := s.take(pumpBatch)
+				s.sendBatch()
+				if closed {
+					s.finish()
+					return
+				}
+				if took {
 					continue
-				default:
 				}
 				if m := s.takeRetry(); m != nil {
 					s.send(m)
@@ -318,6 +429,74 @@ func (s *sender) pump() {
 			s.failPending(ErrClosed)
 			return
 		}
+	}
+}
+
+// take appends to the batch up to max values that wait in the channel,
+// without blocking. It reports whether it took any, and whether the
+// channel is closed.
+func (s *sender) take(max int) (took, closed bool) {
+	for range max {
+		select {
+		case v, ok := <-s.in:
+			if !ok {
+				return took, true
+			}
+			s.batch = append(s.batch, v)
+			took = true
+		default:
+			return took, false
+		}
+	}
+	return took, false
+}
+
+// sendBatch routes the values in the batch, in order, and empties it:
+// each *Message with its handle, and each stretch of bare values between
+// them together (sendValues).
+func (s *sender) sendBatch() {
+	vals := s.batch
+	for i := 0; i < len(vals); {
+		if m, ok := vals[i].(*Message); ok {
+			s.send(m)
+			i++
+			continue
+		}
+		j := i + 1
+		for j < len(vals) {
+			if _, ok := vals[j].(*Message); ok {
+				break
+			}
+			j++
+		}
+		s.sendValues(vals[i:j])
+		i = j
+	}
+	clear(vals)
+	s.batch = vals[:0]
+}
+
+// sendValues routes bare values written to the channel, without making a
+// Message for any of them unless a refusal makes it wait to be routed
+// again. A value that cannot be routed (the codec refuses it, the node
+// closes) is counted as failed; nobody holds a handle to tell.
+func (s *sender) sendValues(vals []any) {
+	s.flight.Add(len(vals))
+	for len(vals) > 0 {
+		n, err := s.r.routeMany(s.n.ctx, vals, s.plain)
+		vals = vals[n:]
+		if err == nil {
+			return
+		}
+		fail := 1 // vals[0]; the others are routed on their own merits
+		if s.n.ctx.Err() != nil {
+			fail = len(vals)
+		}
+		for range fail {
+			s.flight.Done()
+			s.n.stats.failed(s.r.name, false)
+		}
+		vals = vals[fail:]
 	}
 }
 
@@ -342,21 +521,6 @@ func (s *sender) finish() {
 	}
 }
 
-// sendValue routes a value written to the channel: a *Message with its
-// handle; a bare value without one, and without making a Message for it
-// unless a refusal makes it wait to be routed again.
-func (s *sender) sendValue(v any) {
-	if m, ok := v.(*Message); ok {
-		s.send(m)
-		return
-	}
-	s.flight.Add(1)
-	if err := s.r.route(s.n.ctx, v, func(err error) { s.plainOutcome(v, err) }, true); err != nil {
-		s.flight.Done()
-		s.n.stats.failed(s.r.name, false)
-	}
-}
-
 // plainOutcome is outcome for a bare value.
 func (s *sender) plainOutcome(v any, err error) {
 	if refused(err) && s.n.ctx.Err() == nil {
@@ -372,26 +536,25 @@ func (s *sender) plainOutcome(v any, err error) {
 }
 
 func (s *sender) send(m *Message) {
-	ctx := s.n.ctx
-	if m.done != nil { // a user handle: its timeout bounds the routing
-		if m.Err() != ErrPending {
-			return // already timed out before the pump got to it
-		}
-		ctx = routeCtx{m}
+	if m.done == nil {
+		// A bare value routed again after a refusal: it has no handle,
+		// so it goes like the others (a refusal makes a new Message).
+		s.sendValues([]any{m.v})
+		return
 	}
+	if m.Err() != ErrPending {
+		return // already timed out before the pump got to it
+	}
+	ctx := routeCtx{m} // the handle's timeout bounds the routing
 	s.flight.Add(1)
-	// A bare value routed again after a refusal has no handle: its
-	// acceptance may be reported lazily too.
-	err := s.r.route(ctx, m.v, func(err error) { s.outcome(m, err) }, m.done == nil)
+	err := s.r.route(ctx, m.v, func(err error) { s.outcome(m, err) })
 	if err != nil {
 		s.flight.Done()
 		s.n.stats.failed(s.r.name, false)
-		if m.done != nil {
-			if ctx.Err() != nil {
-				return // the handle ended first: its timeout reported it
-			}
-			m.finish(err)
+		if ctx.Err() != nil {
+			return // the handle ended first: its timeout reported it
 		}
+		m.finish(err)
 	}
 }
 

@@ -89,11 +89,15 @@ func counterFor(m *sync.Map, key string) *counters {
 	return c.(*counters)
 }
 
-func (s *stats) sent(name *counters, peer string) {
-	s.total.sent.Add(1)
-	s.inFlight.Add(1)
-	name.sent.Add(1)
-	counterFor(&s.peers, peer).sent.Add(1)
+// sent counts n values handed to a receiver on peer.
+func (s *stats) sent(name *counters, peer string, n int) {
+	if n == 0 {
+		return
+	}
+	s.total.sent.Add(uint64(n))
+	s.inFlight.Add(int64(n))
+	name.sent.Add(uint64(n))
+	counterFor(&s.peers, peer).sent.Add(uint64(n))
 }
 
 func (s *stats) delivered(name *counters) {

@@ -39,7 +39,7 @@
 // SendTracked's callback reports acceptance, a refusal (actor.ErrNotFound,
 // actor.ErrStopped — sentinels survive the wire) or ErrNodeLost. The
 // receiver acknowledges a SendTracked message with the frame it arrived
-// in; others (Send, SendTrackedLazy) it acknowledges in batches, an eighth
+// in; others (Send, SendMany) it acknowledges in batches, an eighth
 // of the window or AckDelay at the latest, sparing a frame per message
 // when they are sparse. Messages are never resent: delivery is at most
 // once.

@@ -290,47 +290,76 @@ func (e *Endpoint) TrySendTracked(to, from actor.PID, msg any, done func(error))
 	return e.sendTracked(e.ctx, to, from, msg, done, sendTry)
 }
 
-// SendTrackedLazy is SendTracked for a sender that can wait a little for
-// the outcome: the receiver reports the acceptance together with others,
-// when an eighth of the link's window has gathered or at most AckDelay
-// after it, instead of with the frame the message arrived in. A refusal
-// is still reported at once. It spares an acknowledgement frame per
-// message when messages are sparse (a request/reply exchange).
-func (e *Endpoint) SendTrackedLazy(ctx context.Context, to, from actor.PID, msg any, done func(error)) error {
-	return e.sendTracked(ctx, to, from, msg, done, sendLazy)
+// SendMany queues msgs for the actor at to, in order, for a sender that
+// sends many and can wait a little for their outcomes. each is called once
+// per queued message, with the message and its outcome (nil when the
+// target's mailbox accepted it, as for SendTracked); the receiver reports
+// acceptances together, when an eighth of the link's window has gathered
+// or at most AckDelay after, not with the frame each arrived in; a refusal
+// it reports at once.
+//
+// SendMany waits, until ctx ends, for credit for the first message only;
+// it then queues as many of the others as the link's credit lets through
+// and returns how many it queued, n. If n < len(msgs) the error says why
+// msgs[n] was not queued: ErrNoCredit (send the rest later, or elsewhere),
+// ErrEncode (the codec refuses msgs[n]; the ones after it may be sent), or
+// the stream's failure. each is never called for a message not queued.
+func (e *Endpoint) SendMany(ctx context.Context, to, from actor.PID, msgs []any, each func(msg any, err error)) (int, error) {
+	return e.sendMany(ctx, to, from, msgs, each, false)
 }
 
-// TrySendTrackedLazy is TrySendTracked with SendTrackedLazy's relaxed
-// acknowledgement.
-func (e *Endpoint) TrySendTrackedLazy(to, from actor.PID, msg any, done func(error)) error {
-	return e.sendTracked(e.ctx, to, from, msg, done, sendTry|sendLazy)
+// TrySendMany is SendMany that never waits: with no credit for the first
+// message it returns 0 and an error wrapping ErrNoCredit (asking the
+// receiver for credit if the link is new, so that a later try may
+// succeed). Routers use it to prefer receivers with free credit.
+func (e *Endpoint) TrySendMany(to, from actor.PID, msgs []any, each func(msg any, err error)) (int, error) {
+	return e.sendMany(e.ctx, to, from, msgs, each, true)
+}
+
+func (e *Endpoint) sendMany(ctx context.Context, to, from actor.PID, msgs []any, each func(any, error), try bool) (int, error) {
+	if len(msgs) == 0 {
+		return 0, nil
+	}
+	p, err := e.peerOf(to)
+	if err != nil {
+		return 0, err
+	}
+	return p.sendMany(ctx, to, from, msgs, each, try)
 }
 
 // AckDelay bounds how long a receiver holds back the acceptance of a
-// message that nobody waits for promptly (Send, SendTrackedLazy).
+// message that nobody waits for promptly (Send, SendMany).
 const AckDelay = 2 * time.Millisecond
 
 // sendMode modifies a send.
 type sendMode uint8
 
 const (
-	sendTry  sendMode = 1 << iota // never wait for credit or queue space
-	sendLazy                      // the outcome may be reported up to AckDelay late
+	sendTry sendMode = 1 << iota // never wait for credit or queue space
 )
 
 func (e *Endpoint) sendTracked(ctx context.Context, to, from actor.PID, msg any, done func(error), mode sendMode) error {
+	p, err := e.peerOf(to)
+	if err != nil {
+		return err
+	}
+	return p.send(ctx, to, from, msg, done, mode)
+}
+
+// peerOf returns the peer of to's node.
+func (e *Endpoint) peerOf(to actor.PID) (*peer, error) {
 	if e.cfg.resolver == nil {
-		return fmt.Errorf("send to %v: %w: no resolver", to, ErrUnknownNode)
+		return nil, fmt.Errorf("send to %v: %w: no resolver", to, ErrUnknownNode)
 	}
 	addr, err := e.cfg.resolver.Resolve(to.Node)
 	if err != nil {
-		return fmt.Errorf("send to %v: %w", to, err)
+		return nil, fmt.Errorf("send to %v: %w", to, err)
 	}
 	p, err := e.peer(addr)
 	if err != nil {
-		return fmt.Errorf("send to %v: %w", to, err)
+		return nil, fmt.Errorf("send to %v: %w", to, err)
 	}
-	return p.send(ctx, to, from, msg, done, mode)
+	return p, nil
 }
 
 // check refuses, before a send queues it, a message the stream's writer

@@ -87,6 +87,14 @@ func (p *peer) send(ctx context.Context, to, from actor.PID, msg any, done func(
 	return s.send(ctx, to, from, msg, done, mode)
 }
 
+func (p *peer) sendMany(ctx context.Context, to, from actor.PID, msgs []any, each func(any, error), try bool) (int, error) {
+	s, err := p.stream(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("send to %v: %w", to, err)
+	}
+	return s.sendMany(ctx, to, from, msgs, each, try)
+}
+
 func (p *peer) close() {
 	p.mu.Lock()
 	p.closed = true
@@ -136,7 +144,27 @@ type outMsg struct {
 	from  actor.PID
 	flags uint8
 	msg   any
-	done  func(error)
+	done  notify
+}
+
+// notify reports one message's outcome: to one, or to each with the
+// message (the messages of a SendMany share each). Both nil: nobody
+// tracks the message.
+type notify struct {
+	one  func(error)
+	each func(msg any, err error)
+	msg  any // each's; nil with one
+}
+
+func (n notify) tracked() bool { return n.one != nil || n.each != nil }
+
+func (n notify) report(err error) {
+	switch {
+	case n.one != nil:
+		n.one(err)
+	case n.each != nil:
+		n.each(n.msg, err)
+	}
 }
 
 // outLink is the sender's view of one target actor on one stream.
@@ -144,10 +172,10 @@ type outLink struct {
 	target  string
 	w       credit.Window
 	opened  bool
-	seq     uint64            // the last sequence number sent; the writer's only
-	gone    error             // set when the receiver reported the target gone
-	credit  chan struct{}     // closed when credit arrives; nil if nobody waits
-	pending fifo[func(error)] // completion of each message on the wire, in order; nil entries for untracked sends
+	seq     uint64        // the last sequence number sent; the writer's only
+	gone    error         // set when the receiver reported the target gone
+	credit  chan struct{} // closed when credit arrives; nil if nobody waits
+	pending fifo[notify]  // completion of each message on the wire, in order
 }
 
 func (s *outStream) isBroken() bool {
@@ -170,11 +198,75 @@ func (s *outStream) signal() {
 // queue space) it returns ErrNoCredit, after asking for credit if the link
 // is new.
 func (s *outStream) send(ctx context.Context, to, from actor.PID, msg any, done func(error), mode sendMode) error {
-	try := mode&sendTry != 0
 	if err := s.p.e.check(msg); err != nil {
 		s.p.e.stats.failed.Add(1)
 		return fmt.Errorf("send to %v: %w", to, err)
 	}
+	if done == nil && to.IsReply() {
+		// Replies need no link and no credit: the reply address takes
+		// exactly one message and never blocks.
+		if err := s.waitSpace(ctx, to, mode&sendTry != 0); err != nil {
+			return err
+		}
+		s.queue = append(s.queue, outMsg{to: to, from: from, flags: wire.FlagReply, msg: msg})
+		s.mu.Unlock()
+		s.signal()
+		return nil
+	}
+	l, _, err := s.reserve(ctx, to, 1, mode&sendTry != 0)
+	if err != nil {
+		return err
+	}
+	var flags uint8
+	if done != nil {
+		flags = wire.FlagTracked
+	}
+	s.queue = append(s.queue, outMsg{l: l, to: to, from: from, flags: flags, msg: msg, done: notify{one: done}})
+	s.mu.Unlock()
+	s.signal()
+	return nil
+}
+
+// sendMany queues msgs for to, in order, as many as the codec's check,
+// the link's credit and the queue's space let through: it waits (unless
+// try) for credit for the first only. It returns how many it queued and,
+// if not all, why the next was not.
+func (s *outStream) sendMany(ctx context.Context, to, from actor.PID, msgs []any, each func(any, error), try bool) (int, error) {
+	// Check first, so that no credit is taken for a value the codec
+	// refuses; the value that fails ends the batch.
+	ok := len(msgs)
+	var checkErr error
+	for i, msg := range msgs {
+		if err := s.p.e.check(msg); err != nil {
+			s.p.e.stats.failed.Add(1)
+			ok, checkErr = i, fmt.Errorf("send to %v: %w", to, err)
+			break
+		}
+	}
+	if ok == 0 {
+		return 0, checkErr
+	}
+	l, n, err := s.reserve(ctx, to, ok, try)
+	if err != nil {
+		return 0, err
+	}
+	for _, msg := range msgs[:n] {
+		s.queue = append(s.queue, outMsg{l: l, to: to, from: from, msg: msg, done: notify{each: each, msg: msg}})
+	}
+	s.mu.Unlock()
+	s.signal()
+	switch {
+	case n < ok:
+		return n, fmt.Errorf("send to %v: %w", to, ErrNoCredit)
+	case ok < len(msgs):
+		return n, checkErr
+	}
+	return n, nil
+}
+
+// waitSpace locks s.mu and waits (unless try) until the queue has space.
+// It returns with s.mu held, or with an error and s.mu released.
+func (s *outStream) waitSpace(ctx context.Context, to actor.PID, try bool) error {
 	s.mu.Lock()
 	for {
 		if s.err != nil {
@@ -182,7 +274,7 @@ func (s *outStream) send(ctx context.Context, to, from actor.PID, msg any, done 
 			return fmt.Errorf("send to %v: %w", to, s.err)
 		}
 		if len(s.queue) < maxQueued {
-			break
+			return nil
 		}
 		if try {
 			s.mu.Unlock()
@@ -198,13 +290,14 @@ func (s *outStream) send(ctx context.Context, to, from actor.PID, msg any, done 
 		}
 		s.mu.Lock()
 	}
-	if done == nil && to.IsReply() {
-		// Replies need no link and no credit: the reply address takes
-		// exactly one message and never blocks.
-		s.queue = append(s.queue, outMsg{to: to, from: from, flags: wire.FlagReply, msg: msg})
-		s.mu.Unlock()
-		s.signal()
-		return nil
+}
+
+// reserve waits (unless try) for queue space and credit on the link to
+// to, and takes between 1 and want credits. It returns with s.mu held and
+// the number taken, or with an error and s.mu released.
+func (s *outStream) reserve(ctx context.Context, to actor.PID, want int, try bool) (*outLink, int, error) {
+	if err := s.waitSpace(ctx, to, try); err != nil {
+		return nil, 0, err
 	}
 	l := s.links[to.ID]
 	if l == nil {
@@ -217,16 +310,19 @@ func (s *outStream) send(ctx context.Context, to, from actor.PID, msg any, done 
 		// would join a queue nobody writes or fails.
 		if s.err != nil {
 			s.mu.Unlock()
-			return fmt.Errorf("send to %v: %w", to, s.err)
+			return nil, 0, fmt.Errorf("send to %v: %w", to, s.err)
 		}
 		if l.gone != nil {
 			err := l.gone
 			delete(s.links, to.ID) // a later send asks again: the actor may be back
 			s.mu.Unlock()
-			return fmt.Errorf("send to %v: %w", to, err)
+			return nil, 0, fmt.Errorf("send to %v: %w", to, err)
 		}
-		if l.w.TryTake() {
-			break
+		// The queue may have filled while this sender waited for credit:
+		// one message may still join it, as before the wait.
+		room := max(maxQueued-len(s.queue), 1)
+		if n := l.w.TakeUpTo(uint64(min(want, room))); n > 0 {
+			return l, int(n), nil
 		}
 		if !l.opened {
 			l.opened = true
@@ -235,7 +331,7 @@ func (s *outStream) send(ctx context.Context, to, from actor.PID, msg any, done 
 		}
 		if try {
 			s.mu.Unlock()
-			return fmt.Errorf("send to %v: %w", to, ErrNoCredit)
+			return nil, 0, fmt.Errorf("send to %v: %w", to, ErrNoCredit)
 		}
 		if l.credit == nil {
 			l.credit = make(chan struct{})
@@ -243,18 +339,10 @@ func (s *outStream) send(ctx context.Context, to, from actor.PID, msg any, done 
 		ch := l.credit
 		s.mu.Unlock()
 		if err := s.wait(ctx, ch); err != nil {
-			return fmt.Errorf("send to %v: %w", to, err)
+			return nil, 0, fmt.Errorf("send to %v: %w", to, err)
 		}
 		s.mu.Lock()
 	}
-	var flags uint8
-	if done != nil && mode&sendLazy == 0 {
-		flags = wire.FlagTracked
-	}
-	s.queue = append(s.queue, outMsg{l: l, to: to, from: from, flags: flags, msg: msg, done: done})
-	s.mu.Unlock()
-	s.signal()
-	return nil
 }
 
 func (s *outStream) wait(ctx context.Context, ch <-chan struct{}) error {
@@ -340,9 +428,7 @@ func (s *outStream) readLoop() {
 		frame.Release() // nothing kept aliases it
 		for _, c := range completions {
 			s.p.e.stats.complete(c.err)
-			if c.done != nil {
-				c.done(c.err)
-			}
+			c.done.report(c.err)
 		}
 		if perr != nil {
 			s.p.e.log.Warn("bad frame from peer; closing stream", zap.String("peer", s.p.addr), zap.Error(perr))
@@ -353,12 +439,12 @@ func (s *outStream) readLoop() {
 }
 
 // takeCompletions moves the n oldest completions of q to out, with err.
-func takeCompletions(q *fifo[func(error)], n int, err error, out *[]completion) {
-	q.take(n, func(done func(error)) { *out = append(*out, completion{done: done, err: err}) })
+func takeCompletions(q *fifo[notify], n int, err error, out *[]completion) {
+	q.take(n, func(done notify) { *out = append(*out, completion{done: done, err: err}) })
 }
 
 type completion struct {
-	done func(error)
+	done notify
 	err  error
 }
 
@@ -427,7 +513,7 @@ func (s *outStream) fail(err error) {
 		return
 	}
 	s.err = err
-	var failed []func(error)
+	var failed []notify
 	n := 0
 	for _, l := range s.links {
 		n += l.pending.len()
@@ -446,9 +532,7 @@ func (s *outStream) fail(err error) {
 	s.cancel()
 	for _, done := range failed {
 		s.p.e.stats.complete(err)
-		if done != nil {
-			done(err)
-		}
+		done.report(err)
 	}
 	if n > 0 {
 		s.p.e.log.Debug("stream failed with messages in flight",

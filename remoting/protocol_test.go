@@ -2,6 +2,7 @@ package remoting
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -83,9 +84,8 @@ func TestFIFOKeepsOrderAndReusesItsArray(t *testing.T) {
 }
 
 // TestLazyAcceptanceIsReportedWithinAckDelay: a message sent with
-// SendTrackedLazy may be acknowledged with others, but about AckDelay
-// after its acceptance at the latest — not at the link sweep, seconds
-// later.
+// SendMany may be acknowledged with others, but about AckDelay after its
+// acceptance at the latest — not at the link sweep, seconds later.
 func TestLazyAcceptanceIsReportedWithinAckDelay(t *testing.T) {
 	nodes := startNodes(t, 2)
 	s := newSink()
@@ -94,8 +94,10 @@ func TestLazyAcceptanceIsReportedWithinAckDelay(t *testing.T) {
 	for i := range 20 {
 		done := make(chan error, 1)
 		start := time.Now()
-		require.NoError(t, nodes[0].ep.SendTrackedLazy(context.Background(), target, actor.PID{}, item{From: "a", Seq: i + 1},
-			func(err error) { done <- err }))
+		n, err := nodes[0].ep.SendMany(context.Background(), target, actor.PID{}, []any{item{From: "a", Seq: i + 1}},
+			func(_ any, err error) { done <- err })
+		require.NoError(t, err)
+		require.Equal(t, 1, n)
 		select {
 		case err := <-done:
 			require.NoError(t, err)
@@ -135,4 +137,122 @@ func TestStreamQueueIsBounded(t *testing.T) {
 			assert.Len(t, s.queue, maxQueued)
 		})
 	}
+}
+
+// TestSendManyTakesWhatCreditAllows: SendMany queues, in order, as many
+// messages as the link has credit for and says why it stopped; a value the
+// codec refuses ends the batch without taking credit; the queue's bound
+// caps a batch too.
+func TestSendManyTakesWhatCreditAllows(t *testing.T) {
+	codec, err := NewGobCodec(item{}, "")
+	require.NoError(t, err)
+	s := &outStream{
+		p:      &peer{e: &Endpoint{checker: codec}},
+		links:  map[string]*outLink{},
+		wake:   make(chan struct{}, 1),
+		broken: make(chan struct{}),
+	}
+	to := actor.PID{Node: "n2", ID: "t"}
+	l := &outLink{target: "t", opened: true}
+	l.w.Grant(5)
+	s.links["t"] = l
+	batch := func(seqs ...int) []any {
+		out := make([]any, len(seqs))
+		for i, q := range seqs {
+			out[i] = item{Seq: q}
+		}
+		return out
+	}
+	each := func(any, error) {}
+
+	n, err := s.sendMany(context.Background(), to, actor.PID{}, batch(1, 2, 3), each, true)
+	require.NoError(t, err)
+	assert.Equal(t, 3, n)
+
+	msgs := batch(4, 5, 6, 7)
+	n, err = s.sendMany(context.Background(), to, actor.PID{}, msgs, each, true)
+	require.ErrorIs(t, err, ErrNoCredit)
+	assert.Equal(t, 2, n, "two credits were left")
+	n, err = s.sendMany(context.Background(), to, actor.PID{}, msgs[n:], each, true)
+	require.ErrorIs(t, err, ErrNoCredit)
+	assert.Zero(t, n)
+
+	require.NoError(t, l.w.Resolve(5))
+	n, err = s.sendMany(context.Background(), to, actor.PID{}, []any{item{Seq: 6}, unregistered{}, item{Seq: 7}}, each, true)
+	require.ErrorIs(t, err, ErrEncode)
+	assert.Equal(t, 1, n, "the refused value ends the batch")
+	assert.EqualValues(t, 1, l.w.InFlight(), "no credit taken for the refused value or after it")
+
+	var got []int
+	for _, m := range s.queue {
+		assert.Equal(t, m.msg, m.done.msg, "each is told its message")
+		got = append(got, m.msg.(item).Seq)
+	}
+	assert.Equal(t, []int{1, 2, 3, 4, 5, 6}, got)
+
+	// The queue's bound: a batch takes what room is left, then a try
+	// fails.
+	l.w.Grant(2 * maxQueued)
+	big := make([]any, maxQueued)
+	for i := range big {
+		big[i] = item{Seq: i}
+	}
+	n, err = s.sendMany(context.Background(), to, actor.PID{}, big, each, true)
+	require.ErrorIs(t, err, ErrNoCredit)
+	assert.Equal(t, maxQueued-6, n)
+	n, err = s.sendMany(context.Background(), to, actor.PID{}, big, each, true)
+	require.ErrorIs(t, err, ErrNoCredit)
+	assert.Zero(t, n)
+	assert.Len(t, s.queue, maxQueued)
+}
+
+// TestSendManyDeliversInOrderAndReportsEach: batches of SendMany to a
+// remote actor arrive in order, and each message's outcome is reported
+// once, with the message, once its mailbox accepted it.
+func TestSendManyDeliversInOrderAndReportsEach(t *testing.T) {
+	nodes := startNodes(t, 2)
+	s := newSink()
+	target, err := nodes[1].sys.SpawnNamed("sink", s.producer())
+	require.NoError(t, err)
+	const total = 3000
+	var mu sync.Mutex
+	reported := map[int]int{}
+	all := make(chan struct{})
+	each := func(msg any, err error) {
+		assert.NoError(t, err)
+		mu.Lock()
+		defer mu.Unlock()
+		reported[msg.(item).Seq]++
+		if len(reported) == total {
+			close(all)
+		}
+	}
+	var msgs []any
+	for i := range total {
+		msgs = append(msgs, item{From: "a", Seq: i + 1})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	for sent := 0; sent < total; {
+		n, err := nodes[0].ep.SendMany(ctx, target, actor.PID{}, msgs[sent:min(sent+100, total)], each)
+		if err != nil {
+			require.ErrorIs(t, err, ErrNoCredit)
+		}
+		require.Positive(t, n, "SendMany waits for credit for the first")
+		sent += n
+	}
+	s.waitCount(t, total)
+	select {
+	case <-all:
+	case <-time.After(waitFor):
+		t.Fatal("not every outcome was reported")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for seq, times := range reported {
+		assert.Equal(t, 1, times, "message %d reported %d times", seq, times)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	assert.Zero(t, s.disorder)
 }

@@ -222,9 +222,7 @@ func (w *outWriter) flush() bool {
 	}
 	for _, c := range settled {
 		s.p.e.stats.complete(c.err)
-		if c.done != nil {
-			c.done(c.err)
-		}
+		c.done.report(c.err)
 	}
 	clear(w.sent)
 	clear(w.failed)
@@ -266,8 +264,8 @@ func (w *outWriter) flush() bool {
 func (w *outWriter) settleFailed(m outMsg, err error) {
 	e := w.s.p.e
 	e.stats.failed.Add(1)
-	if m.done != nil {
-		m.done(err)
+	if m.done.tracked() {
+		m.done.report(err)
 		return
 	}
 	e.log.Debug("message failed to encode", zap.Stringer("to", m.to), zap.Error(err))
@@ -286,8 +284,6 @@ func (w *outWriter) failRest(items []outMsg) {
 			continue
 		}
 		s.p.e.stats.complete(err)
-		if m.done != nil {
-			m.done(err)
-		}
+		m.done.report(err)
 	}
 }

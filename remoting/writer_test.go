@@ -146,7 +146,7 @@ func (f *writerFixture) write(t *testing.T, vs ...any) []error {
 		require.True(t, f.l.w.TryTake(), "no credit for value %d", i)
 		ch := make(chan error, 1)
 		outcomes[i] = ch
-		items[i] = outMsg{l: f.l, to: f.to, flags: wire.FlagTracked, msg: v, done: func(err error) { ch <- err }}
+		items[i] = outMsg{l: f.l, to: f.to, flags: wire.FlagTracked, msg: v, done: notify{one: func(err error) { ch <- err }}}
 	}
 	f.s.mu.Unlock()
 	w := outWriter{s: f.s, runs: f.s.enc.(RunEncoder), maxFrame: f.s.p.e.cfg.maxBatchBytes}

@@ -61,6 +61,14 @@ func (w *Window) TryTake() bool {
 	return true
 }
 
+// TakeUpTo takes up to n credits for messages about to be sent, as many
+// as are available, and returns how many it took.
+func (w *Window) TakeUpTo(n uint64) uint64 {
+	n = min(n, w.Available())
+	w.sent += n
+	return n
+}
+
 // Untake gives back a credit taken by TryTake for a message that was not
 // sent after all (for example because it failed to encode).
 func (w *Window) Untake() error {

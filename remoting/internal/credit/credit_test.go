@@ -22,6 +22,12 @@ func TestWindowBasics(t *testing.T) {
 	assert.EqualValues(t, 0, w.InFlight())
 	assert.ErrorIs(t, w.Untake(), ErrViolation)
 	assert.ErrorIs(t, (&Window{}).Receive(), ErrViolation)
+
+	w.Grant(3) // a window of 5, nothing in flight
+	assert.EqualValues(t, 5, w.TakeUpTo(7), "takes what is available")
+	assert.EqualValues(t, 0, w.TakeUpTo(1))
+	require.NoError(t, w.Resolve(2))
+	assert.EqualValues(t, 1, w.TakeUpTo(1))
 }
 
 // TestInFlightNeverExceedsGrant drives a sender's and a receiver's Window
@@ -47,6 +53,15 @@ func TestInFlightNeverExceedsGrant(t *testing.T) {
 				if ok {
 					onWire++
 				}
+			},
+			"send many": func(t *rapid.T) {
+				want := rapid.Uint64Range(0, 10).Draw(t, "want")
+				avail := sender.Available()
+				got := sender.TakeUpTo(want)
+				if got != min(want, avail) {
+					t.Fatalf("TakeUpTo(%d) = %d with %d available", want, got, avail)
+				}
+				onWire += got
 			},
 			"untake": func(t *rapid.T) {
 				if onWire == 0 {
