@@ -139,12 +139,12 @@ func (r *router) block(ctx context.Context, rc registry.Receiver, v any, done fu
 // routeMany hands vals, in order, each to one receiver: route for a batch,
 // with one lookup and one turn of the round-robin for the lot, and each
 // receiver taking as many as it has room for. each reports every handed
-// value's outcome, with the value; a remote receiver reports acceptances
+// value's outcome to out; a remote receiver reports acceptances
 // together, up to remoting.AckDelay late (nobody waits on a bare value's
 // outcome promptly). routeMany returns how many of vals it handed, n, and
 // if n < len(vals) why vals[n] could not be (ctx ended, or the codec
 // refuses it: then the values after it may still be routed).
-func (r *router) routeMany(ctx context.Context, vals []any, each func(any, error)) (int, error) {
+func (r *router) routeMany(ctx context.Context, vals []any, out *remoting.Outcomes) (int, error) {
 	handed := 0
 	for {
 		receivers := r.n.reg.Lookup(r.name)
@@ -171,7 +171,7 @@ func (r *router) routeMany(ctx context.Context, vals []any, each func(any, error
 			if !found {
 				first, found = rc, true
 			}
-			n, err := r.tryMany(rc, vals[handed:], each)
+			n, err := r.tryMany(rc, vals[handed:], out)
 			handed += n
 			if handed == len(vals) {
 				return handed, nil
@@ -182,7 +182,7 @@ func (r *router) routeMany(ctx context.Context, vals []any, each func(any, error
 		}
 		// Everyone is busy: wait on one for a while, then look again.
 		slice, cancel := context.WithTimeout(ctx, retrySlice)
-		n, err := r.blockMany(slice, first, vals[handed:], each)
+		n, err := r.blockMany(slice, first, vals[handed:], out)
 		cancel()
 		handed += n
 		switch {
@@ -199,45 +199,43 @@ func (r *router) routeMany(ctx context.Context, vals []any, each func(any, error
 }
 
 // tryMany hands rc as many of vals as it takes without waiting.
-func (r *router) tryMany(rc registry.Receiver, vals []any, each func(any, error)) (int, error) {
+func (r *router) tryMany(rc registry.Receiver, vals []any, out *remoting.Outcomes) (int, error) {
 	pid := rc.PID()
 	if pid.Node == r.n.id {
 		n, err := r.n.sys.TrySendManyFrom(actor.PID{}, pid, vals)
-		r.acceptedLocally(pid, vals[:n], each)
+		r.acceptedLocally(pid, vals[:n], out)
 		return n, err
 	}
-	n, err := r.n.ep.TrySendMany(pid, actor.PID{}, vals, each)
+	n, err := r.n.ep.TrySendMany(pid, actor.PID{}, vals, out)
 	r.n.stats.sent(r.stats, pid.Node, n)
 	return n, err
 }
 
 // blockMany hands rc the first of vals, waiting for room or credit until
 // ctx ends, and as many of the rest as it then takes without waiting.
-func (r *router) blockMany(ctx context.Context, rc registry.Receiver, vals []any, each func(any, error)) (int, error) {
+func (r *router) blockMany(ctx context.Context, rc registry.Receiver, vals []any, out *remoting.Outcomes) (int, error) {
 	pid := rc.PID()
 	if pid.Node == r.n.id {
 		if err := r.n.sys.SendFrom(ctx, actor.PID{}, pid, vals[0]); err != nil {
 			return 0, err
 		}
-		r.acceptedLocally(pid, vals[:1], each)
-		n, _ := r.tryMany(rc, vals[1:], each) // the caller looks again for any left
+		r.acceptedLocally(pid, vals[:1], out)
+		n, _ := r.tryMany(rc, vals[1:], out) // the caller looks again for any left
 		return 1 + n, nil
 	}
-	n, err := r.n.ep.SendMany(ctx, pid, actor.PID{}, vals, each)
+	n, err := r.n.ep.SendMany(ctx, pid, actor.PID{}, vals, out)
 	r.n.stats.sent(r.stats, pid.Node, n)
 	return n, err
 }
 
 // acceptedLocally counts vals, accepted into the buffer of the local
 // receiver pid, and reports their outcome.
-func (r *router) acceptedLocally(pid actor.PID, vals []any, each func(any, error)) {
+func (r *router) acceptedLocally(pid actor.PID, vals []any, out *remoting.Outcomes) {
 	if len(vals) == 0 {
 		return
 	}
 	r.n.stats.sent(r.stats, pid.Node, len(vals))
-	for _, v := range vals {
-		each(v, nil)
-	}
+	out.Report(vals, nil)
 }
 
 func (r *router) waitForReceiver(ctx context.Context) error {
@@ -279,7 +277,7 @@ func (n *Node) SendContext(ctx context.Context, name string, v any) error {
 		select {
 		case err := <-res:
 			if err == nil {
-				n.stats.delivered(r.stats)
+				n.stats.delivered(r.stats, 1)
 				return nil
 			}
 			if refused(err) {
@@ -307,8 +305,8 @@ type sender struct {
 	wake   chan struct{}
 	flight sync.WaitGroup // values handed to a receiver, outcome pending
 
-	batch []any            // the pump's: values taken from in, to route
-	plain func(any, error) // plainOutcome, made once
+	batch []any              // the pump's: values taken from in, to route
+	plain *remoting.Outcomes // reports to plainOutcomes
 }
 
 // Send returns a channel whose values each go to one receiver of name,
@@ -336,7 +334,7 @@ func (n *Node) Send(name string, buf int) (chan<- any, CloseFunc, error) {
 		wake:  make(chan struct{}, 1),
 		batch: make([]any, 0, pumpBatch),
 	}
-	s.plain = s.plainOutcome
+	s.plain = remoting.NewOutcomes(s.plainOutcomes)
 	n.mu.Lock()
 	if n.closed {
 		n.mu.Unlock()
@@ -521,18 +519,23 @@ func (s *sender) finish() {
 	}
 }
 
-// plainOutcome is outcome for a bare value.
-func (s *sender) plainOutcome(v any, err error) {
-	if refused(err) && s.n.ctx.Err() == nil {
-		s.outcome(&Message{v: v}, err) // routed again, as a Message
+// plainOutcomes reports the outcome of bare values; several at a time, as
+// remoting.Outcomes reports them.
+func (s *sender) plainOutcomes(vals []any, err error) {
+	switch {
+	case err == nil:
+		s.n.stats.delivered(s.r.stats, len(vals))
+	case refused(err) && s.n.ctx.Err() == nil:
+		for _, v := range vals {
+			s.outcome(&Message{v: v}, err) // routed again, as a Message
+		}
 		return
+	default:
+		for range vals {
+			s.n.stats.failed(s.r.name, true)
+		}
 	}
-	defer s.flight.Done()
-	if err == nil {
-		s.n.stats.delivered(s.r.stats)
-		return
-	}
-	s.n.stats.failed(s.r.name, true)
+	s.flight.Add(-len(vals))
 }
 
 func (s *sender) send(m *Message) {
@@ -564,7 +567,7 @@ func (s *sender) outcome(m *Message, err error) {
 	defer s.flight.Done()
 	switch {
 	case err == nil:
-		s.n.stats.delivered(s.r.stats)
+		s.n.stats.delivered(s.r.stats, 1)
 		if m.done != nil {
 			m.finish(nil)
 		}

@@ -100,10 +100,11 @@ func (s *stats) sent(name *counters, peer string, n int) {
 	counterFor(&s.peers, peer).sent.Add(uint64(n))
 }
 
-func (s *stats) delivered(name *counters) {
-	s.total.delivered.Add(1)
-	s.inFlight.Add(-1)
-	name.delivered.Add(1)
+// delivered counts n values confirmed accepted.
+func (s *stats) delivered(name *counters, n int) {
+	s.total.delivered.Add(uint64(n))
+	s.inFlight.Add(-int64(n))
+	name.delivered.Add(uint64(n))
 }
 
 // failed counts a value that failed; wasSent says whether it had been

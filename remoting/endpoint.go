@@ -290,41 +290,62 @@ func (e *Endpoint) TrySendTracked(to, from actor.PID, msg any, done func(error))
 	return e.sendTracked(e.ctx, to, from, msg, done, sendTry)
 }
 
+// Outcomes receives the outcomes of messages sent with SendMany, several
+// at a time: each call reports msgs, in the order they were sent to one
+// target, that all had the outcome err — nil when the target's mailbox
+// accepted them, else the reason they were not (as for SendTracked).
+// Consecutive acceptances are reported in one call, so a sender that uses
+// one Outcomes for all its SendMany calls pays one call per acknowledgement
+// rather than one per message. The function may run on a stream's
+// goroutines, several at once; it must not block, and must not keep msgs
+// (its array is reused) — only its elements.
+type Outcomes struct {
+	report func(msgs []any, err error)
+}
+
+// NewOutcomes returns an Outcomes that reports to f.
+func NewOutcomes(f func(msgs []any, err error)) *Outcomes { return &Outcomes{report: f} }
+
+// Report calls o's function: for a sender that settles some messages
+// itself (ones it delivered locally, say) and reports them the same way.
+func (o *Outcomes) Report(msgs []any, err error) { o.report(msgs, err) }
+
 // SendMany queues msgs for the actor at to, in order, for a sender that
-// sends many and can wait a little for their outcomes. each is called once
-// per queued message, with the message and its outcome (nil when the
-// target's mailbox accepted it, as for SendTracked); the receiver reports
-// acceptances together, when an eighth of the link's window has gathered
-// or at most AckDelay after, not with the frame each arrived in; a refusal
-// it reports at once.
+// sends many and can wait a little for their outcomes, which out receives.
+// The receiver reports acceptances together, when an eighth of the link's
+// window has gathered or at most AckDelay after, not with the frame each
+// arrived in; a refusal it reports at once.
 //
 // SendMany waits, until ctx ends, for credit for the first message only;
 // it then queues as many of the others as the link's credit lets through
 // and returns how many it queued, n. If n < len(msgs) the error says why
 // msgs[n] was not queued: ErrNoCredit (send the rest later, or elsewhere),
 // ErrEncode (the codec refuses msgs[n]; the ones after it may be sent), or
-// the stream's failure. each is never called for a message not queued.
-func (e *Endpoint) SendMany(ctx context.Context, to, from actor.PID, msgs []any, each func(msg any, err error)) (int, error) {
-	return e.sendMany(ctx, to, from, msgs, each, false)
+// the stream's failure. out hears only of messages SendMany queued.
+func (e *Endpoint) SendMany(ctx context.Context, to, from actor.PID, msgs []any, out *Outcomes) (int, error) {
+	return e.sendMany(ctx, to, from, msgs, out, false)
 }
 
 // TrySendMany is SendMany that never waits: with no credit for the first
 // message it returns 0 and an error wrapping ErrNoCredit (asking the
 // receiver for credit if the link is new, so that a later try may
 // succeed). Routers use it to prefer receivers with free credit.
-func (e *Endpoint) TrySendMany(to, from actor.PID, msgs []any, each func(msg any, err error)) (int, error) {
-	return e.sendMany(e.ctx, to, from, msgs, each, true)
+func (e *Endpoint) TrySendMany(to, from actor.PID, msgs []any, out *Outcomes) (int, error) {
+	return e.sendMany(e.ctx, to, from, msgs, out, true)
 }
 
-func (e *Endpoint) sendMany(ctx context.Context, to, from actor.PID, msgs []any, each func(any, error), try bool) (int, error) {
+func (e *Endpoint) sendMany(ctx context.Context, to, from actor.PID, msgs []any, out *Outcomes, try bool) (int, error) {
 	if len(msgs) == 0 {
 		return 0, nil
+	}
+	if out == nil || out.report == nil {
+		return 0, fmt.Errorf("send to %v: %w: SendMany without Outcomes (use NewOutcomes)", to, ErrInvalidOption)
 	}
 	p, err := e.peerOf(to)
 	if err != nil {
 		return 0, err
 	}
-	return p.sendMany(ctx, to, from, msgs, each, try)
+	return p.sendMany(ctx, to, from, msgs, out, try)
 }
 
 // AckDelay bounds how long a receiver holds back the acceptance of a

@@ -38,11 +38,3 @@ func (f *fifo[T]) take(n int, each func(T)) {
 		f.q, f.head = f.q[:0], 0
 	}
 }
-
-// drain removes every element and appends it to out.
-func (f *fifo[T]) drain(out []T) []T {
-	out = append(out, f.q[f.head:]...)
-	clear(f.q)
-	f.q, f.head = f.q[:0], 0
-	return out
-}

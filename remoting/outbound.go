@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"sync"
 	"sync/atomic"
 
@@ -87,12 +88,12 @@ func (p *peer) send(ctx context.Context, to, from actor.PID, msg any, done func(
 	return s.send(ctx, to, from, msg, done, mode)
 }
 
-func (p *peer) sendMany(ctx context.Context, to, from actor.PID, msgs []any, each func(any, error), try bool) (int, error) {
+func (p *peer) sendMany(ctx context.Context, to, from actor.PID, msgs []any, out *Outcomes, try bool) (int, error) {
 	s, err := p.stream(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("send to %v: %w", to, err)
 	}
-	return s.sendMany(ctx, to, from, msgs, each, try)
+	return s.sendMany(ctx, to, from, msgs, out, try)
 }
 
 func (p *peer) close() {
@@ -147,24 +148,62 @@ type outMsg struct {
 	done  notify
 }
 
-// notify reports one message's outcome: to one, or to each with the
-// message (the messages of a SendMany share each). Both nil: nobody
-// tracks the message.
+// notify reports one message's outcome: to one, or to many with the
+// message (the messages of SendMany calls share their Outcomes). Both nil:
+// nobody tracks the message.
 type notify struct {
 	one  func(error)
-	each func(msg any, err error)
-	msg  any // each's; nil with one
+	many *Outcomes
+	msg  any // many's; nil with one
 }
 
-func (n notify) tracked() bool { return n.one != nil || n.each != nil }
+func (n notify) tracked() bool { return n.one != nil || n.many != nil }
 
+// report reports n's outcome alone.
 func (n notify) report(err error) {
 	switch {
 	case n.one != nil:
 		n.one(err)
-	case n.each != nil:
-		n.each(n.msg, err)
+	case n.many != nil:
+		n.many.report([]any{n.msg}, err)
 	}
+}
+
+// reportAll reports the outcomes cs, in order: consecutive ones with the
+// same Outcomes and the same error together, in one call, with the
+// messages gathered in *scratch (reused from call to call).
+func reportAll(st *stats, cs []completion, scratch *[]any) {
+	for i := 0; i < len(cs); {
+		c := cs[i]
+		if c.done.many == nil {
+			st.complete(c.err)
+			c.done.report(c.err)
+			i++
+			continue
+		}
+		msgs := (*scratch)[:0]
+		for ; i < len(cs) && cs[i].done.many == c.done.many && sameError(cs[i].err, c.err); i++ {
+			msgs = append(msgs, cs[i].done.msg)
+		}
+		if c.err == nil {
+			st.confirmed.Add(uint64(len(msgs)))
+		} else {
+			st.failed.Add(uint64(len(msgs)))
+		}
+		c.done.many.report(msgs, c.err)
+		clear(msgs)
+		*scratch = msgs[:0]
+	}
+}
+
+// sameError reports whether a and b are the same error value, without
+// comparing values of a type that cannot be compared.
+func sameError(a, b error) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	t := reflect.TypeOf(a)
+	return t == reflect.TypeOf(b) && t.Comparable() && a == b
 }
 
 // outLink is the sender's view of one target actor on one stream.
@@ -231,7 +270,7 @@ func (s *outStream) send(ctx context.Context, to, from actor.PID, msg any, done 
 // the link's credit and the queue's space let through: it waits (unless
 // try) for credit for the first only. It returns how many it queued and,
 // if not all, why the next was not.
-func (s *outStream) sendMany(ctx context.Context, to, from actor.PID, msgs []any, each func(any, error), try bool) (int, error) {
+func (s *outStream) sendMany(ctx context.Context, to, from actor.PID, msgs []any, out *Outcomes, try bool) (int, error) {
 	// Check first, so that no credit is taken for a value the codec
 	// refuses; the value that fails ends the batch.
 	ok := len(msgs)
@@ -251,7 +290,7 @@ func (s *outStream) sendMany(ctx context.Context, to, from actor.PID, msgs []any
 		return 0, err
 	}
 	for _, msg := range msgs[:n] {
-		s.queue = append(s.queue, outMsg{l: l, to: to, from: from, msg: msg, done: notify{each: each, msg: msg}})
+		s.queue = append(s.queue, outMsg{l: l, to: to, from: from, msg: msg, done: notify{many: out, msg: msg}})
 	}
 	s.mu.Unlock()
 	s.signal()
@@ -403,6 +442,7 @@ func (s *outStream) readLoop() {
 	var rec wire.Record
 	var r wire.Reader
 	var completions []completion
+	var scratch []any
 	for {
 		if err := s.cs.RecvMsg(&frame); err != nil {
 			if errors.Is(err, io.EOF) {
@@ -426,10 +466,7 @@ func (s *outStream) readLoop() {
 		}
 		s.mu.Unlock()
 		frame.Release() // nothing kept aliases it
-		for _, c := range completions {
-			s.p.e.stats.complete(c.err)
-			c.done.report(c.err)
-		}
+		reportAll(&s.p.e.stats, completions, &scratch)
 		if perr != nil {
 			s.p.e.log.Warn("bad frame from peer; closing stream", zap.String("peer", s.p.addr), zap.Error(perr))
 			s.fail(fmt.Errorf("%w: %s: %v", ErrProtocol, s.p.addr, perr))
@@ -513,16 +550,13 @@ func (s *outStream) fail(err error) {
 		return
 	}
 	s.err = err
-	var failed []notify
-	n := 0
+	var failed []completion
 	for _, l := range s.links {
-		n += l.pending.len()
-		failed = l.pending.drain(failed)
+		l.pending.take(l.pending.len(), func(done notify) { failed = append(failed, completion{done: done, err: err}) })
 	}
 	for _, m := range s.queue { // never taken by the writer
 		if !m.open && m.l != nil { // replies are not counted as in flight
-			failed = append(failed, m.done)
-			n++
+			failed = append(failed, completion{done: m.done, err: err})
 		}
 	}
 	clear(s.queue)
@@ -530,12 +564,10 @@ func (s *outStream) fail(err error) {
 	close(s.broken)
 	s.mu.Unlock()
 	s.cancel()
-	for _, done := range failed {
-		s.p.e.stats.complete(err)
-		done.report(err)
-	}
-	if n > 0 {
+	var scratch []any
+	reportAll(&s.p.e.stats, failed, &scratch)
+	if len(failed) > 0 {
 		s.p.e.log.Debug("stream failed with messages in flight",
-			zap.String("peer", s.p.addr), zap.Int("in_flight", n), zap.Error(err))
+			zap.String("peer", s.p.addr), zap.Int("in_flight", len(failed)), zap.Error(err))
 	}
 }

@@ -54,7 +54,7 @@ func TestDirtyLinksAreListedOnce(t *testing.T) {
 }
 
 // TestFIFOKeepsOrderAndReusesItsArray: elements come out in the order
-// they went in, across partial takes, compaction and drains, and the array
+// they went in, across partial takes, compaction and a final take of all, and the array
 // grows with what waits, not with what went through.
 func TestFIFOKeepsOrderAndReusesItsArray(t *testing.T) {
 	var f fifo[int]
@@ -75,7 +75,7 @@ func TestFIFOKeepsOrderAndReusesItsArray(t *testing.T) {
 		// (append doubles, then rounds to a size class).
 		require.LessOrEqual(t, cap(f.q), 9*peak/4+64, "round %d: the array grew to %d (peak %d)", round, cap(f.q), peak)
 	}
-	got = f.drain(got)
+	f.take(f.len(), func(v int) { got = append(got, v) })
 	assert.Zero(t, f.len())
 	require.Len(t, got, next)
 	for i, v := range got {
@@ -95,7 +95,7 @@ func TestLazyAcceptanceIsReportedWithinAckDelay(t *testing.T) {
 		done := make(chan error, 1)
 		start := time.Now()
 		n, err := nodes[0].ep.SendMany(context.Background(), target, actor.PID{}, []any{item{From: "a", Seq: i + 1}},
-			func(_ any, err error) { done <- err })
+			NewOutcomes(func(_ []any, err error) { done <- err }))
 		require.NoError(t, err)
 		require.Equal(t, 1, n)
 		select {
@@ -163,11 +163,14 @@ func TestSendManyTakesWhatCreditAllows(t *testing.T) {
 		}
 		return out
 	}
-	each := func(any, error) {}
+	each := NewOutcomes(func([]any, error) {})
 
 	n, err := s.sendMany(context.Background(), to, actor.PID{}, batch(1, 2, 3), each, true)
 	require.NoError(t, err)
 	assert.Equal(t, 3, n)
+	n, err = (&Endpoint{}).TrySendMany(to, actor.PID{}, batch(1), nil)
+	require.ErrorIs(t, err, ErrInvalidOption, "no Outcomes")
+	assert.Zero(t, n)
 
 	msgs := batch(4, 5, 6, 7)
 	n, err = s.sendMany(context.Background(), to, actor.PID{}, msgs, each, true)
@@ -185,7 +188,8 @@ func TestSendManyTakesWhatCreditAllows(t *testing.T) {
 
 	var got []int
 	for _, m := range s.queue {
-		assert.Equal(t, m.msg, m.done.msg, "each is told its message")
+		assert.Equal(t, m.msg, m.done.msg, "its Outcomes is told its message")
+		assert.Same(t, each, m.done.many)
 		got = append(got, m.msg.(item).Seq)
 	}
 	assert.Equal(t, []int{1, 2, 3, 4, 5, 6}, got)
@@ -208,7 +212,8 @@ func TestSendManyTakesWhatCreditAllows(t *testing.T) {
 
 // TestSendManyDeliversInOrderAndReportsEach: batches of SendMany to a
 // remote actor arrive in order, and each message's outcome is reported
-// once, with the message, once its mailbox accepted it.
+// once, with the message, once its mailbox accepted it — in calls of
+// several messages, in the order they were sent.
 func TestSendManyDeliversInOrderAndReportsEach(t *testing.T) {
 	nodes := startNodes(t, 2)
 	s := newSink()
@@ -217,16 +222,23 @@ func TestSendManyDeliversInOrderAndReportsEach(t *testing.T) {
 	const total = 3000
 	var mu sync.Mutex
 	reported := map[int]int{}
+	last, calls := 0, 0
 	all := make(chan struct{})
-	each := func(msg any, err error) {
+	each := NewOutcomes(func(msgs []any, err error) {
 		assert.NoError(t, err)
 		mu.Lock()
 		defer mu.Unlock()
-		reported[msg.(item).Seq]++
+		calls++
+		for _, msg := range msgs {
+			seq := msg.(item).Seq
+			assert.Greater(t, seq, last, "outcomes in the order sent")
+			last = seq
+			reported[seq]++
+		}
 		if len(reported) == total {
 			close(all)
 		}
-	}
+	})
 	var msgs []any
 	for i := range total {
 		msgs = append(msgs, item{From: "a", Seq: i + 1})
@@ -252,6 +264,7 @@ func TestSendManyDeliversInOrderAndReportsEach(t *testing.T) {
 	for seq, times := range reported {
 		assert.Equal(t, 1, times, "message %d reported %d times", seq, times)
 	}
+	assert.Less(t, calls, total/10, "acceptances are reported together")
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	assert.Zero(t, s.disorder)

@@ -220,10 +220,7 @@ func (w *outWriter) flush() bool {
 	for _, f := range w.failed {
 		w.settleFailed(f.m, f.err)
 	}
-	for _, c := range settled {
-		s.p.e.stats.complete(c.err)
-		c.done.report(c.err)
-	}
+	reportAll(&s.p.e.stats, settled, &w.vals)
 	clear(w.sent)
 	clear(w.failed)
 	w.sent, w.failed = w.sent[:0], w.failed[:0]

@@ -201,10 +201,11 @@ func TestOversizeRunGoesOneByOne(t *testing.T) {
 }
 
 // TestEveryTrackedSendGetsOneOutcomeUnderResets sends tracked messages from
-// several goroutines while the stream is reset every few milliseconds and
-// some values fail to encode on the writer: every send either fails at
-// once (and its callback is never called) or has its callback called
-// exactly once; nothing arrives twice; a confirmed message arrived once.
+// several goroutines (half with SendTracked, half in batches with SendMany)
+// while the stream is reset every few milliseconds and some values fail to
+// encode on the writer: every message either fails to be queued at once
+// (and its outcome is never reported) or has its outcome reported exactly
+// once; nothing arrives twice; a confirmed message arrived once.
 // A sender that got credit as the stream failed once queued its message on
 // the dead stream, and its callback was never called.
 func TestEveryTrackedSendGetsOneOutcomeUnderResets(t *testing.T) {
@@ -248,14 +249,41 @@ func TestEveryTrackedSendGetsOneOutcomeUnderResets(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := range per {
-				r := &results[sn][i]
+			fromOf := func(i int) string {
 				from := fmt.Sprintf("s%d", sn)
 				if i%97 == 0 {
 					from += strings.Repeat("x", 3000) // over the limit: fails on the writer
 				}
+				return from
+			}
+			if sn%2 == 1 { // SendMany, batches of up to 10, one Outcomes
+				out := NewOutcomes(func(msgs []any, err error) {
+					for _, m := range msgs {
+						r := &results[sn][m.(item).Seq-1]
+						r.err.Store(fmt.Sprint(err))
+						r.calls.Add(1)
+					}
+				})
+				for i := 0; i < per; {
+					var msgs []any
+					for j := i; j < min(i+10, per); j++ {
+						msgs = append(msgs, item{From: fromOf(j), Seq: j + 1})
+					}
+					ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+					n, err := nodes[0].ep.SendMany(ctx, target, actor.PID{}, msgs, out)
+					cancel()
+					i += n
+					if err != nil { // msgs[n] was not queued
+						results[sn][i].refused = true
+						i++
+					}
+				}
+				return
+			}
+			for i := range per {
+				r := &results[sn][i]
 				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-				err := nodes[0].ep.SendTracked(ctx, target, actor.PID{}, item{From: from, Seq: i + 1}, func(err error) {
+				err := nodes[0].ep.SendTracked(ctx, target, actor.PID{}, item{From: fromOf(i), Seq: i + 1}, func(err error) {
 					r.err.Store(fmt.Sprint(err))
 					r.calls.Add(1)
 				})
