@@ -46,6 +46,31 @@ func newRouter(n *Node, name string) *router {
 // not). route returns an error (and done is not called) if v could not be
 // handed to any receiver before ctx ended or cannot be encoded.
 func (r *router) route(ctx context.Context, v any, done func(error)) error {
+	one := func(err error) (int, error) {
+		if err != nil {
+			return 0, err
+		}
+		return 1, nil
+	}
+	_, err := r.hand(ctx, 1,
+		func(rc registry.Receiver, _ int) (int, error) { return one(r.try(rc, v, done)) },
+		func(ctx context.Context, rc registry.Receiver, _ int) (int, error) {
+			return one(r.block(ctx, rc, v, done))
+		})
+	return err
+}
+
+// hand is the routing loop of route and routeMany: it hands total values,
+// in order, to receivers of the name. try(rc, from) hands rc as many of
+// the values from the from-th on as rc takes without waiting; block does
+// the same but may wait, until its ctx ends, for rc to take the first.
+// hand returns how many values it handed, and if not all, why the next
+// could not be (ctx ended, no receivers, or a failure of the value
+// itself, such as the codec refusing it).
+func (r *router) hand(ctx context.Context, total int,
+	try func(rc registry.Receiver, from int) (int, error),
+	block func(ctx context.Context, rc registry.Receiver, from int) (int, error)) (int, error) {
+	handed := 0
 	for {
 		receivers := r.n.reg.Lookup(r.name)
 		queue := 0
@@ -56,7 +81,7 @@ func (r *router) route(ctx context.Context, v any, done func(error)) error {
 		}
 		if queue == 0 {
 			if err := r.waitForReceiver(ctx); err != nil {
-				return err
+				return handed, err
 			}
 			continue
 		}
@@ -71,27 +96,29 @@ func (r *router) route(ctx context.Context, v any, done func(error)) error {
 			if !found {
 				first, found = rc, true
 			}
-			err := r.try(rc, v, done)
-			if err == nil {
-				return nil
+			n, err := try(rc, handed)
+			handed += n
+			if handed == total {
+				return handed, nil
 			}
-			if !busy(err) && !refused(err) {
-				return err // encode errors and the like fail the value
+			if err != nil && !busy(err) && !refused(err) {
+				return handed, err // encode errors and the like fail the value
 			}
 		}
 		// Everyone is busy: wait on one for a while, then look again.
 		slice, cancel := context.WithTimeout(ctx, retrySlice)
-		err := r.block(slice, first, v, done)
+		n, err := block(slice, first, handed)
 		cancel()
+		handed += n
 		switch {
-		case err == nil:
-			return nil
+		case handed == total:
+			return handed, nil
 		case ctx.Err() != nil:
-			return fmt.Errorf("channel: send to %q: %w", r.name, ctx.Err())
-		case busy(err) || refused(err) || errors.Is(err, context.DeadlineExceeded):
-			continue
+			return handed, fmt.Errorf("channel: send to %q: %w", r.name, ctx.Err())
+		case err == nil || busy(err) || refused(err) || errors.Is(err, context.DeadlineExceeded):
+			continue // some were handed, or none could be: look again
 		default:
-			return err
+			return handed, err
 		}
 	}
 }
@@ -138,64 +165,18 @@ func (r *router) block(ctx context.Context, rc registry.Receiver, v any, done fu
 
 // routeMany hands vals, in order, each to one receiver: route for a batch,
 // with one lookup and one turn of the round-robin for the lot, and each
-// receiver taking as many as it has room for. each reports every handed
-// value's outcome to out; a remote receiver reports acceptances
-// together, up to remoting.AckDelay late (nobody waits on a bare value's
-// outcome promptly). routeMany returns how many of vals it handed, n, and
-// if n < len(vals) why vals[n] could not be (ctx ended, or the codec
-// refuses it: then the values after it may still be routed).
+// receiver taking as many as it has room for. out hears every handed
+// value's outcome; a remote receiver reports acceptances together, up to
+// remoting.AckDelay late (nobody waits on a bare value's outcome
+// promptly). routeMany returns how many of vals it handed, n, and if
+// n < len(vals) why vals[n] could not be (ctx ended, or the codec refuses
+// it: then the values after it may still be routed).
 func (r *router) routeMany(ctx context.Context, vals []any, out *remoting.Outcomes) (int, error) {
-	handed := 0
-	for {
-		receivers := r.n.reg.Lookup(r.name)
-		queue := 0
-		for _, rc := range receivers {
-			if rc.Mode == registry.Queue {
-				queue++
-			}
-		}
-		if queue == 0 {
-			if err := r.waitForReceiver(ctx); err != nil {
-				return handed, err
-			}
-			continue
-		}
-		start := int(r.rr.Add(1))
-		var first registry.Receiver
-		found := false
-		for i := range receivers {
-			rc := receivers[(start+i)%len(receivers)]
-			if rc.Mode != registry.Queue {
-				continue
-			}
-			if !found {
-				first, found = rc, true
-			}
-			n, err := r.tryMany(rc, vals[handed:], out)
-			handed += n
-			if handed == len(vals) {
-				return handed, nil
-			}
-			if err != nil && !busy(err) && !refused(err) {
-				return handed, err // the codec refuses vals[handed]
-			}
-		}
-		// Everyone is busy: wait on one for a while, then look again.
-		slice, cancel := context.WithTimeout(ctx, retrySlice)
-		n, err := r.blockMany(slice, first, vals[handed:], out)
-		cancel()
-		handed += n
-		switch {
-		case handed == len(vals):
-			return handed, nil
-		case ctx.Err() != nil:
-			return handed, fmt.Errorf("channel: send to %q: %w", r.name, ctx.Err())
-		case err == nil || busy(err) || refused(err) || errors.Is(err, context.DeadlineExceeded):
-			continue // some were handed, or none could be: look again
-		default:
-			return handed, err
-		}
-	}
+	return r.hand(ctx, len(vals),
+		func(rc registry.Receiver, from int) (int, error) { return r.tryMany(rc, vals[from:], out) },
+		func(ctx context.Context, rc registry.Receiver, from int) (int, error) {
+			return r.blockMany(ctx, rc, vals[from:], out)
+		})
 }
 
 // tryMany hands rc as many of vals as it takes without waiting.
