@@ -82,7 +82,13 @@ func startBenchNodes(b *testing.B, size int) []*Node {
 // (before the nodes: cleanups run last-registered first).
 func benchReceive(b *testing.B, n *Node, name string) <-chan any {
 	b.Helper()
-	ch, closeFn, err := n.Receive(name, benchBuf)
+	return benchReceiveBuf(b, n, name, benchBuf)
+}
+
+// benchReceiveBuf is benchReceive with a buffer of buf.
+func benchReceiveBuf(b *testing.B, n *Node, name string, buf int) <-chan any {
+	b.Helper()
+	ch, closeFn, err := n.Receive(name, buf)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -216,14 +222,24 @@ func (s *benchSink) waitDone(b *testing.B) {
 
 // BenchmarkCrossNodeSend: b.N bare values from a Send on node 1 to a Receive
 // on node 2; it ends when all are received.
-func BenchmarkCrossNodeSend(b *testing.B) { benchmarkSendReceive(b, 2) }
+func BenchmarkCrossNodeSend(b *testing.B) { benchmarkSendReceive(b, 2, benchBuf) }
+
+// BenchmarkCrossNodeSendBuffer is BenchmarkCrossNodeSend with receivers of
+// other buffer sizes: seven eighths of the buffer is the sender's credit
+// window, so it shows what sizing a receiver buys (docs/operations.md).
+func BenchmarkCrossNodeSendBuffer(b *testing.B) {
+	for _, buf := range []int{128, 1024, 8192} {
+		b.Run(fmt.Sprintf("buf=%d", buf), func(b *testing.B) { benchmarkSendReceive(b, 2, buf) })
+	}
+}
 
 // benchmarkSendReceive sends b.N bare values from a Send on the first of
-// n nodes to a Receive on the last, and ends when all are received.
-func benchmarkSendReceive(b *testing.B, n int) {
+// n nodes to a Receive with a buffer of buf on the last, and ends when all
+// are received.
+func benchmarkSendReceive(b *testing.B, n, buf int) {
 	nodes := startBenchNodes(b, n)
 	sink := newBenchSink(b, b.N)
-	in := benchReceive(b, nodes[n-1], "bench")
+	in := benchReceiveBuf(b, nodes[n-1], "bench", buf)
 	out := benchSend(b, nodes[0], "bench")
 	sink.start(in)
 	sink.waitWarm(b, out)
@@ -351,7 +367,7 @@ func BenchmarkRoundTripTwoNames(b *testing.B) {
 // BenchmarkSameNodeSend: b.N values from a Send to a Receive on the same
 // node; it ends when all are received. Compare with
 // BenchmarkSameNodeChanBaseline.
-func BenchmarkSameNodeSend(b *testing.B) { benchmarkSendReceive(b, 1) }
+func BenchmarkSameNodeSend(b *testing.B) { benchmarkSendReceive(b, 1, benchBuf) }
 
 // BenchmarkSameNodeChanBaseline is BenchmarkSameNodeSend's baseline: a Go
 // channel of any with the same buffer and one consumer goroutine doing the
