@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -218,6 +219,52 @@ func TestGuarantee4_Backpressure(t *testing.T) {
 		assert.Positive(t, written)
 		for i := 0; i < written; i++ {
 			assert.Equal(t, Order{Seq: i}, recv(t, in))
+		}
+		require.NoError(t, closeOut())
+		require.NoError(t, closeIn())
+	}
+}
+
+// TestGuarantee4_BackpressureWithManyWriters: the pump takes what waits in
+// batches, but what it holds counts against the send buffer: with many
+// goroutines writing to one send channel, no more values are taken than
+// with one writer (the bound of TestGuarantee4_Backpressure).
+func TestGuarantee4_BackpressureWithManyWriters(t *testing.T) {
+	nodes := startCluster(t, 2)
+	for i, buf := range []int{0, 16} {
+		name := fmt.Sprintf("crowded%d", i)
+		in, closeIn, err := nodes[1].Receive(name, 4)
+		require.NoError(t, err)
+		out, closeOut, err := nodes[0].Send(name, buf)
+		require.NoError(t, err)
+		var written atomic.Int64
+		release := make(chan struct{})
+		var wg sync.WaitGroup
+		for w := range 50 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				select {
+				case out <- Order{Sender: fmt.Sprint(w)}:
+					written.Add(1)
+				case <-release:
+				}
+			}()
+		}
+		// The receiver's user does not read. Wait until the writes stop
+		// going through, then a little longer.
+		last := int64(-1)
+		for written.Load() != last {
+			last = written.Load()
+			time.Sleep(200 * time.Millisecond)
+		}
+		_, window := receiveBuffers(4)
+		bound := 4 + 1 + window + 1 + buf // as TestGuarantee4_Backpressure, plus the send buffer
+		assert.LessOrEqual(t, int(written.Load()), bound, "send buf %d: 50 writers got %d values through", buf, written.Load())
+		close(release)
+		wg.Wait()
+		for range written.Load() {
+			recv(t, in)
 		}
 		require.NoError(t, closeOut())
 		require.NoError(t, closeIn())

@@ -292,8 +292,12 @@ type sender struct {
 
 // Send returns a channel whose values each go to one receiver of name,
 // anywhere in the cluster, at most once. With no receiver, or none with room,
-// writes block once buf values wait (buf is the channel's buffer). Values
-// from one send channel that reach the same receiver arrive in send order.
+// writes block once buf values wait, plus the one the pump is routing (as
+// with an unbuffered channel when buf is 0). The send channel's pump takes
+// what waits in batches of up to 128, routed together, so the returned
+// channel's own buffer is buf less the pump's share (half of buf, at most
+// 128). Values from one send channel that reach the same receiver arrive
+// in send order.
 // Write a *Message (WithMessage) instead of a bare value to learn whether it
 // was accepted.
 //
@@ -306,14 +310,15 @@ func (n *Node) Send(name string, buf int) (chan<- any, CloseFunc, error) {
 	if buf < 0 {
 		return nil, nil, fmt.Errorf("%w: negative buffer %d", ErrInvalidOption, buf)
 	}
+	chanBuf, batch := sendBuffers(buf)
 	s := &sender{
 		n:     n,
 		r:     newRouter(n, name),
-		in:    make(chan any, buf),
+		in:    make(chan any, chanBuf),
 		stop:  make(chan struct{}),
 		ended: make(chan struct{}),
 		wake:  make(chan struct{}, 1),
-		batch: make([]any, 0, pumpBatch),
+		batch: make([]any, 0, batch),
 	}
 	s.plain = remoting.NewOutcomes(s.plainOutcomes)
 	n.mu.Lock()
@@ -340,6 +345,15 @@ const pumpFastRun = 16
 // routes together.
 const pumpBatch = 128
 
+// sendBuffers splits a Send's buf between the Go channel's buffer and the
+// pump's batch (half, at least 1, at most pumpBatch): with the value in
+// the pump's hands they hold buf+1 values, as an unbuffered channel and a
+// pump that takes one value at a time would.
+func sendBuffers(buf int) (chanBuf, batch int) {
+	batch = min(max(buf/2, 1), pumpBatch)
+	return buf + 1 - batch, batch
+}
+
 func (s *sender) pump() {
 	defer s.n.wg.Done()
 	defer close(s.ended)
@@ -360,7 +374,7 @@ func (s *sender) pump() {
 		// node's end is seen promptly.
 		if fast < pumpFastRun {
 			fast++
-			took, closed := s.take(pumpBatch)
+			took, closed := s.take(cap(s.batch))
 			s.sendBatch()
 			if closed {
 				s.finish()
@@ -378,7 +392,7 @@ func (s *sender) pump() {
 				return
 			}
 			s.batch = append(s.batch, v)
-			_, closed := s.take(pumpBatch - 1)
+			_, closed := s.take(cap(s.batch) - 1)
 			s.sendBatch()
 			if closed {
 				s.finish()
@@ -388,7 +402,7 @@ func (s *sender) pump() {
 		case <-s.stop:
 			// Flush what was written before the close, then end.
 			for {
-				took, closed := s.take(pumpBatch)
+				took, closed := s.take(cap(s.batch))
 				s.sendBatch()
 				if closed {
 					s.finish()

@@ -291,9 +291,10 @@ func (e *Endpoint) TrySendTracked(to, from actor.PID, msg any, done func(error))
 }
 
 // Outcomes receives the outcomes of messages sent with SendMany, several
-// at a time: each call reports msgs, in the order they were sent to one
-// target, that all had the outcome err — nil when the target's mailbox
-// accepted them, else the reason they were not (as for SendTracked).
+// at a time: each call reports msgs that all had the outcome err — nil
+// when their target's mailbox accepted them, else the reason it did not
+// (as for SendTracked). One call may cover several targets; the messages
+// of one target come in the order they were sent.
 // Consecutive acceptances are reported in one call, so a sender that uses
 // one Outcomes for all its SendMany calls pays one call per acknowledgement
 // rather than one per message. The function may run on a stream's
@@ -316,14 +317,14 @@ func (o *Outcomes) Report(msgs []any, err error) { o.report(msgs, err) }
 // window has gathered or at most AckDelay after, not with the frame each
 // arrived in; a refusal it reports at once.
 //
-// SendMany waits, until ctx ends, for credit for the first message only;
-// it then queues as many of the others as the link's credit lets through
+// SendMany waits, until ctx ends, for credit (and room in the stream's
+// queue) for the first message only; it then queues as many of the others as the link's credit lets through
 // and returns how many it queued, n. If n < len(msgs) the error says why
 // msgs[n] was not queued: ErrNoCredit (send the rest later, or elsewhere),
 // ErrEncode (the codec refuses msgs[n]; the ones after it may be sent), or
 // the stream's failure. out hears only of messages SendMany queued.
 func (e *Endpoint) SendMany(ctx context.Context, to, from actor.PID, msgs []any, out *Outcomes) (int, error) {
-	return e.sendMany(ctx, to, from, msgs, out, false)
+	return e.sendMany(ctx, to, from, msgs, out, 0)
 }
 
 // TrySendMany is SendMany that never waits: with no credit for the first
@@ -331,10 +332,10 @@ func (e *Endpoint) SendMany(ctx context.Context, to, from actor.PID, msgs []any,
 // receiver for credit if the link is new, so that a later try may
 // succeed). Routers use it to prefer receivers with free credit.
 func (e *Endpoint) TrySendMany(to, from actor.PID, msgs []any, out *Outcomes) (int, error) {
-	return e.sendMany(e.ctx, to, from, msgs, out, true)
+	return e.sendMany(e.ctx, to, from, msgs, out, sendTry)
 }
 
-func (e *Endpoint) sendMany(ctx context.Context, to, from actor.PID, msgs []any, out *Outcomes, try bool) (int, error) {
+func (e *Endpoint) sendMany(ctx context.Context, to, from actor.PID, msgs []any, out *Outcomes, mode sendMode) (int, error) {
 	if len(msgs) == 0 {
 		return 0, nil
 	}
@@ -345,7 +346,7 @@ func (e *Endpoint) sendMany(ctx context.Context, to, from actor.PID, msgs []any,
 	if err != nil {
 		return 0, err
 	}
-	return p.sendMany(ctx, to, from, msgs, out, try)
+	return p.sendMany(ctx, to, from, msgs, out, mode)
 }
 
 // AckDelay bounds how long a receiver holds back the acceptance of a

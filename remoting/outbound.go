@@ -88,12 +88,12 @@ func (p *peer) send(ctx context.Context, to, from actor.PID, msg any, done func(
 	return s.send(ctx, to, from, msg, done, mode)
 }
 
-func (p *peer) sendMany(ctx context.Context, to, from actor.PID, msgs []any, out *Outcomes, try bool) (int, error) {
+func (p *peer) sendMany(ctx context.Context, to, from actor.PID, msgs []any, out *Outcomes, mode sendMode) (int, error) {
 	s, err := p.stream(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("send to %v: %w", to, err)
 	}
-	return s.sendMany(ctx, to, from, msgs, out, try)
+	return s.sendMany(ctx, to, from, msgs, out, mode)
 }
 
 func (p *peer) close() {
@@ -197,13 +197,12 @@ func reportAll(st *stats, cs []completion, scratch *[]any) {
 }
 
 // sameError reports whether a and b are the same error value, without
-// comparing values of a type that cannot be compared.
+// comparing values that cannot be compared (which would panic).
 func sameError(a, b error) bool {
 	if a == nil || b == nil {
 		return a == b
 	}
-	t := reflect.TypeOf(a)
-	return t == reflect.TypeOf(b) && t.Comparable() && a == b
+	return reflect.TypeOf(a) == reflect.TypeOf(b) && reflect.ValueOf(a).Comparable() && a == b
 }
 
 // outLink is the sender's view of one target actor on one stream.
@@ -270,35 +269,41 @@ func (s *outStream) send(ctx context.Context, to, from actor.PID, msg any, done 
 // the link's credit and the queue's space let through: it waits (unless
 // try) for credit for the first only. It returns how many it queued and,
 // if not all, why the next was not.
-func (s *outStream) sendMany(ctx context.Context, to, from actor.PID, msgs []any, out *Outcomes, try bool) (int, error) {
-	// Check first, so that no credit is taken for a value the codec
-	// refuses; the value that fails ends the batch.
-	ok := len(msgs)
-	var checkErr error
-	for i, msg := range msgs {
-		if err := s.p.e.check(msg); err != nil {
-			s.p.e.stats.failed.Add(1)
-			ok, checkErr = i, fmt.Errorf("send to %v: %w", to, err)
-			break
-		}
+func (s *outStream) sendMany(ctx context.Context, to, from actor.PID, msgs []any, out *Outcomes, mode sendMode) (int, error) {
+	refuse := func(err error) error {
+		s.p.e.stats.failed.Add(1)
+		return fmt.Errorf("send to %v: %w", to, err)
 	}
-	if ok == 0 {
-		return 0, checkErr
+	// The first is checked before waiting, so that a value the codec
+	// refuses fails at once; the others once credit is taken for them,
+	// so that each is checked once, and only if it could be queued.
+	if err := s.p.e.check(msgs[0]); err != nil {
+		return 0, refuse(err)
 	}
-	l, n, err := s.reserve(ctx, to, ok, try)
+	l, n, err := s.reserve(ctx, to, len(msgs), mode&sendTry != 0)
 	if err != nil {
 		return 0, err
 	}
-	for _, msg := range msgs[:n] {
+	ok, checkErr := n, error(nil)
+	for i, msg := range msgs[1:n] {
+		if err := s.p.e.check(msg); err != nil {
+			ok, checkErr = i+1, err
+			break
+		}
+	}
+	for range n - ok {
+		_ = l.w.Untake() // taken above, not sent: cannot fail
+	}
+	for _, msg := range msgs[:ok] {
 		s.queue = append(s.queue, outMsg{l: l, to: to, from: from, msg: msg, done: notify{many: out, msg: msg}})
 	}
 	s.mu.Unlock()
 	s.signal()
 	switch {
-	case n < ok:
+	case checkErr != nil:
+		return ok, refuse(checkErr)
+	case n < len(msgs):
 		return n, fmt.Errorf("send to %v: %w", to, ErrNoCredit)
-	case ok < len(msgs):
-		return n, checkErr
 	}
 	return n, nil
 }
@@ -353,7 +358,12 @@ func (s *outStream) reserve(ctx context.Context, to actor.PID, want int, try boo
 		}
 		if l.gone != nil {
 			err := l.gone
-			delete(s.links, to.ID) // a later send asks again: the actor may be back
+			if s.links[to.ID] == l {
+				// A later send asks again: the actor may be back. Only l
+				// goes: while this sender waited, another may have
+				// forgotten l already and opened a new link.
+				delete(s.links, to.ID)
+			}
 			s.mu.Unlock()
 			return nil, 0, fmt.Errorf("send to %v: %w", to, err)
 		}

@@ -165,7 +165,7 @@ func TestSendManyTakesWhatCreditAllows(t *testing.T) {
 	}
 	each := NewOutcomes(func([]any, error) {})
 
-	n, err := s.sendMany(context.Background(), to, actor.PID{}, batch(1, 2, 3), each, true)
+	n, err := s.sendMany(context.Background(), to, actor.PID{}, batch(1, 2, 3), each, sendTry)
 	require.NoError(t, err)
 	assert.Equal(t, 3, n)
 	n, err = (&Endpoint{}).TrySendMany(to, actor.PID{}, batch(1), nil)
@@ -173,18 +173,29 @@ func TestSendManyTakesWhatCreditAllows(t *testing.T) {
 	assert.Zero(t, n)
 
 	msgs := batch(4, 5, 6, 7)
-	n, err = s.sendMany(context.Background(), to, actor.PID{}, msgs, each, true)
+	n, err = s.sendMany(context.Background(), to, actor.PID{}, msgs, each, sendTry)
 	require.ErrorIs(t, err, ErrNoCredit)
 	assert.Equal(t, 2, n, "two credits were left")
-	n, err = s.sendMany(context.Background(), to, actor.PID{}, msgs[n:], each, true)
+	n, err = s.sendMany(context.Background(), to, actor.PID{}, msgs[n:], each, sendTry)
 	require.ErrorIs(t, err, ErrNoCredit)
 	assert.Zero(t, n)
 
 	require.NoError(t, l.w.Resolve(5))
-	n, err = s.sendMany(context.Background(), to, actor.PID{}, []any{item{Seq: 6}, unregistered{}, item{Seq: 7}}, each, true)
+	n, err = s.sendMany(context.Background(), to, actor.PID{}, []any{item{Seq: 6}, unregistered{}, item{Seq: 7}}, each, sendTry)
 	require.ErrorIs(t, err, ErrEncode)
 	assert.Equal(t, 1, n, "the refused value ends the batch")
 	assert.EqualValues(t, 1, l.w.InFlight(), "no credit taken for the refused value or after it")
+	assert.EqualValues(t, 1, s.p.e.stats.failed.Load())
+
+	// A refused value that credit does not reach yet is neither checked
+	// nor counted as failed.
+	require.NoError(t, l.w.Resolve(1))
+	l.w.TakeUpTo(l.w.Available() - 1) // one credit left
+	n, err = s.sendMany(context.Background(), to, actor.PID{}, []any{item{Seq: 7}, item{Seq: 8}, unregistered{}}, each, sendTry)
+	require.ErrorIs(t, err, ErrNoCredit)
+	assert.Equal(t, 1, n)
+	assert.EqualValues(t, 1, s.p.e.stats.failed.Load(), "nothing failed")
+	require.NoError(t, l.w.Resolve(l.w.InFlight()))
 
 	var got []int
 	for _, m := range s.queue {
@@ -192,7 +203,7 @@ func TestSendManyTakesWhatCreditAllows(t *testing.T) {
 		assert.Same(t, each, m.done.many)
 		got = append(got, m.msg.(item).Seq)
 	}
-	assert.Equal(t, []int{1, 2, 3, 4, 5, 6}, got)
+	assert.Equal(t, []int{1, 2, 3, 4, 5, 6, 7}, got)
 
 	// The queue's bound: a batch takes what room is left, then a try
 	// fails.
@@ -201,10 +212,10 @@ func TestSendManyTakesWhatCreditAllows(t *testing.T) {
 	for i := range big {
 		big[i] = item{Seq: i}
 	}
-	n, err = s.sendMany(context.Background(), to, actor.PID{}, big, each, true)
+	n, err = s.sendMany(context.Background(), to, actor.PID{}, big, each, sendTry)
 	require.ErrorIs(t, err, ErrNoCredit)
-	assert.Equal(t, maxQueued-6, n)
-	n, err = s.sendMany(context.Background(), to, actor.PID{}, big, each, true)
+	assert.Equal(t, maxQueued-7, n)
+	n, err = s.sendMany(context.Background(), to, actor.PID{}, big, each, sendTry)
 	require.ErrorIs(t, err, ErrNoCredit)
 	assert.Zero(t, n)
 	assert.Len(t, s.queue, maxQueued)
@@ -268,4 +279,43 @@ func TestSendManyDeliversInOrderAndReportsEach(t *testing.T) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	assert.Zero(t, s.disorder)
+}
+
+// TestAGoneLinkForgetsOnlyItself: a sender waiting for credit on a link
+// that the receiver then reports gone forgets that link — not a newer one
+// that another sender opened to the same target meanwhile, whose
+// acknowledgements would otherwise arrive for an unknown target and fail
+// the stream.
+func TestAGoneLinkForgetsOnlyItself(t *testing.T) {
+	s := &outStream{
+		p:      &peer{e: &Endpoint{}},
+		links:  map[string]*outLink{},
+		wake:   make(chan struct{}, 1),
+		broken: make(chan struct{}),
+	}
+	to := actor.PID{Node: "n2", ID: "t"}
+	old := &outLink{target: "t", opened: true} // no credit: a sender waits
+	s.links["t"] = old
+	errc := make(chan error, 1)
+	go func() {
+		_, _, err := s.reserve(context.Background(), to, 1, false)
+		errc <- err
+	}()
+	require.Eventually(t, func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return old.credit != nil
+	}, waitFor, time.Millisecond, "the sender waits for credit")
+
+	s.mu.Lock()
+	old.gone = actor.ErrStopped
+	newer := &outLink{target: "t", opened: true} // another sender's, after the first forgot old
+	s.links["t"] = newer
+	old.wakeSenders()
+	s.mu.Unlock()
+
+	require.ErrorIs(t, <-errc, actor.ErrStopped)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	assert.Same(t, newer, s.links["t"])
 }
