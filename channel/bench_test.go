@@ -510,3 +510,36 @@ func BenchmarkSlowReceiverSenderMemory(b *testing.B) {
 	b.ReportMetric(offered/n, "offered/run")
 	b.ReportMetric(gaveUp/n, "gave-up/run")
 }
+
+// BenchmarkCrossNodeSendOf is BenchmarkCrossNodeSend through a typed send
+// channel (SendOf[benchMsg]).
+func BenchmarkCrossNodeSendOf(b *testing.B) {
+	nodes := startBenchNodes(b, 2)
+	sink := newBenchSink(b, b.N)
+	in := benchReceive(b, nodes[1], "bench")
+	out, closeFn, err := SendOf[benchMsg](nodes[0], "bench", benchBuf)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		if err := closeFn(); err != nil {
+			b.Errorf("closing sender: %v", err)
+		}
+	})
+	sink.start(in)
+	out <- benchMsg{ID: -1, Payload: benchPayload}
+	select {
+	case <-sink.warm:
+	case <-time.After(benchWait):
+		b.Fatal("warm-up value not received")
+	}
+	b.ReportAllocs()
+
+	b.ResetTimer()
+	for i := range b.N {
+		out <- benchMsg{ID: int64(i), Payload: benchPayload}
+	}
+	sink.waitDone(b)
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+}

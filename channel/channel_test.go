@@ -345,3 +345,43 @@ func TestBatchWithAnUnencodableValue(t *testing.T) {
 	assert.EqualValues(t, 1, st.Failed)
 	assert.EqualValues(t, 20, st.Delivered)
 }
+
+// TestSendOfSharesTheBatchedPump: a typed send channel routes like Send —
+// its values arrive in order and its close flushes them — and validates
+// its arguments the same way.
+func TestSendOfSharesTheBatchedPump(t *testing.T) {
+	nodes := startCluster(t, 2)
+	in, closeIn, err := ReceiveOf[Order](nodes[1], "typed", 32)
+	require.NoError(t, err)
+	defer closeIn()
+	out, closeOut, err := SendOf[Order](nodes[0], "typed", 64)
+	require.NoError(t, err)
+	assert.Equal(t, 64, cap(out))
+	const total = 500
+	go func() {
+		for i := range total {
+			out <- Order{Sender: "n1", Seq: i}
+		}
+	}()
+	for i := range total {
+		select {
+		case v := <-in:
+			require.Equal(t, Order{Sender: "n1", Seq: i}, v)
+		case <-time.After(waitFor):
+			t.Fatalf("value %d not received", i)
+		}
+	}
+	require.NoError(t, closeOut())
+	require.NoError(t, closeOut(), "twice is safe")
+	st := nodes[0].Stats()
+	assert.EqualValues(t, total, st.Delivered)
+	assert.Zero(t, st.InFlight)
+
+	_, _, err = SendOf[Order](nodes[0], "typed", -1)
+	assert.ErrorIs(t, err, ErrInvalidOption)
+	_, _, err = SendOf[Order](nodes[0], "", 1)
+	assert.Error(t, err)
+	require.NoError(t, nodes[0].Close())
+	_, _, err = SendOf[Order](nodes[0], "typed", 1)
+	assert.ErrorIs(t, err, ErrClosed)
+}

@@ -226,9 +226,10 @@ func TestGuarantee4_Backpressure(t *testing.T) {
 }
 
 // TestGuarantee4_BackpressureWithManyWriters: the pump takes what waits in
-// batches, but what it holds counts against the send buffer: with many
-// goroutines writing to one send channel, no more values are taken than
-// with one writer (the bound of TestGuarantee4_Backpressure).
+// batches of at most the send buffer (1 for buf 0): with many goroutines
+// writing to one send channel, no more values are taken than the receiver's
+// side, the send buffer and one batch hold — with buf 0, what one writer
+// gets through in TestGuarantee4_Backpressure.
 func TestGuarantee4_BackpressureWithManyWriters(t *testing.T) {
 	nodes := startCluster(t, 2)
 	for i, buf := range []int{0, 16} {
@@ -259,7 +260,8 @@ func TestGuarantee4_BackpressureWithManyWriters(t *testing.T) {
 			time.Sleep(200 * time.Millisecond)
 		}
 		_, window := receiveBuffers(4)
-		bound := 4 + 1 + window + 1 + buf // as TestGuarantee4_Backpressure, plus the send buffer
+		_, batch := sendBuffers(buf)
+		bound := 4 + 1 + window + batch + buf // as TestGuarantee4_Backpressure, plus the send buffer
 		assert.LessOrEqual(t, int(written.Load()), bound, "send buf %d: 50 writers got %d values through", buf, written.Load())
 		close(release)
 		wg.Wait()

@@ -37,7 +37,7 @@ type Node struct {
 	closeErr   error
 	closeDone  chan struct{}
 	receivers  map[*receiver]struct{}
-	senders    map[*sender]struct{}
+	senders    map[flusher]struct{}
 	publishers map[*publisher]struct{}
 	gossip     *gossip
 }
@@ -75,7 +75,7 @@ func New(ctx context.Context, opts ...Option) (*Node, error) {
 		sys:       sys,
 		closeDone: make(chan struct{}),
 		receivers: make(map[*receiver]struct{}),
-		senders:   make(map[*sender]struct{}),
+		senders:   make(map[flusher]struct{}),
 
 		publishers: make(map[*publisher]struct{}),
 	}
@@ -200,7 +200,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		}
 	}
 	n.closed = true
-	senders := make([]*sender, 0, len(n.senders))
+	senders := make([]flusher, 0, len(n.senders))
 	for s := range n.senders {
 		senders = append(senders, s)
 	}

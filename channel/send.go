@@ -273,11 +273,12 @@ func (n *Node) SendContext(ctx context.Context, name string, v any) error {
 	}
 }
 
-// sender is one Send: a pump from the user's Go channel to the router.
-type sender struct {
+// sender is one Send (T is any) or SendOf: a pump from the user's Go
+// channel to the router.
+type sender[T any] struct {
 	n      *Node
 	r      *router
-	in     chan any
+	in     chan T
 	stop   chan struct{} // closed by close: flush and end
 	ended  chan struct{} // closed when the pump has ended
 	once   sync.Once
@@ -292,18 +293,32 @@ type sender struct {
 
 // Send returns a channel whose values each go to one receiver of name,
 // anywhere in the cluster, at most once. With no receiver, or none with room,
-// writes block once buf values wait, plus the one the pump is routing (as
-// with an unbuffered channel when buf is 0). The send channel's pump takes
-// what waits in batches of up to 128, routed together, so the returned
-// channel's own buffer is buf less the pump's share (half of buf, at most
-// 128). Values from one send channel that reach the same receiver arrive
-// in send order.
+// writes block once buf values wait in the channel (buf is its buffer).
+// The send channel's pump takes what waits in batches of up to buf values
+// (at least 1, at most 128) and routes each batch together; while no
+// receiver has room it holds one batch besides what waits — with buf 0,
+// the one value it routes, as an unbuffered channel would. Values from one
+// send channel that reach the same receiver arrive in send order.
 // Write a *Message (WithMessage) instead of a bare value to learn whether it
 // was accepted.
 //
 // Close with the returned CloseFunc, after the last write: the values
 // already written are routed, then the pump stops. Do not write after it.
 func (n *Node) Send(name string, buf int) (chan<- any, CloseFunc, error) {
+	return startSender[any](n, name, buf)
+}
+
+// SendOf is Send for values of type T.
+func SendOf[T any](n *Node, name string, buf int) (chan<- T, CloseFunc, error) {
+	return startSender[T](n, name, buf)
+}
+
+// flusher is a sender of any type, for the node's shutdown.
+type flusher interface {
+	close(ctx context.Context) error
+}
+
+func startSender[T any](n *Node, name string, buf int) (chan<- T, CloseFunc, error) {
 	if err := validName(name); err != nil {
 		return nil, nil, err
 	}
@@ -311,10 +326,10 @@ func (n *Node) Send(name string, buf int) (chan<- any, CloseFunc, error) {
 		return nil, nil, fmt.Errorf("%w: negative buffer %d", ErrInvalidOption, buf)
 	}
 	chanBuf, batch := sendBuffers(buf)
-	s := &sender{
+	s := &sender[T]{
 		n:     n,
 		r:     newRouter(n, name),
-		in:    make(chan any, chanBuf),
+		in:    make(chan T, chanBuf),
 		stop:  make(chan struct{}),
 		ended: make(chan struct{}),
 		wake:  make(chan struct{}, 1),
@@ -345,16 +360,16 @@ const pumpFastRun = 16
 // routes together.
 const pumpBatch = 128
 
-// sendBuffers splits a Send's buf between the Go channel's buffer and the
-// pump's batch (half, at least 1, at most pumpBatch): with the value in
-// the pump's hands they hold buf+1 values, as an unbuffered channel and a
-// pump that takes one value at a time would.
+// sendBuffers returns the Go channel's buffer of a Send with buf, and the
+// most values its pump takes at once: buf, at least 1, at most pumpBatch.
+// Writes block once buf values wait in the channel, as its buffer says; the
+// pump holds at most one batch besides — the one value it routes, with
+// buf 0 — so the pump's batching loosens backpressure by at most buf.
 func sendBuffers(buf int) (chanBuf, batch int) {
-	batch = min(max(buf/2, 1), pumpBatch)
-	return buf + 1 - batch, batch
+	return buf, min(max(buf, 1), pumpBatch)
 }
 
-func (s *sender) pump() {
+func (s *sender[T]) pump() {
 	defer s.n.wg.Done()
 	defer close(s.ended)
 	defer func() {
@@ -391,7 +406,7 @@ func (s *sender) pump() {
 				s.finish()
 				return
 			}
-			s.batch = append(s.batch, v)
+			s.batch = append(s.batch, any(v))
 			_, closed := s.take(cap(s.batch) - 1)
 			s.sendBatch()
 			if closed {
@@ -428,14 +443,14 @@ func (s *sender) pump() {
 // take appends to the batch up to max values that wait in the channel,
 // without blocking. It reports whether it took any, and whether the
 // channel is closed.
-func (s *sender) take(max int) (took, closed bool) {
+func (s *sender[T]) take(max int) (took, closed bool) {
 	for range max {
 		select {
 		case v, ok := <-s.in:
 			if !ok {
 				return took, true
 			}
-			s.batch = append(s.batch, v)
+			s.batch = append(s.batch, any(v))
 			took = true
 		default:
 			return took, false
@@ -447,7 +462,7 @@ func (s *sender) take(max int) (took, closed bool) {
 // sendBatch routes the values in the batch, in order, and empties it:
 // each *Message with its handle, and each stretch of bare values between
 // them together (sendValues).
-func (s *sender) sendBatch() {
+func (s *sender[T]) sendBatch() {
 	vals := s.batch
 	for i := 0; i < len(vals); {
 		if m, ok := vals[i].(*Message); ok {
@@ -473,7 +488,7 @@ func (s *sender) sendBatch() {
 // Message for any of them unless a refusal makes it wait to be routed
 // again. A value that cannot be routed (the codec refuses it, the node
 // closes) is counted as failed; nobody holds a handle to tell.
-func (s *sender) sendValues(vals []any) {
+func (s *sender[T]) sendValues(vals []any) {
 	s.flight.Add(len(vals))
 	for len(vals) > 0 {
 		n, err := s.r.routeMany(s.n.ctx, vals, s.plain)
@@ -495,7 +510,7 @@ func (s *sender) sendValues(vals []any) {
 
 // finish waits for the outcomes of values in flight (their refusals may
 // need routing again) and routes any that come back.
-func (s *sender) finish() {
+func (s *sender[T]) finish() {
 	for {
 		done := make(chan struct{})
 		go func() { s.flight.Wait(); close(done) }()
@@ -516,7 +531,7 @@ func (s *sender) finish() {
 
 // plainOutcomes reports the outcome of bare values; several at a time, as
 // remoting.Outcomes reports them.
-func (s *sender) plainOutcomes(vals []any, err error) {
+func (s *sender[T]) plainOutcomes(vals []any, err error) {
 	switch {
 	case err == nil:
 		s.n.stats.delivered(s.r.stats, len(vals))
@@ -533,7 +548,7 @@ func (s *sender) plainOutcomes(vals []any, err error) {
 	s.flight.Add(-len(vals))
 }
 
-func (s *sender) send(m *Message) {
+func (s *sender[T]) send(m *Message) {
 	if m.done == nil {
 		// A bare value routed again after a refusal: it has no handle,
 		// so it goes like the others (a refusal makes a new Message).
@@ -558,7 +573,7 @@ func (s *sender) send(m *Message) {
 
 // outcome runs once per routed value, possibly on a stream's goroutine: it
 // must not block.
-func (s *sender) outcome(m *Message, err error) {
+func (s *sender[T]) outcome(m *Message, err error) {
 	defer s.flight.Done()
 	switch {
 	case err == nil:
@@ -584,7 +599,7 @@ func (s *sender) outcome(m *Message, err error) {
 	}
 }
 
-func (s *sender) takeRetry() *Message {
+func (s *sender[T]) takeRetry() *Message {
 	s.retryM.Lock()
 	defer s.retryM.Unlock()
 	if len(s.retry) == 0 {
@@ -596,7 +611,7 @@ func (s *sender) takeRetry() *Message {
 	return m
 }
 
-func (s *sender) failPending(err error) {
+func (s *sender[T]) failPending(err error) {
 	for m := s.takeRetry(); m != nil; m = s.takeRetry() {
 		s.n.stats.failed(s.r.name, false)
 		if m.done != nil {
@@ -607,7 +622,7 @@ func (s *sender) failPending(err error) {
 		select {
 		case v := <-s.in:
 			s.n.stats.failed(s.r.name, false)
-			if m, ok := v.(*Message); ok {
+			if m, ok := any(v).(*Message); ok {
 				m.finish(err)
 			}
 		default:
@@ -617,7 +632,7 @@ func (s *sender) failPending(err error) {
 }
 
 // close flushes and stops the pump, waiting for it within ctx.
-func (s *sender) close(ctx context.Context) error {
+func (s *sender[T]) close(ctx context.Context) error {
 	s.once.Do(func() { close(s.stop) })
 	select {
 	case <-s.ended:
@@ -625,59 +640,4 @@ func (s *sender) close(ctx context.Context) error {
 	case <-ctx.Done():
 		return fmt.Errorf("channel: closing sender of %q: %w", s.r.name, ctx.Err())
 	}
-}
-
-// SendOf is Send for values of type T.
-func SendOf[T any](n *Node, name string, buf int) (chan<- T, CloseFunc, error) {
-	inner, innerClose, err := n.Send(name, 0)
-	if err != nil {
-		return nil, nil, err
-	}
-	in := make(chan T, buf)
-	stop := make(chan struct{})
-	ended := make(chan struct{})
-	forward := func(v T) bool {
-		select {
-		case inner <- v:
-			return true
-		case <-n.ctx.Done():
-			return false
-		}
-	}
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		defer close(ended)
-		for {
-			select {
-			case v := <-in:
-				if !forward(v) {
-					return
-				}
-			case <-stop:
-				for {
-					select {
-					case v := <-in:
-						if !forward(v) {
-							return
-						}
-					default:
-						return
-					}
-				}
-			case <-n.ctx.Done():
-				return
-			}
-		}
-	}()
-	var once sync.Once
-	return in, func() error {
-		once.Do(func() { close(stop) })
-		select {
-		case <-ended:
-		case <-time.After(DefaultDrainTimeout):
-			return fmt.Errorf("channel: closing sender of %q: values still waiting for a receiver", name)
-		}
-		return innerClose()
-	}, nil
 }
