@@ -260,7 +260,7 @@ func TestGuarantee4_BackpressureWithManyWriters(t *testing.T) {
 			time.Sleep(200 * time.Millisecond)
 		}
 		_, window := receiveBuffers(4)
-		batch := max(buf, 1) // the pump's batch: at most the send buffer, 1 for buf 0
+		batch := max(buf, 1)                  // the pump's batch: at most the send buffer, 1 for buf 0
 		bound := 4 + 1 + window + batch + buf // as TestGuarantee4_Backpressure, plus the send buffer
 		assert.LessOrEqual(t, int(written.Load()), bound, "send buf %d: 50 writers got %d values through", buf, written.Load())
 		close(release)
