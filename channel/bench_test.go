@@ -243,11 +243,16 @@ func benchmarkSendReceive(b *testing.B, n, buf int) {
 	out := benchSend(b, nodes[0], "bench")
 	sink.start(in)
 	sink.waitWarm(b, out)
-	b.ReportAllocs()
+	timeSends(b, sink, out, func(m benchMsg) any { return m })
+}
 
+// timeSends writes b.N benchMsg values to out, as the element type of out
+// (conv), timed, and reports msgs/s once sink has received them all.
+func timeSends[T any](b *testing.B, sink *benchSink, out chan<- T, conv func(benchMsg) T) {
+	b.ReportAllocs()
 	b.ResetTimer()
 	for i := range b.N {
-		out <- benchMsg{ID: int64(i), Payload: benchPayload}
+		out <- conv(benchMsg{ID: int64(i), Payload: benchPayload})
 	}
 	sink.waitDone(b)
 	b.StopTimer()
@@ -533,13 +538,5 @@ func BenchmarkCrossNodeSendOf(b *testing.B) {
 	case <-time.After(benchWait):
 		b.Fatal("warm-up value not received")
 	}
-	b.ReportAllocs()
-
-	b.ResetTimer()
-	for i := range b.N {
-		out <- benchMsg{ID: int64(i), Payload: benchPayload}
-	}
-	sink.waitDone(b)
-	b.StopTimer()
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+	timeSends(b, sink, out, func(m benchMsg) benchMsg { return m })
 }

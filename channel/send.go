@@ -389,10 +389,8 @@ func (s *sender[T]) pump() {
 		// node's end is seen promptly.
 		if fast < pumpFastRun {
 			fast++
-			took, closed := s.take(cap(s.batch))
-			s.sendBatch()
-			if closed {
-				s.finish()
+			took, ended := s.drain(cap(s.batch))
+			if ended {
 				return
 			}
 			if took {
@@ -407,20 +405,15 @@ func (s *sender[T]) pump() {
 				return
 			}
 			s.batch = append(s.batch, any(v))
-			_, closed := s.take(cap(s.batch) - 1)
-			s.sendBatch()
-			if closed {
-				s.finish()
+			if _, ended := s.drain(cap(s.batch) - 1); ended {
 				return
 			}
 		case <-s.wake:
 		case <-s.stop:
 			// Flush what was written before the close, then end.
 			for {
-				took, closed := s.take(cap(s.batch))
-				s.sendBatch()
-				if closed {
-					s.finish()
+				took, ended := s.drain(cap(s.batch))
+				if ended {
 					return
 				}
 				if took {
@@ -438,6 +431,18 @@ func (s *sender[T]) pump() {
 			return
 		}
 	}
+}
+
+// drain takes up to max more values that wait in the channel and routes
+// them with any already in the batch. It reports whether it took any, and
+// whether the pump has ended: the channel was closed, so it finished.
+func (s *sender[T]) drain(max int) (took, ended bool) {
+	took, closed := s.take(max)
+	s.sendBatch()
+	if closed {
+		s.finish()
+	}
+	return took, closed
 }
 
 // take appends to the batch up to max values that wait in the channel,
