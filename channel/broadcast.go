@@ -170,7 +170,7 @@ func (p *publisher) publish(v any) {
 		v, ctx = m.v, routeCtx{m}
 	}
 	if err := p.n.gossip.publish(ctx, p, v, newPubTrack(m)); err != nil {
-		p.n.stats.failed(p.name, false)
+		p.n.stats.failed(p.name, false, 1)
 		if m != nil && !errors.Is(err, context.DeadlineExceeded) {
 			m.finish(fmt.Errorf("channel: publish to %q: %w", p.name, err))
 		}

@@ -571,7 +571,7 @@ func (g *gossip) undeliverable(peer string, m outMsg, err error) {
 		return
 	}
 	if errors.Is(err, remoting.ErrEncode) || errors.Is(err, remoting.ErrTooLarge) {
-		g.n.stats.failed(m.data.name, false)
+		g.n.stats.failed(m.data.name, false, 1)
 		g.n.log.Warn("broadcast value not sent", zap.String("name", m.data.name), zap.Error(err))
 		return
 	}

@@ -252,7 +252,7 @@ func (n *Node) SendContext(ctx context.Context, name string, v any) error {
 	for {
 		res := make(chan error, 1)
 		if err := r.route(ctx, v, func(err error) { res <- err }); err != nil {
-			n.stats.failed(name, false)
+			n.stats.failed(name, false, 1)
 			return err
 		}
 		select {
@@ -265,7 +265,7 @@ func (n *Node) SendContext(ctx context.Context, name string, v any) error {
 				n.stats.inFlight.Add(-1)
 				continue // never accepted: another receiver may take it
 			}
-			n.stats.failed(name, true)
+			n.stats.failed(name, true, 1)
 			return fmt.Errorf("channel: send to %q: %w", name, err)
 		case <-ctx.Done():
 			return fmt.Errorf("channel: send to %q: %w", name, ctx.Err())
@@ -325,15 +325,14 @@ func startSender[T any](n *Node, name string, buf int) (chan<- T, CloseFunc, err
 	if buf < 0 {
 		return nil, nil, fmt.Errorf("%w: negative buffer %d", ErrInvalidOption, buf)
 	}
-	chanBuf, batch := sendBuffers(buf)
 	s := &sender[T]{
 		n:     n,
 		r:     newRouter(n, name),
-		in:    make(chan T, chanBuf),
+		in:    make(chan T, buf),
 		stop:  make(chan struct{}),
 		ended: make(chan struct{}),
 		wake:  make(chan struct{}, 1),
-		batch: make([]any, 0, batch),
+		batch: make([]any, 0, batchFor(buf)),
 	}
 	s.plain = remoting.NewOutcomes(s.plainOutcomes)
 	n.mu.Lock()
@@ -360,14 +359,12 @@ const pumpFastRun = 16
 // routes together.
 const pumpBatch = 128
 
-// sendBuffers returns the Go channel's buffer of a Send with buf, and the
-// most values its pump takes at once: buf, at least 1, at most pumpBatch.
-// Writes block once buf values wait in the channel, as its buffer says; the
-// pump holds at most one batch besides — the one value it routes, with
-// buf 0 — so the pump's batching loosens backpressure by at most buf.
-func sendBuffers(buf int) (chanBuf, batch int) {
-	return buf, min(max(buf, 1), pumpBatch)
-}
+// batchFor returns the most values the pump of a Send with buf takes at
+// once: buf, at least 1, at most pumpBatch. Writes block once buf values
+// wait in the channel, as its buffer says; the pump holds at most one
+// batch besides — the one value it routes, with buf 0 — so its batching
+// loosens backpressure by less than buf.
+func batchFor(buf int) int { return min(max(buf, 1), pumpBatch) }
 
 func (s *sender[T]) pump() {
 	defer s.n.wg.Done()
@@ -505,10 +502,8 @@ func (s *sender[T]) sendValues(vals []any) {
 		if s.n.ctx.Err() != nil {
 			fail = len(vals)
 		}
-		for range fail {
-			s.flight.Done()
-			s.n.stats.failed(s.r.name, false)
-		}
+		s.flight.Add(-fail)
+		s.n.stats.failed(s.r.name, false, fail)
 		vals = vals[fail:]
 	}
 }
@@ -546,9 +541,7 @@ func (s *sender[T]) plainOutcomes(vals []any, err error) {
 		}
 		return
 	default:
-		for range vals {
-			s.n.stats.failed(s.r.name, true)
-		}
+		s.n.stats.failed(s.r.name, true, len(vals))
 	}
 	s.flight.Add(-len(vals))
 }
@@ -568,7 +561,7 @@ func (s *sender[T]) send(m *Message) {
 	err := s.r.route(ctx, m.v, func(err error) { s.outcome(m, err) })
 	if err != nil {
 		s.flight.Done()
-		s.n.stats.failed(s.r.name, false)
+		s.n.stats.failed(s.r.name, false, 1)
 		if ctx.Err() != nil {
 			return // the handle ended first: its timeout reported it
 		}
@@ -597,7 +590,7 @@ func (s *sender[T]) outcome(m *Message, err error) {
 		default:
 		}
 	default:
-		s.n.stats.failed(s.r.name, true)
+		s.n.stats.failed(s.r.name, true, 1)
 		if m.done != nil {
 			m.finish(fmt.Errorf("channel: send to %q: %w", s.r.name, err))
 		}
@@ -618,7 +611,7 @@ func (s *sender[T]) takeRetry() *Message {
 
 func (s *sender[T]) failPending(err error) {
 	for m := s.takeRetry(); m != nil; m = s.takeRetry() {
-		s.n.stats.failed(s.r.name, false)
+		s.n.stats.failed(s.r.name, false, 1)
 		if m.done != nil {
 			m.finish(err)
 		}
@@ -626,7 +619,7 @@ func (s *sender[T]) failPending(err error) {
 	for {
 		select {
 		case v := <-s.in:
-			s.n.stats.failed(s.r.name, false)
+			s.n.stats.failed(s.r.name, false, 1)
 			if m, ok := any(v).(*Message); ok {
 				m.finish(err)
 			}

@@ -107,14 +107,14 @@ func (s *stats) delivered(name *counters, n int) {
 	name.delivered.Add(uint64(n))
 }
 
-// failed counts a value that failed; wasSent says whether it had been
+// failed counts n values that failed; wasSent says whether they had been
 // handed to a receiver (and so counted in flight).
-func (s *stats) failed(name string, wasSent bool) {
-	s.total.failed.Add(1)
+func (s *stats) failed(name string, wasSent bool, n int) {
+	s.total.failed.Add(uint64(n))
 	if wasSent {
-		s.inFlight.Add(-1)
+		s.inFlight.Add(-int64(n))
 	}
-	counterFor(&s.names, name).failed.Add(1)
+	counterFor(&s.names, name).failed.Add(uint64(n))
 }
 
 func (s *stats) dropped(name string) {

@@ -562,7 +562,7 @@ func (s *outStream) fail(err error) {
 	s.err = err
 	var failed []completion
 	for _, l := range s.links {
-		l.pending.take(l.pending.len(), func(done notify) { failed = append(failed, completion{done: done, err: err}) })
+		takeCompletions(&l.pending, l.pending.len(), err, &failed)
 	}
 	for _, m := range s.queue { // never taken by the writer
 		if !m.open && m.l != nil { // replies are not counted as in flight
