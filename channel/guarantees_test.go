@@ -190,6 +190,50 @@ func TestGuarantee3_PerPairFIFO(t *testing.T) {
 	}
 }
 
+// TestGuarantee3_PerPairFIFOWithHandlesAmongValues: the pump routes the
+// bare values of a batch together and the values with a handle one by one,
+// in between; what reaches one receiver still comes in send order.
+func TestGuarantee3_PerPairFIFOWithHandlesAmongValues(t *testing.T) {
+	nodes := startCluster(t, 3)
+	col := newCollector()
+	var closers []CloseFunc
+	for i, n := range nodes[1:] {
+		ch, closeFn, err := n.Receive("mixed", 4)
+		require.NoError(t, err)
+		col.drain(fmt.Sprintf("r%d", i), ch)
+		closers = append(closers, closeFn)
+	}
+	out, closeOut, err := nodes[0].Send("mixed", 64)
+	require.NoError(t, err)
+	const total = 3000
+	var handles []*Message
+	for i := 0; i < total; i++ {
+		v := Order{Sender: "n1", Seq: i}
+		if i%7 == 3 {
+			m := WithMessage(v, waitFor)
+			handles = append(handles, m)
+			out <- m
+			continue
+		}
+		out <- v
+	}
+	require.NoError(t, closeOut())
+	for _, m := range handles {
+		<-m.Done()
+		require.NoError(t, m.Err())
+	}
+	require.Eventually(t, func() bool { return col.count() == total }, waitFor, 10*time.Millisecond)
+	for _, c := range closers {
+		require.NoError(t, c())
+	}
+	col.wg.Wait()
+	for label, got := range col.got {
+		for i := 1; i < len(got); i++ {
+			require.Less(t, got[i-1].Seq, got[i].Seq, "receiver %s got values out of send order", label)
+		}
+	}
+}
+
 func TestGuarantee4_Backpressure(t *testing.T) {
 	nodes := startCluster(t, 2)
 	// buf 4 is all mailbox; buf 64 is split between mailbox and channel
