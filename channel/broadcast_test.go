@@ -274,6 +274,43 @@ func TestBroadcastContinuesWhenANodeDiesMidGossip(t *testing.T) {
 	t.Logf("%s died after %d values; %d hops rerouted, %d values repaired", victim, len(logsOf(logs, victim).get("p")), rerouted, repaired)
 }
 
+// TestBroadcastRepairsANodeThatNeverSawAPublisher: values lost on their way
+// to a subtree's head leave the whole subtree without any value of that
+// publisher. Its nodes cannot tell from a digest where their share begins;
+// they ask the publisher's node, which knows, and get every value.
+func TestBroadcastRepairsANodeThatNeverSawAPublisher(t *testing.T) {
+	const size, count = 4, 50
+	var cut atomic.Bool
+	var head atomic.Value // the publisher's first child
+	var dropped atomic.Int64
+	nodes := startCluster(t, size, WithGossipFanout(1), withGossip(func(c *gossipConfig) {
+		c.drop = func(from, to string) bool {
+			h, _ := head.Load().(string)
+			if cut.Load() && from == "n1" && to == h {
+				dropped.Add(1)
+				return true
+			}
+			return false
+		}
+	}))
+	logs, _ := subscribeAll(t, nodes, "lost", 4096)
+	waitSubscribers(t, nodes, "lost", size)
+	// Fanout 1: the tree is a chain n1 → view[0] → view[1] → view[2]; every
+	// message n1 sends its head is lost while the cut lasts.
+	head.Store(participants(nodes[0].reg.Lookup("lost"), "n1")[0])
+	cut.Store(true)
+	publishSeq(t, nodes[0], "lost", "p", count, 0)
+	require.Eventually(t, func() bool { return nodes[0].Stats().Broadcast.Sent >= count }, waitFor, time.Millisecond,
+		"n1's outbox sent every value")
+	cut.Store(false)
+	for _, l := range logs[1:] {
+		require.Eventually(t, func() bool { return len(l.get("p")) == count }, waitFor, 10*time.Millisecond,
+			"%s got %d of %d", l.node, len(l.get("p")), count)
+		assertInOrder(t, l.node, l.get("p"))
+	}
+	t.Logf("%d values lost on the way to %s; its stats after repair: %+v", dropped.Load(), head.Load(), nodes[1].Stats().Broadcast)
+}
+
 func logsOf(logs []*subLog, node string) *subLog {
 	for _, l := range logs {
 		if l.node == node {

@@ -70,7 +70,11 @@ func defaultGossipConfig() gossipConfig {
 // message — anti-entropy repairs: while a name is active, each node sends
 // every tick a digest (the highest sequence it holds per publisher) to a
 // few random nodes of the name; a node missing sequences asks the digest's
-// sender for them (a graft) and gets them from its cache.
+// sender for them (a graft) and gets them from its cache. A node that holds
+// none of a publisher's values (the head of its subtree died before passing
+// any on, or a link lost them all) cannot tell which it misses: it asks the
+// publisher's node to join, and gets its share from the first sequence the
+// publisher counted it in.
 //
 // Each node delivers a publisher's values to its local subscribers in
 // sequence order, at most once: a value behind a missing one waits for it
@@ -85,7 +89,8 @@ type gossip struct {
 	rand     *rand.Rand
 	subs     map[string][]*receiver // local subscribers by name
 	origins  map[originKey]*originState
-	active   map[string]time.Time // names with recent values, and when
+	joins    map[originKey]*joinWait // publishers announced by digests, none of whose values came
+	active   map[string]time.Time    // names with recent values, and when
 	outboxes map[string]*outbox
 }
 
@@ -96,10 +101,11 @@ type originKey struct {
 
 // originState is what a node knows of one publisher's values for one name.
 type originState struct {
-	own       bool   // this node's publisher: only its cache is used
-	closed    bool   // own: the publisher closed
-	next      uint64 // next sequence to deliver
-	max       uint64 // highest sequence held
+	own       bool       // this node's publisher: only its cache is used
+	pub       *publisher // own: the publisher, which knows where each node's share begins
+	closed    bool       // own: the publisher closed
+	next      uint64     // next sequence to deliver
+	max       uint64     // highest sequence held
 	held      map[uint64]bvalue
 	heldSince time.Time // when delivery began waiting for next
 	want      uint64    // highest sequence a digest announced, not yet here
@@ -107,6 +113,13 @@ type originState struct {
 	wantAt    time.Time // when it was announced
 	last      time.Time // last value
 	cache     valueCache
+}
+
+// joinWait is a publisher that digests announce but none of whose values
+// reached this node.
+type joinWait struct {
+	seen  time.Time // first announced
+	asked time.Time // join last asked for
 }
 
 // valueCache keeps recent values of one origin to answer grafts.
@@ -160,6 +173,7 @@ func newGossip(n *Node, cfg gossipConfig) *gossip {
 		rand:     rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
 		subs:     make(map[string][]*receiver),
 		origins:  make(map[originKey]*originState),
+		joins:    make(map[originKey]*joinWait),
 		active:   make(map[string]time.Time),
 		outboxes: make(map[string]*outbox),
 	}
@@ -197,6 +211,8 @@ func (g *gossip) receive(c *actor.Context) {
 		g.onDigest(from, m.digest)
 	case m.graft != nil:
 		g.onGraft(from, m.graft)
+	case m.join != nil:
+		g.onJoin(from, m.join)
 	}
 }
 
@@ -212,6 +228,7 @@ func (g *gossip) onData(h *dataHeader, value any) {
 	if st == nil {
 		st = &originState{next: max(h.first, 1)}
 		g.origins[key] = st
+		delete(g.joins, key)
 	}
 	if !st.own && !h.repair && h.first > st.next {
 		// The publisher counts this node in from first on (it left the
@@ -446,6 +463,11 @@ func (g *gossip) tick(now time.Time) {
 			digests[key.name] = append(digests[key.name], digestEntry{name: key.name, origin: key.origin, max: st.max})
 		}
 	}
+	for key, j := range g.joins {
+		if now.Sub(j.seen) >= g.cfg.activeFor && now.Sub(j.asked) >= g.cfg.activeFor {
+			delete(g.joins, key)
+		}
+	}
 	for name, last := range g.active {
 		if now.Sub(last) >= g.cfg.activeFor {
 			delete(g.active, name)
@@ -511,8 +533,7 @@ func (g *gossip) onDigest(from string, entries []digestEntry) {
 		key := originKey{e.name, e.origin}
 		st := g.origins[key]
 		if st == nil {
-			// A publisher this node has not heard from yet: its first value
-			// will say where this node's share of its values begins.
+			g.askToJoin(key)
 			continue
 		}
 		if st.own || e.max < st.next {
@@ -542,6 +563,51 @@ func (g *gossip) onDigest(from string, entries []digestEntry) {
 		req := graftRequest{name: e.name, origin: e.origin, seqs: missing}
 		g.outboxLocked(from).push(outMsg{tag: req.encode()})
 		g.n.stats.bcast.grafts.Add(1)
+	}
+}
+
+// askToJoin asks the publisher's node for this node's share of its values,
+// once a digest has announced the publisher for a tick (its first value may
+// be on its way down the tree) and then at most every few ticks until a
+// value comes; g.mu is held.
+func (g *gossip) askToJoin(key originKey) {
+	now := time.Now()
+	j := g.joins[key]
+	if j == nil {
+		g.joins[key] = &joinWait{seen: now}
+		return
+	}
+	if now.Sub(j.seen) < g.cfg.tick || now.Sub(j.asked) < 4*g.cfg.tick {
+		return
+	}
+	j.asked = now
+	req := joinRequest{name: key.name, origin: key.origin}
+	g.outboxLocked(key.origin.node).push(outMsg{tag: req.encode()})
+	g.n.stats.bcast.grafts.Add(1)
+}
+
+// onJoin sends a node that asks to join one of this node's publishers the
+// values meant for it that the cache still holds: from the first sequence
+// the publisher counted it in, at most maxGraftSeqs (digests bring the
+// rest).
+func (g *gossip) onJoin(from string, req *joinRequest) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	st := g.origins[originKey{req.name, req.origin}]
+	if st == nil || st.pub == nil {
+		return
+	}
+	first, ok := st.pub.joined[from]
+	if !ok {
+		return // not in the publisher's view: none of its values were meant for it
+	}
+	for seq, n := max(first, 1), 0; seq <= st.pub.seq && n < maxGraftSeqs; seq, n = seq+1, n+1 {
+		c, ok := st.cache.vals[seq]
+		if !ok {
+			continue
+		}
+		h := &dataHeader{name: req.name, origin: req.origin, seq: seq, fanout: 1, first: first, repair: true, view: c.view}
+		g.outboxLocked(from).push(outMsg{data: h, value: c.v})
 	}
 }
 
@@ -637,7 +703,7 @@ func (g *gossip) removeSubscriber(s *receiver) {
 func (g *gossip) addPublisher(p *publisher) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.origins[originKey{p.name, p.origin}] = &originState{own: true, last: time.Now()}
+	g.origins[originKey{p.name, p.origin}] = &originState{own: true, pub: p, last: time.Now()}
 }
 
 // removePublisher marks a publisher closed; tick forgets it once its cache

@@ -24,6 +24,7 @@ const (
 	gossipData   byte = 1 // a published value and the nodes this hop must cover
 	gossipDigest byte = 2 // anti-entropy: the highest sequence seen per origin
 	gossipGraft  byte = 3 // anti-entropy: a request for missing sequences
+	gossipJoin   byte = 4 // anti-entropy: a request for this node's share of a publisher's values
 )
 
 // Limits on decoded gossip headers.
@@ -129,11 +130,29 @@ func (g *graftRequest) encode() []byte {
 	return w.B
 }
 
+// joinRequest asks a publisher's node for the values meant for the asking
+// node, by a node that has none of them and so cannot tell which sequences
+// it misses.
+type joinRequest struct {
+	name   string
+	origin origin
+}
+
+func (j *joinRequest) encode() []byte {
+	w := bin.Writer{B: make([]byte, 0, 16+len(j.name)+len(j.origin.node))}
+	w.Byte(gossipVersion)
+	w.Byte(gossipJoin)
+	w.Str(j.name)
+	writeOrigin(&w, j.origin)
+	return w.B
+}
+
 // gossipMessage is one decoded gossip header: exactly one field is set.
 type gossipMessage struct {
 	data   *dataHeader
 	digest []digestEntry
 	graft  *graftRequest
+	join   *joinRequest
 }
 
 // decodeGossip decodes a gossip header from a peer. It never panics; bad
@@ -187,6 +206,8 @@ func decodeGossip(b []byte) (gossipMessage, error) {
 			}
 		}
 		m.graft = g
+	case gossipJoin:
+		m.join = &joinRequest{name: r.Str("name", registry.MaxNameLen), origin: readOrigin(r)}
 	default:
 		if r.Err() == nil {
 			r.Fail("kind %d", kind)

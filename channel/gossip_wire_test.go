@@ -29,6 +29,11 @@ func TestGossipHeadersRoundTrip(t *testing.T) {
 	m, err = decodeGossip(g.encode())
 	require.NoError(t, err)
 	assert.Equal(t, g, m.graft)
+
+	j := &joinRequest{name: "a", origin: origin{"n1", 2}}
+	m, err = decodeGossip(j.encode())
+	require.NoError(t, err)
+	assert.Equal(t, j, m.join)
 }
 
 func TestGossipHeaderDecodingRefusesBadBytes(t *testing.T) {
@@ -44,6 +49,7 @@ func TestGossipHeaderDecodingRefusesBadBytes(t *testing.T) {
 		"huge slice":     {gossipVersion, gossipData, 1, 'x', 2, 'n', '1', 1, 1, 1, 1, 1, 1, 0, 0xff, 0xff, 0xff, 0xff, 0x0f},
 		"huge digest":    {gossipVersion, gossipDigest, 0xff, 0xff, 0xff, 0xff, 0x0f},
 		"huge graft":     {gossipVersion, gossipGraft, 1, 'x', 2, 'n', '1', 1, 0xff, 0xff, 0x03},
+		"truncated join": (&joinRequest{name: "x", origin: origin{"n1", 1 << 40}}).encode()[:8],
 	} {
 		_, err := decodeGossip(b)
 		assert.ErrorIs(t, err, errGossipMalformed, name)
@@ -58,6 +64,7 @@ func FuzzDecodeGossip(f *testing.F) {
 		slice: []hop{{"n2", 1}, {"n3", 2}}}).encode())
 	f.Add(encodeDigest([]digestEntry{{name: "a", origin: origin{"n1", 2}, max: 10}}))
 	f.Add((&graftRequest{name: "a", origin: origin{"n1", 2}, seqs: []uint64{3, 4}}).encode())
+	f.Add((&joinRequest{name: "a", origin: origin{"n1", 2}}).encode())
 	f.Add([]byte{gossipVersion, gossipData, 0xff, 0xff, 0xff, 0xff, 0x0f})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := decodeGossip(b)
@@ -73,6 +80,8 @@ func FuzzDecodeGossip(f *testing.F) {
 			again = m.data.encode()
 		case m.graft != nil:
 			again = m.graft.encode()
+		case m.join != nil:
+			again = m.join.encode()
 		default:
 			again = encodeDigest(m.digest)
 		}
