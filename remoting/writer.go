@@ -270,17 +270,18 @@ func (w *outWriter) settleFailed(m outMsg, err error) {
 }
 
 // failRest fails the items the writer took but never sent, with the
-// stream's error.
+// stream's error: the messages of one Outcomes together, as reportAll
+// groups them.
 func (w *outWriter) failRest(items []outMsg) {
 	s := w.s
 	s.mu.Lock()
 	err := s.err
 	s.mu.Unlock()
+	cs := make([]completion, 0, len(items))
 	for _, m := range items {
-		if m.open {
-			continue
+		if !m.open {
+			cs = append(cs, completion{done: m.done, err: err})
 		}
-		s.p.e.stats.complete(err)
-		m.done.report(err)
 	}
+	reportAll(&s.p.e.stats, cs, &w.vals)
 }

@@ -330,3 +330,47 @@ func TestEveryTrackedSendGetsOneOutcomeUnderResets(t *testing.T) {
 	t.Logf("%d of %d confirmed", confirmed, senders*per)
 	assert.Positive(t, confirmed)
 }
+
+// TestAWriteOnAFailedStreamFailsEveryItemOnce: a writer that finds its
+// stream failed at the first frame's flush fails that frame's messages and
+// every message it had not encoded yet, each exactly once, with the
+// stream's error, whether one callback or a shared Outcomes awaits it.
+func TestAWriteOnAFailedStreamFailsEveryItemOnce(t *testing.T) {
+	f := newWriterFixture(t, item{From: "first"})
+	const n = 40
+	var mu sync.Mutex
+	got := make(map[int][]error)
+	record := func(seq int, err error) {
+		mu.Lock()
+		got[seq] = append(got[seq], err)
+		mu.Unlock()
+	}
+	out := NewOutcomes(func(msgs []any, err error) {
+		for _, m := range msgs {
+			record(m.(item).Seq, err)
+		}
+	})
+	items := make([]outMsg, n)
+	f.s.mu.Lock()
+	for i := range n {
+		require.True(t, f.l.w.TryTake(), "no credit for value %d", i)
+		v := item{From: "x", Seq: i}
+		done := notify{many: out, msg: v}
+		if i%3 == 0 {
+			done = notify{one: func(err error) { record(i, err) }}
+		}
+		// Two senders in turn: no runs, so the writer flushes after each.
+		items[i] = outMsg{l: f.l, to: f.to, from: actor.PID{Node: "n", ID: fmt.Sprint(i % 2)},
+			flags: wire.FlagTracked, msg: v, done: done}
+	}
+	f.s.mu.Unlock()
+	f.s.fail(fmt.Errorf("%w: cut by the test", ErrNodeLost))
+	w := outWriter{s: f.s, runs: f.s.enc.(RunEncoder), maxFrame: 1}
+	require.False(t, w.write(items), "the write reports the failed stream")
+	mu.Lock()
+	defer mu.Unlock()
+	for i := range n {
+		require.Len(t, got[i], 1, "outcomes of value %d", i)
+		assert.ErrorIs(t, got[i][0], ErrNodeLost, "value %d", i)
+	}
+}
