@@ -572,6 +572,12 @@ func (g *gossip) onDigest(from string, entries []digestEntry) {
 // value comes; g.mu is held.
 func (g *gossip) askToJoin(key originKey) {
 	now := time.Now()
+	if key.origin.node == g.n.id {
+		return // this node's own publisher, closed and forgotten
+	}
+	if _, ok := g.n.reg.State().Member(key.origin.node); !ok {
+		return // not a node of the cluster: nobody to ask
+	}
 	j := g.joins[key]
 	if j == nil {
 		g.joins[key] = &joinWait{seen: now}
@@ -588,8 +594,11 @@ func (g *gossip) askToJoin(key originKey) {
 
 // onJoin sends a node that asks to join one of this node's publishers the
 // values meant for it that the cache still holds: from the first sequence
-// the publisher counted it in, at most maxGraftSeqs (digests bring the
-// rest).
+// the publisher counted it in (or the oldest still cached, which the
+// answer then names as the node's first: what the cache dropped is gone),
+// at most a quarter of an outbox, so that an answer does not push the
+// queued tree messages to that node out. Once the node holds values of
+// the publisher, digests and grafts bring it the rest.
 func (g *gossip) onJoin(from string, req *joinRequest) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -601,7 +610,12 @@ func (g *gossip) onJoin(from string, req *joinRequest) {
 	if !ok {
 		return // not in the publisher's view: none of its values were meant for it
 	}
-	for seq, n := max(first, 1), 0; seq <= st.pub.seq && n < maxGraftSeqs; seq, n = seq+1, n+1 {
+	first = max(first, 1)
+	if len(st.cache.order) > 0 {
+		first = max(first, st.cache.order[0])
+	}
+	limit := max(g.cfg.outboxMax/4, 1)
+	for seq := first; seq <= st.pub.seq && seq < first+uint64(limit); seq++ {
 		c, ok := st.cache.vals[seq]
 		if !ok {
 			continue

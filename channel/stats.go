@@ -35,7 +35,7 @@ type BroadcastStats struct {
 	Rerouted     uint64 // hops that failed and were passed to the next node of their group
 	QueueDropped uint64 // messages dropped by a full per-peer queue
 	Digests      uint64 // anti-entropy digests sent
-	Grafts       uint64 // anti-entropy requests for missing values sent
+	Grafts       uint64 // anti-entropy requests for missing values sent (grafts, and joins of a node that had none)
 	MaxHops      uint64 // longest path, in hops, a value took to reach this node
 }
 
