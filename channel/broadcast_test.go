@@ -345,6 +345,29 @@ func TestBroadcastJoinStartsAtWhatThePublishersCacheHolds(t *testing.T) {
 	}
 }
 
+// TestBroadcastForgetsTheQueuesOfNodesThatLeft: a node keeps a gossip queue
+// per peer; once a peer has left the cluster and its queue is idle, the
+// queue is dropped, so a long-lived node does not keep one for every node
+// that ever left.
+func TestBroadcastForgetsTheQueuesOfNodesThatLeft(t *testing.T) {
+	nodes := startCluster(t, 3)
+	subscribeAll(t, nodes, "news", 16)
+	waitSubscribers(t, nodes, "news", 3)
+	publishSeq(t, nodes[0], "news", "p", 10, 0)
+	hasQueue := func(peer string) bool {
+		g := nodes[0].gossip
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		_, ok := g.outboxes[peer]
+		return ok
+	}
+	require.True(t, hasQueue("n3"), "n1 gossiped to n3")
+	require.NoError(t, nodes[2].Close())
+	require.Eventually(t, func() bool { return !hasQueue("n3") }, waitFor, 50*time.Millisecond,
+		"n1 dropped its queue to n3 once n3 left and the queue idled")
+	assert.True(t, hasQueue("n2"), "the queue to a member stays")
+}
+
 func logsOf(logs []*subLog, node string) *subLog {
 	for _, l := range logs {
 		if l.node == node {

@@ -492,6 +492,7 @@ func (g *gossip) tick(now time.Time) {
 			entries = entries[n:]
 		}
 	}
+	g.forgetGoneOutboxes()
 }
 
 // pullGap asks for the values missing before the held ones: from the
@@ -728,6 +729,24 @@ func (g *gossip) removePublisher(p *publisher) {
 	if st := g.origins[originKey{p.name, p.origin}]; st != nil {
 		st.closed = true
 		st.last = time.Now()
+	}
+}
+
+// forgetGoneOutboxes drops the idle outboxes of nodes that are not (or no
+// longer) members of the cluster, so that the map does not keep one for
+// every node that ever left, or that a peer's message named; g.mu is held.
+func (g *gossip) forgetGoneOutboxes() {
+	state := g.n.reg.State()
+	for peer, ob := range g.outboxes {
+		if _, ok := state.Member(peer); ok {
+			continue
+		}
+		ob.mu.Lock()
+		idle := !ob.running && len(ob.q) == 0
+		ob.mu.Unlock()
+		if idle {
+			delete(g.outboxes, peer)
+		}
 	}
 }
 
