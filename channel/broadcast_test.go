@@ -3,6 +3,7 @@ package channel
 import (
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -142,8 +143,21 @@ func TestBroadcastEverySubscriberGetsEveryValueOnceInPublishOrder(t *testing.T) 
 			}
 			wg.Wait()
 			for _, l := range logs {
-				require.Eventually(t, func() bool { return l.n.Load() >= 2*perPublisher }, waitFor, 5*time.Millisecond,
-					"%s got %d of %d", l.node, l.n.Load(), 2*perPublisher)
+				if !assert.Eventually(t, func() bool { return l.n.Load() >= 2*perPublisher }, waitFor, 5*time.Millisecond,
+					"%s got %d of %d", l.node, l.n.Load(), 2*perPublisher) {
+					for _, p := range []int{0, size / 2} {
+						t.Logf("%s: %d values from %s", l.node, len(l.get(nodes[p].ID())), nodes[p].ID())
+					}
+					for _, n := range nodes {
+						t.Logf("%s: %+v", n.ID(), n.Stats().Broadcast)
+					}
+					for _, n := range nodes {
+						if n.ID() == l.node {
+							t.Log(gossipState(n, nodes))
+						}
+					}
+					t.FailNow()
+				}
 			}
 			time.Sleep(100 * time.Millisecond) // a duplicate would show up by now
 			for _, l := range logs {
@@ -366,6 +380,40 @@ func TestBroadcastForgetsTheQueuesOfNodesThatLeft(t *testing.T) {
 	require.Eventually(t, func() bool { return !hasQueue("n3") }, waitFor, 50*time.Millisecond,
 		"n1 dropped its queue to n3 once n3 left and the queue idled")
 	assert.True(t, hasQueue("n2"), "the queue to a member stays")
+}
+
+// gossipState describes what n's gossip engine holds for each publisher,
+// and where each publisher counts n in, for a failure's log.
+func gossipState(n *Node, nodes []*Node) string {
+	var b strings.Builder
+	g := n.gossip
+	g.mu.Lock()
+	for key, st := range g.origins {
+		fmt.Fprintf(&b, "%s holds %s/%s: next %d, max %d, held %d, want %d, pulls %d\n",
+			n.ID(), key.name, key.origin.node, st.next, st.max, len(st.held), st.want, st.pulls)
+	}
+	for name, subs := range g.subs {
+		for _, s := range subs {
+			fmt.Fprintf(&b, "%s subscriber of %s since version %d\n", n.ID(), name, s.since)
+		}
+	}
+	for key, j := range g.joins {
+		fmt.Fprintf(&b, "%s waits to join %s/%s: seen %v, asked %v\n", n.ID(), key.name, key.origin.node, j.seen, j.asked)
+	}
+	g.mu.Unlock()
+	for _, p := range nodes {
+		pg := p.gossip
+		pg.mu.Lock()
+		for key, st := range pg.origins {
+			if st.pub != nil {
+				first, ok := st.pub.joined[n.ID()]
+				fmt.Fprintf(&b, "publisher %s/%s at %d counts %s in from %d (%v); cache from %v\n",
+					key.name, key.origin.node, st.pub.seq, n.ID(), first, ok, st.cache.order[:min(1, len(st.cache.order))])
+			}
+		}
+		pg.mu.Unlock()
+	}
+	return b.String()
 }
 
 func logsOf(logs []*subLog, node string) *subLog {

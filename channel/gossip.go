@@ -90,7 +90,6 @@ type gossip struct {
 	subs     map[string][]*receiver // local subscribers by name
 	origins  map[originKey]*originState
 	joins    map[originKey]*joinWait // publishers announced by digests, none of whose values came
-	active   map[string]time.Time    // names with recent values, and when
 	outboxes map[string]*outbox
 }
 
@@ -112,6 +111,7 @@ type originState struct {
 	pulls     uint64    // grafts sent for gaps
 	wantAt    time.Time // when it was announced
 	last      time.Time // last value
+	served    time.Time // last graft or join answered: a node is still catching up
 	cache     valueCache
 }
 
@@ -174,7 +174,6 @@ func newGossip(n *Node, cfg gossipConfig) *gossip {
 		subs:     make(map[string][]*receiver),
 		origins:  make(map[originKey]*originState),
 		joins:    make(map[originKey]*joinWait),
-		active:   make(map[string]time.Time),
 		outboxes: make(map[string]*outbox),
 	}
 }
@@ -244,7 +243,6 @@ func (g *gossip) onData(h *dataHeader, value any) {
 	}
 	if !st.own {
 		st.last = now
-		g.active[h.name] = now
 		st.cache.put(h.seq, v, now, &g.cfg)
 		g.accept(key, st, h.seq, v, h.repair, now)
 		if h.hops > g.n.stats.bcast.maxHops.Load() {
@@ -349,7 +347,6 @@ func (g *gossip) publish(ctx context.Context, p *publisher, v any, track *pubTra
 	st := g.origins[originKey{p.name, p.origin}]
 	st.last, st.max = now, p.seq
 	st.cache.put(p.seq, bv, now, &g.cfg)
-	g.active[p.name] = now
 	g.deliverLocked(p.name, bv)
 	nodes := p.view(g.n, state)
 	h.fanout = uint64(g.fanout(len(nodes) + 1))
@@ -459,18 +456,16 @@ func (g *gossip) tick(now time.Time) {
 			delete(g.origins, key)
 			continue
 		}
-		if idle < g.cfg.activeFor && st.max > 0 {
+		// Digests go on while values come, and while nodes still catch
+		// up: their grafts are answered a share at a time, and a node
+		// that has had one share learns of the next from a digest.
+		if (idle < g.cfg.activeFor || now.Sub(st.served) < g.cfg.activeFor) && st.max > 0 {
 			digests[key.name] = append(digests[key.name], digestEntry{name: key.name, origin: key.origin, max: st.max})
 		}
 	}
 	for key, j := range g.joins {
 		if now.Sub(j.seen) >= g.cfg.activeFor && now.Sub(j.asked) >= g.cfg.activeFor {
 			delete(g.joins, key)
-		}
-	}
-	for name, last := range g.active {
-		if now.Sub(last) >= g.cfg.activeFor {
-			delete(g.active, name)
 		}
 	}
 	byPeer := make(map[string][]digestEntry)
@@ -487,7 +482,7 @@ func (g *gossip) tick(now time.Time) {
 	for peer, entries := range byPeer {
 		for len(entries) > 0 {
 			n := min(len(entries), maxDigestEntries)
-			g.outboxLocked(peer).push(outMsg{tag: encodeDigest(entries[:n])})
+			g.outboxLocked(peer).offer(outMsg{tag: encodeDigest(entries[:n])})
 			g.n.stats.bcast.digests.Add(1)
 			entries = entries[n:]
 		}
@@ -519,7 +514,7 @@ func (g *gossip) pullGap(key originKey, st *originState) {
 		from = nodes[g.rand.IntN(len(nodes))]
 	}
 	req := graftRequest{name: key.name, origin: key.origin, seqs: missing}
-	g.outboxLocked(from).push(outMsg{tag: req.encode()})
+	g.outboxLocked(from).offer(outMsg{tag: req.encode()})
 	g.n.stats.bcast.grafts.Add(1)
 }
 
@@ -562,7 +557,7 @@ func (g *gossip) onDigest(from string, entries []digestEntry) {
 			continue
 		}
 		req := graftRequest{name: e.name, origin: e.origin, seqs: missing}
-		g.outboxLocked(from).push(outMsg{tag: req.encode()})
+		g.outboxLocked(from).offer(outMsg{tag: req.encode()})
 		g.n.stats.bcast.grafts.Add(1)
 	}
 }
@@ -589,7 +584,7 @@ func (g *gossip) askToJoin(key originKey) {
 	}
 	j.asked = now
 	req := joinRequest{name: key.name, origin: key.origin}
-	g.outboxLocked(key.origin.node).push(outMsg{tag: req.encode()})
+	g.outboxLocked(key.origin.node).offer(outMsg{tag: req.encode()})
 	g.n.stats.bcast.grafts.Add(1)
 }
 
@@ -597,9 +592,9 @@ func (g *gossip) askToJoin(key originKey) {
 // values meant for it that the cache still holds: from the first sequence
 // the publisher counted it in (or the oldest still cached, which the
 // answer then names as the node's first: what the cache dropped is gone),
-// at most a quarter of an outbox, so that an answer does not push the
-// queued tree messages to that node out. Once the node holds values of
-// the publisher, digests and grafts bring it the rest.
+// at most a quarter of an outbox per answer (a repair takes a queue only
+// up to half full: see offer). Once the node holds values of the
+// publisher, digests and grafts bring it the rest.
 func (g *gossip) onJoin(from string, req *joinRequest) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -615,14 +610,15 @@ func (g *gossip) onJoin(from string, req *joinRequest) {
 	if len(st.cache.order) > 0 {
 		first = max(first, st.cache.order[0])
 	}
-	limit := max(g.cfg.outboxMax/4, 1)
+	now, limit := time.Now(), max(g.cfg.outboxMax/4, 1)
 	for seq := first; seq <= st.pub.seq && seq < first+uint64(limit); seq++ {
 		c, ok := st.cache.vals[seq]
 		if !ok {
 			continue
 		}
 		h := &dataHeader{name: req.name, origin: req.origin, seq: seq, fanout: 1, first: first, repair: true, view: c.view}
-		g.outboxLocked(from).push(outMsg{data: h, value: c.v})
+		g.outboxLocked(from).offer(outMsg{data: h, value: c.v})
+		st.served = now
 	}
 }
 
@@ -634,13 +630,15 @@ func (g *gossip) onGraft(from string, req *graftRequest) {
 	if st == nil {
 		return
 	}
+	now := time.Now()
 	for _, seq := range req.seqs {
 		c, ok := st.cache.vals[seq]
 		if !ok {
 			continue
 		}
+		st.served = now
 		h := &dataHeader{name: req.name, origin: req.origin, seq: seq, fanout: 1, repair: true, view: c.view}
-		g.outboxLocked(from).push(outMsg{data: h, value: c.v})
+		g.outboxLocked(from).offer(outMsg{data: h, value: c.v})
 	}
 }
 

@@ -27,8 +27,9 @@ type outMsg struct {
 // outbox queues one peer's gossip messages and sends them in order on the
 // node's stream to that peer, so that a slow or dead peer delays only its
 // own queue. The queue is bounded: a full queue drops its oldest message
-// (forwards, digests, repairs; anti-entropy makes up for them) or makes a
-// publisher wait (pushWait). A goroutine runs while the queue is in use.
+// (forwards; anti-entropy makes up for them), makes a publisher wait
+// (pushWait), or refuses a repair or anti-entropy message once half full
+// (offer). A goroutine runs while the queue is in use.
 type outbox struct {
 	g    *gossip
 	peer string
@@ -50,6 +51,23 @@ func (ob *outbox) push(m outMsg) {
 		ob.q = ob.q[1:]
 		ob.g.n.stats.bcast.queueDropped.Add(1)
 		old.track.resolve(nil) // a later hop's loss, repaired by anti-entropy
+	}
+	ob.q = append(ob.q, m)
+	ob.startLocked()
+	ob.mu.Unlock()
+	ob.signal(ob.wake)
+}
+
+// offer queues m unless the queue is half full, and drops m otherwise:
+// repairs and anti-entropy never push the tree's messages out of a queue
+// (the tree's messages are what they would then have to repair), and one
+// that is dropped is asked for again.
+func (ob *outbox) offer(m outMsg) {
+	ob.mu.Lock()
+	if len(ob.q) >= max(ob.g.cfg.outboxMax/2, 1) {
+		ob.mu.Unlock()
+		ob.g.n.stats.bcast.queueDropped.Add(1)
+		return
 	}
 	ob.q = append(ob.q, m)
 	ob.startLocked()

@@ -1,6 +1,7 @@
 package channel
 
 import (
+	"context"
 	"errors"
 	"testing"
 
@@ -89,4 +90,36 @@ func FuzzDecodeGossip(f *testing.F) {
 			t.Fatalf("a decoded header does not decode again: %v", err)
 		}
 	})
+}
+
+// TestRepairsNeverPushTreeMessagesOutOfAQueue: a peer's queue drops its
+// oldest message for a new tree message when full, but a repair or
+// anti-entropy message only takes a queue up to half full, and is dropped
+// itself past that.
+func TestRepairsNeverPushTreeMessagesOutOfAQueue(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // no sending goroutine: the test reads the queue
+	cfg := defaultGossipConfig()
+	cfg.outboxMax = 8
+	g := newGossip(&Node{ctx: ctx}, cfg)
+	ob := g.outboxLocked("n2")
+	tree := func(seq uint64) outMsg { return outMsg{data: &dataHeader{name: "x", seq: seq, fanout: 1}} }
+	repair := func(seq uint64) outMsg {
+		return outMsg{data: &dataHeader{name: "x", seq: seq, fanout: 1, repair: true}}
+	}
+	for seq := uint64(1); seq <= 3; seq++ {
+		ob.offer(repair(100 + seq))
+	}
+	ob.push(tree(1))
+	ob.offer(repair(104)) // the queue is half full: dropped
+	assert.Len(t, ob.q, 4)
+	for seq := uint64(2); seq <= 9; seq++ {
+		ob.push(tree(seq)) // full from seq 5 on: the oldest go
+	}
+	var seqs []uint64
+	for _, m := range ob.q {
+		seqs = append(seqs, m.data.seq)
+	}
+	assert.Equal(t, []uint64{2, 3, 4, 5, 6, 7, 8, 9}, seqs)
+	assert.Equal(t, uint64(1+4), g.n.stats.bcast.queueDropped.Load(), "one repair refused, four messages pushed out")
 }
