@@ -290,49 +290,13 @@ func TestBroadcastContinuesWhenANodeDiesMidGossip(t *testing.T) {
 	t.Logf("%s died after %d values; %d hops rerouted, %d values repaired", victim, len(logsOf(logs, victim).get("p")), rerouted, repaired)
 }
 
-// TestBroadcastRepairsANodeThatNeverSawAPublisher: values lost on their way
-// to a subtree's head leave the whole subtree without any value of that
-// publisher. Its nodes cannot tell from a digest where their share begins;
-// they ask the publisher's node, which knows, and get every value.
-func TestBroadcastRepairsANodeThatNeverSawAPublisher(t *testing.T) {
-	const size, count = 4, 50
-	var cut atomic.Bool
-	var head atomic.Value // the publisher's first child
-	var dropped atomic.Int64
-	nodes := startCluster(t, size, WithGossipFanout(1), withGossip(func(c *gossipConfig) {
-		c.drop = func(from, to string) bool {
-			h, _ := head.Load().(string)
-			if cut.Load() && from == "n1" && to == h {
-				dropped.Add(1)
-				return true
-			}
-			return false
-		}
-	}))
-	logs, _ := subscribeAll(t, nodes, "lost", 4096)
-	waitSubscribers(t, nodes, "lost", size)
-	// Fanout 1: the tree is a chain n1 → view[0] → view[1] → view[2]; every
-	// message n1 sends its head is lost while the cut lasts.
-	head.Store(participants(nodes[0].reg.Lookup("lost"), "n1")[0])
-	cut.Store(true)
-	publishSeq(t, nodes[0], "lost", "p", count, 0)
-	require.Eventually(t, func() bool { return nodes[0].Stats().Broadcast.Sent >= count }, waitFor, time.Millisecond,
-		"n1's outbox sent every value")
-	cut.Store(false)
-	for _, l := range logs[1:] {
-		require.Eventually(t, func() bool { return len(l.get("p")) == count }, waitFor, 10*time.Millisecond,
-			"%s got %d of %d", l.node, len(l.get("p")), count)
-		assertInOrder(t, l.node, l.get("p"))
-	}
-	t.Logf("%d values lost on the way to %s; its stats after repair: %+v", dropped.Load(), head.Load(), nodes[1].Stats().Broadcast)
-}
-
-// TestBroadcastJoinStartsAtWhatThePublishersCacheHolds: when the start of
-// a node's share has left the publisher's cache (4,096 values), a join
-// brings the node what the cache still holds, and digests the rest, rather
-// than nothing.
-func TestBroadcastJoinStartsAtWhatThePublishersCacheHolds(t *testing.T) {
-	const size, count = 4, 6000
+// publishPastALostHead starts size nodes with a subscriber each (buffers
+// of buf) and a chain for a tree (fanout 1: n1 → view[0] → view[1] → ...),
+// then publishes count values on n1 while every message from n1 to the
+// chain's head is lost: nobody but n1 gets any of them from the tree. It
+// returns once n1 has sent them all, with the link restored.
+func publishPastALostHead(t *testing.T, size, count, buf int) ([]*Node, []*subLog) {
+	t.Helper()
 	var cut atomic.Bool
 	var head atomic.Value // the publisher's first child
 	nodes := startCluster(t, size, WithGossipFanout(1), withGossip(func(c *gossipConfig) {
@@ -341,18 +305,46 @@ func TestBroadcastJoinStartsAtWhatThePublishersCacheHolds(t *testing.T) {
 			return cut.Load() && from == "n1" && to == h
 		}
 	}))
-	logs, _ := subscribeAll(t, nodes, "lost", 8192)
+	logs, _ := subscribeAll(t, nodes, "lost", buf)
 	waitSubscribers(t, nodes, "lost", size)
 	head.Store(participants(nodes[0].reg.Lookup("lost"), "n1")[0])
 	cut.Store(true)
 	publishSeq(t, nodes[0], "lost", "p", count, 0)
-	require.Eventually(t, func() bool { return nodes[0].Stats().Broadcast.Sent >= count }, waitFor, time.Millisecond,
+	require.Eventually(t, func() bool { return nodes[0].Stats().Broadcast.Sent >= uint64(count) }, waitFor, time.Millisecond,
 		"n1's outbox sent every value")
 	cut.Store(false)
+	return nodes, logs
+}
+
+// TestBroadcastRepairsANodeThatNeverSawAPublisher: values lost on their way
+// to a subtree's head leave the whole subtree without any value of that
+// publisher. Its nodes cannot tell from a digest where their share begins;
+// they ask the publisher's node, which knows, and get every value.
+func TestBroadcastRepairsANodeThatNeverSawAPublisher(t *testing.T) {
+	const count = 50
+	nodes, logs := publishPastALostHead(t, 4, count, 4096)
 	for _, l := range logs[1:] {
-		require.Eventually(t, func() bool { s := l.get("p"); return len(s) > 0 && s[len(s)-1] == count },
-			waitFor, 10*time.Millisecond, "%s got %d of %d", l.node, len(l.get("p")), count)
+		assert.Eventually(t, func() bool { return len(l.get("p")) == count }, waitFor, 10*time.Millisecond)
 		got := l.get("p")
+		require.Len(t, got, count, "%s's values", l.node)
+		assertInOrder(t, l.node, got)
+	}
+	t.Logf("the chain's head after repair: %+v", nodes[1].Stats().Broadcast)
+}
+
+// TestBroadcastJoinStartsAtWhatThePublishersCacheHolds: when the start of
+// a node's share has left the publisher's cache (4,096 values), a join
+// brings the node what the cache still holds, and digests the rest, rather
+// than nothing.
+func TestBroadcastJoinStartsAtWhatThePublishersCacheHolds(t *testing.T) {
+	const count = 6000
+	_, logs := publishPastALostHead(t, 4, count, 8192)
+	for _, l := range logs[1:] {
+		assert.Eventually(t, func() bool { s := l.get("p"); return len(s) > 0 && s[len(s)-1] == count },
+			waitFor, 10*time.Millisecond)
+		got := l.get("p")
+		require.NotEmpty(t, got, "%s's values", l.node)
+		require.Equal(t, count, got[len(got)-1], "%s's last value, of %d", l.node, len(got))
 		assertInOrder(t, l.node, got)
 		// From where it begins, the node's share is whole.
 		assert.Equal(t, count-got[0]+1, len(got), "%s: a gap in what it got", l.node)
