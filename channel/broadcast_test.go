@@ -351,14 +351,51 @@ func TestBroadcastJoinStartsAtWhatThePublishersCacheHolds(t *testing.T) {
 	}
 }
 
+// TestBroadcastRepairsThroughABusyLink: a publisher that publishes faster
+// than its link carries keeps its queue to the child full, with the link
+// seconds behind the digests. A value lost on that link is still
+// repaired (anti-entropy has a queue of its own, sent in turn with the
+// tree's), and the values still on their way are not asked for again
+// (no graft while values keep arriving).
+func TestBroadcastRepairsThroughABusyLink(t *testing.T) {
+	var calls atomic.Int64
+	nodes := startCluster(t, 2, withGossip(func(c *gossipConfig) {
+		c.drop = func(from, to string) bool {
+			if from != "n1" || to != "n2" {
+				return false
+			}
+			time.Sleep(500 * time.Microsecond) // a slow link
+			return calls.Add(1) == 1000        // and one value lost on it
+		}
+	}))
+	logs, _ := subscribeAll(t, nodes, "busy", 1<<16)
+	waitSubscribers(t, nodes, "busy", 2)
+	out, closeOut, err := nodes[0].Publish("busy", 16)
+	require.NoError(t, err)
+	count := 0
+	for start := time.Now(); time.Since(start) < 3*time.Second; {
+		count++
+		out <- Order{Sender: "p", Seq: count}
+	}
+	require.NoError(t, closeOut())
+	assert.Eventually(t, func() bool { return len(logs[1].get("p")) == count }, waitFor, 10*time.Millisecond)
+	got := logs[1].get("p")
+	require.Equal(t, count, len(got), "n2's values")
+	assertInOrder(t, "n2", got)
+	s := nodes[1].Stats().Broadcast
+	t.Logf("%d values over a busy link; n2: %+v", count, s)
+	assert.Positive(t, s.Repaired, "the lost value came by repair")
+	assert.Less(t, s.Duplicates, uint64(count/10), "values on their way were not asked for again")
+}
+
 // TestBroadcastForgetsTheQueuesOfNodesThatLeft: a node keeps a gossip queue
-// per peer; once a peer has left the cluster and its queue is idle, the
-// queue is dropped, so a long-lived node does not keep one for every node
-// that ever left.
+// per peer; once a peer has left the cluster, or crashed and been declared
+// dead, and its queue is idle, the queue is dropped, so a long-lived node
+// does not keep one for every node that ever left.
 func TestBroadcastForgetsTheQueuesOfNodesThatLeft(t *testing.T) {
-	nodes := startCluster(t, 3)
+	nodes := startCluster(t, 4)
 	subscribeAll(t, nodes, "news", 16)
-	waitSubscribers(t, nodes, "news", 3)
+	waitSubscribers(t, nodes, "news", 4)
 	publishSeq(t, nodes[0], "news", "p", 10, 0)
 	hasQueue := func(peer string) bool {
 		g := nodes[0].gossip
@@ -367,10 +404,11 @@ func TestBroadcastForgetsTheQueuesOfNodesThatLeft(t *testing.T) {
 		_, ok := g.outboxes[peer]
 		return ok
 	}
-	require.True(t, hasQueue("n3"), "n1 gossiped to n3")
-	require.NoError(t, nodes[2].Close())
-	require.Eventually(t, func() bool { return !hasQueue("n3") }, waitFor, 50*time.Millisecond,
-		"n1 dropped its queue to n3 once n3 left and the queue idled")
+	require.True(t, hasQueue("n3") && hasQueue("n4"), "n1 gossiped to n3 and n4")
+	require.NoError(t, nodes[2].Close()) // leaves
+	kill(nodes[3])                       // crashes: expired after a second
+	require.Eventually(t, func() bool { return !hasQueue("n3") && !hasQueue("n4") }, waitFor, 50*time.Millisecond,
+		"n1 dropped its queues to n3 and n4 once they were gone and the queues idled")
 	assert.True(t, hasQueue("n2"), "the queue to a member stays")
 }
 

@@ -110,6 +110,7 @@ type originState struct {
 	want      uint64    // highest sequence a digest announced, not yet here
 	pulls     uint64    // grafts sent for gaps
 	wantAt    time.Time // when it was announced
+	wantNext  uint64    // next, then
 	last      time.Time // last value
 	served    time.Time // last graft or join answered: a node is still catching up
 	cache     valueCache
@@ -536,13 +537,20 @@ func (g *gossip) onDigest(from string, entries []digestEntry) {
 			continue
 		}
 		// A value a digest announces may still be on its way down the
-		// tree: ask only for what was already announced a tick ago.
+		// tree: ask only for what was already announced a tick ago, and
+		// not while values keep coming (a busy link can be seconds
+		// behind its digests; a value lost before others arrive leaves a
+		// gap, which pullGap asks for).
 		now := time.Now()
 		if st.want == 0 || st.want < st.next {
-			st.want, st.wantAt = e.max, now
+			st.want, st.wantAt, st.wantNext = e.max, now, st.next
 			continue
 		}
 		if now.Sub(st.wantAt) < g.cfg.tick {
+			continue
+		}
+		if st.next > st.wantNext {
+			st.wantAt, st.wantNext = now, st.next
 			continue
 		}
 		upTo := st.want
@@ -592,9 +600,8 @@ func (g *gossip) askToJoin(key originKey) {
 // values meant for it that the cache still holds: from the first sequence
 // the publisher counted it in (or the oldest still cached, which the
 // answer then names as the node's first: what the cache dropped is gone),
-// at most a quarter of an outbox per answer (a repair takes a queue only
-// up to half full: see offer). Once the node holds values of the
-// publisher, digests and grafts bring it the rest.
+// at most a quarter of an outbox per answer. Once the node holds values of
+// the publisher, digests and grafts bring it the rest.
 func (g *gossip) onJoin(from string, req *joinRequest) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -617,8 +624,9 @@ func (g *gossip) onJoin(from string, req *joinRequest) {
 			continue
 		}
 		h := &dataHeader{name: req.name, origin: req.origin, seq: seq, fanout: 1, first: first, repair: true, view: c.view}
-		g.outboxLocked(from).offer(outMsg{data: h, value: c.v})
-		st.served = now
+		if g.outboxLocked(from).offer(outMsg{data: h, value: c.v}) {
+			st.served = now
+		}
 	}
 }
 
@@ -636,9 +644,10 @@ func (g *gossip) onGraft(from string, req *graftRequest) {
 		if !ok {
 			continue
 		}
-		st.served = now
 		h := &dataHeader{name: req.name, origin: req.origin, seq: seq, fanout: 1, repair: true, view: c.view}
-		g.outboxLocked(from).offer(outMsg{data: h, value: c.v})
+		if g.outboxLocked(from).offer(outMsg{data: h, value: c.v}) {
+			st.served = now
+		}
 	}
 }
 
@@ -652,6 +661,12 @@ func (g *gossip) undeliverable(peer string, m outMsg, err error) {
 	if errors.Is(err, remoting.ErrEncode) || errors.Is(err, remoting.ErrTooLarge) {
 		g.n.stats.failed(m.data.name, false, 1)
 		g.n.log.Warn("broadcast value not sent", zap.String("name", m.data.name), zap.Error(err))
+		// Nor can it ever be: do not offer it to grafts again.
+		g.mu.Lock()
+		if st := g.origins[originKey{m.data.name, m.data.origin}]; st != nil {
+			delete(st.cache.vals, m.data.seq)
+		}
+		g.mu.Unlock()
 		return
 	}
 	g.n.log.Debug("broadcast hop failed; its group goes to the next node", zap.String("peer", peer),
@@ -731,16 +746,17 @@ func (g *gossip) removePublisher(p *publisher) {
 }
 
 // forgetGoneOutboxes drops the idle outboxes of nodes that are not (or no
-// longer) members of the cluster, so that the map does not keep one for
-// every node that ever left, or that a peer's message named; g.mu is held.
+// longer) live members of the cluster, so that the map does not keep one
+// for every node that ever left or crashed, or that a peer's message
+// named; g.mu is held.
 func (g *gossip) forgetGoneOutboxes() {
 	state := g.n.reg.State()
 	for peer, ob := range g.outboxes {
-		if _, ok := state.Member(peer); ok {
+		if m, ok := state.Member(peer); ok && m.Status != registry.Expired {
 			continue
 		}
 		ob.mu.Lock()
-		idle := !ob.running && len(ob.q) == 0
+		idle := !ob.running && ob.idleLocked()
 		ob.mu.Unlock()
 		if idle {
 			delete(g.outboxes, peer)

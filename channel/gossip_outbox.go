@@ -24,12 +24,17 @@ type outMsg struct {
 	track *pubTrack // a Publish handle waiting for this first hop, or nil
 }
 
-// outbox queues one peer's gossip messages and sends them in order on the
-// node's stream to that peer, so that a slow or dead peer delays only its
-// own queue. The queue is bounded: a full queue drops its oldest message
-// (forwards; anti-entropy makes up for them), makes a publisher wait
-// (pushWait), or refuses a repair or anti-entropy message once half full
-// (offer). A goroutine runs while the queue is in use.
+// outbox queues one peer's gossip messages and sends them on the node's
+// stream to that peer, so that a slow or dead peer delays only its own
+// queues. It has two, each bounded by outboxMax and each sent in order:
+// the tree's (publishers' first hops and forwards) and anti-entropy's
+// (digests, grafts, joins and the repairs that answer them). The sending
+// goroutine takes from the two in turn, so repair gets through a link that
+// a publisher keeps busy, and repair traffic never pushes the tree's
+// messages out. A full tree queue makes a publisher wait (pushWait) or
+// drops its oldest message for a forward (push: anti-entropy makes up for
+// it); a full anti-entropy queue refuses the new message (offer: it is
+// asked for again). A goroutine runs while the queues are in use.
 type outbox struct {
 	g    *gossip
 	peer string
@@ -37,7 +42,9 @@ type outbox struct {
 	room chan struct{}
 
 	mu        sync.Mutex
-	q         []outMsg
+	q         []outMsg // the tree's
+	ae        []outMsg // anti-entropy's
+	aeTurn    bool     // the next message comes from ae, if it has one
 	running   bool
 	downUntil time.Time // sends failed: reroute instead of sending until then
 }
@@ -58,21 +65,20 @@ func (ob *outbox) push(m outMsg) {
 	ob.signal(ob.wake)
 }
 
-// offer queues m unless the queue is half full, and drops m otherwise:
-// repairs and anti-entropy never push the tree's messages out of a queue
-// (the tree's messages are what they would then have to repair), and one
-// that is dropped is asked for again.
-func (ob *outbox) offer(m outMsg) {
+// offer queues an anti-entropy message m, unless that queue is full: then
+// m is dropped (it is asked for again) and offer reports false.
+func (ob *outbox) offer(m outMsg) bool {
 	ob.mu.Lock()
-	if len(ob.q) >= max(ob.g.cfg.outboxMax/2, 1) {
+	if len(ob.ae) >= ob.g.cfg.outboxMax {
 		ob.mu.Unlock()
 		ob.g.n.stats.bcast.queueDropped.Add(1)
-		return
+		return false
 	}
-	ob.q = append(ob.q, m)
+	ob.ae = append(ob.ae, m)
 	ob.startLocked()
 	ob.mu.Unlock()
 	ob.signal(ob.wake)
+	return true
 }
 
 // pushWait queues m, waiting while the queue is full.
@@ -125,14 +131,14 @@ func (ob *outbox) run() {
 	defer idle.Stop()
 	for {
 		ob.mu.Lock()
-		for len(ob.q) == 0 {
+		for ob.idleLocked() {
 			ob.mu.Unlock()
 			idle.Reset(outboxIdle)
 			select {
 			case <-ob.wake:
 			case <-idle.C:
 				ob.mu.Lock()
-				if len(ob.q) == 0 {
+				if ob.idleLocked() {
 					ob.running = false
 					ob.mu.Unlock()
 					return
@@ -141,7 +147,7 @@ func (ob *outbox) run() {
 			case <-ob.g.n.ctx.Done():
 				ob.mu.Lock()
 				q := ob.q
-				ob.q, ob.running = nil, false
+				ob.q, ob.ae, ob.running = nil, nil, false
 				ob.mu.Unlock()
 				for _, m := range q {
 					m.track.resolve(ErrClosed)
@@ -150,18 +156,37 @@ func (ob *outbox) run() {
 			}
 			ob.mu.Lock()
 		}
-		m := ob.q[0]
-		ob.q[0] = outMsg{}
-		ob.q = ob.q[1:]
+		m, tree := ob.nextLocked()
 		down := time.Now().Before(ob.downUntil)
 		ob.mu.Unlock()
-		ob.signal(ob.room)
+		if tree {
+			ob.signal(ob.room)
+		}
 		if down {
 			ob.failed(m, fmt.Errorf("%w: %s recently unreachable", remoting.ErrNodeLost, ob.peer))
 			continue
 		}
 		ob.send(m)
 	}
+}
+
+// idleLocked reports whether both queues are empty; ob.mu is held.
+func (ob *outbox) idleLocked() bool { return len(ob.q) == 0 && len(ob.ae) == 0 }
+
+// nextLocked takes the next message to send, from the two queues in turn,
+// and reports whether it came from the tree's; ob.mu is held and a queue
+// has one.
+func (ob *outbox) nextLocked() (outMsg, bool) {
+	fromAE := len(ob.q) == 0 || ob.aeTurn && len(ob.ae) > 0
+	ob.aeTurn = !fromAE
+	q := &ob.q
+	if fromAE {
+		q = &ob.ae
+	}
+	m := (*q)[0]
+	(*q)[0] = outMsg{}
+	*q = (*q)[1:]
+	return m, !fromAE
 }
 
 // send hands m to the node's stream to the peer.

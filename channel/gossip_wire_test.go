@@ -92,34 +92,34 @@ func FuzzDecodeGossip(f *testing.F) {
 	})
 }
 
-// TestRepairsNeverPushTreeMessagesOutOfAQueue: a peer's queue drops its
-// oldest message for a new tree message when full, but a repair or
-// anti-entropy message only takes a queue up to half full, and is dropped
-// itself past that.
+// TestRepairsNeverPushTreeMessagesOutOfAQueue: a peer's outbox keeps the
+// tree's messages and anti-entropy's apart. A forward into a full tree
+// queue drops the oldest tree message; anti-entropy never drops a tree
+// message (a full anti-entropy queue refuses the new one), and the sender
+// takes from the two in turn, so repairs get through a link that the tree
+// keeps full.
 func TestRepairsNeverPushTreeMessagesOutOfAQueue(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
-	cancel() // no sending goroutine: the test reads the queue
+	cancel() // no sending goroutine: the test takes from the queues itself
 	cfg := defaultGossipConfig()
-	cfg.outboxMax = 8
+	cfg.outboxMax = 4
 	g := newGossip(&Node{ctx: ctx}, cfg)
 	ob := g.outboxLocked("n2")
 	tree := func(seq uint64) outMsg { return outMsg{data: &dataHeader{name: "x", seq: seq, fanout: 1}} }
 	repair := func(seq uint64) outMsg {
 		return outMsg{data: &dataHeader{name: "x", seq: seq, fanout: 1, repair: true}}
 	}
-	for seq := uint64(1); seq <= 3; seq++ {
-		ob.offer(repair(100 + seq))
+	for seq := uint64(1); seq <= 6; seq++ {
+		ob.push(tree(seq)) // full from 5 on: 1 and 2 go
 	}
-	ob.push(tree(1))
-	ob.offer(repair(104)) // the queue is half full: dropped
-	assert.Len(t, ob.q, 4)
-	for seq := uint64(2); seq <= 9; seq++ {
-		ob.push(tree(seq)) // full from seq 5 on: the oldest go
+	for seq := uint64(101); seq <= 105; seq++ {
+		assert.Equal(t, seq <= 104, ob.offer(repair(seq)), "repair %d", seq)
 	}
-	var seqs []uint64
-	for _, m := range ob.q {
-		seqs = append(seqs, m.data.seq)
+	assert.Equal(t, uint64(2+1), g.n.stats.bcast.queueDropped.Load(), "two forwards pushed out, one repair refused")
+	var order []uint64
+	for !ob.idleLocked() {
+		m, _ := ob.nextLocked()
+		order = append(order, m.data.seq)
 	}
-	assert.Equal(t, []uint64{2, 3, 4, 5, 6, 7, 8, 9}, seqs)
-	assert.Equal(t, uint64(1+4), g.n.stats.bcast.queueDropped.Load(), "one repair refused, four messages pushed out")
+	assert.Equal(t, []uint64{3, 101, 4, 102, 5, 103, 6, 104}, order, "the tree's and anti-entropy's in turn, each in order")
 }
