@@ -600,4 +600,20 @@ func TestPublishHandleReportsAnUnencodableValue(t *testing.T) {
 	require.NoError(t, good.Err())
 	require.Eventually(t, func() bool { return logs[0].n.Load() == 1 }, waitFor, 5*time.Millisecond,
 		"the bad value broke nothing for the next")
+	// The bad value can never be sent: it is not kept to answer grafts.
+	cached := func(seq uint64) bool {
+		g := nodes[0].gossip
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		for _, st := range g.origins {
+			if st.own {
+				_, ok := st.cache.vals[seq]
+				return ok
+			}
+		}
+		return false
+	}
+	// (Well before the cache's own expiry, 10 s.)
+	assert.Eventually(t, func() bool { return !cached(1) }, 5*time.Second, 5*time.Millisecond, "the bad value left the cache")
+	assert.True(t, cached(2), "the good value stays cached")
 }
