@@ -110,7 +110,8 @@ type originState struct {
 	want      uint64    // highest sequence a digest announced, not yet here
 	pulls     uint64    // grafts sent for gaps
 	wantAt    time.Time // when it was announced
-	wantNext  uint64    // next, then
+	fromTree  uint64    // values that came down the tree (not repairs)
+	wantTree  uint64    // fromTree, then
 	last      time.Time // last value
 	served    time.Time // last graft or join answered: a node is still catching up
 	cache     valueCache
@@ -244,6 +245,9 @@ func (g *gossip) onData(h *dataHeader, value any) {
 	}
 	if !st.own {
 		st.last = now
+		if !h.repair {
+			st.fromTree++
+		}
 		st.cache.put(h.seq, v, now, &g.cfg)
 		g.accept(key, st, h.seq, v, h.repair, now)
 		if h.hops > g.n.stats.bcast.maxHops.Load() {
@@ -538,19 +542,20 @@ func (g *gossip) onDigest(from string, entries []digestEntry) {
 		}
 		// A value a digest announces may still be on its way down the
 		// tree: ask only for what was already announced a tick ago, and
-		// not while values keep coming (a busy link can be seconds
-		// behind its digests; a value lost before others arrive leaves a
-		// gap, which pullGap asks for).
+		// not while the tree keeps bringing values (a busy link can be
+		// seconds behind its digests; a value lost before others arrive
+		// leaves a gap, which pullGap asks for). Values that come by
+		// repair do not count: a node far behind catches up by grafts.
 		now := time.Now()
 		if st.want == 0 || st.want < st.next {
-			st.want, st.wantAt, st.wantNext = e.max, now, st.next
+			st.want, st.wantAt, st.wantTree = e.max, now, st.fromTree
 			continue
 		}
 		if now.Sub(st.wantAt) < g.cfg.tick {
 			continue
 		}
-		if st.next > st.wantNext {
-			st.wantAt, st.wantNext = now, st.next
+		if st.fromTree > st.wantTree {
+			st.wantAt, st.wantTree = now, st.fromTree
 			continue
 		}
 		upTo := st.want
