@@ -42,9 +42,10 @@ type outbox struct {
 	room chan struct{}
 
 	mu        sync.Mutex
-	q         []outMsg // the tree's
-	ae        []outMsg // anti-entropy's
-	aeTurn    bool     // the next message comes from ae, if it has one
+	q         []outMsg               // the tree's
+	ae        []outMsg               // anti-entropy's
+	repairs   map[repairKey]struct{} // the repairs queued in ae
+	aeTurn    bool                   // the next message comes from ae, if it has one
 	running   bool
 	downUntil time.Time // sends failed: reroute instead of sending until then
 }
@@ -65,14 +66,37 @@ func (ob *outbox) push(m outMsg) {
 	ob.signal(ob.wake)
 }
 
+// repairKey names one value that a repair carries.
+type repairKey struct {
+	originKey
+	seq uint64
+}
+
 // offer queues an anti-entropy message m, unless that queue is full: then
-// m is dropped (it is asked for again) and offer reports false.
+// m is dropped (it is asked for again) and offer reports false. A repair
+// of a value that a queued repair already carries is not queued twice (a
+// peer asks again for what it misses while the answer waits in a busy
+// queue).
 func (ob *outbox) offer(m outMsg) bool {
 	ob.mu.Lock()
+	var key repairKey
+	if m.data != nil && m.data.repair {
+		key = repairKey{originKey{m.data.name, m.data.origin}, m.data.seq}
+		if _, queued := ob.repairs[key]; queued {
+			ob.mu.Unlock()
+			return true
+		}
+	}
 	if len(ob.ae) >= ob.g.cfg.outboxMax {
 		ob.mu.Unlock()
 		ob.g.n.stats.bcast.queueDropped.Add(1)
 		return false
+	}
+	if m.data != nil && m.data.repair {
+		if ob.repairs == nil {
+			ob.repairs = make(map[repairKey]struct{})
+		}
+		ob.repairs[key] = struct{}{}
 	}
 	ob.ae = append(ob.ae, m)
 	ob.startLocked()
@@ -147,7 +171,7 @@ func (ob *outbox) run() {
 			case <-ob.g.n.ctx.Done():
 				ob.mu.Lock()
 				q := ob.q
-				ob.q, ob.ae, ob.running = nil, nil, false
+				ob.q, ob.ae, ob.repairs, ob.running = nil, nil, nil, false
 				ob.mu.Unlock()
 				for _, m := range q {
 					m.track.resolve(ErrClosed)
@@ -186,6 +210,9 @@ func (ob *outbox) nextLocked() (outMsg, bool) {
 	m := (*q)[0]
 	(*q)[0] = outMsg{}
 	*q = (*q)[1:]
+	if fromAE && m.data != nil && m.data.repair {
+		delete(ob.repairs, repairKey{originKey{m.data.name, m.data.origin}, m.data.seq})
+	}
 	return m, !fromAE
 }
 

@@ -123,3 +123,25 @@ func TestRepairsNeverPushTreeMessagesOutOfAQueue(t *testing.T) {
 	}
 	assert.Equal(t, []uint64{3, 101, 4, 102, 5, 103, 6, 104}, order, "the tree's and anti-entropy's in turn, each in order")
 }
+
+// TestARepairIsQueuedOncePerValue: a peer that asks again for a value
+// whose repair still waits in the queue does not get it queued twice; once
+// sent, it can be queued again.
+func TestARepairIsQueuedOncePerValue(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // no sending goroutine: the test takes from the queues itself
+	g := newGossip(&Node{ctx: ctx}, defaultGossipConfig())
+	ob := g.outboxLocked("n2")
+	repair := func(name string, seq uint64) outMsg {
+		return outMsg{data: &dataHeader{name: name, origin: origin{"n1", 7}, seq: seq, fanout: 1, repair: true}}
+	}
+	for range 3 {
+		assert.True(t, ob.offer(repair("x", 1)))
+	}
+	assert.True(t, ob.offer(repair("y", 1)), "another name's value")
+	assert.Len(t, ob.ae, 2)
+	m, _ := ob.nextLocked()
+	assert.Equal(t, "x", m.data.name)
+	assert.True(t, ob.offer(repair("x", 1)), "asked for again once sent")
+	assert.Len(t, ob.ae, 2)
+}
