@@ -324,7 +324,6 @@ func TestBatchesReachASlowReceiverWhole(t *testing.T) {
 // (counted in Stats.Failed); the values written before and after it in the
 // same batch arrive, in order.
 func TestBatchWithAnUnencodableValue(t *testing.T) {
-	type unregistered struct{ X int }
 	nodes := startCluster(t, 2)
 	in, closeIn, err := nodes[1].Receive("mixed", 64)
 	require.NoError(t, err)
@@ -333,7 +332,7 @@ func TestBatchWithAnUnencodableValue(t *testing.T) {
 	require.NoError(t, err)
 	for i := range 20 {
 		if i == 10 {
-			out <- unregistered{X: i}
+			out <- notRegistered{X: i}
 		}
 		out <- Order{Seq: i}
 	}

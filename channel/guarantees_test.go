@@ -118,6 +118,36 @@ func TestGuarantee1_AtMostOnce(t *testing.T) {
 	}, waitFor, 20*time.Millisecond)
 }
 
+// TestGuarantee1_AtMostOnceForBatchedValues: bare values go in batches,
+// and a value a receiver refuses (it closed while the value was on its
+// way) is routed again; under a receiver closing and a node dying
+// mid-stream, none is delivered twice.
+func TestGuarantee1_AtMostOnceForBatchedValues(t *testing.T) {
+	nodes := startCluster(t, 4)
+	col, closers := receiveOnAll(t, nodes[1:], "work", 8)
+	out, closeOut, err := nodes[0].Send("work", 64)
+	require.NoError(t, err)
+	const total = 6000
+	for i := 0; i < total; i++ {
+		switch i {
+		case total / 3:
+			require.NoError(t, closers[0]()) // n2's receiver closes
+		case 2 * total / 3:
+			kill(nodes[3]) // n4 dies
+		}
+		out <- Order{Sender: "n1", Seq: i}
+	}
+	require.NoError(t, closeOut())
+	assert.Empty(t, col.duplicates(), "no value may be delivered twice, under any fault")
+	assert.LessOrEqual(t, col.count(), total)
+	assert.Positive(t, col.count())
+	// Let the cluster expire the dead node, so that the others leave fast.
+	require.Eventually(t, func() bool {
+		m, ok := nodes[0].reg.State().Member(nodes[3].ID())
+		return !ok || m.Status == registry.Expired
+	}, waitFor, 20*time.Millisecond)
+}
+
 func TestGuarantee2_ConfirmedMeansAcceptedByExactlyOneReceiver(t *testing.T) {
 	nodes := startCluster(t, 3)
 	col := newCollector()
@@ -161,16 +191,41 @@ func TestGuarantee2_ConfirmedMeansAcceptedByExactlyOneReceiver(t *testing.T) {
 	}
 }
 
-func TestGuarantee3_PerPairFIFO(t *testing.T) {
-	nodes := startCluster(t, 3)
+// receiveOnAll starts a receiver of name with buffer buf on each of nodes,
+// drained into one collector, and returns the collector and the receivers'
+// CloseFuncs.
+func receiveOnAll(t *testing.T, nodes []*Node, name string, buf int) (*collector, []CloseFunc) {
+	t.Helper()
 	col := newCollector()
 	var closers []CloseFunc
-	for i, n := range nodes[1:] {
-		ch, closeFn, err := n.Receive("fifo", 2) // small buffers: values spread over both
+	for i, n := range nodes {
+		ch, closeFn, err := n.Receive(name, buf)
 		require.NoError(t, err)
 		col.drain(fmt.Sprintf("r%d", i), ch)
 		closers = append(closers, closeFn)
 	}
+	return col, closers
+}
+
+// assertSendOrder waits for total values, closes the receivers, and checks
+// that each receiver got its values in send order (Order.Seq increasing).
+func (c *collector) assertSendOrder(t *testing.T, closers []CloseFunc, total int) {
+	t.Helper()
+	require.Eventually(t, func() bool { return c.count() == total }, waitFor, 10*time.Millisecond)
+	for _, closeFn := range closers {
+		require.NoError(t, closeFn())
+	}
+	c.wg.Wait()
+	for label, got := range c.got {
+		for i := 1; i < len(got); i++ {
+			require.Less(t, got[i-1].Seq, got[i].Seq, "receiver %s got values out of send order", label)
+		}
+	}
+}
+
+func TestGuarantee3_PerPairFIFO(t *testing.T) {
+	nodes := startCluster(t, 3)
+	col, closers := receiveOnAll(t, nodes[1:], "fifo", 2) // small buffers: values spread over both
 	out, closeOut, err := nodes[0].Send("fifo", 8)
 	require.NoError(t, err)
 	const total = 3000
@@ -178,16 +233,7 @@ func TestGuarantee3_PerPairFIFO(t *testing.T) {
 		out <- Order{Sender: "n1", Seq: i}
 	}
 	require.NoError(t, closeOut())
-	require.Eventually(t, func() bool { return col.count() == total }, waitFor, 10*time.Millisecond)
-	for _, c := range closers {
-		require.NoError(t, c())
-	}
-	col.wg.Wait()
-	for label, got := range col.got {
-		for i := 1; i < len(got); i++ {
-			require.Less(t, got[i-1].Seq, got[i].Seq, "receiver %s got values out of send order", label)
-		}
-	}
+	col.assertSendOrder(t, closers, total)
 }
 
 // TestGuarantee3_PerPairFIFOWithHandlesAmongValues: the pump routes the
@@ -195,14 +241,7 @@ func TestGuarantee3_PerPairFIFO(t *testing.T) {
 // in between; what reaches one receiver still comes in send order.
 func TestGuarantee3_PerPairFIFOWithHandlesAmongValues(t *testing.T) {
 	nodes := startCluster(t, 3)
-	col := newCollector()
-	var closers []CloseFunc
-	for i, n := range nodes[1:] {
-		ch, closeFn, err := n.Receive("mixed", 4)
-		require.NoError(t, err)
-		col.drain(fmt.Sprintf("r%d", i), ch)
-		closers = append(closers, closeFn)
-	}
+	col, closers := receiveOnAll(t, nodes[1:], "mixed", 4)
 	out, closeOut, err := nodes[0].Send("mixed", 64)
 	require.NoError(t, err)
 	const total = 3000
@@ -222,16 +261,7 @@ func TestGuarantee3_PerPairFIFOWithHandlesAmongValues(t *testing.T) {
 		<-m.Done()
 		require.NoError(t, m.Err())
 	}
-	require.Eventually(t, func() bool { return col.count() == total }, waitFor, 10*time.Millisecond)
-	for _, c := range closers {
-		require.NoError(t, c())
-	}
-	col.wg.Wait()
-	for label, got := range col.got {
-		for i := 1; i < len(got); i++ {
-			require.Less(t, got[i-1].Seq, got[i].Seq, "receiver %s got values out of send order", label)
-		}
-	}
+	col.assertSendOrder(t, closers, total)
 }
 
 func TestGuarantee4_Backpressure(t *testing.T) {
