@@ -39,9 +39,9 @@
 // with no receiver at all it waits for one to register. Bare values that
 // wait in the send channel are routed as a batch of up to 128: one turn
 // of the round-robin for the batch, each receiver taking as much of it as
-// it has room for. A remote receiver
-// grants its senders credit equal to its free buffer space, so a slow
-// receiver stops its senders instead of filling memory.
+// it has room for. A remote receiver grants its senders credit equal to
+// its free buffer space, so a slow receiver stops its senders instead of
+// filling memory.
 //
 // Guarantees (see docs/semantics.md for each and what would break it):
 // at most once; a confirmed value was accepted by exactly one receiver;

@@ -580,13 +580,13 @@ func (g *gossip) onDigest(from string, entries []digestEntry) {
 // be on its way down the tree) and then at most every few ticks until a
 // value comes; g.mu is held.
 func (g *gossip) askToJoin(key originKey) {
-	now := time.Now()
 	if key.origin.node == g.n.id {
 		return // this node's own publisher, closed and forgotten
 	}
 	if _, ok := g.n.reg.State().Member(key.origin.node); !ok {
 		return // not a node of the cluster: nobody to ask
 	}
+	now := time.Now()
 	j := g.joins[key]
 	if j == nil {
 		g.joins[key] = &joinWait{seen: now}
@@ -618,7 +618,6 @@ func (g *gossip) onJoin(from string, req *joinRequest) {
 	if !ok {
 		return // not in the publisher's view: none of its values were meant for it
 	}
-	first = max(first, 1)
 	if len(st.cache.order) > 0 {
 		first = max(first, st.cache.order[0])
 	}

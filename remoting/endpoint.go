@@ -318,8 +318,8 @@ func (o *Outcomes) Report(msgs []any, err error) { o.report(msgs, err) }
 // arrived in; a refusal it reports at once.
 //
 // SendMany waits, until ctx ends, for credit (and room in the stream's
-// queue) for the first message only; it then queues as many of the others as the link's credit lets through
-// and returns how many it queued, n. If n < len(msgs) the error says why
+// queue) for the first message only; it then queues as many of the others
+// as the link's credit lets through and returns how many it queued, n. If n < len(msgs) the error says why
 // msgs[n] was not queued: ErrNoCredit (send the rest later, or elsewhere),
 // ErrEncode (the codec refuses msgs[n]; the ones after it may be sent), or
 // the stream's failure. out hears only of messages SendMany queued.
