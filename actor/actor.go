@@ -7,6 +7,27 @@ type Actor interface {
 	Receive(c *Context)
 }
 
+// Eager is implemented by an Actor that can often take a message at once,
+// without blocking: a hand-off to a buffered channel with room, say. When
+// such an actor is idle and its mailbox empty, a local send of one message
+// (Send, SendFrom, TrySendFrom) offers it to TryReceive on the sender's
+// goroutine instead of queuing it and starting a run: one goroutine switch
+// fewer per message, which is what a lone message's latency is made of.
+// TrySendManyFrom does not offer: a transport delivering a batch keeps its
+// pace by leaving the hand-offs to the run.
+//
+// TryReceive runs under the same rules as Receive: never concurrently with
+// it or with itself, never before Started or after Stopping, and not while
+// the actor is suspended. It must not block and must not panic; it reports
+// whether it took msg. When it declines, msg is queued and reaches Receive
+// as usual, so an Eager actor must be able to take every message through
+// Receive too. Order per sender holds: TryReceive is offered a message only
+// when nothing is queued ahead of it.
+type Eager interface {
+	Actor
+	TryReceive(msg any, sender PID) bool
+}
+
 // ReceiveFunc adapts a function to the Actor interface.
 type ReceiveFunc func(c *Context)
 

@@ -59,6 +59,15 @@
 // goroutines is bounded by the System, not by its actors. Shutdown stops the
 // idle workers and waits for every run. Delayed restarts run from the
 // strategy's clock.
+//
+// An actor that implements Eager is offered each message sent to it alone
+// on the sender's goroutine first, whenever it is idle with an empty
+// mailbox: its
+// TryReceive takes the message without a run (dchan's channel receivers
+// put it straight into the user's buffered channel) or declines it, and a
+// declined message is queued as usual. The offer follows the same rules as
+// a run, so Receive and TryReceive never overlap and each sender's order
+// holds.
 // Nothing in this package uses package-level state: Systems are
 // independent.
 package actor

@@ -50,10 +50,16 @@ type process struct {
 	done     chan struct{} // closed once fully stopped
 
 	actor    Actor   // runner
+	eager    Eager   // runner: actor, if it is Eager
 	c        Context // runner
 	draining bool    // runner: stop once the user queue is empty
 
 	state atomic.Int32 // alive, stopping, stopped; written under mu
+
+	// inline says whether the current instance is Eager: senders read it
+	// to skip offering messages to one that is not.
+	inline atomic.Bool
+	take   func(envelope) bool // offerInline, made once
 
 	mu       sync.Mutex
 	children map[string]*process
@@ -149,7 +155,7 @@ func (p *process) restart() {
 		p.stop(false)
 		return
 	}
-	p.actor = a
+	p.setActor(a)
 	p.mb.Resume()
 	p.invoke(Started{}, PID{})
 }
@@ -192,7 +198,7 @@ func (p *process) stop(graceful bool) {
 	} else {
 		p.sys.removeTop(p)
 	}
-	p.actor = nil
+	p.setActor(nil)
 	close(p.done)
 }
 
@@ -227,6 +233,27 @@ func (p *process) poison() {
 	p.mb.Close()
 	p.cancel()
 	p.mb.PushSystem(sysStop{})
+}
+
+// setActor installs the actor instance a (nil once stopped); runner.
+func (p *process) setActor(a Actor) {
+	p.actor = a
+	p.eager, _ = a.(Eager)
+	p.inline.Store(p.eager != nil)
+}
+
+// tryInline offers msgs to an Eager actor's TryReceive, as the mailbox's
+// runner, and returns how many it took (see mailbox.TryInline).
+func (p *process) tryInline(msgs []envelope) int {
+	if !p.inline.Load() {
+		return 0
+	}
+	return p.mb.TryInline(msgs, p.take)
+}
+
+// offerInline is the mailbox's take for tryInline; it runs as the runner.
+func (p *process) offerInline(e envelope) bool {
+	return p.eager != nil && p.stateIs(alive) && p.eager.TryReceive(e.msg, e.sender)
 }
 
 func (p *process) stateIs(s int32) bool { return p.state.Load() == s }

@@ -145,8 +145,9 @@ func (s *System) spawn(parent *process, name string, producer Producer, opts []S
 		strategy: cfg.strategy,
 		mb:       mb,
 		done:     make(chan struct{}),
-		actor:    a,
 	}
+	p.setActor(a)
+	p.take = p.offerInline
 	p.c.p = p
 	p.ctx, p.cancel = context.WithCancel(parentCtx)
 	if !s.table.add(id, p) {
@@ -248,7 +249,11 @@ func (s *System) TrySendFrom(from, to PID, msg any) error {
 		s.deadLetter(to, from, msg, ErrNotFound)
 		return fmt.Errorf("send to %v: %w", to, ErrNotFound)
 	}
-	switch err := p.mb.TryPush(envelope{msg: msg, sender: from}); {
+	e := [1]envelope{{msg: msg, sender: from}}
+	if p.tryInline(e[:]) == 1 {
+		return nil
+	}
+	switch err := p.mb.TryPush(e[0]); {
 	case err == nil:
 		return nil
 	case errors.Is(err, mailbox.ErrFull):
@@ -321,7 +326,11 @@ func (s *System) send(ctx context.Context, to, from PID, msg any) error {
 		return rb.r.Send(ctx, to, from, msg)
 	}
 	if p := s.table.get(to.ID); p != nil {
-		err := p.mb.Push(ctx, envelope{msg: msg, sender: from})
+		e := [1]envelope{{msg: msg, sender: from}}
+		if p.tryInline(e[:]) == 1 {
+			return nil
+		}
+		err := p.mb.Push(ctx, e[0])
 		if err == nil {
 			return nil
 		}

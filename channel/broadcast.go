@@ -28,7 +28,8 @@ func (n *Node) Subscribe(name string, buf int) (<-chan any, CloseFunc, error) {
 		return nil, nil, fmt.Errorf("%w: negative buffer %d", ErrInvalidOption, buf)
 	}
 	out := make(chan any, max(buf, 1))
-	closeFn, err := n.startReceiver(name, buf, max(buf, 1), registry.Broadcast, func(_ <-chan struct{}, v any) bool {
+	// A subscriber never blocks: it drops the oldest value to make room.
+	hand := func(v any) bool {
 		select {
 		case out <- v:
 			return true
@@ -48,7 +49,10 @@ func (n *Node) Subscribe(name string, buf int) (<-chan any, CloseFunc, error) {
 			n.stats.dropped(name)
 			return false
 		}
-	}, func() { close(out) })
+	}
+	closeFn, err := n.startReceiver(name, buf, max(buf, 1), registry.Broadcast,
+		func(_ <-chan struct{}, v any) bool { return hand(v) },
+		func(v any) bool { return tryHand(out, v) }, func() { close(out) })
 	if err != nil {
 		return nil, nil, err
 	}

@@ -34,9 +34,13 @@ type receiver struct {
 	since uint64
 
 	// hand gives one value to the user, blocking until the user takes it
-	// or done closes; it reports whether the user took it. closeOut closes
-	// the user's channel. Typed receivers check the type in hand.
+	// or done closes; it reports whether the user took it. try gives one
+	// without blocking, if the user's channel has room, and reports whether
+	// it did; it declines anything hand would drop, to let hand report it.
+	// closeOut closes the user's channel. Typed receivers check the type in
+	// hand and try.
 	hand     func(done <-chan struct{}, v any) bool
+	try      func(v any) bool
 	closeOut func()
 
 	once sync.Once
@@ -64,7 +68,7 @@ func (n *Node) Receive(name string, buf int) (<-chan any, CloseFunc, error) {
 	out := make(chan any, chanBuf)
 	closeFn, err := n.startReceiver(name, buf, mailbox, registry.Queue, func(done <-chan struct{}, v any) bool {
 		return handOff(n, name, out, v, done)
-	}, func() { close(out) })
+	}, func(v any) bool { return tryHand(out, v) }, func() { close(out) })
 	if err != nil {
 		return nil, nil, err
 	}
@@ -92,6 +96,16 @@ func handOff[T any](n *Node, name string, out chan<- T, v T, done <-chan struct{
 	}
 }
 
+// tryHand gives v to the user of a receiver if the channel has room.
+func tryHand[T any](out chan<- T, v T) bool {
+	select {
+	case out <- v:
+		return true
+	default:
+		return false
+	}
+}
+
 // maxChanBuf caps the Go channel's share of a Receive's buffer: a Go
 // channel allocates its whole buffer at once.
 const maxChanBuf = 1024
@@ -106,10 +120,10 @@ func receiveBuffers(buf int) (chanBuf, mailbox int) {
 }
 
 // startReceiver spawns and registers a receiver actor whose mailbox holds
-// mailbox values and that hands values over with hand; buf is the
-// caller's, validated here.
+// mailbox values and that hands values over with hand and try (see
+// receiver); buf is the caller's, validated here.
 func (n *Node) startReceiver(name string, buf, mailbox int, mode registry.Mode,
-	hand func(done <-chan struct{}, v any) bool, closeOut func()) (CloseFunc, error) {
+	hand func(done <-chan struct{}, v any) bool, try func(v any) bool, closeOut func()) (CloseFunc, error) {
 	if err := validName(name); err != nil {
 		return nil, err
 	}
@@ -119,8 +133,8 @@ func (n *Node) startReceiver(name string, buf, mailbox int, mode registry.Mode,
 	if n.isClosed() {
 		return nil, ErrClosed
 	}
-	r := &receiver{n: n, name: name, stats: n.stats.name(name), mode: mode, hand: hand, closeOut: closeOut, since: math.MaxUint64}
-	pid, err := n.sys.Spawn(func() actor.Actor { return actor.ReceiveFunc(r.receive) },
+	r := &receiver{n: n, name: name, stats: n.stats.name(name), mode: mode, hand: hand, try: try, closeOut: closeOut, since: math.MaxUint64}
+	pid, err := n.sys.Spawn(func() actor.Actor { return r },
 		actor.WithMailboxSize(mailbox))
 	if err != nil {
 		return nil, fmt.Errorf("channel: receive %q: %w", name, err)
@@ -155,9 +169,9 @@ func (n *Node) startReceiver(name string, buf, mailbox int, mode registry.Mode,
 	return r.close, nil
 }
 
-// receive is the receiver actor: it hands each value to the user, blocking
+// Receive is the receiver actor: it hands each value to the user, blocking
 // until the user takes it (or the node stops hard).
-func (r *receiver) receive(c *actor.Context) {
+func (r *receiver) Receive(c *actor.Context) {
 	switch m := c.Message().(type) {
 	case actor.Started, actor.Stopping, actor.Restarting, actor.Terminated:
 	case actor.Stopped:
@@ -169,6 +183,20 @@ func (r *receiver) receive(c *actor.Context) {
 		}
 	}
 }
+
+// TryReceive makes the receiver actor Eager: a value that finds the actor
+// idle and the user's channel with room goes into the channel on the
+// delivering goroutine (a stream's reader, a send pump), without a
+// mailbox run.
+func (r *receiver) TryReceive(v any, _ actor.PID) bool {
+	if !r.try(v) {
+		return false
+	}
+	r.n.stats.received(r.stats)
+	return true
+}
+
+var _ actor.Eager = (*receiver)(nil)
 
 func (r *receiver) close() error {
 	r.once.Do(func() {
@@ -244,6 +272,9 @@ func ReceiveOf[T any](n *Node, name string, buf int) (<-chan T, CloseFunc, error
 			return false
 		}
 		return handOff(n, name, out, t, done)
+	}, func(v any) bool {
+		t, ok := v.(T)
+		return ok && tryHand(out, t)
 	}, func() { close(out) })
 	if err != nil {
 		return nil, nil, err

@@ -16,6 +16,15 @@
 // The Dispatcher decides how runs are started; the actor package's dispatcher
 // starts a tracked goroutine per run and waits for all of them on shutdown.
 //
+// # Inline delivery
+//
+// TryInline lets a pusher act as the run for as long as it takes to hand
+// over its messages, when the mailbox is idle and both queues are empty:
+// it wins the same compare-and-swap a run does, offers the messages to the
+// owner's non-blocking take, and flips the status back, scheduling a run if
+// pushes arrived meanwhile. Nothing is ahead of the offered messages, so
+// order per pusher holds; a message take declines is the pusher's to push.
+//
 // # Backpressure
 //
 // The user queue is bounded. Push blocks while it is full and returns when a

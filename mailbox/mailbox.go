@@ -215,6 +215,43 @@ func (m *Mailbox[T]) TryPushMany(msgs []T) (int, error) {
 	return n, nil
 }
 
+// TryInline offers msgs, in order, to take on the calling goroutine, in
+// place of pushes, when nothing is ahead of them: the mailbox is started,
+// open, not suspended, and has no queued message and no run in progress.
+// take runs as a run would, never alongside the invoker or another take,
+// and must not block; it reports whether it took the message, and the
+// first it declines ends the offer. TryInline returns how many take took
+// (none if the mailbox was not free): the rest are still the caller's, to
+// push as usual, and as nothing was queued ahead of them, each pusher's
+// order holds either way.
+//
+// It lets an owner whose consumer can often accept a message at once (a
+// buffered channel with room, say) skip starting a run for it.
+func (m *Mailbox[T]) TryInline(msgs []T, take func(T) bool) int {
+	if !m.inlineable() || !m.status.CompareAndSwap(idle, running) {
+		return 0
+	}
+	// Now the runner: look again, as a push or a system message may have
+	// arrived between the check and the swap.
+	n := 0
+	if m.inlineable() {
+		for n < len(msgs) && take(msgs[n]) {
+			n++
+		}
+	}
+	m.status.Store(idle)
+	// A push that saw "running" meanwhile did not schedule a run.
+	if m.hasWork() {
+		m.schedule()
+	}
+	return n
+}
+
+func (m *Mailbox[T]) inlineable() bool {
+	return m.started.Load() && !m.closed.Load() && !m.suspended.Load() &&
+		m.sysLen.Load() == 0 && m.user.len() == 0
+}
+
 // PushSystem appends msg to the system queue, which is unbounded and always
 // drained before the user queue. System messages are accepted even after
 // Close, so that the owner can still be stopped; they are processed as long as
