@@ -2,7 +2,10 @@ package remoting
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -318,4 +321,60 @@ func TestAGoneLinkForgetsOnlyItself(t *testing.T) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	assert.Same(t, newer, s.links["t"])
+}
+
+// TestSingleAndBatchSendersShareAStreamInOrder: senders of single messages
+// and of batches race on one stream, through a small mailbox (so credit
+// runs out and senders wait): every message arrives once, each sender's
+// in order, and every batch message is reported accepted.
+func TestSingleAndBatchSendersShareAStreamInOrder(t *testing.T) {
+	nodes := startNodes(t, 2)
+	s := newSink()
+	target, err := nodes[1].sys.SpawnNamed("sink", s.producer(), actor.WithMailboxSize(64))
+	require.NoError(t, err)
+	const senders, each = 4, 2000
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	var accepted atomic.Int64 // batch messages reported accepted
+	outcomes := NewOutcomes(func(msgs []any, err error) {
+		assert.NoError(t, err)
+		accepted.Add(int64(len(msgs)))
+	})
+	var wg sync.WaitGroup
+	for snd := range senders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			from := fmt.Sprintf("s%d", snd)
+			for seq := 1; seq <= each; {
+				if snd%2 == 0 {
+					if err := nodes[0].ep.Send(ctx, target, actor.PID{}, item{From: from, Seq: seq}); err != nil {
+						t.Error(err)
+						return
+					}
+					seq++
+					continue
+				}
+				var batch []any
+				for k := 0; k < 1+seq%7 && seq+k <= each; k++ {
+					batch = append(batch, item{From: from, Seq: seq + k})
+				}
+				n, err := nodes[0].ep.SendMany(ctx, target, actor.PID{}, batch, outcomes)
+				if err != nil && !errors.Is(err, ErrNoCredit) {
+					t.Error(err)
+					return
+				}
+				seq += n
+			}
+		}()
+	}
+	wg.Wait()
+	s.waitCount(t, senders*each)
+	// Acceptances of batches are reported lazily: wait for them before
+	// the nodes close, which would fail any still unreported.
+	require.Eventually(t, func() bool { return accepted.Load() == senders/2*each }, waitFor, time.Millisecond)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	assert.Zero(t, s.disorder)
+	assert.Equal(t, senders*each, s.count)
 }
