@@ -236,7 +236,7 @@ func (w *outWriter) flush() bool {
 	// back to the pool only once gRPC has written it. Size the next one
 	// like this one to spare regrowing it.
 	buf, bufp := w.buf, w.bufp
-	w.bufp = framePool.Get(min(max(cap(buf), 512), s.p.e.cfg.maxBatchBytes+s.p.e.cfg.maxMessageSize))
+	w.bufp = framePool.Get(min(max(cap(buf), minFrameCap), s.p.e.cfg.maxBatchBytes+s.p.e.cfg.maxMessageSize))
 	w.buf = (*w.bufp)[:0]
 	if bufp == nil {
 		bufp = new([]byte)
@@ -255,6 +255,12 @@ func (w *outWriter) flush() bool {
 	}
 	return true
 }
+
+// minFrameCap is the least capacity of a frame's buffer. gRPC gives a
+// sent buffer back to its pool only above its pooling threshold (1 KiB of
+// capacity, mem.IsBelowBufferPoolingThreshold); a smaller one is dropped,
+// and each small frame, a lone message's, would cost a new buffer.
+const minFrameCap = 4 << 10
 
 // settleFailed reports a message that failed after its send returned: to
 // its completion if it has one, else as a dead letter.
