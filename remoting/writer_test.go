@@ -11,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc/mem"
 
 	"github.com/dchan-io/dchan/actor"
 	"github.com/dchan-io/dchan/remoting/internal/wire"
@@ -373,4 +374,12 @@ func TestAWriteOnAFailedStreamFailsEveryItemOnce(t *testing.T) {
 		require.Len(t, got[i], 1, "outcomes of value %d", i)
 		assert.ErrorIs(t, got[i][0], ErrNodeLost, "value %d", i)
 	}
+}
+
+// TestFramesAreLargeEnoughForGRPCToPool: gRPC gives a sent buffer back to
+// the pool only above its pooling threshold; below it every small frame
+// would cost a new buffer (see minFrameCap).
+func TestFramesAreLargeEnoughForGRPCToPool(t *testing.T) {
+	assert.False(t, mem.IsBelowBufferPoolingThreshold(minFrameCap),
+		"gRPC's pooling threshold rose above minFrameCap (%d)", minFrameCap)
 }
