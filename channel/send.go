@@ -36,6 +36,32 @@ type router struct {
 	name  string
 	stats *counters // the name's
 	rr    atomic.Uint64
+	queue atomic.Pointer[queueView]
+}
+
+// queueView is the queue receivers of a router's name in one registry
+// State: a lone value is routed without looking the name up again until
+// the registry changes.
+type queueView struct {
+	state     *registry.State
+	receivers []registry.Receiver
+}
+
+// receivers returns the queue receivers of r's name in the registry's
+// current state.
+func (r *router) receivers() []registry.Receiver {
+	st := r.n.reg.State()
+	if v := r.queue.Load(); v != nil && v.state == st {
+		return v.receivers
+	}
+	var queue []registry.Receiver
+	for _, rc := range st.Receivers(r.name) {
+		if rc.Mode == registry.Queue {
+			queue = append(queue, rc)
+		}
+	}
+	r.queue.Store(&queueView{state: st, receivers: queue})
+	return queue
 }
 
 func newRouter(n *Node, name string) *router {
@@ -72,30 +98,17 @@ func (r *router) hand(ctx context.Context, total int,
 	block func(ctx context.Context, rc registry.Receiver, from int) (int, error)) (int, error) {
 	handed := 0
 	for {
-		receivers := r.n.reg.Lookup(r.name)
-		queue := 0
-		for _, rc := range receivers {
-			if rc.Mode == registry.Queue {
-				queue++
-			}
-		}
-		if queue == 0 {
+		receivers := r.receivers()
+		if len(receivers) == 0 {
 			if err := r.waitForReceiver(ctx); err != nil {
 				return handed, err
 			}
 			continue
 		}
 		start := int(r.rr.Add(1))
-		var first registry.Receiver
-		found := false
+		first := receivers[start%len(receivers)]
 		for i := range receivers {
 			rc := receivers[(start+i)%len(receivers)]
-			if rc.Mode != registry.Queue {
-				continue
-			}
-			if !found {
-				first, found = rc, true
-			}
 			n, err := try(rc, handed)
 			handed += n
 			if handed == total {
