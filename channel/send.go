@@ -297,7 +297,10 @@ type sender[T any] struct {
 	once   sync.Once
 	retryM sync.Mutex
 	retry  []*Message // values refused by a closing receiver, to route again
-	wake   chan struct{}
+	// ctl wakes the pump for anything but a value: a value to route
+	// again (retry), a close (stop), the node's end. One channel, so
+	// that a pump waiting for its next value waits on two, not four.
+	ctl    chan struct{}
 	flight sync.WaitGroup // values handed to a receiver, outcome pending
 
 	batch []any              // the pump's: values taken from in, to route
@@ -344,7 +347,7 @@ func startSender[T any](n *Node, name string, buf int) (chan<- T, CloseFunc, err
 		in:    make(chan T, buf),
 		stop:  make(chan struct{}),
 		ended: make(chan struct{}),
-		wake:  make(chan struct{}, 1),
+		ctl:   make(chan struct{}, 1),
 		batch: make([]any, 0, batchFor(buf)),
 	}
 	s.plain = remoting.NewOutcomes(s.plainOutcomes)
@@ -365,7 +368,7 @@ func startSender[T any](n *Node, name string, buf int) (chan<- T, CloseFunc, err
 }
 
 // pumpFastRun bounds how many batches the pump takes in a row without
-// looking at its stop, wake and node channels.
+// looking at its control channel.
 const pumpFastRun = 16
 
 // pumpBatch bounds the values the pump takes from its channel at once and
@@ -387,16 +390,18 @@ func (s *sender[T]) pump() {
 		delete(s.n.senders, s)
 		s.n.mu.Unlock()
 	}()
+	stopWatch := context.AfterFunc(s.n.ctx, s.signal)
+	defer stopWatch()
 	fast := 0
 	for {
 		if m := s.takeRetry(); m != nil {
 			s.send(m)
 			continue
 		}
-		// Values already waiting are taken without the four-way select,
-		// which locks every channel it waits on; the full select still
-		// runs at least every pumpFastRun batches, so a stop or the
-		// node's end is seen promptly.
+		// Values already waiting are taken without the select, which
+		// locks every channel it waits on; the select still runs at
+		// least every pumpFastRun batches, so a stop or the node's end
+		// is seen promptly.
 		if fast < pumpFastRun {
 			fast++
 			took, ended := s.drain(cap(s.batch))
@@ -418,28 +423,53 @@ func (s *sender[T]) pump() {
 			if _, ended := s.drain(cap(s.batch) - 1); ended {
 				return
 			}
-		case <-s.wake:
-		case <-s.stop:
-			// Flush what was written before the close, then end.
-			for {
-				took, ended := s.drain(cap(s.batch))
-				if ended {
-					return
-				}
-				if took {
-					continue
-				}
-				if m := s.takeRetry(); m != nil {
-					s.send(m)
-					continue
-				}
-				s.finish()
+		case <-s.ctl:
+			switch {
+			case s.n.ctx.Err() != nil:
+				s.failPending(ErrClosed)
 				return
-			}
-		case <-s.n.ctx.Done():
-			s.failPending(ErrClosed)
+			case s.stopping():
+				s.flush()
+				return
+			} // else a value to route again: the loop takes it
+		}
+	}
+}
+
+// signal wakes the pump to look at its retries, its stop and the node.
+func (s *sender[T]) signal() {
+	select {
+	case s.ctl <- struct{}{}:
+	default:
+	}
+}
+
+func (s *sender[T]) stopping() bool {
+	select {
+	case <-s.stop:
+		return true
+	default:
+		return false
+	}
+}
+
+// flush routes what was written before the close, and what comes back to
+// be routed again, then ends the pump.
+func (s *sender[T]) flush() {
+	for {
+		took, ended := s.drain(cap(s.batch))
+		if ended {
 			return
 		}
+		if took {
+			continue
+		}
+		if m := s.takeRetry(); m != nil {
+			s.send(m)
+			continue
+		}
+		s.finish()
+		return
 	}
 }
 
@@ -598,10 +628,7 @@ func (s *sender[T]) outcome(m *Message, err error) {
 		s.retryM.Lock()
 		s.retry = append(s.retry, m)
 		s.retryM.Unlock()
-		select {
-		case s.wake <- struct{}{}:
-		default:
-		}
+		s.signal()
 	default:
 		s.n.stats.failed(s.r.name, true, 1)
 		if m.done != nil {
@@ -644,7 +671,10 @@ func (s *sender[T]) failPending(err error) {
 
 // close flushes and stops the pump, waiting for it within ctx.
 func (s *sender[T]) close(ctx context.Context) error {
-	s.once.Do(func() { close(s.stop) })
+	s.once.Do(func() {
+		close(s.stop)
+		s.signal()
+	})
 	select {
 	case <-s.ended:
 		return nil
