@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -65,8 +66,10 @@ type Endpoint struct {
 
 	mu    sync.Mutex
 	peers map[string]*peer // by address
-	// known holds the same peers for sends, which look them up without mu.
+	// known holds the same peers for sends, which look them up without mu;
+	// last is the one the latest lookup found.
 	known   sync.Map
+	last    atomic.Pointer[peer]
 	started bool
 	closed  bool
 
@@ -213,8 +216,14 @@ func (e *Endpoint) Conn(addr string) (grpc.ClientConnInterface, error) {
 }
 
 func (e *Endpoint) peer(addr string) (*peer, error) {
+	// Peers are never forgotten (a closed Endpoint closes them, and sends
+	// to them fail), so the last one found stays right for its address.
+	if p := e.last.Load(); p != nil && p.addr == addr {
+		return p, nil
+	}
 	if p, ok := e.known.Load(addr); ok {
-		return p.(*peer), nil // closed with the Endpoint: sends then fail
+		e.last.Store(p.(*peer))
+		return p.(*peer), nil
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
