@@ -9,20 +9,22 @@ type Actor interface {
 
 // Eager is implemented by an Actor that can often take a message at once,
 // without blocking: a hand-off to a buffered channel with room, say. When
-// such an actor is idle and its mailbox empty, a local send of one message
-// (Send, SendFrom, TrySendFrom) offers it to TryReceive on the sender's
-// goroutine instead of queuing it and starting a run: one goroutine switch
-// fewer per message, which is what a lone message's latency is made of.
-// TrySendManyFrom does not offer: a transport delivering a batch keeps its
-// pace by leaving the hand-offs to the run.
+// such an actor is idle and its mailbox empty, every local send of one
+// message (System.Send, SendFrom, TrySendFrom, and Context's Send, Respond
+// and Request) offers it to TryReceive on the sender's goroutine instead
+// of queuing it and starting a run: one goroutine switch fewer per
+// message. TrySendManyFrom does not offer: a transport delivering a batch
+// keeps its pace by leaving the hand-offs to the run.
 //
 // TryReceive runs under the same rules as Receive: never concurrently with
 // it or with itself, never before Started or after Stopping, and not while
-// the actor is suspended. It must not block and must not panic; it reports
-// whether it took msg. When it declines, msg is queued and reaches Receive
-// as usual, so an Eager actor must be able to take every message through
-// Receive too. Order per sender holds: TryReceive is offered a message only
-// when nothing is queued ahead of it.
+// the actor is suspended. It reports whether it took msg, and must not
+// block: it may run on a transport's goroutine that holds the lock of a
+// stream. A panic in it is handled as one in Receive (the message counts
+// as taken and the supervisor decides). When it declines, msg is queued
+// and reaches Receive as usual, so an Eager actor must be able to take
+// every message through Receive too. Order per sender holds: TryReceive is
+// offered a message only when nothing is queued ahead of it.
 type Eager interface {
 	Actor
 	TryReceive(msg any, sender PID) bool

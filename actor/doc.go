@@ -62,12 +62,13 @@
 //
 // An actor that implements Eager is offered each message sent to it alone
 // on the sender's goroutine first, whenever it is idle with an empty
-// mailbox: its
-// TryReceive takes the message without a run (dchan's channel receivers
-// put it straight into the user's buffered channel) or declines it, and a
-// declined message is queued as usual. The offer follows the same rules as
-// a run, so Receive and TryReceive never overlap and each sender's order
-// holds.
+// mailbox: its TryReceive takes the message without a run (dchan's
+// channel receivers put it straight into the user's buffered channel) or
+// declines it, and a declined message is queued as usual. The offer
+// follows the same rules as a run, so Receive and TryReceive never overlap
+// and each sender's order holds; a panic in TryReceive is supervised like
+// one in Receive.
+//
 // Nothing in this package uses package-level state: Systems are
 // independent.
 package actor

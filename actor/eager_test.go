@@ -138,18 +138,56 @@ func TestEagerActorKeepsEachSendersOrder(t *testing.T) {
 	t.Logf("%d of %d taken inline", inline, senders*each)
 }
 
-func TestEagerActorTakesNothingBeforeStartedOrAfterStopping(t *testing.T) {
+func TestEagerActorGetsStartedFirst(t *testing.T) {
 	s := newSystem(t)
 	pid, l := spawnEager(t, s, func(int) bool { return true })
 	// Sent at once: Started is still queued, so 1 must not overtake it.
 	require.NoError(t, s.Send(context.Background(), pid, 1))
 	ev := l.waitUntil(t, hasLen(2))
 	assert.Equal(t, taken{msg: actor.Started{}}, ev[0])
+}
 
-	require.NoError(t, s.Stop(context.Background(), pid))
-	assert.ErrorIs(t, s.TrySendFrom(actor.PID{}, pid, 2), actor.ErrNotFound)
-	for _, e := range l.all() {
-		assert.NotEqual(t, 2, e.(taken).msg)
+// panicky is Eager and panics in TryReceive on "boom"; it reports what
+// Receive gets.
+type panicky struct{ got chan any }
+
+func (a *panicky) Receive(c *actor.Context) { a.got <- c.Message() }
+
+func (a *panicky) TryReceive(msg any, _ actor.PID) bool {
+	if msg == "boom" {
+		panic("boom")
 	}
-	assert.Equal(t, taken{msg: actor.Stopped{}}, l.all()[len(l.all())-1])
+	return false
+}
+
+func TestAPanicInTryReceiveIsSupervisedLikeOneInReceive(t *testing.T) {
+	// The default supervisor restarts the actor (Restarting, Started); the
+	// actor then takes messages and stops as usual, and the sender's Send
+	// is not the one that panics.
+	s := newSystem(t)
+	a := &panicky{got: make(chan any, 64)}
+	pid, err := s.Spawn(func() actor.Actor { return a })
+	require.NoError(t, err)
+	require.Equal(t, actor.Started{}, <-a.got)
+	restarted := false
+	for i := 0; i < 1000 && !restarted; i++ {
+		// Offered to TryReceive only once the actor is idle.
+		require.NoError(t, s.Send(context.Background(), pid, "boom"))
+		select {
+		case m := <-a.got:
+			restarted = m == actor.Restarting{}
+			if !restarted {
+				require.Equal(t, "boom", m, "queued, so Receive got it")
+			}
+		case <-time.After(waitFor):
+			t.Fatal("neither delivered nor restarted: the mailbox is stuck")
+		}
+	}
+	require.True(t, restarted, "TryReceive was never offered boom")
+	require.Equal(t, actor.Started{}, <-a.got)
+	require.NoError(t, s.Send(context.Background(), pid, "after"))
+	assert.Equal(t, "after", <-a.got)
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	require.NoError(t, s.Stop(ctx, pid))
 }

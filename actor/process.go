@@ -252,8 +252,20 @@ func (p *process) tryInline(msgs []envelope) int {
 }
 
 // offerInline is the mailbox's take for tryInline; it runs as the runner.
-func (p *process) offerInline(e envelope) bool {
-	return p.eager != nil && p.stateIs(alive) && p.eager.TryReceive(e.msg, e.sender)
+// A panic in TryReceive is a panic in the actor: the message counts as
+// taken (as one Receive panicked on) and the supervisor decides, as for
+// Receive.
+func (p *process) offerInline(e envelope) (took bool) {
+	if p.eager == nil || !p.stateIs(alive) {
+		return false
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			p.fail(&PanicError{Value: r, Stack: debug.Stack()}, e.msg)
+			took = true
+		}
+	}()
+	return p.eager.TryReceive(e.msg, e.sender)
 }
 
 func (p *process) stateIs(s int32) bool { return p.state.Load() == s }

@@ -19,7 +19,8 @@
 // # Inline delivery
 //
 // TryInline lets a pusher act as the run for as long as it takes to hand
-// over its messages, when the mailbox is idle and both queues are empty:
+// over its messages, when the mailbox is started, open, not suspended,
+// idle and both queues are empty:
 // it wins the same compare-and-swap a run does, offers the messages to the
 // owner's non-blocking take, and flips the status back, scheduling a run if
 // pushes arrived meanwhile. Nothing is ahead of the offered messages, so

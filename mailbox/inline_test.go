@@ -46,11 +46,10 @@ func TestTryInlineDeclinesWhenAnythingIsAhead(t *testing.T) {
 	})
 	t.Run("a queued message", func(t *testing.T) {
 		r := newRecorder()
-		m, _ := start(t, 4, r)
-		m.Suspend() // keeps the message queued
-		require.NoError(t, m.TryPush(1))
+		m := startIdle(t, 4, r)
+		require.True(t, m.user.push(1)) // queued, its run not yet started
 		assert.Zero(t, m.TryInline([]int{2}, never))
-		m.Resume()
+		m.schedule()
 		r.wait(t, 1)
 	})
 	t.Run("a system message", func(t *testing.T) {
@@ -103,6 +102,35 @@ func TestTryInlineLeavesNoPushStranded(t *testing.T) {
 	assert.Equal(t, []event{{msg: 2}}, r.snapshot())
 }
 
+func TestTryInlineReleasesTheMailboxWhenTakePanics(t *testing.T) {
+	r := newRecorder()
+	m := startIdle(t, 4, r)
+	assert.PanicsWithValue(t, "boom", func() {
+		m.TryInline([]int{1}, func(int) bool { panic("boom") })
+	})
+	require.NoError(t, m.TryPush(2))
+	r.wait(t, 1) // a run was started: the mailbox is not left running
+	assert.Equal(t, []event{{msg: 2}}, r.snapshot())
+}
+
+func TestTryInlineStopsOfferingWhenAMessageArrives(t *testing.T) {
+	// Offering a batch, take sees a push land: the rest of the batch is
+	// not offered, since the pushed message may belong ahead of it.
+	r := newRecorder()
+	m := startIdle(t, 4, r)
+	var took []int
+	n := m.TryInline([]int{1, 2, 3}, func(v int) bool {
+		took = append(took, v)
+		if v == 1 {
+			require.True(t, m.user.push(9))
+		}
+		return true
+	})
+	assert.Equal(t, 1, n)
+	assert.Equal(t, []int{1}, took)
+	r.wait(t, 1)
+}
+
 func TestTryInlineNeverOverlapsARunAndKeepsEachPushersOrder(t *testing.T) {
 	// Pushers alternate inline offers and pushes; take and the invoker
 	// record into one sequence and fail if they ever overlap. Each
@@ -111,6 +139,7 @@ func TestTryInlineNeverOverlapsARunAndKeepsEachPushersOrder(t *testing.T) {
 	var busy atomic.Bool
 	var mu sync.Mutex
 	var order []int
+	var inlined atomic.Int64
 	record := func(v int) {
 		if !busy.CompareAndSwap(false, true) {
 			t.Error("take and the invoker overlapped")
@@ -131,6 +160,7 @@ func TestTryInlineNeverOverlapsARunAndKeepsEachPushersOrder(t *testing.T) {
 			for i := range each {
 				v := p*each + i
 				if i%3 != 0 && m.TryInline([]int{v}, func(v int) bool { record(v); return true }) == 1 {
+					inlined.Add(1)
 					continue
 				}
 				if err := m.Push(context.Background(), v); err != nil {
@@ -148,10 +178,7 @@ func TestTryInlineNeverOverlapsARunAndKeepsEachPushersOrder(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	mu.Lock()
-	inlined := len(order) - len(r.snapshot())
-	mu.Unlock()
-	r.wait(t, pushers*each-inlined)
+	r.wait(t, pushers*each-int(inlined.Load()))
 	mu.Lock()
 	defer mu.Unlock()
 	require.Len(t, order, pushers*each)
@@ -164,5 +191,5 @@ func TestTryInlineNeverOverlapsARunAndKeepsEachPushersOrder(t *testing.T) {
 		require.Greater(t, seq, last[p], "pusher %d out of order", p)
 		last[p] = seq
 	}
-	assert.Greater(t, inlined, 0, "no offer was ever taken")
+	assert.Positive(t, inlined.Load(), "no offer was ever taken")
 }

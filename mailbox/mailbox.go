@@ -216,14 +216,15 @@ func (m *Mailbox[T]) TryPushMany(msgs []T) (int, error) {
 }
 
 // TryInline offers msgs, in order, to take on the calling goroutine, in
-// place of pushes, when nothing is ahead of them: the mailbox is started,
-// open, not suspended, and has no queued message and no run in progress.
-// take runs as a run would, never alongside the invoker or another take,
-// and must not block; it reports whether it took the message, and the
-// first it declines ends the offer. TryInline returns how many take took
-// (none if the mailbox was not free): the rest are still the caller's, to
-// push as usual, and as nothing was queued ahead of them, each pusher's
-// order holds either way.
+// place of pushes, while nothing is ahead of them: the mailbox is started,
+// open, not suspended, and has no queued message (user or system) and no
+// run in progress. take runs as a run would, never alongside the invoker
+// or another take, and must not block; it reports whether it took the
+// message, and the first it declines ends the offer, as does a message or
+// a Close arriving meanwhile. TryInline returns how many take took (none
+// if the mailbox was not free): the rest are still the caller's, to push
+// as usual, and as nothing was queued ahead of them, each pusher's order
+// holds either way. If take panics, the mailbox is released first.
 //
 // It lets an owner whose consumer can often accept a message at once (a
 // buffered channel with room, say) skip starting a run for it.
@@ -231,18 +232,18 @@ func (m *Mailbox[T]) TryInline(msgs []T, take func(T) bool) int {
 	if !m.inlineable() || !m.status.CompareAndSwap(idle, running) {
 		return 0
 	}
-	// Now the runner: look again, as a push or a system message may have
-	// arrived between the check and the swap.
-	n := 0
-	if m.inlineable() {
-		for n < len(msgs) && take(msgs[n]) {
-			n++
+	defer func() {
+		m.status.Store(idle)
+		// A push that saw "running" meanwhile did not schedule a run.
+		if m.hasWork() {
+			m.schedule()
 		}
-	}
-	m.status.Store(idle)
-	// A push that saw "running" meanwhile did not schedule a run.
-	if m.hasWork() {
-		m.schedule()
+	}()
+	// Now the runner: look again before each message, as a push, a
+	// system message or a Close may have arrived since the last look.
+	n := 0
+	for n < len(msgs) && m.inlineable() && take(msgs[n]) {
+		n++
 	}
 	return n
 }
