@@ -384,3 +384,86 @@ func TestSendOfSharesTheBatchedPump(t *testing.T) {
 	_, _, err = SendOf[Order](nodes[0], "typed", 1)
 	assert.ErrorIs(t, err, ErrClosed)
 }
+
+// TestSendWaitsForAQueueReceiverWhenANameHasOnlySubscribers: subscribers
+// of a name are not receivers of its sends. A send to such a name waits
+// for a receiver as if there were none (it looped without waiting, ignoring
+// its context and holding up Shutdown), and goes to the first one.
+func TestSendWaitsForAQueueReceiverWhenANameHasOnlySubscribers(t *testing.T) {
+	nodes := startCluster(t, 1)
+	n := nodes[0]
+	sub, closeSub, err := n.Subscribe("mixed", 4)
+	require.NoError(t, err)
+	defer closeSub()
+
+	start := time.Now()
+	err = n.SendContext(ctxFor(t, 200*time.Millisecond), "mixed", Order{Seq: 1})
+	require.ErrorIs(t, err, ErrNoReceivers)
+	assert.Less(t, time.Since(start), 5*time.Second)
+
+	out, closeOut, err := n.Send("mixed", 0)
+	require.NoError(t, err)
+	defer closeOut()
+	m := WithMessage(Order{Seq: 2}, waitFor)
+	out <- m
+	in, closeIn, err := n.Receive("mixed", 4)
+	require.NoError(t, err)
+	defer closeIn()
+	assert.Equal(t, Order{Seq: 2}, recv(t, in))
+	<-m.Done()
+	require.NoError(t, m.Err())
+	select {
+	case v := <-sub:
+		t.Fatalf("a subscriber got %v from a send", v)
+	default:
+	}
+
+	// A pump waiting on such a name lets the node shut down.
+	_, _, err = n.Send("subscribers-only-"+t.Name(), 0)
+	require.NoError(t, err)
+	_, closeSub2, err := n.Subscribe("subscribers-only-"+t.Name(), 1)
+	require.NoError(t, err)
+	defer closeSub2()
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	require.NoError(t, n.Shutdown(ctx))
+}
+
+// TestARefusedValueIsRoutedAgainWhileThePumpIsIdle: a value that a receiver
+// refuses (it stopped, but is still registered) is routed again when a
+// receiver appears, though nothing more is written to the send channel and
+// it is not closed: the refusal's wake-up of the pump must not be lost.
+func TestARefusedValueIsRoutedAgainWhileThePumpIsIdle(t *testing.T) {
+	nodes := startCluster(t, 2)
+	ctx := ctxFor(t, waitFor)
+	in2, closeIn2, err := nodes[1].Receive("ghost", 4)
+	require.NoError(t, err)
+	defer closeIn2()
+	require.NoError(t, nodes[0].Sync(ctx))
+	out, closeOut, err := nodes[0].Send("ghost", 0)
+	require.NoError(t, err)
+	defer closeOut()
+	first := WithMessage(Order{Seq: 0}, waitFor)
+	out <- first // the link gets credit
+	<-first.Done()
+	require.NoError(t, first.Err())
+	require.Equal(t, Order{Seq: 0}, recv(t, in2))
+	// Stop n2's receiver without unregistering it: it refuses what comes.
+	nodes[1].mu.Lock()
+	for r := range nodes[1].receivers {
+		if r.name == "ghost" {
+			r.stop()
+		}
+	}
+	nodes[1].mu.Unlock()
+	time.Sleep(100 * time.Millisecond)
+	m := WithMessage(Order{Seq: 1}, waitFor)
+	out <- m
+	time.Sleep(300 * time.Millisecond) // refused; the pump has nothing else to do
+	in, closeIn, err := nodes[0].Receive("ghost", 4)
+	require.NoError(t, err)
+	defer closeIn()
+	<-m.Done()
+	require.NoError(t, m.Err())
+	require.Equal(t, Order{Seq: 1}, recv(t, in))
+}

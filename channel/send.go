@@ -232,10 +232,13 @@ func (r *router) acceptedLocally(pid actor.PID, vals []any, out *remoting.Outcom
 	out.Report(vals, nil)
 }
 
+// waitForReceiver waits until the name has a queue receiver, ctx ends or
+// the node closes. Subscribers of the name do not count: a send never goes
+// to them.
 func (r *router) waitForReceiver(ctx context.Context) error {
 	ch, stop := r.n.reg.Watch(r.name)
 	defer stop()
-	if len(r.n.reg.Lookup(r.name)) > 0 {
+	if len(r.receivers()) > 0 {
 		return nil
 	}
 	select {
