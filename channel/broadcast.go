@@ -30,10 +30,8 @@ func (n *Node) Subscribe(name string, buf int) (<-chan any, CloseFunc, error) {
 	out := make(chan any, max(buf, 1))
 	// A subscriber never blocks: it drops the oldest value to make room.
 	hand := func(v any) bool {
-		select {
-		case out <- v:
+		if tryHand(out, v) {
 			return true
-		default:
 		}
 		// Full: make room by dropping the oldest (the user may have just
 		// taken it, in which case there is room anyway).

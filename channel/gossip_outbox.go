@@ -72,6 +72,14 @@ type repairKey struct {
 	seq uint64
 }
 
+// repairOf returns the value m carries, if m is a repair.
+func repairOf(m outMsg) (repairKey, bool) {
+	if m.data == nil || !m.data.repair {
+		return repairKey{}, false
+	}
+	return repairKey{originKey{m.data.name, m.data.origin}, m.data.seq}, true
+}
+
 // offer queues an anti-entropy message m, unless that queue is full: then
 // m is dropped (it is asked for again) and offer reports false. A repair
 // of a value that a queued repair already carries is not queued twice (a
@@ -79,20 +87,17 @@ type repairKey struct {
 // queue).
 func (ob *outbox) offer(m outMsg) bool {
 	ob.mu.Lock()
-	var key repairKey
-	if m.data != nil && m.data.repair {
-		key = repairKey{originKey{m.data.name, m.data.origin}, m.data.seq}
-		if _, queued := ob.repairs[key]; queued {
-			ob.mu.Unlock()
-			return true
-		}
+	key, repair := repairOf(m)
+	if _, queued := ob.repairs[key]; repair && queued {
+		ob.mu.Unlock()
+		return true
 	}
 	if len(ob.ae) >= ob.g.cfg.outboxMax {
 		ob.mu.Unlock()
 		ob.g.n.stats.bcast.queueDropped.Add(1)
 		return false
 	}
-	if m.data != nil && m.data.repair {
+	if repair {
 		if ob.repairs == nil {
 			ob.repairs = make(map[repairKey]struct{})
 		}
@@ -210,8 +215,8 @@ func (ob *outbox) nextLocked() (outMsg, bool) {
 	m := (*q)[0]
 	(*q)[0] = outMsg{}
 	*q = (*q)[1:]
-	if fromAE && m.data != nil && m.data.repair {
-		delete(ob.repairs, repairKey{originKey{m.data.name, m.data.origin}, m.data.seq})
+	if key, repair := repairOf(m); fromAE && repair {
+		delete(ob.repairs, key)
 	}
 	return m, !fromAE
 }

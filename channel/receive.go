@@ -81,10 +81,8 @@ func (n *Node) Receive(name string, buf int) (<-chan any, CloseFunc, error) {
 func handOff[T any](n *Node, name string, out chan<- T, v T, done <-chan struct{}) bool {
 	// A user already waiting takes the value without the two-way select,
 	// which locks both channels.
-	select {
-	case out <- v:
+	if tryHand(out, v) {
 		return true
-	default:
 	}
 	select {
 	case out <- v:

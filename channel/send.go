@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -54,11 +55,10 @@ func (r *router) receivers() []registry.Receiver {
 	if v := r.queue.Load(); v != nil && v.state == st {
 		return v.receivers
 	}
-	var queue []registry.Receiver
-	for _, rc := range st.Receivers(r.name) {
-		if rc.Mode == registry.Queue {
-			queue = append(queue, rc)
-		}
+	all := st.Receivers(r.name)
+	queue := all // the State's own slice, never written, unless subscribers are mixed in
+	if slices.ContainsFunc(all, func(rc registry.Receiver) bool { return rc.Mode != registry.Queue }) {
+		queue = slices.DeleteFunc(slices.Clone(all), func(rc registry.Receiver) bool { return rc.Mode != registry.Queue })
 	}
 	r.queue.Store(&queueView{state: st, receivers: queue})
 	return queue
