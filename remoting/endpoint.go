@@ -327,11 +327,12 @@ func (o *Outcomes) Report(msgs []any, err error) { o.report(msgs, err) }
 // arrived in; a refusal it reports at once.
 //
 // SendMany waits, until ctx ends, for credit (and room in the stream's
-// queue) for the first message only; it then queues as many of the others
-// as the link's credit lets through and returns how many it queued, n. If n < len(msgs) the error says why
-// msgs[n] was not queued: ErrNoCredit (send the rest later, or elsewhere),
-// ErrEncode (the codec refuses msgs[n]; the ones after it may be sent), or
-// the stream's failure. out hears only of messages SendMany queued.
+// queue) for the first message only; it then queues as many of the others as
+// the link's credit lets through and returns how many it queued, n. If it
+// queued fewer than all, the error says why msgs[n] was not: ErrNoCredit
+// (send the rest later, or elsewhere), ErrEncode (the codec refuses msgs[n];
+// the ones after it may be sent), or the stream's failure. out hears only of
+// messages SendMany queued.
 func (e *Endpoint) SendMany(ctx context.Context, to, from actor.PID, msgs []any, out *Outcomes) (int, error) {
 	return e.sendMany(ctx, to, from, msgs, out, 0)
 }
