@@ -32,13 +32,29 @@ const retrySlice = 20 * time.Millisecond
 // many of the batch as it has room or credit for, the next in turn the
 // rest. So with several receivers free, consecutive values go to one of
 // them in runs of up to a batch rather than alternately.
+//
+// A receiver that turns a value away at once, because its actor is gone or
+// its node is lost or unknown, is passed over for benchTime: the registry
+// may list it for a while yet (until its node expires, or its
+// unregistration is applied), and trying it again at once, value after
+// value, would spin. Only that receiver waits; the others are tried as
+// before, and with every receiver passed over the router waits until the
+// first may be tried again or the name's receivers change.
 type router struct {
 	n     *Node
 	name  string
 	stats *counters // the name's
 	rr    atomic.Uint64
 	queue atomic.Pointer[queueView]
+
+	benched atomic.Int32 // len(bench), read without benchM
+	benchM  sync.Mutex
+	bench   map[actor.PID]time.Time // a passed-over receiver → when to try it again
 }
+
+// benchTime is how long a router passes over a receiver that turned a
+// value away at once.
+const benchTime = retrySlice
 
 // queueView is the queue receivers of a router's name in one registry
 // State: a lone value is routed without looking the name up again until
@@ -106,9 +122,11 @@ func (r *router) hand(ctx context.Context, total int,
 			continue
 		}
 		start := int(r.rr.Add(1))
-		first := receivers[start%len(receivers)]
 		for i := range receivers {
 			rc := receivers[(start+i)%len(receivers)]
+			if r.isBenched(rc.PID()) {
+				continue
+			}
 			n, err := try(rc, handed)
 			handed += n
 			if handed == total {
@@ -117,12 +135,27 @@ func (r *router) hand(ctx context.Context, total int,
 			if err != nil && !busy(err) && !refused(err) {
 				return handed, err // encode errors and the like fail the value
 			}
+			if n == 0 && unavailable(err) {
+				r.benchReceiver(rc.PID())
+			}
 		}
 		// Everyone is busy: wait on one for a while, then look again.
+		first, ok := r.firstInTurn(receivers, start)
+		if !ok {
+			// Every receiver turned values away at once: wait until one
+			// may be tried again, or the name's receivers change.
+			if err := r.waitBenched(ctx); err != nil {
+				return handed, err
+			}
+			continue
+		}
 		slice, cancel := context.WithTimeout(ctx, retrySlice)
 		n, err := block(slice, first, handed)
 		cancel()
 		handed += n
+		if n == 0 && unavailable(err) {
+			r.benchReceiver(first.PID())
+		}
 		switch {
 		case handed == total:
 			return handed, nil
@@ -134,6 +167,86 @@ func (r *router) hand(ctx context.Context, total int,
 			return handed, err
 		}
 	}
+}
+
+// firstInTurn returns the first of receivers, from the start-th on in
+// turn, that is not passed over.
+func (r *router) firstInTurn(receivers []registry.Receiver, start int) (registry.Receiver, bool) {
+	for i := range receivers {
+		rc := receivers[(start+i)%len(receivers)]
+		if !r.isBenched(rc.PID()) {
+			return rc, true
+		}
+	}
+	return registry.Receiver{}, false
+}
+
+// isBenched reports whether the router passes over pid for now.
+func (r *router) isBenched(pid actor.PID) bool {
+	if r.benched.Load() == 0 {
+		return false
+	}
+	r.benchM.Lock()
+	defer r.benchM.Unlock()
+	until, ok := r.bench[pid]
+	if !ok {
+		return false
+	}
+	if time.Now().Before(until) {
+		return true
+	}
+	delete(r.bench, pid)
+	r.benched.Store(int32(len(r.bench)))
+	return false
+}
+
+// benchReceiver passes over pid for benchTime.
+func (r *router) benchReceiver(pid actor.PID) {
+	r.benchM.Lock()
+	defer r.benchM.Unlock()
+	now := time.Now()
+	if r.bench == nil {
+		r.bench = make(map[actor.PID]time.Time)
+	}
+	for p, until := range r.bench { // receivers that left the name
+		if !now.Before(until) {
+			delete(r.bench, p)
+		}
+	}
+	r.bench[pid] = now.Add(benchTime)
+	r.benched.Store(int32(len(r.bench)))
+}
+
+// waitBenched waits until the first passed-over receiver may be tried
+// again, the name's receivers change, ctx ends or the node closes.
+func (r *router) waitBenched(ctx context.Context) error {
+	ch, stop := r.n.reg.Watch(r.name)
+	defer stop()
+	r.benchM.Lock()
+	wait := benchTime
+	now := time.Now()
+	for _, until := range r.bench {
+		wait = min(wait, until.Sub(now))
+	}
+	r.benchM.Unlock()
+	t := time.NewTimer(max(wait, 0))
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("channel: send to %q: %w", r.name, ctx.Err())
+	case <-r.n.ctx.Done():
+		return ErrClosed
+	}
+}
+
+// unavailable reports a receiver that turned a value away because it
+// cannot take any now: its actor is gone, or its node is lost or unknown.
+func unavailable(err error) bool {
+	return refused(err) || errors.Is(err, remoting.ErrNodeLost) || errors.Is(err, remoting.ErrUnknownNode)
 }
 
 // busy reports a receiver that cannot take a value right now.

@@ -263,6 +263,9 @@ func TestSendToMissingActorFailsWithNotFound(t *testing.T) {
 	// The link is gone now: the next send asks again and is refused at once.
 	err = nodes[0].sys.Send(context.Background(), target, item{From: "a", Seq: 6})
 	assert.ErrorIs(t, err, actor.ErrNotFound)
+	// Three links closed as Gone: nobody's, then the stopped actor's
+	// twice (with a message on it, then asked again).
+	assert.EqualValues(t, 3, nodes[0].ep.Stats().Gone)
 }
 
 func TestUnregisteredGobTypeFailsThatMessageAlone(t *testing.T) {

@@ -530,6 +530,7 @@ func (s *outStream) apply(rec *wire.Record, out *[]completion) error {
 		takeCompletions(&l.pending, 1, refusalError(rec.Code, string(rec.Reason)), out)
 		l.wakeSenders()
 	case wire.KindGone:
+		s.p.e.stats.gone.Add(1)
 		err := refusalError(rec.Code, string(rec.Reason))
 		takeCompletions(&l.pending, l.pending.len(), err, out)
 		l.gone = err

@@ -9,10 +9,14 @@ type Stats struct {
 	Confirmed uint64 // outgoing messages the receiver accepted
 	Failed    uint64 // outgoing messages that failed (encode, refusal, node lost)
 	Dropped   uint64 // incoming messages dropped because their stream or link ended
+	// Gone counts links to remote actors that their node closed because
+	// the actor was not there: sends to a stopped actor, or to one a
+	// stale directory still lists.
+	Gone uint64
 }
 
 type stats struct {
-	sent, delivered, confirmed, failed, dropped atomic.Uint64
+	sent, delivered, confirmed, failed, dropped, gone atomic.Uint64
 }
 
 func (s *stats) complete(err error) {
@@ -31,5 +35,6 @@ func (e *Endpoint) Stats() Stats {
 		Confirmed: e.stats.confirmed.Load(),
 		Failed:    e.stats.failed.Load(),
 		Dropped:   e.stats.dropped.Load(),
+		Gone:      e.stats.gone.Load(),
 	}
 }
