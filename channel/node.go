@@ -27,6 +27,10 @@ type Node struct {
 	ep    *remoting.Endpoint
 	reg   *registry.Registry
 	stats stats
+	// routers holds one router per name sent to, shared by the name's
+	// send channels and SendContext calls: its turn and the receivers it
+	// passes over are the node's, not each sender's.
+	routers sync.Map // string → *router
 
 	ctx    context.Context // cancelled when closing begins
 	cancel context.CancelFunc

@@ -1,12 +1,15 @@
 package channel
 
 import (
+	"context"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/dchan-io/dchan/actor"
 	"github.com/dchan-io/dchan/registry"
 )
 
@@ -28,9 +31,9 @@ func listGhost(t *testing.T, nodes []*Node, node *Node, name string) {
 	}
 }
 
-// tries counts the times node was told that a receiver is gone: the dead
-// letters of sends that waited on a local one (a try makes none), and
-// remote links closed as Gone.
+// tries counts the times node was told that a receiver is gone: dead
+// letters (a lone value's try, or a wait, on a local one; a batch's try
+// makes none), and remote links closed as Gone.
 func tries(node *Node) uint64 { return node.sys.DeadLetters() + node.ep.Stats().Gone }
 
 // A receiver listed but gone turns every value away at once. A sender
@@ -50,7 +53,10 @@ func TestASenderPassesOverAReceiverListedButGone(t *testing.T) {
 			defer func() { require.NoError(t, closeOut()) }()
 
 			before := tries(nodes[0])
-			out <- Order{Seq: 1} // taken by the pump, which finds only the ghost
+			// A handle is routed alone: each try on the local ghost makes
+			// a dead letter.
+			m := WithMessage(Order{Seq: 1}, waitFor)
+			out <- m // taken by the pump, which finds only the ghost
 			const watch = 500 * time.Millisecond
 			time.Sleep(watch)
 			// Once per benchTime (20 ms) is about 25; asking again at once
@@ -58,15 +64,15 @@ func TestASenderPassesOverAReceiverListedButGone(t *testing.T) {
 			// (remote) in the same time.
 			asked := tries(nodes[0]) - before
 			t.Logf("asked the ghost %d times in %v", asked, watch)
-			if where == "remote" {
-				assert.Positive(t, asked, "the ghost was never asked")
-			}
+			assert.Positive(t, asked, "the ghost was never asked")
 			assert.Less(t, asked, uint64(100), "asked the ghost %d times in %v", asked, watch)
 
 			in, closeIn, err := nodes[1].Receive("orders", 4)
 			require.NoError(t, err)
 			defer func() { require.NoError(t, closeIn()) }()
 			assert.Equal(t, Order{Seq: 1}, recv(t, in))
+			<-m.Done()
+			assert.NoError(t, m.Err())
 		})
 	}
 }
@@ -100,4 +106,126 @@ func TestASenderPassesOverOnlyTheReceiverThatIsGone(t *testing.T) {
 	asked := tries(nodes[0]) - before
 	t.Logf("asked the ghost %d times for %d values", asked, values)
 	assert.Less(t, asked, uint64(values/10), "asked the ghost %d times for %d values", asked, values)
+}
+
+// benchRouter is name's router on n with a long bench, so that a test can
+// tell a router that waits out a bench from one that does not without
+// timing it.
+func benchRouter(n *Node, name string) *router {
+	r := newRouter(n, name)
+	r.benchFor = time.Minute
+	return r
+}
+
+// A receiver that registers while the router tries the others is seen at
+// once, even when every receiver it read is passed over: the router
+// compares what it read with the registry after it begins to watch.
+func TestARouterSeesAReceiverThatRegisteredDuringItsTries(t *testing.T) {
+	nodes := startCluster(t, 1)
+	n := nodes[0]
+	listGhost(t, nodes, n, "orders")
+	r := benchRouter(n, "orders")
+	first := true
+	var tookBy string
+	_, err := r.hand(ctxFor(t, 30*time.Second), 1,
+		func(rc registry.Receiver, _ int) (int, error) {
+			if rc.ActorID != "ghost" {
+				tookBy = rc.ActorID
+				return 1, nil
+			}
+			if first { // a live receiver registers meanwhile
+				first = false
+				require.NoError(t, n.reg.Register(ctxFor(t, waitFor), "orders", "live", registry.Queue))
+				require.Eventually(t, func() bool { return len(n.reg.State().Receivers("orders")) == 2 },
+					waitFor, time.Millisecond)
+			}
+			return 0, fmt.Errorf("test: %w", actor.ErrNotFound)
+		},
+		func(context.Context, registry.Receiver, int) (int, error) {
+			return 0, fmt.Errorf("test: %w", actor.ErrNotFound)
+		})
+	require.NoError(t, err, "the router waited out the ghost's bench (a minute) instead")
+	assert.Equal(t, "live", tookBy)
+}
+
+// A router waits only for the receivers it has listed: a passed-over
+// receiver that has left the name, whose time is up, does not make it
+// look again and again while the listed ones are still passed over.
+func TestARouterDoesNotSpinOnAReceiverThatLeft(t *testing.T) {
+	nodes := startCluster(t, 1)
+	n := nodes[0]
+	listGhost(t, nodes, n, "orders")
+	r := newRouter(n, "orders")
+	r.benchFor = 200 * time.Millisecond
+	r.benchReceiver(actor.PID{Node: n.ID(), ID: "left"}) // no longer listed
+	time.Sleep(100 * time.Millisecond)
+	r.benchReceiver(actor.PID{Node: n.ID(), ID: "ghost"})
+	time.Sleep(150 * time.Millisecond) // "left" is due, the ghost is not
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	looks := r.rr.Load()
+	_, err := r.hand(ctx, 1,
+		func(registry.Receiver, int) (int, error) { return 0, fmt.Errorf("test: %w", actor.ErrNotFound) },
+		func(context.Context, registry.Receiver, int) (int, error) {
+			return 0, fmt.Errorf("test: %w", actor.ErrNotFound)
+		})
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	looks = r.rr.Load() - looks
+	// One look, or a few if this machine is slow enough for the ghost's
+	// bench to run out too; a spin is hundreds.
+	assert.Less(t, looks, uint64(10), "looked at the receivers %d times in 20 ms", looks)
+}
+
+// A stream that fails while the router waits on a live remote receiver
+// does not make the router pass that receiver over: the next try opens a
+// new stream.
+func TestARouterDoesNotPassOverAReceiverWhoseStreamWasReset(t *testing.T) {
+	nodes := startCluster(t, 2)
+	in, closeIn, err := nodes[1].Receive("orders", 1)
+	require.NoError(t, err)
+	defer func() { require.NoError(t, closeIn()) }()
+	require.Eventually(t, func() bool { return len(nodes[0].reg.State().Receivers("orders")) == 1 },
+		waitFor, time.Millisecond)
+	r := benchRouter(nodes[0], "orders")
+	live := nodes[0].reg.State().Receivers("orders")[0].PID()
+
+	// Fill the receiver's buffer and window until a value waits for credit.
+	routed := make(chan error, 1)
+	for i := 0; ; i++ {
+		go func() { routed <- r.route(ctxFor(t, waitFor), Order{Seq: i}, func(error) {}) }()
+		select {
+		case err := <-routed:
+			require.NoError(t, err)
+			continue
+		case <-time.After(200 * time.Millisecond):
+		}
+		break // this one waits
+	}
+	nodes[0].ep.ResetPeer(nodes[1].Addr())
+	go func() {
+		for range in { // make room again
+		}
+	}()
+	require.NoError(t, <-routed, "the router waited out a bench (a minute) instead")
+	assert.False(t, r.isBenched(live))
+}
+
+// SendContext calls share their node's router for the name: a gone
+// receiver is passed over across calls, not asked once per call.
+func TestSendContextCallsShareWhatTheRouterPassesOver(t *testing.T) {
+	nodes := startCluster(t, 1)
+	in, closeIn, err := nodes[0].Receive("orders", 1024)
+	require.NoError(t, err)
+	defer func() { require.NoError(t, closeIn()) }()
+	listGhost(t, nodes, nodes[0], "orders")
+	const calls = 1000
+	before := tries(nodes[0])
+	for i := range calls {
+		require.NoError(t, nodes[0].SendContext(ctxFor(t, waitFor), "orders", Order{Seq: i}))
+		assert.Equal(t, Order{Seq: i}, recv(t, in))
+	}
+	asked := tries(nodes[0]) - before
+	t.Logf("asked the ghost %d times for %d calls", asked, calls)
+	assert.Less(t, asked, uint64(calls/10), "asked the ghost %d times for %d calls", asked, calls)
 }

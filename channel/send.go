@@ -33,6 +33,9 @@ const retrySlice = 20 * time.Millisecond
 // rest. So with several receivers free, consecutive values go to one of
 // them in runs of up to a batch rather than alternately.
 //
+// A node has one router per name, shared by the name's send channels and
+// SendContext calls (safe for concurrent use).
+//
 // A receiver that turns a value away at once, because its actor is gone or
 // its node is lost or unknown, is passed over for benchTime: the registry
 // may list it for a while yet (until its node expires, or its
@@ -47,9 +50,10 @@ type router struct {
 	rr    atomic.Uint64
 	queue atomic.Pointer[queueView]
 
-	benched atomic.Int32 // len(bench), read without benchM
-	benchM  sync.Mutex
-	bench   map[actor.PID]time.Time // a passed-over receiver → when to try it again
+	benchFor time.Duration // benchTime; tests lengthen it
+	benched  atomic.Int32  // len(bench), read without benchM
+	benchM   sync.Mutex
+	bench    map[actor.PID]time.Time // a passed-over receiver → when to try it again
 }
 
 // benchTime is how long a router passes over a receiver that turned a
@@ -80,8 +84,17 @@ func (r *router) receivers() []registry.Receiver {
 	return queue
 }
 
+// router returns the node's router for name.
+func (n *Node) router(name string) *router {
+	if r, ok := n.routers.Load(name); ok {
+		return r.(*router)
+	}
+	r, _ := n.routers.LoadOrStore(name, newRouter(n, name))
+	return r.(*router)
+}
+
 func newRouter(n *Node, name string) *router {
-	return &router{n: n, name: name, stats: n.stats.name(name)}
+	return &router{n: n, name: name, stats: n.stats.name(name), benchFor: benchTime}
 }
 
 // route hands v to one receiver; done reports the outcome (accepted or
@@ -144,7 +157,7 @@ func (r *router) hand(ctx context.Context, total int,
 		if !ok {
 			// Every receiver turned values away at once: wait until one
 			// may be tried again, or the name's receivers change.
-			if err := r.waitBenched(ctx); err != nil {
+			if err := r.waitBenched(ctx, receivers); err != nil {
 				return handed, err
 			}
 			continue
@@ -153,7 +166,10 @@ func (r *router) hand(ctx context.Context, total int,
 		n, err := block(slice, first, handed)
 		cancel()
 		handed += n
-		if n == 0 && unavailable(err) {
+		if n == 0 && refused(err) {
+			// Only a refusal: a stream that failed while this waited
+			// (ErrNodeLost) is opened again by the next try, which
+			// passes the receiver over if that fails at once.
 			r.benchReceiver(first.PID())
 		}
 		switch {
@@ -188,16 +204,10 @@ func (r *router) isBenched(pid actor.PID) bool {
 	}
 	r.benchM.Lock()
 	defer r.benchM.Unlock()
+	now := time.Now()
+	r.pruneLocked(now)
 	until, ok := r.bench[pid]
-	if !ok {
-		return false
-	}
-	if time.Now().Before(until) {
-		return true
-	}
-	delete(r.bench, pid)
-	r.benched.Store(int32(len(r.bench)))
-	return false
+	return ok && now.Before(until)
 }
 
 // benchReceiver passes over pid for benchTime.
@@ -208,28 +218,46 @@ func (r *router) benchReceiver(pid actor.PID) {
 	if r.bench == nil {
 		r.bench = make(map[actor.PID]time.Time)
 	}
-	for p, until := range r.bench { // receivers that left the name
-		if !now.Before(until) {
-			delete(r.bench, p)
-		}
-	}
-	r.bench[pid] = now.Add(benchTime)
+	r.pruneLocked(now)
+	r.bench[pid] = now.Add(r.benchFor)
 	r.benched.Store(int32(len(r.bench)))
 }
 
-// waitBenched waits until the first passed-over receiver may be tried
-// again, the name's receivers change, ctx ends or the node closes.
-func (r *router) waitBenched(ctx context.Context) error {
+// pruneLocked forgets the receivers whose time is up, listed or not (one
+// the registry dropped is never asked about again); benchM is held.
+func (r *router) pruneLocked(now time.Time) {
+	for pid, until := range r.bench {
+		if !now.Before(until) {
+			delete(r.bench, pid)
+		}
+	}
+	r.benched.Store(int32(len(r.bench)))
+}
+
+// waitBenched waits until the first of receivers — every one passed over
+// — may be tried again, the name's receivers change from receivers, ctx
+// ends or the node closes.
+func (r *router) waitBenched(ctx context.Context, receivers []registry.Receiver) error {
 	ch, stop := r.n.reg.Watch(r.name)
 	defer stop()
+	if !slices.Equal(r.receivers(), receivers) {
+		return nil // changed before the watch began
+	}
 	r.benchM.Lock()
-	wait := benchTime
 	now := time.Now()
-	for _, until := range r.bench {
-		wait = min(wait, until.Sub(now))
+	wait := r.benchFor
+	for _, rc := range receivers {
+		if until, ok := r.bench[rc.PID()]; ok {
+			wait = min(wait, until.Sub(now))
+		} else {
+			wait = 0 // its time was up already
+		}
 	}
 	r.benchM.Unlock()
-	t := time.NewTimer(max(wait, 0))
+	if wait <= 0 {
+		return nil
+	}
+	t := time.NewTimer(wait)
 	defer t.Stop()
 	select {
 	case <-t.C:
@@ -377,7 +405,7 @@ func (n *Node) SendContext(ctx context.Context, name string, v any) error {
 	if n.isClosed() {
 		return ErrClosed
 	}
-	r := newRouter(n, name)
+	r := n.router(name)
 	for {
 		res := make(chan error, 1)
 		if err := r.route(ctx, v, func(err error) { res <- err }); err != nil {
@@ -459,7 +487,7 @@ func startSender[T any](n *Node, name string, buf int) (chan<- T, CloseFunc, err
 	}
 	s := &sender[T]{
 		n:     n,
-		r:     newRouter(n, name),
+		r:     n.router(name),
 		in:    make(chan T, buf),
 		stop:  make(chan struct{}),
 		ended: make(chan struct{}),
