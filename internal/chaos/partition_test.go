@@ -42,6 +42,9 @@ type round struct {
 	faultAt  time.Time // just before the fault was applied
 	cutAt    time.Time
 	healAt   time.Time
+	// recovered is how long after the cut the side with a quorum first
+	// committed a write: the election, when the leader was cut off.
+	recovered time.Duration
 }
 
 // TestPartitionRounds runs five node processes whose every connection goes
@@ -122,7 +125,9 @@ func TestPartitionRounds(t *testing.T) {
 		time.Sleep(partCut) // the schedule of the fault, not an assertion
 		r.healAt = time.Now()
 		applyFault(t, c, nw, byID, &r, false)
-		violations = append(violations, checkRoundWrites(c, led, r)...)
+		var late []string
+		r.recovered, late = checkRoundWrites(c, led, r)
+		violations = append(violations, late...)
 		// Settle: every node commits a write again before the next round.
 		// A write that fails while its node rejoins (after it was expired
 		// during the cut) is retried.
@@ -262,8 +267,10 @@ func applyFault(t *testing.T, c *cluster, nw *faultproxy.Network, byID map[strin
 
 // checkRoundWrites checks the round's write probes: none committed on a
 // side without a quorum before the heal, and one committed on the side
-// with the quorum within majorityWithin of the cut.
-func checkRoundWrites(c *cluster, led *ledger, r round) []string {
+// with the quorum within majorityWithin of the cut. It returns how long
+// after the cut that side first committed (-1 or 0: it did not, or there
+// is no such side) and the violations.
+func checkRoundWrites(c *cluster, led *ledger, r round) (time.Duration, []string) {
 	var out []string
 	for _, id := range r.minority {
 		tag := fmt.Sprintf("r%d-%s", r.n, id)
@@ -296,24 +303,28 @@ func checkRoundWrites(c *cluster, led *ledger, r round) []string {
 			out = append(out, fmt.Sprintf("round %d (%s, cut %v): the side with the quorum %v did not commit a write within %v of the cut (%s)",
 				r.n, r.mode, r.cut, r.majority, majorityWithin, strings.Join(each, ", ")))
 		}
+		return first, out
 	}
-	return out
+	return 0, out
 }
 
 // checkGrace checks the handles written around each cut by senders on the
-// quorum side: each resolves within the grace plus graceSlack. It returns
-// the violations, how many handles it checked and the slowest.
+// quorum side: each resolves within the grace plus graceSlack after that
+// side has a leader again (its first committed write after the cut; the
+// leader is always on the cut side, so an election comes first, and the
+// grace runs from it). It returns the violations, how many handles it
+// checked and the slowest.
 func checkGrace(led *ledger, rounds []round) ([]string, int, time.Duration) {
 	led.mu.Lock()
 	defer led.mu.Unlock()
 	var out []string
 	checked := 0
 	var slowest time.Duration
-	bound := partExpire + graceSlack
 	for _, r := range rounds {
-		if len(r.majority) == 0 || r.majority[0] != r.rest[0] {
-			continue // only rounds where the cut side is the minority
+		if len(r.majority) == 0 || r.majority[0] != r.rest[0] || r.recovered <= 0 {
+			continue // only rounds where the cut side is the minority (and the rest recovered: else a failure already)
 		}
+		bound := r.recovered + partExpire + graceSlack
 		late := 0
 		for _, h := range led.handles {
 			node, _, _ := strings.Cut(h.v.sender, ".")
@@ -328,8 +339,9 @@ func checkGrace(led *ledger, rounds []round) ([]string, int, time.Duration) {
 			}
 		}
 		if late > 0 {
-			out = append(out, fmt.Sprintf("round %d (%s, cut %v for %v): %d handles written at the cut by the quorum side took longer than the grace %v + %v to resolve",
-				r.n, r.mode, r.cut, partCut, late, partExpire, graceSlack))
+			out = append(out, fmt.Sprintf("round %d (%s, cut %v for %v): %d handles written at the cut by the quorum side took longer than "+
+				"its election %v + the grace %v + %v to resolve", r.n, r.mode, r.cut, partCut, late,
+				r.recovered.Round(time.Millisecond), partExpire, graceSlack))
 		}
 	}
 	return out, checked, slowest
