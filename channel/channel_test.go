@@ -250,6 +250,54 @@ func TestMessageHandleTimeoutAndRouteContext(t *testing.T) {
 	require.ErrorIs(t, forever.Err(), ErrClosed)
 }
 
+// TestAHandleArmsItsTimeoutWhenWaitedOn: a handle's timer starts with the
+// first wait on it (Done, or a router waiting to hand it over), and Err
+// looks at the deadline itself; an outcome that comes before any wait
+// never starts a timer.
+func TestAHandleArmsItsTimeoutWhenWaitedOn(t *testing.T) {
+	timer := func(m *Message) *time.Timer {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		return m.timer
+	}
+	unwatched := WithMessage(Order{Seq: 1}, 20*time.Millisecond)
+	time.Sleep(40 * time.Millisecond)
+	require.ErrorIs(t, unwatched.Err(), ErrTimeout, "Err past the deadline")
+	select {
+	case <-unwatched.Done():
+	default:
+		t.Fatal("Done is not closed after Err reported the timeout")
+	}
+	assert.Nil(t, timer(unwatched), "ended without a timer")
+
+	late := WithMessage(Order{Seq: 2}, 20*time.Millisecond)
+	time.Sleep(40 * time.Millisecond)
+	select {
+	case <-late.Done(): // a first wait past the deadline ends it at once
+	default:
+		t.Fatal("Done past the deadline is not closed")
+	}
+	require.ErrorIs(t, late.Err(), ErrTimeout)
+
+	quick := WithMessage(Order{Seq: 3}, time.Minute)
+	quick.finish(nil)
+	<-quick.Done()
+	require.NoError(t, quick.Err())
+	assert.Nil(t, timer(quick), "an outcome before any wait started a timer")
+
+	waited := WithMessage(Order{Seq: 4}, time.Minute)
+	_ = waited.Done()
+	assert.NotNil(t, timer(waited), "a wait on a pending handle did not arm its timeout")
+	waited.finish(nil)
+	require.NoError(t, waited.Err())
+
+	routed := WithMessage(Order{Seq: 5}, time.Minute)
+	child, cancel := context.WithTimeout(routeCtx{routed}, time.Hour)
+	defer cancel()
+	assert.NotNil(t, timer(routed), "a context derived for routing did not arm the timeout")
+	require.NoError(t, child.Err())
+}
+
 // TestRouteContextRunsAfterFuncs: a context derived from a handle's routing
 // context ends when the handle does (routeCtx.AfterFunc, which the context
 // package uses instead of a watching goroutine), and a stopped AfterFunc
