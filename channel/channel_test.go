@@ -250,10 +250,10 @@ func TestMessageHandleTimeoutAndRouteContext(t *testing.T) {
 	require.ErrorIs(t, forever.Err(), ErrClosed)
 }
 
-// TestAHandleArmsItsTimeoutWhenWaitedOn: a handle's timer starts with the
-// first wait on it (Done, or a router waiting to hand it over), and Err
-// looks at the deadline itself; an outcome that comes before any wait
-// never starts a timer.
+// TestAHandleArmsItsTimeoutWhenWaitedOn: a handle's timer starts, and its
+// Done channel is made, with the first wait on it (Done, or a router
+// waiting to hand it over), and Err looks at the deadline itself; an
+// outcome that comes before any wait costs neither.
 func TestAHandleArmsItsTimeoutWhenWaitedOn(t *testing.T) {
 	timer := func(m *Message) *time.Timer {
 		m.mu.Lock()
@@ -281,7 +281,11 @@ func TestAHandleArmsItsTimeoutWhenWaitedOn(t *testing.T) {
 
 	quick := WithMessage(Order{Seq: 3}, time.Minute)
 	quick.finish(nil)
-	<-quick.Done()
+	quick.mu.Lock()
+	made := quick.done != nil
+	quick.mu.Unlock()
+	assert.False(t, made, "an outcome before any wait made a Done channel")
+	<-quick.Done() // closed, though first asked for after the end
 	require.NoError(t, quick.Err())
 	assert.Nil(t, timer(quick), "an outcome before any wait started a timer")
 

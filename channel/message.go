@@ -20,73 +20,78 @@ import (
 //	<-m.Done()
 //	if err := m.Err(); err != nil { /* not confirmed */ }
 //
-// The timeout is armed by the first wait: a runtime timer starts only when
-// someone waits on Done (or a router waits to hand the value over) while
-// the outcome is still pending, and Err looks at the deadline itself. A
-// handle whose outcome comes before anyone waits — most, when handles are
-// pipelined — never costs a timer.
+// A handle costs little until someone waits on it: its Done channel is
+// made, and its timeout's runtime timer started, by the first wait (Done,
+// or a router waiting to hand the value over) while the outcome is still
+// pending; Err looks at the deadline itself. A handle whose outcome comes
+// before anyone waits — most, when handles are pipelined — never costs a
+// channel or a timer.
 type Message struct {
 	v        any
-	done     chan struct{}
-	once     sync.Once
-	err      error
+	handle   bool          // made by WithMessage; false for a bare value routed again
 	deadline time.Time     // zero without a timeout
 	timeout  time.Duration // for the timeout's error
-	timedOut bool          // set before done closes, when the timeout ended it
-	armed    atomic.Bool   // the timer started, or m ended: Done need not look
+
+	once     sync.Once
+	err      error       // written before fin
+	timedOut bool        // written before fin: the timeout ended it
+	fin      atomic.Bool // the outcome is known
 
 	mu     sync.Mutex
-	timer  *time.Timer // fires the timeout once armed; nil before, or without one
-	ended  bool
+	done   chan struct{}        // made by the first wait; closedChan if that came after the end
+	timer  *time.Timer          // fires the timeout once armed
+	ended  bool                 // end has begun: Done needs no channel of its own
 	afters map[*func()]struct{} // routeCtx.AfterFunc's, run when m ends
 }
+
+// closedChan is the Done channel of a handle first waited on after its end.
+var closedChan = func() chan struct{} {
+	ch := make(chan struct{})
+	close(ch)
+	return ch
+}()
 
 // WithMessage returns a handle for v that reports, within timeout, whether
 // a receiver's buffer accepted v. A timeout ≤ 0 means no timeout.
 func WithMessage(v any, timeout time.Duration) *Message {
-	m := &Message{v: v, done: make(chan struct{})}
+	m := &Message{v: v, handle: true}
 	if timeout > 0 {
 		m.deadline, m.timeout = time.Now().Add(timeout), timeout
-	} else {
-		m.armed.Store(true) // nothing to arm
 	}
 	return m
 }
 
-// arm starts m's timeout timer, unless m has ended or it runs already;
-// past the deadline, it ends m at once.
-func (m *Message) arm() {
-	if m.armed.Load() {
-		return
-	}
+// wait returns m's Done channel, making it if need be, and arms m's
+// timeout: it starts its timer, or past the deadline ends m at once.
+func (m *Message) wait() <-chan struct{} {
 	m.mu.Lock()
-	if m.ended || m.timer != nil {
-		m.mu.Unlock()
-		return
+	if m.done == nil {
+		if m.ended {
+			m.done = closedChan
+		} else {
+			m.done = make(chan struct{})
+		}
 	}
-	d := time.Until(m.deadline)
-	if d > 0 {
-		m.timer = time.AfterFunc(d, m.finishTimeout)
-		m.armed.Store(true)
+	done, late := m.done, false
+	if !m.ended && m.timer == nil && !m.deadline.IsZero() {
+		if d := time.Until(m.deadline); d > 0 {
+			m.timer = time.AfterFunc(d, m.finishTimeout)
+		} else {
+			late = true
+		}
 	}
 	m.mu.Unlock()
-	if d <= 0 {
+	if late {
 		m.finishTimeout()
 	}
+	return done
 }
 
 // expiredIfPending ends m with its timeout if it is still pending and its
 // deadline has passed.
 func (m *Message) expiredIfPending() {
-	if m.deadline.IsZero() {
-		return
-	}
-	select {
-	case <-m.done:
-	default:
-		if !time.Now().Before(m.deadline) {
-			m.finishTimeout()
-		}
+	if !m.deadline.IsZero() && !m.fin.Load() && !time.Now().Before(m.deadline) {
+		m.finishTimeout()
 	}
 }
 
@@ -97,7 +102,7 @@ func (m *Message) expiredIfPending() {
 type routeCtx struct{ m *Message }
 
 func (c routeCtx) Deadline() (time.Time, bool) { return c.m.deadline, !c.m.deadline.IsZero() }
-func (c routeCtx) Done() <-chan struct{}       { return c.m.Done() }
+func (c routeCtx) Done() <-chan struct{}       { return c.m.wait() }
 func (c routeCtx) Value(any) any               { return nil }
 
 // AfterFunc runs f in its own goroutine once m has ended. With it,
@@ -106,7 +111,7 @@ func (c routeCtx) Value(any) any               { return nil }
 // own to watch it.
 func (c routeCtx) AfterFunc(f func()) (stop func() bool) {
 	m := c.m
-	m.arm()
+	m.wait() // a context derived from c waits on m
 	m.mu.Lock()
 	if m.ended {
 		m.mu.Unlock()
@@ -130,14 +135,13 @@ func (c routeCtx) AfterFunc(f func()) (stop func() bool) {
 
 func (c routeCtx) Err() error {
 	c.m.expiredIfPending()
-	select {
-	case <-c.m.done:
-		if c.m.timedOut {
-			return context.DeadlineExceeded
-		}
-		return context.Canceled
-	default:
+	switch {
+	case !c.m.fin.Load():
 		return nil
+	case c.m.timedOut:
+		return context.DeadlineExceeded
+	default:
+		return context.Canceled
 	}
 }
 
@@ -145,22 +149,17 @@ func (c routeCtx) Err() error {
 func (m *Message) Value() any { return m.v }
 
 // Done is closed once the outcome is known: accepted, failed, or timed out.
-func (m *Message) Done() <-chan struct{} {
-	m.arm()
-	return m.done
-}
+func (m *Message) Done() <-chan struct{} { return m.wait() }
 
 // Err returns nil once a receiver's buffer accepted the value, the reason it
 // was not (ErrTimeout, ErrNoReceivers, ErrNodeLost, ErrEncode, ErrTooLarge,
 // ErrClosed) once Done is closed, and ErrPending before that.
 func (m *Message) Err() error {
 	m.expiredIfPending()
-	select {
-	case <-m.done:
+	if m.fin.Load() {
 		return m.err
-	default:
-		return ErrPending
 	}
+	return ErrPending
 }
 
 // finish records the outcome once; later outcomes are ignored.
@@ -173,16 +172,18 @@ func (m *Message) finishTimeout() {
 
 func (m *Message) end(err error, timedOut bool) {
 	m.once.Do(func() {
+		m.err, m.timedOut = err, timedOut
+		m.fin.Store(true)
 		m.mu.Lock()
-		timer, afters := m.timer, m.afters
+		done, timer, afters := m.done, m.timer, m.afters
 		m.ended, m.afters = true, nil
-		m.armed.Store(true)
 		m.mu.Unlock()
 		if timer != nil {
 			timer.Stop()
 		}
-		m.err, m.timedOut = err, timedOut
-		close(m.done)
+		if done != nil {
+			close(done)
+		}
 		for f := range afters {
 			go (*f)()
 		}

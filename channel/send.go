@@ -734,7 +734,7 @@ func (s *sender[T]) plainOutcomes(vals []any, err error) {
 }
 
 func (s *sender[T]) send(m *Message) {
-	if m.done == nil {
+	if !m.handle {
 		// A bare value routed again after a refusal: it has no handle,
 		// so it goes like the others (a refusal makes a new Message).
 		s.sendValues([]any{m.v})
@@ -763,7 +763,7 @@ func (s *sender[T]) outcome(m *Message, err error) {
 	switch {
 	case err == nil:
 		s.n.stats.delivered(s.r.stats, 1)
-		if m.done != nil {
+		if m.handle {
 			m.finish(nil)
 		}
 	case refused(err) && s.n.ctx.Err() == nil:
@@ -775,7 +775,7 @@ func (s *sender[T]) outcome(m *Message, err error) {
 		s.signal()
 	default:
 		s.n.stats.failed(s.r.name, true, 1)
-		if m.done != nil {
+		if m.handle {
 			m.finish(fmt.Errorf("channel: send to %q: %w", s.r.name, err))
 		}
 	}
@@ -796,7 +796,7 @@ func (s *sender[T]) takeRetry() *Message {
 func (s *sender[T]) failPending(err error) {
 	for m := s.takeRetry(); m != nil; m = s.takeRetry() {
 		s.n.stats.failed(s.r.name, false, 1)
-		if m.done != nil {
+		if m.handle {
 			m.finish(err)
 		}
 	}
