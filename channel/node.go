@@ -27,8 +27,9 @@ type Node struct {
 	ep    *remoting.Endpoint
 	reg   *registry.Registry
 	stats stats
-	// routers holds one router per name sent to, shared by the name's
-	// send channels and SendContext calls: its turn and the receivers it
+	// routers holds one router per name ever sent to (a few hundred
+	// bytes each, kept for the node's life), shared by the name's send
+	// channels and SendContext calls: its turn and the receivers it
 	// passes over are the node's, not each sender's.
 	routers sync.Map // string → *router
 
