@@ -2,7 +2,9 @@ package channel
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -300,6 +302,53 @@ func TestAHandleArmsItsTimeoutWhenWaitedOn(t *testing.T) {
 	defer cancel()
 	assert.NotNil(t, timer(routed), "a context derived for routing did not arm the timeout")
 	require.NoError(t, child.Err())
+}
+
+// TestAHandlesErrAndDoneAgree: Err (and its routing context's Err)
+// reports an outcome only once Done is closed, even while the outcome is
+// being recorded on another goroutine.
+func TestAHandlesErrAndDoneAgree(t *testing.T) {
+	for i := range 5000 {
+		m := WithMessage(Order{Seq: i}, 0)
+		done := m.Done()
+		go m.finish(ErrNodeLost)
+		for (routeCtx{m}).Err() == nil {
+			runtime.Gosched()
+		}
+		select {
+		case <-done:
+		default:
+			t.Fatalf("handle %d: its routing context ended before Done closed", i)
+		}
+		m2 := WithMessage(Order{Seq: i}, 0)
+		done2 := m2.Done()
+		go m2.finish(nil)
+		for errors.Is(m2.Err(), ErrPending) {
+			runtime.Gosched()
+		}
+		select {
+		case <-done2:
+		default:
+			t.Fatalf("handle %d: Err reported before Done closed", i)
+		}
+	}
+}
+
+// TestAnOutcomePastTheDeadlineIsTheTimeout: a handle whose outcome comes
+// after its deadline reports the timeout, whether or not anyone waited on
+// it before (its timer starts only with a wait), as it would had the
+// timer run.
+func TestAnOutcomePastTheDeadlineIsTheTimeout(t *testing.T) {
+	for _, outcome := range []error{nil, ErrNodeLost} {
+		m := WithMessage(Order{Seq: 1}, 10*time.Millisecond)
+		time.Sleep(20 * time.Millisecond)
+		m.finish(outcome) // accepted (or lost) after the deadline, nobody waiting
+		require.ErrorIs(t, m.Err(), ErrTimeout, "outcome %v", outcome)
+		require.ErrorIs(t, routeCtx{m}.Err(), context.DeadlineExceeded)
+	}
+	inTime := WithMessage(Order{Seq: 2}, time.Minute)
+	inTime.finish(nil)
+	require.NoError(t, inTime.Err())
 }
 
 // TestRouteContextRunsAfterFuncs: a context derived from a handle's routing

@@ -23,9 +23,10 @@ import (
 // A handle costs little until someone waits on it: its Done channel is
 // made, and its timeout's runtime timer started, by the first wait (Done,
 // or a router waiting to hand the value over) while the outcome is still
-// pending; Err looks at the deadline itself. A handle whose outcome comes
-// before anyone waits — most, when handles are pipelined — never costs a
-// channel or a timer.
+// pending; Err looks at the deadline itself, and an outcome that comes
+// past the deadline is the timeout, as if the timer had run. A handle
+// whose outcome comes before anyone waits — most, when handles are
+// pipelined — never costs a channel or a timer.
 type Message struct {
 	v        any
 	handle   bool          // made by WithMessage; false for a bare value routed again
@@ -136,7 +137,7 @@ func (c routeCtx) AfterFunc(f func()) (stop func() bool) {
 func (c routeCtx) Err() error {
 	c.m.expiredIfPending()
 	switch {
-	case !c.m.fin.Load():
+	case !c.m.settled():
 		return nil
 	case c.m.timedOut:
 		return context.DeadlineExceeded
@@ -156,14 +157,33 @@ func (m *Message) Done() <-chan struct{} { return m.wait() }
 // ErrClosed) once Done is closed, and ErrPending before that.
 func (m *Message) Err() error {
 	m.expiredIfPending()
-	if m.fin.Load() {
+	if m.settled() {
 		return m.err
 	}
 	return ErrPending
 }
 
+// settled reports whether m's outcome is known and its Done channel, if
+// made, closed: once fin is set, end is running or has run, and once.Do
+// returns only when it has (so Err is non-nil only once Done is closed).
+func (m *Message) settled() bool {
+	if !m.fin.Load() {
+		return false
+	}
+	m.once.Do(func() {}) // waits for an end in progress; never runs
+	return true
+}
+
 // finish records the outcome once; later outcomes are ignored.
-func (m *Message) finish(err error) { m.end(err, false) }
+// An outcome that comes past the deadline is the timeout, as if the timer
+// had run (it starts only with the first wait).
+func (m *Message) finish(err error) {
+	if !m.deadline.IsZero() && !time.Now().Before(m.deadline) {
+		m.finishTimeout()
+		return
+	}
+	m.end(err, false)
+}
 
 // finishTimeout ends m with ErrTimeout, unless it has ended already.
 func (m *Message) finishTimeout() {

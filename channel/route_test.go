@@ -127,7 +127,7 @@ func TestARouterSeesAReceiverThatRegisteredDuringItsTries(t *testing.T) {
 	r := benchRouter(n, "orders")
 	first := true
 	var tookBy string
-	_, err := r.hand(ctxFor(t, 30*time.Second), 1,
+	_, err := r.hand(ctxFor(t, 30*time.Second), &r.turn, 1,
 		func(rc registry.Receiver, _ int) (int, error) {
 			if rc.ActorID != "ghost" {
 				tookBy = rc.ActorID
@@ -164,14 +164,14 @@ func TestARouterDoesNotSpinOnAReceiverThatLeft(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
-	looks := r.rr.Load()
-	_, err := r.hand(ctx, 1,
+	looks := r.turn.Load()
+	_, err := r.hand(ctx, &r.turn, 1,
 		func(registry.Receiver, int) (int, error) { return 0, fmt.Errorf("test: %w", actor.ErrNotFound) },
 		func(context.Context, registry.Receiver, int) (int, error) {
 			return 0, fmt.Errorf("test: %w", actor.ErrNotFound)
 		})
 	require.ErrorIs(t, err, context.DeadlineExceeded)
-	looks = r.rr.Load() - looks
+	looks = r.turn.Load() - looks
 	// One look, or a few if this machine is slow enough for the ghost's
 	// bench to run out too; a spin is hundreds.
 	assert.Less(t, looks, uint64(10), "looked at the receivers %d times in 20 ms", looks)
@@ -193,7 +193,7 @@ func TestARouterDoesNotPassOverAReceiverWhoseStreamWasReset(t *testing.T) {
 	// Fill the receiver's buffer and window until a value waits for credit.
 	routed := make(chan error, 1)
 	for i := 0; ; i++ {
-		go func() { routed <- r.route(ctxFor(t, waitFor), Order{Seq: i}, func(error) {}) }()
+		go func() { routed <- r.route(ctxFor(t, waitFor), &r.turn, Order{Seq: i}, func(error) {}) }()
 		select {
 		case err := <-routed:
 			require.NoError(t, err)
@@ -228,4 +228,47 @@ func TestSendContextCallsShareWhatTheRouterPassesOver(t *testing.T) {
 	asked := tries(nodes[0]) - before
 	t.Logf("asked the ghost %d times for %d calls", asked, calls)
 	assert.Less(t, asked, uint64(calls/10), "asked the ghost %d times for %d calls", asked, calls)
+}
+
+// Each send channel takes turns of its own: two channels of one name, on
+// one node, writing in turn, each spread their values over both
+// receivers, not one channel's to one receiver and the other's to the
+// other.
+func TestEachSendChannelTakesItsOwnTurns(t *testing.T) {
+	nodes := startCluster(t, 1)
+	n := nodes[0]
+	var ins [2]<-chan any
+	for i := range ins {
+		in, closeIn, err := n.Receive("turn", 64)
+		require.NoError(t, err)
+		defer func() { require.NoError(t, closeIn()) }()
+		ins[i] = in
+	}
+	require.Eventually(t, func() bool { return len(n.reg.State().Receivers("turn")) == 2 },
+		waitFor, time.Millisecond)
+	var outs [2]chan<- any
+	for i := range outs {
+		out, closeOut, err := n.Send("turn", 0)
+		require.NoError(t, err)
+		defer func() { require.NoError(t, closeOut()) }()
+		outs[i] = out
+	}
+	var got [2][2]int // [channel][receiver]
+	for i := range 40 {
+		for c, out := range outs {
+			out <- Order{Sender: fmt.Sprint(c), Seq: i}
+			select {
+			case <-ins[0]:
+				got[c][0]++
+			case <-ins[1]:
+				got[c][1]++
+			case <-time.After(waitFor):
+				t.Fatalf("value %d of channel %d not received", i, c)
+			}
+		}
+	}
+	t.Logf("values per channel and receiver: %v", got)
+	for c := range got {
+		assert.Equal(t, [2]int{20, 20}, got[c], "channel %d", c)
+	}
 }

@@ -34,7 +34,10 @@ const retrySlice = 20 * time.Millisecond
 // them in runs of up to a batch rather than alternately.
 //
 // A node has one router per name, shared by the name's send channels and
-// SendContext calls (safe for concurrent use).
+// SendContext calls (safe for concurrent use): they share what it passes
+// over (below) and its view of the receivers. Each send channel takes
+// turns of its own, so that its values rotate among the receivers whatever
+// other channels of the name send; SendContext calls share one.
 //
 // A receiver that turns a value away at once, because its actor is gone or
 // its node is lost or unknown, is passed over for benchTime: the registry
@@ -46,8 +49,8 @@ const retrySlice = 20 * time.Millisecond
 type router struct {
 	n     *Node
 	name  string
-	stats *counters // the name's
-	rr    atomic.Uint64
+	stats *counters     // the name's
+	turn  atomic.Uint64 // SendContext's round-robin; each send channel has its own
 	queue atomic.Pointer[queueView]
 
 	benchFor time.Duration // benchTime; tests lengthen it
@@ -97,17 +100,18 @@ func newRouter(n *Node, name string) *router {
 	return &router{n: n, name: name, stats: n.stats.name(name), benchFor: benchTime}
 }
 
-// route hands v to one receiver; done reports the outcome (accepted or
-// not). route returns an error (and done is not called) if v could not be
-// handed to any receiver before ctx ended or cannot be encoded.
-func (r *router) route(ctx context.Context, v any, done func(error)) error {
+// route hands v to one receiver, taking the next turn of the
+// round-robin from turn; done reports the outcome (accepted or not). route
+// returns an error (and done is not called) if v could not be handed to
+// any receiver before ctx ended or cannot be encoded.
+func (r *router) route(ctx context.Context, turn *atomic.Uint64, v any, done func(error)) error {
 	one := func(err error) (int, error) {
 		if err != nil {
 			return 0, err
 		}
 		return 1, nil
 	}
-	_, err := r.hand(ctx, 1,
+	_, err := r.hand(ctx, turn, 1,
 		func(rc registry.Receiver, _ int) (int, error) { return one(r.try(rc, v, done)) },
 		func(ctx context.Context, rc registry.Receiver, _ int) (int, error) {
 			return one(r.block(ctx, rc, v, done))
@@ -116,13 +120,14 @@ func (r *router) route(ctx context.Context, v any, done func(error)) error {
 }
 
 // hand is the routing loop of route and routeMany: it hands total values,
-// in order, to receivers of the name. try(rc, from) hands rc as many of
+// in order, to receivers of the name, starting at the next turn taken
+// from turn. try(rc, from) hands rc as many of
 // the values from the from-th on as rc takes without waiting; block does
 // the same but may wait, until its ctx ends, for rc to take the first.
 // hand returns how many values it handed, and if not all, why the next
 // could not be (ctx ended, no receivers, or a failure of the value
 // itself, such as the codec refusing it).
-func (r *router) hand(ctx context.Context, total int,
+func (r *router) hand(ctx context.Context, turn *atomic.Uint64, total int,
 	try func(rc registry.Receiver, from int) (int, error),
 	block func(ctx context.Context, rc registry.Receiver, from int) (int, error)) (int, error) {
 	handed := 0
@@ -134,7 +139,7 @@ func (r *router) hand(ctx context.Context, total int,
 			}
 			continue
 		}
-		start := int(r.rr.Add(1))
+		start := int(turn.Add(1))
 		for i := range receivers {
 			rc := receivers[(start+i)%len(receivers)]
 			if r.isBenched(rc.PID()) {
@@ -325,8 +330,8 @@ func (r *router) block(ctx context.Context, rc registry.Receiver, v any, done fu
 // promptly). routeMany returns how many of vals it handed, n, and if
 // n < len(vals) why vals[n] could not be (ctx ended, or the codec refuses
 // it: then the values after it may still be routed).
-func (r *router) routeMany(ctx context.Context, vals []any, out *remoting.Outcomes) (int, error) {
-	return r.hand(ctx, len(vals),
+func (r *router) routeMany(ctx context.Context, turn *atomic.Uint64, vals []any, out *remoting.Outcomes) (int, error) {
+	return r.hand(ctx, turn, len(vals),
 		func(rc registry.Receiver, from int) (int, error) { return r.tryMany(rc, vals[from:], out) },
 		func(ctx context.Context, rc registry.Receiver, from int) (int, error) {
 			return r.blockMany(ctx, rc, vals[from:], out)
@@ -408,7 +413,7 @@ func (n *Node) SendContext(ctx context.Context, name string, v any) error {
 	r := n.router(name)
 	for {
 		res := make(chan error, 1)
-		if err := r.route(ctx, v, func(err error) { res <- err }); err != nil {
+		if err := r.route(ctx, &r.turn, v, func(err error) { res <- err }); err != nil {
 			n.stats.failed(name, false, 1)
 			return err
 		}
@@ -447,6 +452,7 @@ type sender[T any] struct {
 	ctl    chan struct{}
 	flight sync.WaitGroup // values handed to a receiver, outcome pending
 
+	turn  atomic.Uint64      // this channel's round-robin among the receivers
 	batch []any              // the pump's: values taken from in, to route
 	plain *remoting.Outcomes // reports to plainOutcomes
 }
@@ -680,7 +686,7 @@ func (s *sender[T]) sendBatch() {
 func (s *sender[T]) sendValues(vals []any) {
 	s.flight.Add(len(vals))
 	for len(vals) > 0 {
-		n, err := s.r.routeMany(s.n.ctx, vals, s.plain)
+		n, err := s.r.routeMany(s.n.ctx, &s.turn, vals, s.plain)
 		vals = vals[n:]
 		if err == nil {
 			return
@@ -745,7 +751,7 @@ func (s *sender[T]) send(m *Message) {
 	}
 	ctx := routeCtx{m} // the handle's timeout bounds the routing
 	s.flight.Add(1)
-	err := s.r.route(ctx, m.v, func(err error) { s.outcome(m, err) })
+	err := s.r.route(ctx, &s.turn, m.v, func(err error) { s.outcome(m, err) })
 	if err != nil {
 		s.flight.Done()
 		s.n.stats.failed(s.r.name, false, 1)
