@@ -33,7 +33,8 @@
 // hands each value to the user's Go channel. Its name and PID are
 // registered in the registry (a Raft-replicated table read from the local
 // replica). A send channel is a pump goroutine that routes each value:
-// receivers are tried round-robin without waiting — a local one if its
+// receivers are tried round-robin (each send channel taking turns of its
+// own) without waiting — a local one if its
 // buffer has room, a remote one if its link has credit — and if none can
 // take the value the pump waits on one for a short slice and looks again;
 // with no receiver at all it waits for one to register. Bare values that
