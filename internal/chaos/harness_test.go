@@ -626,6 +626,20 @@ func (l *ledger) linFault(f linFault) {
 	l.lin.fault(f)
 }
 
+// rejoinsInProgress counts the rejoins whose node has not reported its
+// receivers registered again (RESTORED).
+func (l *ledger) rejoinsInProgress() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, f := range l.lin.faults {
+		if f.kind == regmodel.Restore && f.until.IsZero() {
+			n++
+		}
+	}
+	return n
+}
+
 // linHistory returns the registry operations' history for porcupine, with
 // how many of them have an unknown outcome and a summary of the faults.
 func (l *ledger) linHistory() ([]porcupine.Operation, int, string) {
