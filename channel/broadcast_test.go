@@ -209,6 +209,11 @@ func testLossyBroadcast(t *testing.T, size int) {
 		// so that what is measured is whether it completes, not how fast.
 		c.gapWait = 2 * waitFor
 		c.cacheFor = 2 * waitFor
+		// Digests, too, go on as long as the test waits: a node that
+		// missed the last values learns of them only from a digest, and
+		// on a loaded machine 3 s after the last value can pass in a few
+		// slow ticks.
+		c.activeFor = 2 * waitFor
 		c.drop = func(from, to string) bool {
 			seeded.Lock()
 			defer seeded.Unlock()
@@ -247,7 +252,11 @@ func testLossyBroadcast(t *testing.T, size int) {
 		sent, float64(sent)/float64(delivered), digests, grafts)
 	if !ok {
 		for i, l := range logs {
-			t.Logf("%s: %d values, %+v", l.node, len(l.get("p")), nodes[i].Stats().Broadcast)
+			got := l.get("p")
+			t.Logf("%s: %d values, %+v", l.node, len(got), nodes[i].Stats().Broadcast)
+			if len(got) < perPublisher {
+				t.Logf("%s misses %v; %s", l.node, missingSeqs(got, perPublisher), gossipState(nodes[i], nodes))
+			}
 		}
 	}
 	require.True(t, ok, "every subscriber gets every value once anti-entropy has run")
@@ -417,6 +426,21 @@ func TestBroadcastForgetsTheQueuesOfNodesThatLeft(t *testing.T) {
 
 // gossipState describes what n's gossip engine holds for each publisher,
 // and where each publisher counts n in, for a failure's log.
+// missingSeqs returns the sequences 1..count that got lacks (got is in
+// order).
+func missingSeqs(got []int, count int) []int {
+	var missing []int
+	i := 0
+	for s := 1; s <= count; s++ {
+		if i < len(got) && got[i] == s {
+			i++
+			continue
+		}
+		missing = append(missing, s)
+	}
+	return missing
+}
+
 func gossipState(n *Node, nodes []*Node) string {
 	var b strings.Builder
 	g := n.gossip
