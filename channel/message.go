@@ -91,9 +91,14 @@ func (m *Message) wait() <-chan struct{} {
 // expiredIfPending ends m with its timeout if it is still pending and its
 // deadline has passed.
 func (m *Message) expiredIfPending() {
-	if !m.deadline.IsZero() && !m.fin.Load() && !time.Now().Before(m.deadline) {
+	if !m.fin.Load() && m.pastDeadline() {
 		m.finishTimeout()
 	}
+}
+
+// pastDeadline reports whether m has a timeout and its deadline has passed.
+func (m *Message) pastDeadline() bool {
+	return !m.deadline.IsZero() && !time.Now().Before(m.deadline)
 }
 
 // routeCtx is the context that bounds the routing of m: done once m's
@@ -178,7 +183,7 @@ func (m *Message) settled() bool {
 // An outcome that comes past the deadline is the timeout, as if the timer
 // had run (it starts only with the first wait).
 func (m *Message) finish(err error) {
-	if !m.deadline.IsZero() && !time.Now().Before(m.deadline) {
+	if m.pastDeadline() {
 		m.finishTimeout()
 		return
 	}

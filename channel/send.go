@@ -134,12 +134,14 @@ func (r *router) hand(ctx context.Context, turn *atomic.Uint64, total int,
 	for {
 		receivers := r.receivers()
 		if len(receivers) == 0 {
-			if err := r.waitForReceiver(ctx); err != nil {
+			if err := r.awaitChange(ctx, receivers, 0); err != nil {
 				return handed, err
 			}
 			continue
 		}
 		start := int(turn.Add(1))
+		var first registry.Receiver // the first in turn that was not passed over
+		found := false
 		for i := range receivers {
 			rc := receivers[(start+i)%len(receivers)]
 			if r.isBenched(rc.PID()) {
@@ -155,18 +157,23 @@ func (r *router) hand(ctx context.Context, turn *atomic.Uint64, total int,
 			}
 			if n == 0 && unavailable(err) {
 				r.benchReceiver(rc.PID())
+				continue
+			}
+			if !found {
+				first, found = rc, true
 			}
 		}
-		// Everyone is busy: wait on one for a while, then look again.
-		first, ok := r.firstInTurn(receivers, start)
-		if !ok {
+		if !found {
 			// Every receiver turned values away at once: wait until one
 			// may be tried again, or the name's receivers change.
-			if err := r.waitBenched(ctx, receivers); err != nil {
-				return handed, err
+			if left := r.benchLeft(receivers); left > 0 {
+				if err := r.awaitChange(ctx, receivers, left); err != nil {
+					return handed, err
+				}
 			}
 			continue
 		}
+		// Everyone is busy: wait on one for a while, then look again.
 		slice, cancel := context.WithTimeout(ctx, retrySlice)
 		n, err := block(slice, first, handed)
 		cancel()
@@ -188,18 +195,6 @@ func (r *router) hand(ctx context.Context, turn *atomic.Uint64, total int,
 			return handed, err
 		}
 	}
-}
-
-// firstInTurn returns the first of receivers, from the start-th on in
-// turn, that is not passed over.
-func (r *router) firstInTurn(receivers []registry.Receiver, start int) (registry.Receiver, bool) {
-	for i := range receivers {
-		rc := receivers[(start+i)%len(receivers)]
-		if !r.isBenched(rc.PID()) {
-			return rc, true
-		}
-	}
-	return registry.Receiver{}, false
 }
 
 // isBenched reports whether the router passes over pid for now.
@@ -239,41 +234,22 @@ func (r *router) pruneLocked(now time.Time) {
 	r.benched.Store(int32(len(r.bench)))
 }
 
-// waitBenched waits until the first of receivers — every one passed over
-// — may be tried again, the name's receivers change from receivers, ctx
-// ends or the node closes.
-func (r *router) waitBenched(ctx context.Context, receivers []registry.Receiver) error {
-	ch, stop := r.n.reg.Watch(r.name)
-	defer stop()
-	if !slices.Equal(r.receivers(), receivers) {
-		return nil // changed before the watch began
-	}
+// benchLeft returns how long until the first of receivers — every one
+// passed over — may be tried again: at most benchFor, 0 if one may be
+// already.
+func (r *router) benchLeft(receivers []registry.Receiver) time.Duration {
 	r.benchM.Lock()
+	defer r.benchM.Unlock()
 	now := time.Now()
-	wait := r.benchFor
+	left := r.benchFor
 	for _, rc := range receivers {
-		if until, ok := r.bench[rc.PID()]; ok {
-			wait = min(wait, until.Sub(now))
-		} else {
-			wait = 0 // its time was up already
+		until, ok := r.bench[rc.PID()]
+		if !ok {
+			return 0 // its time was up already
 		}
+		left = min(left, until.Sub(now))
 	}
-	r.benchM.Unlock()
-	if wait <= 0 {
-		return nil
-	}
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ch:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("channel: send to %q: %w", r.name, ctx.Err())
-	case <-r.n.ctx.Done():
-		return ErrClosed
-	}
+	return max(left, 0)
 }
 
 // unavailable reports a receiver that turned a value away because it
@@ -378,20 +354,29 @@ func (r *router) acceptedLocally(pid actor.PID, vals []any, out *remoting.Outcom
 	out.Report(vals, nil)
 }
 
-// waitForReceiver waits until the name has a queue receiver, ctx ends or
-// the node closes. Subscribers of the name do not count: a send never goes
-// to them.
-func (r *router) waitForReceiver(ctx context.Context) error {
+// awaitChange waits until the name's queue receivers differ from seen
+// (subscribers do not count: a send never goes to them), d has passed
+// (d > 0), ctx ends or the node closes. Waiting with no receiver at all
+// until ctx's deadline is ErrNoReceivers.
+func (r *router) awaitChange(ctx context.Context, seen []registry.Receiver, d time.Duration) error {
 	ch, stop := r.n.reg.Watch(r.name)
 	defer stop()
-	if len(r.receivers()) > 0 {
-		return nil
+	if !slices.Equal(r.receivers(), seen) {
+		return nil // changed before the watch began
+	}
+	var timeout <-chan time.Time
+	if d > 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		timeout = t.C
 	}
 	select {
 	case <-ch:
 		return nil
+	case <-timeout:
+		return nil
 	case <-ctx.Done():
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		if len(seen) == 0 && errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			return fmt.Errorf("channel: send to %q: %w: %w", r.name, ErrNoReceivers, ctx.Err())
 		}
 		return fmt.Errorf("channel: send to %q: %w", r.name, ctx.Err())
