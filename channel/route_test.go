@@ -272,3 +272,31 @@ func TestEachSendChannelTakesItsOwnTurns(t *testing.T) {
 		assert.Equal(t, [2]int{20, 20}, got[c], "channel %d", c)
 	}
 }
+
+// With every receiver of a name passed over, a send waits as with none:
+// a handle ends with its timeout, and SendContext with its context's
+// error, neither sooner nor never.
+func TestASendToOnlyGoneReceiversEndsWithItsTimeout(t *testing.T) {
+	nodes := startCluster(t, 1)
+	listGhost(t, nodes, nodes[0], "orders")
+	out, closeOut, err := nodes[0].Send("orders", 0)
+	require.NoError(t, err)
+	defer func() { require.NoError(t, closeOut()) }()
+
+	const timeout = 200 * time.Millisecond
+	start := time.Now()
+	m := WithMessage(Order{Seq: 1}, timeout)
+	out <- m
+	select {
+	case <-m.Done():
+	case <-time.After(waitFor):
+		t.Fatal("the handle did not end")
+	}
+	require.ErrorIs(t, m.Err(), ErrTimeout)
+	assert.GreaterOrEqual(t, time.Since(start), timeout)
+
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	err = nodes[0].SendContext(ctx, "orders", Order{Seq: 2})
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+}
