@@ -33,6 +33,18 @@
 // blocks and reports ErrFull. Len and Cap let a flow-control layer grant
 // credit equal to the free space.
 //
+// # Memory
+//
+// A mailbox does not allocate its capacity up front. Its user queue starts
+// on a ring of 64 slots and moves, the first time more than 64 messages are
+// queued, to a ring of the whole capacity (rounded up to a power of two);
+// the small ring is let go once the consumer has emptied it. The move
+// takes no lock: the producer that finds the small ring full links the
+// large one behind it and seals the small one, and until the consumer has
+// emptied the small ring the two hold no more than the capacity between
+// them. So an actor that never builds a backlog costs a few kilobytes
+// whatever its capacity, and one that has built one keeps its whole ring.
+//
 // # Supervision
 //
 // Suspend stops the delivery of user messages (system messages still flow) so

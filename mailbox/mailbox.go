@@ -24,7 +24,7 @@ const (
 // Create one with New, then call Start once before the first push is
 // expected to be processed. All methods are safe for concurrent use.
 type Mailbox[T any] struct {
-	user *ring[T]
+	user *queue[T]
 
 	// pushing counts pushes between their closed check and their store.
 	// Every push writes it, so it has a cache line of its own: sharing one
@@ -81,7 +81,7 @@ func New[T any](capacity int, opts ...Option) (*Mailbox[T], error) {
 		return nil, fmt.Errorf("mailbox: throughput %d: must be at least 1", cfg.throughput)
 	}
 	m := &Mailbox[T]{
-		user:       newRing[T](capacity),
+		user:       newQueue[T](capacity),
 		closedCh:   make(chan struct{}),
 		throughput: cfg.throughput,
 	}

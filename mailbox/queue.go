@@ -2,21 +2,129 @@ package mailbox
 
 import "sync/atomic"
 
+// firstRing is the size of the ring a queue starts on. A mailbox whose
+// capacity is larger moves to a ring of its full capacity the first time
+// more than firstRing messages are queued, so that an actor which never
+// builds a backlog costs a few kilobytes however large its capacity.
+const firstRing = 64
+
+// queue is the mailbox's bounded multi-producer, single-consumer user
+// queue. It holds up to capacity values in at most two rings: a small one
+// (firstRing slots) that it starts on and, from the first time that one is
+// full, one of the whole capacity.
+//
+// The move needs no lock. The producer that finds the small ring full links
+// the large ring behind it and seals the small one (a bit in its tail), so
+// that no ticket can be taken in it any more; producers go on in the large
+// ring, and the consumer empties the small ring before it goes on too. Until
+// it has, the large ring's limit is the capacity less the small ring's, so
+// the two never hold more than capacity between them.
+type queue[T any] struct {
+	prod     atomic.Pointer[ring[T]] // where producers push
+	cons     atomic.Pointer[ring[T]] // where the consumer pops: prod, or the ring before it
+	capacity uint64
+}
+
+func newQueue[T any](capacity int) *queue[T] {
+	q := &queue[T]{capacity: uint64(capacity)}
+	r := newRing[T](min(capacity, firstRing), uint64(capacity))
+	q.prod.Store(r)
+	q.cons.Store(r)
+	return q
+}
+
+// push appends v and reports false if the queue is full.
+func (q *queue[T]) push(v T) bool {
+	r := q.prod.Load()
+	for {
+		ok, sealed := r.push(v)
+		if ok {
+			return true
+		}
+		if !sealed && !q.grow(r) {
+			return false
+		}
+		r = r.next.Load() // linked before r was sealed
+	}
+}
+
+// grow moves the producers of the full ring r to a ring of the whole
+// capacity, and reports false if r is that ring already.
+func (q *queue[T]) grow(r *ring[T]) bool {
+	if uint64(len(r.cells)) >= q.capacity {
+		return false
+	}
+	if r.next.Load() == nil {
+		big := newRing[T](int(q.capacity), q.capacity-r.limit.Load())
+		r.next.CompareAndSwap(nil, big) // or another producer's won
+	}
+	r.tail.Or(sealed)
+	q.prod.CompareAndSwap(r, r.next.Load())
+	return true
+}
+
+// pop removes the oldest value. Only one goroutine at a time may call it.
+func (q *queue[T]) pop() (T, bool) {
+	r := q.cons.Load()
+	v, ok := r.pop()
+	if ok || !r.drained() {
+		return v, ok
+	}
+	next := r.next.Load()
+	next.limit.Store(q.capacity) // the small ring's share is free again
+	q.cons.Store(next)
+	return next.pop()
+}
+
+// ready reports whether the oldest value is visible to pop. Only the
+// consumer may call it.
+func (q *queue[T]) ready() bool {
+	r := q.cons.Load()
+	if r.ready() {
+		return true
+	}
+	return r.drained() && r.next.Load().ready()
+}
+
+// len returns the number of values queued, counting those whose producer
+// has taken a ticket and not yet stored them.
+func (q *queue[T]) len() int {
+	r := q.cons.Load()
+	n := r.len()
+	if next := r.next.Load(); next != nil {
+		n += next.len()
+	}
+	return n
+}
+
+// slots returns how many slots the queue has allocated.
+func (q *queue[T]) slots() int {
+	n := 0
+	for r := q.cons.Load(); r != nil; r = r.next.Load() {
+		n += len(r.cells)
+	}
+	return n
+}
+
+// sealed is the bit of a ring's tail that closes it to producers.
+const sealed = 1 << 63
+
 // ring is a bounded multi-producer, single-consumer queue after Dmitry
 // Vyukov's bounded MPMC queue: each cell carries a sequence number that says
 // whether it is free for the producer holding ticket pos (seq == pos) or
 // holds the value for the consumer at pos (seq == pos+1). Producers claim
 // tickets with one CAS on tail; the single consumer needs no atomic
-// read-modify-write at all. The ring has a power-of-two size; the logical
-// capacity, which may be smaller, is enforced against head.
+// read-modify-write at all. The ring has a power-of-two size; its limit,
+// which may be smaller, is enforced against head.
 type ring[T any] struct {
-	head     atomic.Uint64 // next ticket to consume; written by the consumer only
-	_        [56]byte
-	tail     atomic.Uint64 // next ticket to produce
-	_        [56]byte
-	cells    []cell[T]
-	mask     uint64
-	capacity uint64
+	head  atomic.Uint64 // next ticket to consume; written by the consumer only
+	_     [56]byte
+	tail  atomic.Uint64 // next ticket to produce, and the sealed bit
+	_     [56]byte
+	cells []cell[T]
+	mask  uint64
+	limit atomic.Uint64           // how many values it may hold
+	next  atomic.Pointer[ring[T]] // the ring producers moved to, set before sealing
 }
 
 type cell[T any] struct {
@@ -24,24 +132,29 @@ type cell[T any] struct {
 	val T
 }
 
-func newRing[T any](capacity int) *ring[T] {
-	size := 1
-	for size < capacity {
-		size <<= 1
+func newRing[T any](size int, limit uint64) *ring[T] {
+	n := 1
+	for n < size {
+		n <<= 1
 	}
-	r := &ring[T]{cells: make([]cell[T], size), mask: uint64(size - 1), capacity: uint64(capacity)}
+	r := &ring[T]{cells: make([]cell[T], n), mask: uint64(n - 1)}
+	r.limit.Store(min(limit, uint64(size)))
 	for i := range r.cells {
 		r.cells[i].seq.Store(uint64(i))
 	}
 	return r
 }
 
-// push appends v and reports false if the queue is full.
-func (r *ring[T]) push(v T) bool {
+// push appends v. It reports false if the ring is full, and sealed true if
+// it is closed to producers.
+func (r *ring[T]) push(v T) (ok, isSealed bool) {
 	for {
 		pos := r.tail.Load()
-		if pos-r.head.Load() >= r.capacity {
-			return false
+		if pos&sealed != 0 {
+			return false, true
+		}
+		if pos-r.head.Load() >= r.limit.Load() {
+			return false, false
 		}
 		c := &r.cells[pos&r.mask]
 		seq := c.seq.Load()
@@ -50,12 +163,12 @@ func (r *ring[T]) push(v T) bool {
 			if r.tail.CompareAndSwap(pos, pos+1) {
 				c.val = v
 				c.seq.Store(pos + 1)
-				return true
+				return true, false
 			}
 		case seq < pos:
-			return false // the consumer has not freed this cell yet
+			return false, false // the consumer has not freed this cell yet
 		}
-		// Another producer took pos: try the next ticket.
+		// Another producer took pos, or the ring was sealed: look again.
 	}
 }
 
@@ -82,10 +195,23 @@ func (r *ring[T]) ready() bool {
 	return r.cells[pos&r.mask].seq.Load() == pos+1
 }
 
+// drained reports whether the ring is sealed and every ticket taken in it
+// has been consumed: the consumer may go on to the next ring. A ring with
+// no next ring is never sealed, and it is told by next, which only changes
+// once, so that an empty queue's consumer does not read the tail that its
+// producers write.
+func (r *ring[T]) drained() bool {
+	if r.next.Load() == nil {
+		return false
+	}
+	tail := r.tail.Load()
+	return tail&sealed != 0 && r.head.Load() == tail&^sealed
+}
+
 // len returns the number of claimed tickets not yet consumed.
 func (r *ring[T]) len() int {
 	head := r.head.Load()
-	tail := r.tail.Load()
+	tail := r.tail.Load() &^ sealed
 	if tail < head {
 		return 0
 	}

@@ -1,0 +1,244 @@
+package mailbox
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"pgregory.net/rapid"
+)
+
+func TestAMailboxAllocatesItsCapacityOnlyWhenMessagesQueueUp(t *testing.T) {
+	m, err := New[int](100_000)
+	require.NoError(t, err)
+	assert.Equal(t, firstRing, m.user.slots(), "a new mailbox")
+	for i := 0; i < firstRing; i++ {
+		require.NoError(t, m.TryPush(i))
+	}
+	assert.Equal(t, firstRing, m.user.slots(), "with the first ring full")
+
+	require.NoError(t, m.TryPush(firstRing))
+	assert.Equal(t, firstRing+131072, m.user.slots(), "one past the first ring: the whole capacity, rounded to a power of two")
+	for i := 0; i <= firstRing; i++ {
+		v, ok := m.Pop()
+		require.True(t, ok)
+		require.Equal(t, i, v)
+	}
+	_, ok := m.Pop()
+	assert.False(t, ok)
+	assert.Equal(t, 131072, m.user.slots(), "once the first ring is emptied it is let go")
+}
+
+func TestASmallMailboxHasOneRing(t *testing.T) {
+	m, err := New[int](firstRing)
+	require.NoError(t, err)
+	for i := 0; i < firstRing; i++ {
+		require.NoError(t, m.TryPush(i))
+	}
+	assert.ErrorIs(t, m.TryPush(-1), ErrFull)
+	assert.Equal(t, firstRing, m.user.slots())
+}
+
+func TestAMailboxHoldsItsWholeCapacityAcrossTheMove(t *testing.T) {
+	const capacity = 1000
+	m, err := New[int](capacity)
+	require.NoError(t, err)
+	for round := 0; round < 2; round++ { // the second round runs on the large ring alone
+		for i := 0; i < capacity; i++ {
+			require.NoError(t, m.TryPush(i), "push %d of round %d", i, round)
+		}
+		assert.ErrorIs(t, m.TryPush(-1), ErrFull)
+		assert.Equal(t, capacity, m.Len())
+		assert.Zero(t, m.Free())
+		for i := 0; i < capacity; i++ {
+			v, ok := m.Pop()
+			require.True(t, ok, "pop %d of round %d", i, round)
+			require.Equal(t, i, v)
+		}
+		_, ok := m.Pop()
+		assert.False(t, ok)
+		assert.Zero(t, m.Len())
+	}
+}
+
+func TestAMailboxMidMoveHoldsNoMoreThanItsCapacity(t *testing.T) {
+	// Pop a few from the sealed first ring while producers fill the large
+	// one: the two together never hold more than the capacity, and the
+	// space of what was popped comes back once the first ring is empty.
+	const capacity = 200
+	m, err := New[int](capacity)
+	require.NoError(t, err)
+	n, err := m.TryPushMany(seq(0, capacity))
+	require.NoError(t, err)
+	require.Equal(t, capacity, n)
+	for i := 0; i < 10; i++ {
+		v, ok := m.Pop()
+		require.True(t, ok)
+		require.Equal(t, i, v)
+	}
+	assert.ErrorIs(t, m.TryPush(-1), ErrFull, "the first ring's freed slots are not the large ring's yet")
+	assert.Equal(t, capacity-10, m.Len())
+	for i := 10; i < firstRing; i++ {
+		v, ok := m.Pop()
+		require.True(t, ok)
+		require.Equal(t, i, v)
+	}
+	v, ok := m.Pop() // the move: the first value of the large ring
+	require.True(t, ok)
+	require.Equal(t, firstRing, v)
+	n, err = m.TryPushMany(seq(capacity, capacity+firstRing+2))
+	assert.ErrorIs(t, err, ErrFull)
+	assert.Equal(t, firstRing+1, n, "every slot popped is free again, and no more")
+	assert.Equal(t, capacity, m.Len())
+	for want := firstRing + 1; want < capacity+firstRing+1; want++ {
+		v, ok := m.Pop()
+		require.True(t, ok)
+		require.Equal(t, want, v)
+	}
+}
+
+func TestTheMoveKeepsEachProducersOrder(t *testing.T) {
+	// Producers race over the move from the first ring to the large one
+	// while runs consume: nothing is lost or repeated, and each producer's
+	// messages arrive in order. Fresh mailboxes, so the move falls at a
+	// different moment each time.
+	const producers, each = 6, 400
+	for trial := 0; trial < 20; trial++ {
+		r := newRecorder()
+		m, _ := start(t, 4096, r, WithThroughput(5))
+		var wg sync.WaitGroup
+		for p := 0; p < producers; p++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; i < each; i++ {
+					if err := m.Push(context.Background(), p*each+i); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		r.wait(t, producers*each)
+		last := make([]int, producers)
+		for i := range last {
+			last[i] = -1
+		}
+		for _, e := range r.snapshot() {
+			v := e.msg.(int)
+			p, s := v/each, v%each
+			require.Equal(t, last[p]+1, s, "trial %d: producer %d", trial, p)
+			last[p] = s
+		}
+	}
+}
+
+func TestAQueueBehavesAsABoundedFIFO(t *testing.T) {
+	// One goroutine at a time, against a model: any mix of pushes and pops
+	// on a queue of any capacity. The model knows the move: while the
+	// first ring still holds values, the large ring takes at most the
+	// capacity less the first ring's; the first pop to find the first ring
+	// empty gives its share back.
+	rapid.Check(t, func(t *rapid.T) {
+		capacity := rapid.IntRange(1, 300).Draw(t, "capacity")
+		q := newQueue[int](capacity)
+		var model []int
+		moving, inFirst := false, 0 // the first ring is sealed; values left in it
+		moved := capacity <= firstRing
+		next := 0
+		var ops []bool // runs of pushes (true) and pops, so that queues fill and drain
+		for _, run := range rapid.SliceOfN(rapid.IntRange(-300, 300), 1, 40).Draw(t, "runs") {
+			for i := 0; i < max(run, -run); i++ {
+				ops = append(ops, run > 0)
+			}
+		}
+		for _, push := range ops {
+			if push {
+				var want bool
+				switch {
+				case moved:
+					want = len(model) < capacity
+				case moving:
+					want = len(model)-inFirst < capacity-firstRing
+				default:
+					want = true
+					if len(model) == firstRing {
+						moving, inFirst = true, firstRing
+					}
+				}
+				if ok := q.push(next); ok != want {
+					t.Fatalf("push with %d of %d queued (%d in the first ring, moving %v): %v", len(model), capacity, inFirst, moving, ok)
+				}
+				if want {
+					model = append(model, next)
+				}
+				next++
+			} else {
+				if moving && inFirst == 0 {
+					moving, moved = false, true
+				}
+				v, ok := q.pop()
+				if ok != (len(model) > 0) {
+					t.Fatalf("pop with %d queued: %v", len(model), ok)
+				}
+				if ok {
+					if v != model[0] {
+						t.Fatalf("popped %d, want %d", v, model[0])
+					}
+					model = model[1:]
+					if moving {
+						inFirst--
+					}
+				}
+			}
+			if q.len() != len(model) {
+				t.Fatalf("len %d, want %d", q.len(), len(model))
+			}
+			if q.ready() != (len(model) > 0) {
+				t.Fatalf("ready %v with %d queued", q.ready(), len(model))
+			}
+		}
+	})
+}
+
+func TestConcurrentProducersNeverOverfillAcrossTheMove(t *testing.T) {
+	// With nobody consuming, racing producers stop at exactly the capacity.
+	const capacity = 500
+	for trial := 0; trial < 50; trial++ {
+		m, err := New[int](capacity)
+		require.NoError(t, err)
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		taken := 0
+		for p := 0; p < 4; p++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					err := m.TryPush(p)
+					if errors.Is(err, ErrFull) {
+						return
+					}
+					mu.Lock()
+					taken++
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		require.Equal(t, capacity, taken, "trial %d", trial)
+		require.Equal(t, capacity, m.Len())
+	}
+}
+
+func seq(from, to int) []int {
+	s := make([]int, 0, to-from)
+	for i := from; i < to; i++ {
+		s = append(s, i)
+	}
+	return s
+}
