@@ -7,8 +7,13 @@ import (
 )
 
 // DefaultMailboxSize is the user-queue capacity of an actor spawned without
-// WithMailboxSize.
-const DefaultMailboxSize = 1024
+// WithMailboxSize. A mailbox allocates its capacity only once more than 64
+// messages queue up (see package mailbox), so an actor that keeps up costs
+// a few kilobytes; one that falls behind holds up to 4096 messages, which
+// is also the credit window it grants each remote sender
+// (remoting.DefaultMaxWindow): across nodes, a window per credit round trip
+// is what bounds one sender's throughput.
+const DefaultMailboxSize = 4096
 
 // Option configures a System.
 type Option interface{ apply(*systemConfig) }

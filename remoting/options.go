@@ -15,8 +15,12 @@ const (
 	// DefaultMaxMessageSize bounds one encoded message (1 MiB).
 	DefaultMaxMessageSize = 1 << 20
 	// DefaultMaxWindow bounds the credit window of one link (sender stream
-	// to one target actor).
-	DefaultMaxWindow = 1024
+	// to one target actor). A window must cover the messages sent during
+	// one credit round trip; on a busy machine that trip crosses several
+	// goroutines on each side, and 1024 left RemoteSend waiting for credit
+	// for half its run (docs/benchmarks.md). It is also the most a link
+	// holds in the receiver's overflow when the target's mailbox is full.
+	DefaultMaxWindow = 4096
 	// DefaultMaxBatchBytes bounds the bytes queued for one peer's stream;
 	// senders wait while it is exceeded.
 	DefaultMaxBatchBytes = 1 << 20
