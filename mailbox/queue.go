@@ -1,6 +1,9 @@
 package mailbox
 
-import "sync/atomic"
+import (
+	"sync"
+	"sync/atomic"
+)
 
 // firstRing is the size of the ring a queue starts on. A mailbox whose
 // capacity is larger moves to a ring of its full capacity the first time
@@ -23,6 +26,7 @@ type queue[T any] struct {
 	prod     atomic.Pointer[ring[T]] // where producers push
 	cons     atomic.Pointer[ring[T]] // where the consumer pops: prod, or the ring before it
 	capacity uint64
+	growMu   sync.Mutex // one producer allocates the large ring; taken once
 }
 
 func newQueue[T any](capacity int) *queue[T] {
@@ -55,8 +59,13 @@ func (q *queue[T]) grow(r *ring[T]) bool {
 		return false
 	}
 	if r.next.Load() == nil {
-		big := newRing[T](int(q.capacity), q.capacity-r.limit.Load())
-		r.next.CompareAndSwap(nil, big) // or another producer's won
+		// Producers that find the small ring full at once would each
+		// allocate a ring of the whole capacity, to keep one.
+		q.growMu.Lock()
+		if r.next.Load() == nil {
+			r.next.Store(newRing[T](int(q.capacity), q.capacity-r.limit.Load()))
+		}
+		q.growMu.Unlock()
 	}
 	r.tail.Or(sealed)
 	q.prod.CompareAndSwap(r, r.next.Load())
@@ -76,8 +85,9 @@ func (q *queue[T]) pop() (T, bool) {
 	return next.pop()
 }
 
-// ready reports whether the oldest value is visible to pop. Only the
-// consumer may call it.
+// ready reports whether the oldest value is visible to pop. It is the
+// consumer's look: called by anyone else (a run going idle looks once more,
+// and a new run may have started meanwhile), it may be stale.
 func (q *queue[T]) ready() bool {
 	r := q.cons.Load()
 	if r.ready() {
@@ -153,7 +163,11 @@ func (r *ring[T]) push(v T) (ok, isSealed bool) {
 		if pos&sealed != 0 {
 			return false, true
 		}
-		if pos-r.head.Load() >= r.limit.Load() {
+		head := r.head.Load()
+		if pos < head {
+			continue // pos is stale: the consumer has passed it since
+		}
+		if pos-head >= r.limit.Load() {
 			return false, false
 		}
 		c := &r.cells[pos&r.mask]

@@ -3,8 +3,11 @@ package mailbox
 import (
 	"context"
 	"errors"
+	"runtime"
 	"sync"
 	"testing"
+	"time"
+	"unsafe"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -241,4 +244,80 @@ func seq(from, to int) []int {
 		s = append(s, i)
 	}
 	return s
+}
+
+func TestProducersCrossTheMoveWhileTheConsumerPops(t *testing.T) {
+	// Eight producers push across the move while one goroutine pops at the
+	// same time, at capacities just above the first ring's: every value
+	// arrives once, in order per producer, and the queue never holds more
+	// than its capacity.
+	for _, capacity := range []int{65, 66, 100, 129} {
+		for trial := 0; trial < 10; trial++ {
+			const producers, each = 8, 300
+			q := newQueue[int](capacity)
+			var wg sync.WaitGroup
+			for p := 0; p < producers; p++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := 0; i < each; i++ {
+						for !q.push(p*each + i) {
+							runtime.Gosched()
+						}
+					}
+				}()
+			}
+			last := make([]int, producers)
+			for i := range last {
+				last[i] = -1
+			}
+			deadline := time.Now().Add(20 * time.Second)
+			for got := 0; got < producers*each; {
+				require.LessOrEqual(t, q.len(), capacity)
+				v, ok := q.pop()
+				if !ok {
+					require.True(t, time.Now().Before(deadline), "capacity %d: stuck after %d values", capacity, got)
+					runtime.Gosched()
+					continue
+				}
+				p, s := v/each, v%each
+				require.Equal(t, last[p]+1, s, "capacity %d, trial %d, producer %d", capacity, trial, p)
+				last[p] = s
+				got++
+			}
+			wg.Wait()
+			_, ok := q.pop()
+			require.False(t, ok)
+			require.False(t, q.ready())
+		}
+	}
+}
+
+func TestOneProducerAllocatesTheLargeRing(t *testing.T) {
+	// Producers that find the first ring full at the same moment: one of
+	// them allocates the ring of the whole capacity, not each.
+	const capacity = 1 << 16
+	ringBytes := uint64(capacity) * uint64(unsafe.Sizeof(cell[[48]byte]{}))
+	for trial := 0; trial < 10; trial++ {
+		q := newQueue[[48]byte](capacity)
+		for i := 0; i < firstRing; i++ {
+			require.True(t, q.push([48]byte{}))
+		}
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		var start, wg sync.WaitGroup
+		start.Add(1)
+		for p := 0; p < 8; p++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				start.Wait()
+				assert.True(t, q.push([48]byte{}))
+			}()
+		}
+		start.Done()
+		wg.Wait()
+		runtime.ReadMemStats(&after)
+		require.Less(t, after.TotalAlloc-before.TotalAlloc, 2*ringBytes, "trial %d", trial)
+	}
 }
