@@ -228,7 +228,7 @@ func BenchmarkCrossNodeSend(b *testing.B) { benchmarkSendReceive(b, 2, benchBuf)
 // other buffer sizes: seven eighths of the buffer is the sender's credit
 // window, so it shows what sizing a receiver buys (docs/operations.md).
 func BenchmarkCrossNodeSendBuffer(b *testing.B) {
-	for _, buf := range []int{128, 1024, 8192} {
+	for _, buf := range []int{128, 1024, 4096, 8192} {
 		b.Run(fmt.Sprintf("buf=%d", buf), func(b *testing.B) { benchmarkSendReceive(b, 2, buf) })
 	}
 }
