@@ -97,13 +97,22 @@ func TestFIFOPerSender(t *testing.T) {
 	const senders, perSender = 8, 2000
 	r := newRecorder()
 	m, _ := start(t, 64, r, WithThroughput(7))
+	pushFromEach(t, m, senders, perSender)
+	r.wait(t, senders*perSender)
+	requireEachInOrder(t, r.snapshot(), senders, perSender)
+}
+
+// pushFromEach runs n producers that Push each values apiece to m —
+// producer p pushes p*each, p*each+1, … — and waits for them.
+func pushFromEach(t *testing.T, m *Mailbox[int], n, each int) {
+	t.Helper()
 	var wg sync.WaitGroup
-	for s := 0; s < senders; s++ {
+	for p := 0; p < n; p++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := 0; i < perSender; i++ {
-				if err := m.Push(context.Background(), s*perSender+i); err != nil {
+			for i := 0; i < each; i++ {
+				if err := m.Push(context.Background(), p*each+i); err != nil {
 					t.Error(err)
 					return
 				}
@@ -111,19 +120,24 @@ func TestFIFOPerSender(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	r.wait(t, senders*perSender)
-	last := make([]int, senders)
+}
+
+// requireEachInOrder checks that events hold every value pushFromEach's n
+// producers pushed, each producer's in order.
+func requireEachInOrder(t *testing.T, events []event, n, each int) {
+	t.Helper()
+	last := make([]int, n)
 	for i := range last {
 		last[i] = -1
 	}
-	for _, e := range r.snapshot() {
+	for _, e := range events {
 		v := e.msg.(int)
-		s, seq := v/perSender, v%perSender
-		require.Greater(t, seq, last[s], "sender %d out of order", s)
-		last[s] = seq
+		p, seq := v/each, v%each
+		require.Equal(t, last[p]+1, seq, "producer %d out of order or missing values", p)
+		last[p] = seq
 	}
-	for s := range last {
-		assert.Equal(t, perSender-1, last[s], "sender %d lost messages", s)
+	for p := range last {
+		assert.Equal(t, each-1, last[p], "producer %d lost messages", p)
 	}
 }
 

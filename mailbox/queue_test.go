@@ -1,7 +1,6 @@
 package mailbox
 
 import (
-	"context"
 	"errors"
 	"runtime"
 	"sync"
@@ -112,31 +111,9 @@ func TestTheMoveKeepsEachProducersOrder(t *testing.T) {
 	for trial := 0; trial < 20; trial++ {
 		r := newRecorder()
 		m, _ := start(t, 4096, r, WithThroughput(5))
-		var wg sync.WaitGroup
-		for p := 0; p < producers; p++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for i := 0; i < each; i++ {
-					if err := m.Push(context.Background(), p*each+i); err != nil {
-						t.Error(err)
-						return
-					}
-				}
-			}()
-		}
-		wg.Wait()
+		pushFromEach(t, m, producers, each)
 		r.wait(t, producers*each)
-		last := make([]int, producers)
-		for i := range last {
-			last[i] = -1
-		}
-		for _, e := range r.snapshot() {
-			v := e.msg.(int)
-			p, s := v/each, v%each
-			require.Equal(t, last[p]+1, s, "trial %d: producer %d", trial, p)
-			last[p] = s
-		}
+		requireEachInOrder(t, r.snapshot(), producers, each)
 	}
 }
 
