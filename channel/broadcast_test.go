@@ -207,13 +207,11 @@ func testLossyBroadcast(t *testing.T, size int) {
 		// and on a loaded machine repair took over 10 s: give it as long
 		// as the test waits (values stay cached and gaps open that long),
 		// so that what is measured is whether it completes, not how fast.
+		// Digests go on as long as values are cached, so as long, too: a
+		// node that missed the last values learns of them only from a
+		// digest.
 		c.gapWait = 2 * waitFor
 		c.cacheFor = 2 * waitFor
-		// Digests, too, go on as long as the test waits: a node that
-		// missed the last values learns of them only from a digest, and
-		// on a loaded machine 3 s after the last value can pass in a few
-		// slow ticks.
-		c.activeFor = 2 * waitFor
 		c.drop = func(from, to string) bool {
 			seeded.Lock()
 			defer seeded.Unlock()
@@ -340,6 +338,35 @@ func TestBroadcastRepairsANodeThatNeverSawAPublisher(t *testing.T) {
 		assertInOrder(t, l.node, got)
 	}
 	t.Logf("the chain's head after repair: %+v", nodes[1].Stats().Broadcast)
+}
+
+// TestBroadcastRepairsAQuietPublishersLastValues: a node cut off while a
+// publisher sends its last values, and for longer than the name stays
+// busy after them, still gets them once the cut heals, for as long as
+// they are cached: digests go on while values are. (Before, they stopped
+// 3 s after the last value, and such a node waited for the publisher's
+// next value to learn what it had missed.)
+func TestBroadcastRepairsAQuietPublishersLastValues(t *testing.T) {
+	const count = 20
+	var cut atomic.Bool
+	cut.Store(true)
+	nodes := startCluster(t, 3, withGossip(func(c *gossipConfig) {
+		c.cacheFor = 8 * time.Second
+		c.drop = func(from, to string) bool { return to == "n3" && cut.Load() }
+	}))
+	const quietFor = 3500 * time.Millisecond // past the 3 s after which digests used to stop
+	logs, _ := subscribeAll(t, nodes, "quiet", 64)
+	waitSubscribers(t, nodes, "quiet", 3)
+	publishSeq(t, nodes[0], "quiet", "p", count, 0)
+	require.Eventually(t, func() bool { return len(logs[1].get("p")) == count }, waitFor, 10*time.Millisecond)
+
+	time.Sleep(quietFor) // the publisher has gone quiet
+	require.Empty(t, logs[2].get("p"), "n3 is cut off")
+	cut.Store(false)
+	assert.Eventually(t, func() bool { return len(logs[2].get("p")) == count }, waitFor, 10*time.Millisecond)
+	got := logs[2].get("p")
+	assertInOrder(t, "n3", got)
+	t.Logf("n3 got %d of %d after %v of quiet; %+v", len(got), count, quietFor, nodes[2].Stats().Broadcast)
 }
 
 // TestBroadcastJoinStartsAtWhatThePublishersCacheHolds: when the start of

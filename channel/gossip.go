@@ -25,7 +25,7 @@ type gossipConfig struct {
 	fanout      int           // children per hop; 0: ⌊log2 N⌋+1 for N participating nodes
 	tick        time.Duration // anti-entropy period: digests, gap checks, expiry
 	digestPeers int           // nodes each name's digest goes to per tick
-	activeFor   time.Duration // digests of a name continue this long after its last value
+	activeFor   time.Duration // digests continue this long after a node's last graft answered; joins are kept this long
 	gapWait     time.Duration // how long values wait behind a missing one before it is given up
 	cacheFor    time.Duration // how long a node keeps values to answer grafts
 	cacheMax    int           // values kept per origin
@@ -461,10 +461,12 @@ func (g *gossip) tick(now time.Time) {
 			delete(g.origins, key)
 			continue
 		}
-		// Digests go on while values come, and while nodes still catch
+		// Digests go on as long as the values are cached, for a graft
+		// could be answered, so a node that missed a quiet publisher's
+		// last values still learns of them; and while nodes still catch
 		// up: their grafts are answered a share at a time, and a node
 		// that has had one share learns of the next from a digest.
-		if (idle < g.cfg.activeFor || now.Sub(st.served) < g.cfg.activeFor) && st.max > 0 {
+		if (idle < g.cfg.cacheFor || now.Sub(st.served) < g.cfg.activeFor) && st.max > 0 {
 			digests[key.name] = append(digests[key.name], digestEntry{name: key.name, origin: key.origin, max: st.max})
 		}
 	}
