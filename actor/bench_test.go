@@ -2,6 +2,7 @@ package actor_test
 
 import (
 	"context"
+	"runtime"
 	"sync"
 	"testing"
 
@@ -140,4 +141,46 @@ func BenchmarkRequest(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkIdleActor spawns b.N actors with the default mailbox and has
+// each process one message, so that each is started and idle. It reports
+// the bytes allocated per actor (B/op) and those the heap still holds per
+// actor afterwards (retained-B/actor): what an actor that keeps up costs
+// while it lives. Its mailbox's capacity is allocated only once messages
+// queue up (package mailbox, "Memory").
+func BenchmarkIdleActor(b *testing.B) {
+	s, err := actor.NewSystem()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = s.Shutdown(context.Background()) })
+	done := make(chan struct{}, 1)
+	props := func() actor.Actor {
+		return actor.ReceiveFunc(func(c *actor.Context) {
+			if _, ok := c.Message().(benchMsg); ok {
+				done <- struct{}{}
+			}
+		})
+	}
+	ctx := context.Background()
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		pid, err := s.Spawn(props)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := s.Send(ctx, pid, benchMsg{}); err != nil {
+			b.Fatal(err)
+		}
+		<-done
+	}
+	b.StopTimer()
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	b.ReportMetric(float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/float64(b.N), "retained-B/actor")
 }
