@@ -5,6 +5,7 @@ import (
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -22,6 +23,8 @@ type envelope struct {
 type (
 	sysStarted    struct{}
 	sysStop       struct{ graceful bool }
+	sysGrown      struct{} // the mailbox allocated its whole capacity
+	sysTrim       struct{} // the trim timer fired
 	sysRestart    struct{}
 	sysResume     struct{}
 	sysFailure    struct{ f Failure }
@@ -49,10 +52,11 @@ type process struct {
 	stats    RestartStats
 	done     chan struct{} // closed once fully stopped
 
-	actor    Actor   // runner
-	eager    Eager   // runner: actor, if it is Eager
-	c        Context // runner
-	draining bool    // runner: stop once the user queue is empty
+	actor    Actor       // runner
+	eager    Eager       // runner: actor, if it is Eager
+	c        Context     // runner
+	draining bool        // runner: stop once the user queue is empty
+	trim     *time.Timer // runner: asks for a Trim of a grown mailbox
 
 	state atomic.Int32 // alive, stopping, stopped; written under mu
 
@@ -102,7 +106,27 @@ func (p *process) InvokeSystem(msg any) {
 		p.strategy.HandleFailure(p, m.f)
 	case sysTerminated:
 		p.invoke(Terminated{PID: m.pid}, PID{})
+	case sysGrown:
+		p.armTrim()
+	case sysTrim:
+		if !p.mb.Trim() && p.mb.Grown() {
+			p.armTrim() // used since the last look, or not empty: look again later
+		}
 	}
+}
+
+// trimAfter is how often a grown mailbox is looked at: once it has been
+// empty and unused from one look to the next, its whole-capacity ring goes
+// (mailbox.Mailbox.Trim), so an actor's memory falls back after a backlog.
+var trimAfter = 10 * time.Second
+
+// armTrim asks for a sysTrim in trimAfter; runner.
+func (p *process) armTrim() {
+	if p.trim == nil {
+		p.trim = time.AfterFunc(trimAfter, func() { p.mb.PushSystem(sysTrim{}) })
+		return
+	}
+	p.trim.Reset(trimAfter)
 }
 
 // invoke calls Receive; a panic fails the actor and goes to its supervisor.
@@ -173,6 +197,9 @@ func (p *process) stop(graceful bool) {
 	p.mu.Unlock()
 
 	p.mb.Close()
+	if p.trim != nil {
+		p.trim.Stop()
+	}
 	p.invokeQuietly(Stopping{})
 	p.stopChildren(graceful)
 	p.invokeQuietly(Stopped{})

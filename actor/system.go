@@ -129,7 +129,9 @@ func (s *System) spawn(parent *process, name string, producer Producer, opts []S
 		id = parent.pid.ID + "/" + id
 		parentCtx = parent.ctx
 	}
-	mb, err := mailbox.New[envelope](cfg.mailboxSize, mailbox.WithThroughput(cfg.throughput))
+	var p *process
+	grown := func() { p.mb.PushSystem(sysGrown{}) } // p is set before the first push
+	mb, err := mailbox.New[envelope](cfg.mailboxSize, mailbox.WithThroughput(cfg.throughput), mailbox.WithGrowHook(grown))
 	if err != nil {
 		return PID{}, fmt.Errorf("%w: %v", ErrInvalidOption, err)
 	}
@@ -137,7 +139,7 @@ func (s *System) spawn(parent *process, name string, producer Producer, opts []S
 	if err != nil {
 		return PID{}, fmt.Errorf("actor: producer: %w", err)
 	}
-	p := &process{
+	p = &process{
 		sys:      s,
 		pid:      PID{Node: s.node, ID: id},
 		parent:   parent,

@@ -43,7 +43,16 @@
 // large one behind it and seals the small one, and until the consumer has
 // emptied the small ring the two hold no more than the capacity between
 // them. So an actor that never builds a backlog costs a few kilobytes
-// whatever its capacity, and one that has built one keeps its whole ring.
+// whatever its capacity.
+//
+// The way back is the owner's to ask for: WithGrowHook tells it when a
+// mailbox grew, and Trim, called by the consumer, lets the large ring go
+// once it has been empty and unused from one call to the next. The actor
+// package does that every 10 seconds for a grown mailbox, so an actor's
+// memory falls back 10 to 20 seconds after its backlog has passed. The
+// consumer seals the empty large ring with one compare-and-swap of its
+// tail from its head, which fails if a producer took a ticket meanwhile,
+// and producers move on to the new small ring as they move to a large one.
 //
 // # Supervision
 //

@@ -54,6 +54,10 @@ type Mailbox[T any] struct {
 	invoker    Invoker[T]
 	dispatcher Dispatcher
 	runFn      func()
+
+	// Where the user queue stood at the last Trim; the consumer's.
+	trimRing *ring[T]
+	trimTail uint64
 }
 
 // Option configures a Mailbox.
@@ -61,11 +65,18 @@ type Option func(*config)
 
 type config struct {
 	throughput int
+	onGrow     func()
 }
 
 // WithThroughput sets how many messages a run processes before it yields
 // (default DefaultThroughput). n must be positive.
 func WithThroughput(n int) Option { return func(c *config) { c.throughput = n } }
+
+// WithGrowHook sets a function to call each time the user queue allocates
+// its whole capacity (see "Memory" in the package documentation), for an
+// owner that trims idle mailboxes (Trim). It runs on the pushing goroutine
+// and must not block.
+func WithGrowHook(f func()) Option { return func(c *config) { c.onGrow = f } }
 
 // New returns a mailbox whose user queue holds up to capacity messages.
 // capacity must be at least 1.
@@ -85,6 +96,7 @@ func New[T any](capacity int, opts ...Option) (*Mailbox[T], error) {
 		closedCh:   make(chan struct{}),
 		throughput: cfg.throughput,
 	}
+	m.user.onGrow = cfg.onGrow
 	m.runFn = m.run
 	return m, nil
 }
@@ -284,6 +296,38 @@ func (m *Mailbox[T]) Cap() int { return int(m.user.capacity) }
 
 // Free returns the number of free slots in the user queue.
 func (m *Mailbox[T]) Free() int { return max(m.Cap()-m.Len(), 0) }
+
+// Slots returns how many slots the user queue has allocated: 64 (or its
+// capacity, if smaller) until messages first queue up past that, then its
+// whole capacity (rounded up to a power of two) until Trim lets it go.
+func (m *Mailbox[T]) Slots() int { return m.user.slots() }
+
+// Grown reports whether the user queue has allocated its whole capacity
+// (and Trim has not let it go since).
+func (m *Mailbox[T]) Grown() bool {
+	return m.user.capacity > firstRing && m.user.slots() > firstRing
+}
+
+// Trim lets the user queue's whole-capacity ring go, going back to 64
+// slots, if the queue is empty and nothing has been pushed to it since the
+// previous call to Trim; it reports whether it did. Call it now and then
+// (say, every few seconds after the grow hook ran) to give back the memory
+// of a backlog that has passed; the first call after a backlog only marks
+// where the queue stands. Only the consumer may call it: from the
+// Invoker, during a run.
+func (m *Mailbox[T]) Trim() bool {
+	r := m.user.cons.Load()
+	tail := r.tail.Load()
+	if r != m.trimRing || tail != m.trimTail {
+		m.trimRing, m.trimTail = r, tail
+		return false
+	}
+	if !m.user.shrink() {
+		return false
+	}
+	m.trimRing, m.trimTail = nil, 0
+	return true
+}
 
 // Suspend stops the delivery of user messages; system messages still flow.
 // Called from the invoker (as an actor's failure handling does), no user

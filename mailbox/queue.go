@@ -8,7 +8,8 @@ import (
 // firstRing is the size of the ring a queue starts on. A mailbox whose
 // capacity is larger moves to a ring of its full capacity the first time
 // more than firstRing messages are queued, so that an actor which never
-// builds a backlog costs a few kilobytes however large its capacity.
+// builds a backlog costs a few kilobytes however large its capacity; and
+// back to a first ring when its owner trims it while it is empty.
 const firstRing = 64
 
 // queue is the mailbox's bounded multi-producer, single-consumer user
@@ -26,7 +27,8 @@ type queue[T any] struct {
 	prod     atomic.Pointer[ring[T]] // where producers push
 	cons     atomic.Pointer[ring[T]] // where the consumer pops: prod, or the ring before it
 	capacity uint64
-	growMu   sync.Mutex // one producer allocates the large ring; taken once
+	growMu   sync.Mutex // one producer allocates the large ring
+	onGrow   func()     // called once per move to a large ring, if set
 }
 
 func newQueue[T any](capacity int) *queue[T] {
@@ -58,17 +60,48 @@ func (q *queue[T]) grow(r *ring[T]) bool {
 	if uint64(len(r.cells)) >= q.capacity {
 		return false
 	}
+	grew := false
 	if r.next.Load() == nil {
 		// Producers that find the small ring full at once would each
 		// allocate a ring of the whole capacity, to keep one.
 		q.growMu.Lock()
 		if r.next.Load() == nil {
 			r.next.Store(newRing[T](int(q.capacity), q.capacity-r.limit.Load()))
+			grew = true
 		}
 		q.growMu.Unlock()
 	}
 	r.tail.Or(sealed)
 	q.prod.CompareAndSwap(r, r.next.Load())
+	if grew && q.onGrow != nil {
+		q.onGrow()
+	}
+	return true
+}
+
+// shrink moves the queue back to a first ring if it is on its large ring
+// and that is empty, and reports whether it did. Only the consumer may
+// call it. It seals the large ring only if no ticket was taken in it
+// since it looked (one compare-and-swap of the tail from the head), so
+// nothing is left behind in it; producers then move on to the new first
+// ring as they do to a large one.
+func (q *queue[T]) shrink() bool {
+	r := q.cons.Load()
+	if q.capacity <= firstRing || uint64(len(r.cells)) < q.capacity || q.prod.Load() != r {
+		return false // one ring only, on the first ring, or moving to the large one
+	}
+	head := r.head.Load()
+	if r.tail.Load() != head {
+		return false
+	}
+	small := newRing[T](firstRing, firstRing)
+	r.next.Store(small)
+	if !r.tail.CompareAndSwap(head, head|sealed) {
+		r.next.Store(nil) // a producer took a ticket: not empty after all
+		return false
+	}
+	q.prod.Store(small) // only grow moves prod too, and only from a full ring
+	q.cons.Store(small)
 	return true
 }
 

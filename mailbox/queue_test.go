@@ -130,14 +130,29 @@ func TestAQueueBehavesAsABoundedFIFO(t *testing.T) {
 		moving, inFirst := false, 0 // the first ring is sealed; values left in it
 		moved := capacity <= firstRing
 		next := 0
-		var ops []bool // runs of pushes (true) and pops, so that queues fill and drain
+		// Runs of pushes (+1) and pops (-1), so that queues fill and drain,
+		// and shrinks (0) between them.
+		var ops []int
 		for _, run := range rapid.SliceOfN(rapid.IntRange(-300, 300), 1, 40).Draw(t, "runs") {
 			for i := 0; i < max(run, -run); i++ {
-				ops = append(ops, run > 0)
+				ops = append(ops, max(min(run, 1), -1))
+			}
+			if run%7 == 0 {
+				ops = append(ops, 0)
 			}
 		}
-		for _, push := range ops {
-			if push {
+		for _, op := range ops {
+			if op == 0 {
+				want := capacity > firstRing && moved && len(model) == 0
+				if got := q.shrink(); got != want {
+					t.Fatalf("shrink with %d queued, moved %v: %v", len(model), moved, got)
+				}
+				if want {
+					moved = false
+				}
+				continue
+			}
+			if op > 0 {
 				var want bool
 				switch {
 				case moved:
@@ -297,4 +312,119 @@ func TestOneProducerAllocatesTheLargeRing(t *testing.T) {
 		runtime.ReadMemStats(&after)
 		require.Less(t, after.TotalAlloc-before.TotalAlloc, 2*ringBytes, "trial %d", trial)
 	}
+}
+
+func TestTrimLetsAnIdleBacklogsRingGo(t *testing.T) {
+	grew := 0
+	m, err := New[int](4096, WithGrowHook(func() { grew++ }))
+	require.NoError(t, err)
+	for round := 1; round <= 2; round++ {
+		n, err := m.TryPushMany(seq(0, 100))
+		require.NoError(t, err)
+		require.Equal(t, 100, n)
+		assert.Equal(t, round, grew, "the hook runs once per move to the large ring")
+		assert.Equal(t, firstRing+4096, m.Slots())
+		assert.False(t, m.Trim(), "round %d: not empty", round)
+		for i := 0; i < 100; i++ {
+			v, ok := m.Pop()
+			require.True(t, ok)
+			require.Equal(t, i, v)
+		}
+		assert.False(t, m.Trim(), "round %d: a first call only marks where the queue stands", round)
+		assert.Equal(t, 4096, m.Slots())
+		assert.True(t, m.Trim(), "round %d: empty, and nothing pushed since the last call", round)
+		assert.Equal(t, firstRing, m.Slots())
+		assert.False(t, m.Trim(), "already small")
+	}
+}
+
+func TestTrimKeepsARingThatWasUsedSinceTheLastCall(t *testing.T) {
+	m, err := New[int](4096)
+	require.NoError(t, err)
+	_, err = m.TryPushMany(seq(0, 100))
+	require.NoError(t, err)
+	for i := 0; i < 100; i++ {
+		_, ok := m.Pop()
+		require.True(t, ok)
+	}
+	require.False(t, m.Trim()) // marks
+	require.NoError(t, m.TryPush(7))
+	_, ok := m.Pop()
+	require.True(t, ok)
+	assert.False(t, m.Trim(), "a value went through since the mark")
+	assert.True(t, m.Trim(), "and none since this one")
+}
+
+func TestProducersKeepOrderWhileTheConsumerShrinks(t *testing.T) {
+	// Rounds in which producers push a backlog that moves the queue to its
+	// large ring, while the consumer pops and tries to shrink whenever it
+	// finds the queue empty (racing the producers), and shrinks for
+	// certain once they are done: nothing is lost or repeated, each
+	// producer's values stay in order, and the queue never holds more than
+	// its capacity.
+	const capacity, producers, perRound, rounds = 100, 6, 40, 30
+	const each = perRound * rounds
+	q := newQueue[int](capacity)
+	last := make([]int, producers)
+	for i := range last {
+		last[i] = -1
+	}
+	pop := func() bool {
+		require.LessOrEqual(t, q.len(), capacity)
+		v, ok := q.pop()
+		if !ok {
+			return false
+		}
+		p, s := v/each, v%each
+		require.Equal(t, last[p]+1, s, "producer %d", p)
+		last[p] = s
+		return true
+	}
+	raced := 0
+	for round := 0; round < rounds; round++ {
+		var wg sync.WaitGroup
+		for p := 0; p < producers; p++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := round * perRound; i < (round+1)*perRound; i++ {
+					for !q.push(p*each + i) {
+						runtime.Gosched()
+					}
+					if i%10 == 9 && round%2 == 1 {
+						time.Sleep(50 * time.Microsecond) // lets the consumer empty the queue mid-round
+					}
+				}
+			}()
+		}
+		done := make(chan struct{})
+		go func() { wg.Wait(); close(done) }()
+		deadline := time.Now().Add(10 * time.Second)
+		for q.len() <= firstRing { // a backlog past the first ring: the queue moves
+			require.True(t, time.Now().Before(deadline), "round %d: no backlog formed", round)
+			runtime.Gosched()
+		}
+		require.Greater(t, q.slots(), firstRing)
+	consume:
+		for {
+			select {
+			case <-done:
+				break consume
+			default:
+			}
+			if !pop() && q.shrink() {
+				raced++
+			}
+		}
+		for pop() {
+		}
+		if q.slots() > firstRing {
+			require.True(t, q.shrink(), "round %d: empty, on its large ring, and nobody pushing", round)
+		}
+		require.Equal(t, firstRing, q.slots())
+	}
+	for p := range last {
+		require.Equal(t, each-1, last[p], "producer %d", p)
+	}
+	t.Logf("%d rounds; shrunk %d times while producers pushed", rounds, raced)
 }
