@@ -11,7 +11,7 @@ import (
 )
 
 func TestAnIdleActorsMailboxGivesABacklogsMemoryBack(t *testing.T) {
-	defer actor.SetTrimAfter(20 * time.Millisecond)()
+	t.Cleanup(actor.SetTrimAfter(20 * time.Millisecond)) // after the System's shutdown, registered later
 	s := newSystem(t)
 	ctx := context.Background()
 	release := make(chan struct{})

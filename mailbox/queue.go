@@ -100,10 +100,24 @@ func (q *queue[T]) shrink() bool {
 		r.next.Store(nil) // a producer took a ticket: not empty after all
 		return false
 	}
-	q.prod.Store(small) // only grow moves prod too, and only from a full ring
+	if afterShrinkSeal != nil {
+		afterShrinkSeal()
+	}
+	q.prod.Store(small)
+	// Producers that found r sealed went on into small before this Store,
+	// and may have filled it and grown it already: grow's move of prod
+	// from small failed then, as prod was still r. Move it on for them
+	// (the next ring is a large one, which only the consumer seals).
+	if next := small.next.Load(); next != nil {
+		q.prod.CompareAndSwap(small, next)
+	}
 	q.cons.Store(small)
 	return true
 }
+
+// afterShrinkSeal, when set, runs in shrink between the seal and the
+// moves of prod and cons: tests pause there.
+var afterShrinkSeal func()
 
 // pop removes the oldest value. Only one goroutine at a time may call it.
 func (q *queue[T]) pop() (T, bool) {
@@ -130,12 +144,12 @@ func (q *queue[T]) ready() bool {
 }
 
 // len returns the number of values queued, counting those whose producer
-// has taken a ticket and not yet stored them.
+// has taken a ticket and not yet stored them. It walks every ring from
+// the consumer's: after a shrink that producers outran, there may be three.
 func (q *queue[T]) len() int {
-	r := q.cons.Load()
-	n := r.len()
-	if next := r.next.Load(); next != nil {
-		n += next.len()
+	n := 0
+	for r := q.cons.Load(); r != nil; r = r.next.Load() {
+		n += r.len()
 	}
 	return n
 }

@@ -428,3 +428,34 @@ func TestProducersKeepOrderWhileTheConsumerShrinks(t *testing.T) {
 	}
 	t.Logf("%d rounds; shrunk %d times while producers pushed", rounds, raced)
 }
+
+func TestProducersThatOutrunAShrinkLeaveItShrinkable(t *testing.T) {
+	// Producers follow the sealed large ring into the new first ring, fill
+	// it and grow it before the consumer's shrink has moved prod: prod
+	// must still end on the new large ring, or the queue could never
+	// shrink again (it would keep its whole capacity for good).
+	q := newQueue[int](100)
+	for i := 0; i <= firstRing; i++ { // onto the large ring
+		require.True(t, q.push(i))
+	}
+	for i := 0; i <= firstRing; i++ {
+		_, ok := q.pop()
+		require.True(t, ok)
+	}
+	afterShrinkSeal = func() {
+		afterShrinkSeal = nil
+		for i := 0; i <= firstRing; i++ { // fills the new first ring and grows it
+			require.True(t, q.push(1000+i))
+		}
+	}
+	t.Cleanup(func() { afterShrinkSeal = nil })
+	require.True(t, q.shrink())
+	assert.Equal(t, firstRing+1, q.len())
+	for i := 0; i <= firstRing; i++ {
+		v, ok := q.pop()
+		require.True(t, ok)
+		require.Equal(t, 1000+i, v)
+	}
+	assert.True(t, q.shrink(), "empty, on its large ring, with producers' ring the same")
+	assert.Equal(t, firstRing, q.slots())
+}
