@@ -67,8 +67,8 @@ func defaultGossipConfig() gossipConfig {
 // hands its group to the group's next node.
 //
 // What the tree misses — a node that died after accepting a value, a lost
-// message — anti-entropy repairs: while a name is active, each node sends
-// every tick a digest (the highest sequence it holds per publisher) to a
+// message — anti-entropy repairs: as long as a publisher's values are
+// cached (and while nodes catch up), each node sends every tick a digest (the highest sequence it holds per publisher) to a
 // few random nodes of the name; a node missing sequences asks the digest's
 // sender for them (a graft) and gets them from its cache. A node that holds
 // none of a publisher's values (the head of its subtree died before passing
@@ -435,7 +435,7 @@ func (g *gossip) ticker() {
 }
 
 // tick gives up old gaps, expires old state, and sends digests of the
-// active names.
+// publishers whose values are still cached or being caught up on.
 func (g *gossip) tick(now time.Time) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
