@@ -2,6 +2,7 @@ package actor
 
 import (
 	"fmt"
+	"time"
 
 	"go.uber.org/zap"
 )
@@ -27,10 +28,15 @@ type systemConfig struct {
 	logger       *zap.Logger
 	guardian     SupervisorStrategy
 	deadLetterFn func(DeadLetter)
+	trimAfter    time.Duration
 }
 
+// DefaultTrimAfter is how often a grown mailbox is looked at (see
+// WithTrimAfter).
+const DefaultTrimAfter = 10 * time.Second
+
 func defaultSystemConfig() systemConfig {
-	return systemConfig{node: "local", logger: zap.NewNop(), guardian: defaultStrategy{}}
+	return systemConfig{node: "local", logger: zap.NewNop(), guardian: defaultStrategy{}, trimAfter: DefaultTrimAfter}
 }
 
 func (c *systemConfig) validate() error {
@@ -42,6 +48,9 @@ func (c *systemConfig) validate() error {
 	}
 	if c.guardian == nil {
 		return fmt.Errorf("%w: guardian strategy is nil", ErrInvalidOption)
+	}
+	if c.trimAfter <= 0 {
+		return fmt.Errorf("%w: trim interval %v must be positive", ErrInvalidOption, c.trimAfter)
 	}
 	return nil
 }
@@ -66,6 +75,16 @@ func WithGuardian(s SupervisorStrategy) Option {
 // the goroutine that failed to deliver and must not block.
 func WithDeadLetterHandler(fn func(DeadLetter)) Option {
 	return optionFunc(func(c *systemConfig) { c.deadLetterFn = fn })
+}
+
+// WithTrimAfter sets how often an actor whose mailbox has allocated its
+// whole capacity (after a backlog of more than 64 messages) has it looked
+// at (default DefaultTrimAfter): once a look finds the mailbox empty and
+// nothing pushed to it since the previous look, the mailbox goes back to
+// 64 slots. So an actor's memory falls back between one and two intervals
+// after its last message.
+func WithTrimAfter(d time.Duration) Option {
+	return optionFunc(func(c *systemConfig) { c.trimAfter = d })
 }
 
 // SpawnOption configures one actor.

@@ -115,18 +115,17 @@ func (p *process) InvokeSystem(msg any) {
 	}
 }
 
-// trimAfter is how often a grown mailbox is looked at: once it has been
-// empty and unused from one look to the next, its whole-capacity ring goes
-// (mailbox.Mailbox.Trim), so an actor's memory falls back after a backlog.
-var trimAfter = 10 * time.Second
-
-// armTrim asks for a sysTrim in trimAfter; runner.
+// armTrim asks for a sysTrim after the System's trim interval
+// (WithTrimAfter): a look at a grown mailbox, whose whole-capacity ring
+// goes once nothing was pushed since the previous look and it is empty
+// (mailbox.Mailbox.Trim); runner.
 func (p *process) armTrim() {
+	d := p.sys.cfg.trimAfter
 	if p.trim == nil {
-		p.trim = time.AfterFunc(trimAfter, func() { p.mb.PushSystem(sysTrim{}) })
+		p.trim = time.AfterFunc(d, func() { p.mb.PushSystem(sysTrim{}) })
 		return
 	}
-	p.trim.Reset(trimAfter)
+	p.trim.Reset(d)
 }
 
 // invoke calls Receive; a panic fails the actor and goes to its supervisor.

@@ -96,6 +96,8 @@ func TestNewSystemValidatesOptions(t *testing.T) {
 	assert.ErrorIs(t, err, actor.ErrInvalidOption)
 	_, err = actor.NewSystem(actor.WithLogger(nil))
 	assert.ErrorIs(t, err, actor.ErrInvalidOption)
+	_, err = actor.NewSystem(actor.WithTrimAfter(0))
+	assert.ErrorIs(t, err, actor.ErrInvalidOption)
 	s := newSystem(t)
 	_, err = s.Spawn(func() actor.Actor { return actor.ReceiveFunc(func(*actor.Context) {}) }, actor.WithMailboxSize(0))
 	assert.ErrorIs(t, err, actor.ErrInvalidOption)

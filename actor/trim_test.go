@@ -11,8 +11,7 @@ import (
 )
 
 func TestAnIdleActorsMailboxGivesABacklogsMemoryBack(t *testing.T) {
-	t.Cleanup(actor.SetTrimAfter(20 * time.Millisecond)) // after the System's shutdown, registered later
-	s := newSystem(t)
+	s := newSystem(t, actor.WithTrimAfter(20*time.Millisecond))
 	ctx := context.Background()
 	release := make(chan struct{})
 	got := make(chan int, 1000)

@@ -39,13 +39,15 @@ type benchMsg struct {
 const benchPayload = "0123456789abcdef0123456789abcdef"
 
 // benchBuf is the buffer of every Send and Receive in the benchmarks,
-// except the receivers of the cross-node throughput benchmarks (bulkBuf).
+// except the receivers of CrossNodeSend and CrossNodeSendOf (bulkBuf) and
+// of the CrossNodeSendBuffer sweep.
 const benchBuf = 1024
 
 // bulkBuf is the buffer of the receivers in the cross-node throughput
 // benchmarks (CrossNodeSend, CrossNodeSendOf): a receiver sized for bulk
-// traffic, as docs/operations.md advises, which costs memory only while a
-// backlog exists. Its credit window, 3,584 values (about 215 KB at some 60
+// traffic, as docs/operations.md advises; its mailbox's slots are
+// allocated only while a backlog exists (its Go channel's eighth, 512
+// slots, at Receive). Its credit window, 3,584 values (about 215 KB at some 60
 // bytes a value on the wire), is of the order of what gRPC's own flow
 // control lets the raw baseline keep in flight: 64 KB at first, grown by
 // its BDP estimator. At 1024 the window is 896 values (about 54 KB), less
@@ -236,8 +238,9 @@ func (s *benchSink) waitDone(b *testing.B) {
 func BenchmarkCrossNodeSend(b *testing.B) { benchmarkSendReceive(b, 2, bulkBuf) }
 
 // BenchmarkCrossNodeSendBuffer is BenchmarkCrossNodeSend with receivers of
-// other buffer sizes: seven eighths of the buffer is the sender's credit
-// window, so it shows what sizing a receiver buys (docs/operations.md).
+// several buffer sizes: seven eighths of the buffer, at most 4096, is the
+// sender's credit window, so it shows what sizing a receiver buys
+// (docs/operations.md).
 func BenchmarkCrossNodeSendBuffer(b *testing.B) {
 	for _, buf := range []int{128, 1024, 4096, 8192} {
 		b.Run(fmt.Sprintf("buf=%d", buf), func(b *testing.B) { benchmarkSendReceive(b, 2, buf) })
@@ -271,7 +274,7 @@ func timeSends[T any](b *testing.B, sink *benchSink, out chan<- T, conv func(ben
 }
 
 // BenchmarkCrossNodeSendWithMessage is BenchmarkCrossNodeSend with a
-// WithMessage handle on every value. The writer does not wait per value: a
+// WithMessage handle on every value, and a receiver of benchBuf. The writer does not wait per value: a
 // checker goroutine waits for the handles in order, and the benchmark ends
 // when all are Done (each Err nil) and all values are received.
 func BenchmarkCrossNodeSendWithMessage(b *testing.B) {

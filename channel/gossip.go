@@ -25,7 +25,7 @@ type gossipConfig struct {
 	fanout      int           // children per hop; 0: ⌊log2 N⌋+1 for N participating nodes
 	tick        time.Duration // anti-entropy period: digests, gap checks, expiry
 	digestPeers int           // nodes each name's digest goes to per tick
-	activeFor   time.Duration // digests continue this long after a node's last graft answered; joins are kept this long
+	activeFor   time.Duration // digests continue this long after a node's last graft or join answered; joins are kept this long
 	gapWait     time.Duration // how long values wait behind a missing one before it is given up
 	cacheFor    time.Duration // how long a node keeps values to answer grafts
 	cacheMax    int           // values kept per origin
@@ -68,8 +68,9 @@ func defaultGossipConfig() gossipConfig {
 //
 // What the tree misses — a node that died after accepting a value, a lost
 // message — anti-entropy repairs: as long as a publisher's values are
-// cached (and while nodes catch up), each node sends every tick a digest (the highest sequence it holds per publisher) to a
-// few random nodes of the name; a node missing sequences asks the digest's
+// cached (and while nodes catch up), each node sends every tick a digest
+// (the highest sequence it holds per publisher) to a few random nodes of
+// the name; a node missing sequences asks the digest's
 // sender for them (a graft) and gets them from its cache. A node that holds
 // none of a publisher's values (the head of its subtree died before passing
 // any on, or a link lost them all) cannot tell which it misses: it asks the

@@ -47,9 +47,9 @@
 //
 // The way back is the owner's to ask for: WithGrowHook tells it when a
 // mailbox grew, and Trim, called by the consumer, lets the large ring go
-// once it has been empty and unused from one call to the next. The actor
-// package does that every 10 seconds for a grown mailbox, so an actor's
-// memory falls back 10 to 20 seconds after its backlog has passed. The
+// if it is empty and nothing was pushed since the previous call. The actor
+// package calls it every 10 seconds for a grown mailbox, so an actor's
+// memory falls back 10 to 20 seconds after its last message. The
 // consumer seals the empty large ring with one compare-and-swap of its
 // tail from its head, which fails if a producer took a ticket meanwhile,
 // and producers move on to the new small ring as they move to a large one.

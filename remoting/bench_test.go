@@ -146,7 +146,7 @@ func (s *benchSink) await(b *testing.B, ch <-chan struct{}, what string) {
 
 // BenchmarkRemoteSend is BenchmarkRawGRPCBaseline through dchan: one sender
 // goroutine calls System.Send b.N times to one actor (default mailbox,
-// 1024) on the other node, which checks the order and counts; the benchmark
+// 4096) on the other node, which checks the order and counts; the benchmark
 // ends when the actor has processed all b.N.
 func BenchmarkRemoteSend(b *testing.B) { benchmarkRemoteSend(b, NewGobCodec) }
 
