@@ -31,6 +31,26 @@ func listGhost(t *testing.T, nodes []*Node, node *Node, name string) {
 	}
 }
 
+// openReceive is Receive on n; the receiver closes, without error, when
+// the test ends.
+func openReceive(t *testing.T, n *Node, name string, buf int) <-chan any {
+	t.Helper()
+	in, closeIn, err := n.Receive(name, buf)
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, closeIn()) })
+	return in
+}
+
+// openSend is Send on n; the sender closes, without error, when the test
+// ends.
+func openSend(t *testing.T, n *Node, name string, buf int) chan<- any {
+	t.Helper()
+	out, closeOut, err := n.Send(name, buf)
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, closeOut()) })
+	return out
+}
+
 // tries counts the times node was told that a receiver is gone: dead
 // letters (a lone value's try, or a wait, on a local one; a batch's try
 // makes none), and remote links closed as Gone.
@@ -48,9 +68,7 @@ func TestASenderPassesOverAReceiverListedButGone(t *testing.T) {
 				ghostNode = nodes[1]
 			}
 			listGhost(t, nodes, ghostNode, "orders")
-			out, closeOut, err := nodes[0].Send("orders", 0)
-			require.NoError(t, err)
-			defer func() { require.NoError(t, closeOut()) }()
+			out := openSend(t, nodes[0], "orders", 0)
 
 			before := tries(nodes[0])
 			// A handle is routed alone: each try on the local ghost makes
@@ -67,9 +85,7 @@ func TestASenderPassesOverAReceiverListedButGone(t *testing.T) {
 			assert.Positive(t, asked, "the ghost was never asked")
 			assert.Less(t, asked, uint64(100), "asked the ghost %d times in %v", asked, watch)
 
-			in, closeIn, err := nodes[1].Receive("orders", 4)
-			require.NoError(t, err)
-			defer func() { require.NoError(t, closeIn()) }()
+			in := openReceive(t, nodes[1], "orders", 4)
 			assert.Equal(t, Order{Seq: 1}, recv(t, in))
 			<-m.Done()
 			assert.NoError(t, m.Err())
@@ -81,13 +97,9 @@ func TestASenderPassesOverAReceiverListedButGone(t *testing.T) {
 // to the live ones without waiting, and the gone one is asked rarely.
 func TestASenderPassesOverOnlyTheReceiverThatIsGone(t *testing.T) {
 	nodes := startCluster(t, 1)
-	in, closeIn, err := nodes[0].Receive("orders", 1024)
-	require.NoError(t, err)
-	defer func() { require.NoError(t, closeIn()) }()
+	in := openReceive(t, nodes[0], "orders", 1024)
 	listGhost(t, nodes, nodes[0], "orders")
-	out, closeOut, err := nodes[0].Send("orders", 0)
-	require.NoError(t, err)
-	defer func() { require.NoError(t, closeOut()) }()
+	out := openSend(t, nodes[0], "orders", 0)
 
 	const values = 1000
 	before := tries(nodes[0])
@@ -182,9 +194,7 @@ func TestARouterDoesNotSpinOnAReceiverThatLeft(t *testing.T) {
 // new stream.
 func TestARouterDoesNotPassOverAReceiverWhoseStreamWasReset(t *testing.T) {
 	nodes := startCluster(t, 2)
-	in, closeIn, err := nodes[1].Receive("orders", 1)
-	require.NoError(t, err)
-	defer func() { require.NoError(t, closeIn()) }()
+	in := openReceive(t, nodes[1], "orders", 1)
 	require.Eventually(t, func() bool { return len(nodes[0].reg.State().Receivers("orders")) == 1 },
 		waitFor, time.Millisecond)
 	r := benchRouter(nodes[0], "orders")
@@ -215,9 +225,7 @@ func TestARouterDoesNotPassOverAReceiverWhoseStreamWasReset(t *testing.T) {
 // receiver is passed over across calls, not asked once per call.
 func TestSendContextCallsShareWhatTheRouterPassesOver(t *testing.T) {
 	nodes := startCluster(t, 1)
-	in, closeIn, err := nodes[0].Receive("orders", 1024)
-	require.NoError(t, err)
-	defer func() { require.NoError(t, closeIn()) }()
+	in := openReceive(t, nodes[0], "orders", 1024)
 	listGhost(t, nodes, nodes[0], "orders")
 	const calls = 1000
 	before := tries(nodes[0])
@@ -239,18 +247,14 @@ func TestEachSendChannelTakesItsOwnTurns(t *testing.T) {
 	n := nodes[0]
 	var ins [2]<-chan any
 	for i := range ins {
-		in, closeIn, err := n.Receive("turn", 64)
-		require.NoError(t, err)
-		defer func() { require.NoError(t, closeIn()) }()
+		in := openReceive(t, n, "turn", 64)
 		ins[i] = in
 	}
 	require.Eventually(t, func() bool { return len(n.reg.State().Receivers("turn")) == 2 },
 		waitFor, time.Millisecond)
 	var outs [2]chan<- any
 	for i := range outs {
-		out, closeOut, err := n.Send("turn", 0)
-		require.NoError(t, err)
-		defer func() { require.NoError(t, closeOut()) }()
+		out := openSend(t, n, "turn", 0)
 		outs[i] = out
 	}
 	var got [2][2]int // [channel][receiver]
@@ -279,9 +283,7 @@ func TestEachSendChannelTakesItsOwnTurns(t *testing.T) {
 func TestASendToOnlyGoneReceiversEndsWithItsTimeout(t *testing.T) {
 	nodes := startCluster(t, 1)
 	listGhost(t, nodes, nodes[0], "orders")
-	out, closeOut, err := nodes[0].Send("orders", 0)
-	require.NoError(t, err)
-	defer func() { require.NoError(t, closeOut()) }()
+	out := openSend(t, nodes[0], "orders", 0)
 
 	const timeout = 200 * time.Millisecond
 	start := time.Now()
@@ -297,6 +299,6 @@ func TestASendToOnlyGoneReceiversEndsWithItsTimeout(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	err = nodes[0].SendContext(ctx, "orders", Order{Seq: 2})
+	err := nodes[0].SendContext(ctx, "orders", Order{Seq: 2})
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 }

@@ -304,9 +304,7 @@ func (m *Mailbox[T]) Slots() int { return m.user.slots() }
 
 // Grown reports whether the user queue has allocated its whole capacity
 // (and Trim has not let it go since).
-func (m *Mailbox[T]) Grown() bool {
-	return m.user.capacity > firstRing && m.user.slots() > firstRing
-}
+func (m *Mailbox[T]) Grown() bool { return m.user.slots() > firstRing }
 
 // Trim lets the user queue's whole-capacity ring go, going back to 64
 // slots, if the queue is empty and nothing has been pushed to it since the

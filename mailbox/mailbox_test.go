@@ -102,43 +102,74 @@ func TestFIFOPerSender(t *testing.T) {
 	requireEachInOrder(t, r.snapshot(), senders, perSender)
 }
 
-// pushFromEach runs n producers that Push each values apiece to m —
-// producer p pushes p*each, p*each+1, … — and waits for them.
-func pushFromEach(t *testing.T, m *Mailbox[int], n, each int) {
-	t.Helper()
+// goProduce starts n producers: producer p calls push(p*each+i) for i from
+// from to to-1, in order, stopping early if push reports false. wait waits
+// for them all.
+func goProduce(n, each, from, to int, push func(v int) bool) (wait func()) {
 	var wg sync.WaitGroup
 	for p := 0; p < n; p++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := 0; i < each; i++ {
-				if err := m.Push(context.Background(), p*each+i); err != nil {
-					t.Error(err)
-					return
-				}
+			for i := from; i < to && push(p*each+i); i++ {
 			}
 		}()
 	}
-	wg.Wait()
+	return wg.Wait
+}
+
+// pushFromEach runs n producers that Push each values apiece to m —
+// producer p pushes p*each, p*each+1, … — and waits for them.
+func pushFromEach(t *testing.T, m *Mailbox[int], n, each int) {
+	t.Helper()
+	goProduce(n, each, 0, each, func(v int) bool {
+		err := m.Push(context.Background(), v)
+		if err != nil {
+			t.Error(err)
+		}
+		return err == nil
+	})()
+}
+
+// inOrder checks, value by value, that goProduce's producers' values come
+// each producer's in order, none missing.
+type inOrder struct {
+	each int
+	last []int // per producer, the last sequence seen
+}
+
+func newInOrder(n, each int) *inOrder {
+	c := &inOrder{each: each, last: make([]int, n)}
+	for i := range c.last {
+		c.last[i] = -1
+	}
+	return c
+}
+
+func (c *inOrder) see(t *testing.T, v int) {
+	t.Helper()
+	p, seq := v/c.each, v%c.each
+	require.Equal(t, c.last[p]+1, seq, "producer %d out of order or missing values", p)
+	c.last[p] = seq
+}
+
+// seenUpTo checks that every producer's values up to seq-1 were seen.
+func (c *inOrder) seenUpTo(t *testing.T, seq int) {
+	t.Helper()
+	for p, last := range c.last {
+		assert.Equal(t, seq-1, last, "producer %d lost messages", p)
+	}
 }
 
 // requireEachInOrder checks that events hold every value pushFromEach's n
 // producers pushed, each producer's in order.
 func requireEachInOrder(t *testing.T, events []event, n, each int) {
 	t.Helper()
-	last := make([]int, n)
-	for i := range last {
-		last[i] = -1
-	}
+	c := newInOrder(n, each)
 	for _, e := range events {
-		v := e.msg.(int)
-		p, seq := v/each, v%each
-		require.Equal(t, last[p]+1, seq, "producer %d out of order or missing values", p)
-		last[p] = seq
+		c.see(t, e.msg.(int))
 	}
-	for p := range last {
-		assert.Equal(t, each-1, last[p], "producer %d lost messages", p)
-	}
+	c.seenUpTo(t, each)
 }
 
 func TestSystemMessagesOvertakeUserMessages(t *testing.T) {

@@ -247,22 +247,8 @@ func TestProducersCrossTheMoveWhileTheConsumerPops(t *testing.T) {
 		for trial := 0; trial < 10; trial++ {
 			const producers, each = 8, 300
 			q := newQueue[int](capacity)
-			var wg sync.WaitGroup
-			for p := 0; p < producers; p++ {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for i := 0; i < each; i++ {
-						for !q.push(p*each + i) {
-							runtime.Gosched()
-						}
-					}
-				}()
-			}
-			last := make([]int, producers)
-			for i := range last {
-				last[i] = -1
-			}
+			wait := goProduce(producers, each, 0, each, func(v int) bool { spinPush(q, v); return true })
+			order := newInOrder(producers, each)
 			deadline := time.Now().Add(20 * time.Second)
 			for got := 0; got < producers*each; {
 				require.LessOrEqual(t, q.len(), capacity)
@@ -272,12 +258,11 @@ func TestProducersCrossTheMoveWhileTheConsumerPops(t *testing.T) {
 					runtime.Gosched()
 					continue
 				}
-				p, s := v/each, v%each
-				require.Equal(t, last[p]+1, s, "capacity %d, trial %d, producer %d", capacity, trial, p)
-				last[p] = s
+				order.see(t, v)
 				got++
 			}
-			wg.Wait()
+			wait()
+			order.seenUpTo(t, each)
 			_, ok := q.pop()
 			require.False(t, ok)
 			require.False(t, q.ready())
@@ -365,40 +350,26 @@ func TestProducersKeepOrderWhileTheConsumerShrinks(t *testing.T) {
 	const capacity, producers, perRound, rounds = 100, 6, 40, 30
 	const each = perRound * rounds
 	q := newQueue[int](capacity)
-	last := make([]int, producers)
-	for i := range last {
-		last[i] = -1
-	}
+	order := newInOrder(producers, each)
 	pop := func() bool {
 		require.LessOrEqual(t, q.len(), capacity)
 		v, ok := q.pop()
-		if !ok {
-			return false
+		if ok {
+			order.see(t, v)
 		}
-		p, s := v/each, v%each
-		require.Equal(t, last[p]+1, s, "producer %d", p)
-		last[p] = s
-		return true
+		return ok
 	}
 	raced := 0
 	for round := 0; round < rounds; round++ {
-		var wg sync.WaitGroup
-		for p := 0; p < producers; p++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for i := round * perRound; i < (round+1)*perRound; i++ {
-					for !q.push(p*each + i) {
-						runtime.Gosched()
-					}
-					if i%10 == 9 && round%2 == 1 {
-						time.Sleep(50 * time.Microsecond) // lets the consumer empty the queue mid-round
-					}
-				}
-			}()
-		}
+		wait := goProduce(producers, each, round*perRound, (round+1)*perRound, func(v int) bool {
+			spinPush(q, v)
+			if v%10 == 9 && round%2 == 1 {
+				time.Sleep(50 * time.Microsecond) // lets the consumer empty the queue mid-round
+			}
+			return true
+		})
 		done := make(chan struct{})
-		go func() { wg.Wait(); close(done) }()
+		go func() { wait(); close(done) }()
 		deadline := time.Now().Add(10 * time.Second)
 		for q.len() <= firstRing { // a backlog past the first ring: the queue moves
 			require.True(t, time.Now().Before(deadline), "round %d: no backlog formed", round)
@@ -423,9 +394,7 @@ func TestProducersKeepOrderWhileTheConsumerShrinks(t *testing.T) {
 		}
 		require.Equal(t, firstRing, q.slots())
 	}
-	for p := range last {
-		require.Equal(t, each-1, last[p], "producer %d", p)
-	}
+	order.seenUpTo(t, each)
 	t.Logf("%d rounds; shrunk %d times while producers pushed", rounds, raced)
 }
 
@@ -458,4 +427,11 @@ func TestProducersThatOutrunAShrinkLeaveItShrinkable(t *testing.T) {
 	}
 	assert.True(t, q.shrink(), "empty, on its large ring, with producers' ring the same")
 	assert.Equal(t, firstRing, q.slots())
+}
+
+// spinPush pushes v to q, yielding while q is full.
+func spinPush[T any](q *queue[T], v T) {
+	for !q.push(v) {
+		runtime.Gosched()
+	}
 }
