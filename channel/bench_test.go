@@ -47,11 +47,12 @@ const benchBuf = 1024
 // benchmarks (CrossNodeSend, CrossNodeSendOf): a receiver sized for bulk
 // traffic, as docs/operations.md advises; its mailbox's slots are
 // allocated only while a backlog exists (its Go channel's eighth, 512
-// slots, at Receive). Its credit window, 3,584 values (about 215 KB at some 60
-// bytes a value on the wire), is of the order of what gRPC's own flow
-// control lets the raw baseline keep in flight: 64 KB at first, grown by
-// its BDP estimator. At 1024 the window is 896 values (about 54 KB), less
-// than that, and it bounds the rate: CrossNodeSendBuffer shows both.
+// slots, at Receive). Its credit window, 3,584 values (about 140 KB: a
+// benchMsg takes about 40 bytes in a gob run), is of the order of what
+// gRPC's own flow control lets the raw baseline keep in flight: 64 KB at
+// first, grown by its BDP estimator. At 1024 the window is 896 values
+// (about 36 KB), less than that, and it bounds the rate:
+// CrossNodeSendBuffer shows both.
 const bulkBuf = 4096
 
 // benchWait bounds every wait, so that a bug fails a benchmark instead of
