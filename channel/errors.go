@@ -35,6 +35,10 @@ var (
 	ErrEncode = remoting.ErrEncode
 	// ErrTooLarge: the encoded value exceeds the maximum message size.
 	ErrTooLarge = remoting.ErrTooLarge
+	// ErrAdvertiseAddr: the node listens on every interface and the host
+	// has no single address to advertise to peers (none, or several; the
+	// error names them). Set WithAdvertiseAddr.
+	ErrAdvertiseAddr = remoting.ErrAdvertiseAddr
 	// ErrUnavailable: the registry could not commit or confirm in time —
 	// no leader answered (this node is cut off from a quorum, or the
 	// cluster is electing one).

@@ -88,6 +88,7 @@ func New(ctx context.Context, opts ...Option) (*Node, error) {
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	epOpts := []remoting.Option{
 		remoting.WithListenAddr(cfg.listenAddr),
+		remoting.WithAdvertiseAddr(cfg.advertise),
 		remoting.WithCodec(codec),
 		remoting.WithLogger(log),
 		remoting.WithResolver(resolver{n}),
@@ -104,6 +105,7 @@ func New(ctx context.Context, opts ...Option) (*Node, error) {
 	regOpts := append([]registry.Option{
 		registry.WithNodeID(id),
 		registry.WithPeers(cfg.peers...),
+		registry.WithBootstrapExpect(cfg.expect),
 		registry.WithLogger(log),
 	}, cfg.registryOpts...)
 	if cfg.dataDir != "" {
@@ -176,6 +178,10 @@ func (n *Node) ID() string { return n.id }
 
 // Addr returns the bound listen address.
 func (n *Node) Addr() string { return n.ep.Addr() }
+
+// AdvertiseAddr returns the address other nodes dial to reach this one (see
+// WithAdvertiseAddr).
+func (n *Node) AdvertiseAddr() string { return n.ep.AdvertiseAddr() }
 
 // Actors returns the node's actor system, for advanced users.
 func (n *Node) Actors() *actor.System { return n.sys }

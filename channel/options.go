@@ -28,6 +28,8 @@ func (f optionFunc) apply(c *config) { f(c) }
 type config struct {
 	nodeID     string
 	listenAddr string
+	advertise  string
+	expect     int
 	peers      []string
 	dataDir    string
 	types      []any
@@ -54,6 +56,10 @@ func (c *config) validate() error {
 		return fmt.Errorf("%w: empty listen address", ErrInvalidOption)
 	case c.gossip.fanout < 0:
 		return fmt.Errorf("%w: negative gossip fanout %d", ErrInvalidOption, c.gossip.fanout)
+	case c.expect < 0:
+		return fmt.Errorf("%w: bootstrap-expect %d is negative", ErrInvalidOption, c.expect)
+	case c.expect > 1 && len(c.peers) == 0:
+		return fmt.Errorf("%w: bootstrap-expect %d without peers: list the nodes (or a DNS name for them) with WithPeers", ErrInvalidOption, c.expect)
 	case c.codec != nil && len(c.types) > 0:
 		return fmt.Errorf("%w: WithTypes registers types with the default codec; register them with your own codec instead", ErrInvalidOption)
 	}
@@ -68,8 +74,34 @@ func WithNodeID(id string) Option { return optionFunc(func(c *config) { c.nodeID
 // Raft alike. "127.0.0.1:0" (the default) picks a free port; Addr reports it.
 func WithListenAddr(addr string) Option { return optionFunc(func(c *config) { c.listenAddr = addr }) }
 
+// WithAdvertiseAddr sets the address other nodes dial to reach this one,
+// recorded in the registry and the Raft configuration: use it when peers
+// reach this node through an address it does not listen on (NAT, a
+// container's published port) or when the host has several addresses.
+// Default: the listen address; when listening on every interface
+// ("0.0.0.0:7001", "[::]:7001", ":7001"), the host's single private IPv4
+// address (or, failing that, its single other non-loopback IPv4 address)
+// with the bound port, and New fails with ErrAdvertiseAddr, naming the
+// candidates, when there are none or several. A host name is allowed (a
+// StatefulSet pod's stable DNS name, say); without a port, or with port 0,
+// the bound port is used.
+func WithAdvertiseAddr(addr string) Option { return optionFunc(func(c *config) { c.advertise = addr }) }
+
+// WithBootstrapExpect makes nodes started with the same peers and no data
+// wait until n of them can see each other, then form exactly one cluster
+// of them; a node that finds an existing cluster joins it instead. Start
+// every node of a new cluster with the same n and the same WithPeers (a
+// list of all of them, or a DNS name that resolves to all of them). New
+// returns once the cluster has formed and this node joined it, or fails
+// when ctx ends first. Without it (n = 0), a node with no peers bootstraps
+// alone and one with peers joins through them.
+func WithBootstrapExpect(n int) Option { return optionFunc(func(c *config) { c.expect = n }) }
+
 // WithPeers lists members to join through: any one live member is enough.
-// None bootstraps a new cluster.
+// An entry is "host:port"; a host name is looked up again on every join
+// attempt, and every address it resolves to is tried (a DNS name that
+// lists every member, such as a Kubernetes headless Service, is the
+// simplest peer list). None bootstraps a new cluster.
 func WithPeers(addrs ...string) Option {
 	return optionFunc(func(c *config) { c.peers = append([]string(nil), addrs...) })
 }

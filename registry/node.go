@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -71,9 +70,33 @@ func errorOf(st byte, msg string) error {
 	case stStale:
 		base = ErrStaleIncarnation
 	default:
-		return fmt.Errorf("registry: leader: %s", msg)
+		return &remoteError{msg: msg}
 	}
-	return fmt.Errorf("%w (leader: %s)", base, msg)
+	if msg == "" {
+		return base
+	}
+	return &remoteError{base: base, msg: msg}
+}
+
+// remoteError is an error a peer reported: its text as the peer wrote it
+// (which names the sentinel already), matching the sentinel, if it has
+// one, with errors.Is on this side too.
+type remoteError struct {
+	base error
+	msg  string
+}
+
+func (e *remoteError) Error() string { return e.msg }
+func (e *remoteError) Unwrap() error { return e.base }
+
+// notLeader is the refusal of a node that does not lead: it names the
+// leader this node knows of, if any, so that the caller's log and error
+// say where to go.
+func (r *Registry) notLeader() error {
+	if addr, ok := r.leaderAddr(); ok {
+		return fmt.Errorf("%w (leader: %s)", errNotLeader, addr)
+	}
+	return fmt.Errorf("%w (no leader known)", errNotLeader)
 }
 
 func encodeReply(err error, body []byte) []byte {
@@ -129,6 +152,7 @@ func (r *Registry) registerService(s grpc.ServiceRegistrar) {
 			unary("Join", r.serveJoin),
 			unary("Member", r.serveMember),
 			unary("Sync", r.serveSync),
+			unary("Discover", r.serveDiscover),
 		},
 	}, struct{}{})
 }
@@ -297,7 +321,7 @@ func (r *Registry) serveApply(ctx context.Context, req []byte) []byte {
 	}
 	if rf.State() != raft.Leader {
 		// One hop only: the caller retries with its own view of the leader.
-		return encodeReply(errNotLeader, nil)
+		return encodeReply(r.notLeader(), nil)
 	}
 	cmd, err := DecodeCommand(req)
 	if err != nil {
@@ -316,7 +340,7 @@ func (r *Registry) leaderApply(ctx context.Context, rf *raft.Raft, data []byte, 
 	if !ok || leave.Node == r.cfg.nodeID {
 		return nil // the leader itself hands over leadership before leaving
 	}
-	if err := rf.RemoveServer(raft.ServerID(leave.Node), 0, 0).Error(); err != nil {
+	if err := r.waitFuture(ctx, rf.RemoveServer(raft.ServerID(leave.Node), 0, 0)); err != nil {
 		return fmt.Errorf("%w: %w", errNotLeader, err)
 	}
 	return nil
@@ -378,40 +402,6 @@ func (r *Registry) Unregister(ctx context.Context, name, actorID string) error {
 	return r.applyCommand(ctx, Unregister{Name: name, Node: r.cfg.nodeID, ActorID: actorID, Incarnation: r.Incarnation()})
 }
 
-// join asks the leader (reached through any known member) to add m to the
-// Raft configuration and the member table.
-func (r *Registry) join(ctx context.Context, m Member) error {
-	w := bin.Writer{}
-	w.Str(m.ID)
-	w.Str(m.Addr)
-	w.Uvarint(m.Incarnation)
-	req := w.B
-	next := 0
-	return r.retry(ctx, "join", func(ctx context.Context) error {
-		rf, err := r.raftNode()
-		if err != nil {
-			return err
-		}
-		if rf.State() == raft.Leader {
-			return r.addMember(ctx, rf, m)
-		}
-		addr, ok := r.leaderAddr()
-		if !ok {
-			// No leader in sight: ask the configured peers and every member
-			// this node last knew of (a node that bootstrapped has no
-			// configured peers, yet must find its way back after expiry).
-			peers := r.knownPeers()
-			if len(peers) == 0 {
-				return errNotLeader // wait for an election among the known servers
-			}
-			addr = peers[next%len(peers)]
-			next++
-		}
-		_, err = r.callReply(ctx, addr, methodJoin, req)
-		return err
-	})
-}
-
 func (r *Registry) serveJoin(ctx context.Context, req []byte) []byte {
 	m, err := decodeJoinRequest(req)
 	if err != nil {
@@ -424,7 +414,7 @@ func (r *Registry) serveJoin(ctx context.Context, req []byte) []byte {
 	if rf.State() != raft.Leader {
 		addr, ok := r.leaderAddr()
 		if !ok {
-			return encodeReply(errNotLeader, nil)
+			return encodeReply(r.notLeader(), nil)
 		}
 		// Forward once: a joining node may know only this member.
 		reply, err := r.call(ctx, addr, methodJoin, req)
@@ -460,7 +450,7 @@ func (r *Registry) addMember(ctx context.Context, rf *raft.Raft, m Member) error
 		// Another node restarted on another address. Raft could update the
 		// address in place, but replication then races on the peer's
 		// address (hashicorp/raft#681), so take it out and add it back.
-		if err := rf.RemoveServer(raft.ServerID(m.ID), 0, 0).Error(); err != nil {
+		if err := r.waitFuture(ctx, rf.RemoveServer(raft.ServerID(m.ID), 0, 0)); err != nil {
 			return fmt.Errorf("%w: %w", errNotLeader, err)
 		}
 		if voter {
@@ -562,7 +552,7 @@ func (r *Registry) serveSync(ctx context.Context, req []byte) []byte {
 		return encodeReply(err, nil)
 	}
 	if rf.State() != raft.Leader {
-		return encodeReply(errNotLeader, nil)
+		return encodeReply(r.notLeader(), nil)
 	}
 	v, err := r.leaderVersion(ctx, rf)
 	if err != nil {
@@ -599,7 +589,7 @@ func (r *Registry) leaderRequest(req []byte, what string, maxLen int) (arg strin
 		return "", nil, encodeReply(err, nil)
 	}
 	if rf.State() != raft.Leader {
-		return "", nil, encodeReply(errNotLeader, nil)
+		return "", nil, encodeReply(r.notLeader(), nil)
 	}
 	return arg, rf, nil
 }
@@ -613,7 +603,7 @@ func (r *Registry) Leave(ctx context.Context) error {
 		return err
 	}
 	if rf.State() == raft.Leader && r.otherVoters(rf) > 0 {
-		if err := rf.LeadershipTransfer().Error(); err != nil {
+		if err := r.waitFuture(ctx, rf.LeadershipTransfer()); err != nil {
 			r.log.Debug("leadership transfer before leave failed", zap.Error(err))
 		}
 	}
@@ -626,7 +616,7 @@ func (r *Registry) Leave(ctx context.Context) error {
 		if r.otherVoters(rf) == 0 {
 			return nil
 		}
-		return rf.RemoveServer(raft.ServerID(r.cfg.nodeID), 0, 0).Error()
+		return r.waitFuture(ctx, rf.RemoveServer(raft.ServerID(r.cfg.nodeID), 0, 0))
 	}
 	return nil // the leader removed us when it committed the Leave
 }
@@ -660,25 +650,13 @@ func (r *Registry) serveMember(_ context.Context, req []byte) []byte {
 	return encodeReply(nil, w.B)
 }
 
-// knownPeers returns the configured peers, then the addresses of the other
-// members in this node's replica.
-func (r *Registry) knownPeers() []string {
-	peers := slices.Clone(r.cfg.peers)
-	for _, m := range r.fsm.Current().Members() {
-		if m.ID != r.cfg.nodeID && !slices.Contains(peers, m.Addr) {
-			peers = append(peers, m.Addr)
-		}
-	}
-	return peers
-}
-
 // expiredByCluster asks the members this node knows whether the leader still
 // counts it as a member under its current incarnation. It reports true only
 // on a leader's positive answer that it does not.
 func (r *Registry) expiredByCluster(ctx context.Context) bool {
 	w := bin.Writer{}
 	w.Str(r.cfg.nodeID)
-	for _, addr := range r.knownPeers() {
+	for _, addr := range r.knownPeers(ctx) {
 		body, err := r.callReply(ctx, addr, methodMember, w.B)
 		if err != nil {
 			continue // not the leader, or unreachable

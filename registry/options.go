@@ -1,7 +1,9 @@
 package registry
 
 import (
+	"context"
 	"fmt"
+	"net"
 	"time"
 
 	"go.uber.org/zap"
@@ -32,6 +34,9 @@ type config struct {
 	electionTimeout  time.Duration
 	expireAfter      time.Duration
 	incarnation      uint64
+	bootstrapExpect  int
+	// lookupHost resolves peer names (tests give it their own DNS).
+	lookupHost func(ctx context.Context, host string) ([]string, error)
 }
 
 func defaultConfig() config {
@@ -41,6 +46,7 @@ func defaultConfig() config {
 		heartbeatTimeout: DefaultHeartbeatTimeout,
 		electionTimeout:  DefaultElectionTimeout,
 		expireAfter:      DefaultExpireAfter,
+		lookupHost:       net.DefaultResolver.LookupHost,
 	}
 }
 
@@ -65,6 +71,17 @@ func (c *config) validate() error {
 		if p == "" {
 			return fmt.Errorf("%w: empty peer address", ErrInvalidOption)
 		}
+		if _, _, err := net.SplitHostPort(p); err != nil {
+			return fmt.Errorf("%w: peer address %q: %w", ErrInvalidOption, p, err)
+		}
+	}
+	switch {
+	case c.bootstrapExpect < 0:
+		return fmt.Errorf("%w: bootstrap-expect %d is negative", ErrInvalidOption, c.bootstrapExpect)
+	case c.bootstrapExpect > 1 && len(c.peers) == 0:
+		return fmt.Errorf("%w: bootstrap-expect %d needs peers to find the others through", ErrInvalidOption, c.bootstrapExpect)
+	case c.bootstrapExpect > maxBootstrapExpect:
+		return fmt.Errorf("%w: bootstrap-expect %d above %d", ErrInvalidOption, c.bootstrapExpect, maxBootstrapExpect)
 	}
 	return nil
 }
@@ -100,6 +117,19 @@ func WithTimeouts(heartbeat, election time.Duration) Option {
 // 3s).
 func WithExpireAfter(d time.Duration) Option {
 	return optionFunc(func(c *config) { c.expireAfter = d })
+}
+
+// WithBootstrapExpect makes a node with no state wait until n nodes with
+// the same setting see each other through their peers, then form one
+// cluster of them (see the package documentation, "Forming a cluster").
+// A node that finds an existing cluster joins it instead. 0 (the default):
+// a node without peers bootstraps alone, one with peers joins through
+// them.
+func WithBootstrapExpect(n int) Option { return optionFunc(func(c *config) { c.bootstrapExpect = n }) }
+
+// withLookupHost replaces the DNS lookup of peer names (tests).
+func withLookupHost(f func(ctx context.Context, host string) ([]string, error)) Option {
+	return optionFunc(func(c *config) { c.lookupHost = f })
 }
 
 // withIncarnation fixes the incarnation (tests); by default it is the start

@@ -36,6 +36,7 @@ type Registry struct {
 	incarnation atomic.Uint64 // a rejoin after expiry moves it on
 	onRejoin    func()        // called after such a rejoin; set before Start
 	joined      atomic.Bool   // Start has completed
+	disc        discovery     // forming a cluster with bootstrap-expect
 	rejoining   atomic.Bool   // a rejoin's join was sent and not yet seen committed
 
 	// confMu serialises the leader's membership changes: a join (addMember)
@@ -166,14 +167,23 @@ func (r *Registry) Start(ctx context.Context) error {
 	r.raft = rf
 	r.mu.Unlock()
 
-	self := raft.Server{ID: raft.ServerID(r.cfg.nodeID), Address: raft.ServerAddress(r.ep.Addr())}
-	if !hasState && len(r.cfg.peers) == 0 {
+	r.wg.Add(1)
+	go r.watchHealth()
+
+	self := raft.Server{ID: raft.ServerID(r.cfg.nodeID), Address: raft.ServerAddress(r.ep.AdvertiseAddr())}
+	switch {
+	case hasState:
+		r.log.Info("restarting with existing state; rejoining")
+	case r.cfg.bootstrapExpect > 0:
+		if err := r.discover(ctx, rf); err != nil {
+			return err
+		}
+	case len(r.cfg.peers) == 0:
+		r.log.Info("no peers: bootstrapping a new cluster")
 		if err := rf.BootstrapCluster(raft.Configuration{Servers: []raft.Server{self}}).Error(); err != nil {
 			return fmt.Errorf("registry: bootstrap: %w", err)
 		}
 	}
-	r.wg.Add(1)
-	go r.watchHealth()
 
 	if err := r.join(ctx, r.self()); err != nil {
 		return err
@@ -276,7 +286,7 @@ func (r *Registry) openRaft() (*raft.Raft, bool, error) {
 
 // self is this node's member record under its current incarnation.
 func (r *Registry) self() Member {
-	return Member{ID: r.cfg.nodeID, Addr: r.ep.Addr(), Incarnation: r.Incarnation()}
+	return Member{ID: r.cfg.nodeID, Addr: r.ep.AdvertiseAddr(), Incarnation: r.Incarnation()}
 }
 
 func (r *Registry) addCloser(f func() error) {

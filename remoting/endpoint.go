@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/backoff"
 
 	"github.com/dchan-io/dchan/actor"
+	"github.com/dchan-io/dchan/internal/hostaddr"
 	"github.com/dchan-io/dchan/internal/rawcodec"
 	"github.com/dchan-io/dchan/remoting/internal/raftrpc"
 	"github.com/dchan-io/dchan/remoting/internal/security"
@@ -58,7 +59,9 @@ type Endpoint struct {
 	guard   *security.Guard
 	raft    *raftrpc.Transport
 	lis     net.Listener
-	server  *grpc.Server
+	// advertise is the address peers dial (see WithAdvertiseAddr).
+	advertise string
+	server    *grpc.Server
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
@@ -112,17 +115,23 @@ func New(sys *actor.System, opts ...Option) (*Endpoint, error) {
 	if err != nil {
 		return nil, fmt.Errorf("remoting: listen on %s: %w", cfg.listenAddr, err)
 	}
+	advertise, err := hostaddr.Advertise(lis.Addr().String(), cfg.advertiseAddr, hostaddr.HostAddrs)
+	if err != nil {
+		_ = lis.Close()
+		return nil, fmt.Errorf("%w: listening on %s: %w (set the advertise address)", ErrAdvertiseAddr, lis.Addr(), err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	e := &Endpoint{
-		sys:    sys,
-		cfg:    cfg,
-		log:    cfg.logger.Named("remoting"),
-		codec:  codec,
-		guard:  guard,
-		lis:    lis,
-		ctx:    ctx,
-		cancel: cancel,
-		peers:  make(map[string]*peer),
+		advertise: advertise,
+		sys:       sys,
+		cfg:       cfg,
+		log:       cfg.logger.Named("remoting"),
+		codec:     codec,
+		guard:     guard,
+		lis:       lis,
+		ctx:       ctx,
+		cancel:    cancel,
+		peers:     make(map[string]*peer),
 	}
 	e.checker, _ = codec.(Checker)
 	// The guard's options come first: its token check must run before any
@@ -137,7 +146,7 @@ func New(sys *actor.System, opts ...Option) (*Endpoint, error) {
 	)
 	e.server = grpc.NewServer(serverOpts...)
 	e.raft, err = raftrpc.New(raftrpc.Config{
-		LocalAddr: raft.ServerAddress(lis.Addr().String()),
+		LocalAddr: raft.ServerAddress(advertise),
 		Conn: func(_ context.Context, target raft.ServerAddress) (grpc.ClientConnInterface, error) {
 			return e.Conn(string(target))
 		},
@@ -165,8 +174,12 @@ func New(sys *actor.System, opts ...Option) (*Endpoint, error) {
 // Addr returns the bound listen address.
 func (e *Endpoint) Addr() string { return e.lis.Addr().String() }
 
+// AdvertiseAddr returns the address peers dial to reach this endpoint (see
+// WithAdvertiseAddr). The Raft transport's local address is this one.
+func (e *Endpoint) AdvertiseAddr() string { return e.advertise }
+
 // RaftTransport returns the hashicorp/raft transport that runs over this
-// endpoint's server and peer connections. Its address is Addr. The
+// endpoint's server and peer connections. Its address is AdvertiseAddr. The
 // registry drives Raft with it; Close closes it.
 func (e *Endpoint) RaftTransport() raft.Transport { return e.raft }
 

@@ -31,6 +31,10 @@ var (
 	ErrProtocol = errors.New("remoting: protocol violation")
 	// ErrInvalidOption: an option had a value out of range.
 	ErrInvalidOption = errors.New("remoting: invalid option")
+	// ErrAdvertiseAddr: the endpoint listens on every interface and no
+	// single address of the host can be advertised to peers (none, or
+	// several); the error names the candidates. Set WithAdvertiseAddr.
+	ErrAdvertiseAddr = errors.New("remoting: no address to advertise")
 	// ErrNoCredit: TrySendTracked found no credit for the link right now.
 	ErrNoCredit = errors.New("remoting: no credit")
 )

@@ -52,6 +52,7 @@ func (f optionFunc) apply(c *config) { f(c) }
 
 type config struct {
 	listenAddr     string
+	advertiseAddr  string
 	resolver       Resolver
 	codec          Codec
 	logger         *zap.Logger
@@ -95,6 +96,16 @@ func (c *config) validate() error {
 // WithListenAddr sets the address to listen on (default "127.0.0.1:0", a
 // free port; Addr reports the bound address).
 func WithListenAddr(addr string) Option { return optionFunc(func(c *config) { c.listenAddr = addr }) }
+
+// WithAdvertiseAddr sets the address peers dial to reach this endpoint:
+// the Raft transport's local address, and what the registry records for
+// the node. Default: the bound listen address, or, when listening on every
+// interface (0.0.0.0, [::], ":port"), the host's single private IPv4
+// address with the bound port. A host name is allowed; a missing or zero
+// port takes the bound port.
+func WithAdvertiseAddr(addr string) Option {
+	return optionFunc(func(c *config) { c.advertiseAddr = addr })
+}
 
 // WithResolver sets how node names become addresses (required to send to
 // other nodes by PID).
