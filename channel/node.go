@@ -211,6 +211,8 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		}
 	}
 	n.closed = true
+	// Probes and load balancers see NOT_SERVING from here on.
+	n.ep.Drain()
 	senders := make([]flusher, 0, len(n.senders))
 	for s := range n.senders {
 		senders = append(senders, s)

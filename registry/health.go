@@ -64,6 +64,7 @@ func (r *Registry) watchHealth() {
 				delete(failing, d.PeerID)
 			}
 		case <-tick.C:
+			r.reportServing(rf)
 			if r.rejoinLanded() {
 				r.finishRejoin() // its join was committed although its reply was lost
 			}
@@ -105,6 +106,25 @@ func (r *Registry) watchHealth() {
 				current = term
 			}
 			r.reconcile(rf, failing, orphans, seen)
+		}
+	}
+}
+
+// reportServing sets the endpoint's health status: SERVING while this node
+// is a member in contact with a leader (it leads, or heard from the leader
+// within the expiry grace), NOT_SERVING before it joined and while it is
+// cut off for longer than the grace — by then the cluster may have expired
+// it and its receivers.
+func (r *Registry) reportServing(rf *raft.Raft) {
+	serving := r.joined.Load() && (rf.State() == raft.Leader || time.Since(rf.LastContact()) <= r.cfg.expireAfter)
+	if serving != r.serving {
+		r.serving = serving
+		r.ep.SetServing(serving)
+		if !serving && r.joined.Load() {
+			r.log.Warn("cut off from the leader for longer than the grace; health NOT_SERVING",
+				zap.Duration("since_contact", time.Since(rf.LastContact())))
+		} else if serving {
+			r.log.Debug("health SERVING")
 		}
 	}
 }

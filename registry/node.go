@@ -14,6 +14,7 @@ import (
 
 	"github.com/dchan-io/dchan/internal/bin"
 	"github.com/dchan-io/dchan/internal/rawcodec"
+	"github.com/dchan-io/dchan/remoting"
 )
 
 const (
@@ -165,6 +166,9 @@ func (r *Registry) call(ctx context.Context, addr, method string, req []byte) ([
 	}
 	var out rawcodec.Frame
 	if err := conn.Invoke(ctx, method, &rawcodec.Frame{Data: req}, &out, rawcodec.CallOption()); err != nil {
+		if remoting.IsIncompatible(err) {
+			return nil, fmt.Errorf("%w: %s: %s", remoting.ErrIncompatiblePeer, addr, status.Convert(err).Message())
+		}
 		return nil, err
 	}
 	return out.Data, nil
@@ -238,7 +242,8 @@ func retryable(err error) bool {
 	}
 	if errors.Is(err, ErrInvalidCommand) || errors.Is(err, ErrUnknownMember) ||
 		errors.Is(err, ErrMemberExpired) || errors.Is(err, ErrStaleIncarnation) ||
-		errors.Is(err, ErrClosed) || errors.Is(err, ErrMalformed) || errors.Is(err, ErrUnsupportedVersion) {
+		errors.Is(err, ErrClosed) || errors.Is(err, ErrMalformed) || errors.Is(err, ErrUnsupportedVersion) ||
+		errors.Is(err, remoting.ErrIncompatiblePeer) {
 		return false
 	}
 	return true // not leader, no leader, leadership lost, leader unreachable

@@ -37,6 +37,7 @@ type Registry struct {
 	onRejoin    func()        // called after such a rejoin; set before Start
 	joined      atomic.Bool   // Start has completed
 	disc        discovery     // forming a cluster with bootstrap-expect
+	serving     bool          // the health status last reported; watchHealth's
 	rejoining   atomic.Bool   // a rejoin's join was sent and not yet seen committed
 
 	// confMu serialises the leader's membership changes: a join (addMember)

@@ -13,6 +13,8 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/dchan-io/dchan/actor"
 	"github.com/dchan-io/dchan/internal/hostaddr"
@@ -59,6 +61,7 @@ type Endpoint struct {
 	guard   *security.Guard
 	raft    *raftrpc.Transport
 	lis     net.Listener
+	health  *health.Server
 	// advertise is the address peers dial (see WithAdvertiseAddr).
 	advertise string
 	server    *grpc.Server
@@ -106,6 +109,8 @@ func New(sys *actor.System, opts ...Option) (*Endpoint, error) {
 		ServerTLS: cfg.serverTLS,
 		ClientTLS: cfg.clientTLS,
 		Token:     cfg.token,
+		Protocol:  protocolOf(cfg),
+		Open:      []string{healthCheckMethod},
 		Logger:    cfg.logger.Named("remoting"),
 	})
 	if err != nil {
@@ -145,6 +150,8 @@ func New(sys *actor.System, opts ...Option) (*Endpoint, error) {
 		grpc.WaitForHandlers(true),
 	)
 	e.server = grpc.NewServer(serverOpts...)
+	e.health = newHealth()
+	healthpb.RegisterHealthServer(e.server, e.health)
 	e.raft, err = raftrpc.New(raftrpc.Config{
 		LocalAddr: raft.ServerAddress(advertise),
 		Conn: func(_ context.Context, target raft.ServerAddress) (grpc.ClientConnInterface, error) {
@@ -170,6 +177,18 @@ func New(sys *actor.System, opts ...Option) (*Endpoint, error) {
 	}, struct{}{})
 	return e, nil
 }
+
+// protocolOf is the protocol range cfg sets, by default this build's.
+func protocolOf(cfg config) security.Protocol {
+	if cfg.protocol != [2]int{} {
+		return security.Protocol{Version: cfg.protocol[0], Min: cfg.protocol[1]}
+	}
+	return security.Protocol{Version: ProtocolVersion, Min: MinProtocolVersion}
+}
+
+// IsIncompatible reports whether err, from an RPC to a peer, is the peer's
+// refusal of this node's protocol version.
+func IsIncompatible(err error) bool { return security.IsIncompatible(err) }
 
 // Addr returns the bound listen address.
 func (e *Endpoint) Addr() string { return e.lis.Addr().String() }
@@ -449,6 +468,7 @@ func (e *Endpoint) Shutdown(ctx context.Context) error {
 	started := e.started
 	e.mu.Unlock()
 
+	e.health.Shutdown()
 	e.cancel()
 	_ = e.raft.Close()
 	for _, p := range peers {

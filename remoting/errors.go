@@ -35,6 +35,10 @@ var (
 	// single address of the host can be advertised to peers (none, or
 	// several); the error names the candidates. Set WithAdvertiseAddr.
 	ErrAdvertiseAddr = errors.New("remoting: no address to advertise")
+	// ErrIncompatiblePeer: the peer speaks a wire protocol version this
+	// node cannot talk to, or refuses this node's (see ProtocolVersion);
+	// the error names both versions.
+	ErrIncompatiblePeer = errors.New("remoting: incompatible peer")
 	// ErrNoCredit: TrySendTracked found no credit for the link right now.
 	ErrNoCredit = errors.New("remoting: no credit")
 )

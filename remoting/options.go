@@ -59,6 +59,7 @@ type config struct {
 	serverTLS      *tls.Config
 	clientTLS      *tls.Config
 	token          string
+	protocol       [2]int // version, min; zero: ProtocolVersion, MinProtocolVersion
 	maxMessageSize int
 	maxWindow      int
 	maxBatchBytes  int
@@ -140,6 +141,12 @@ func WithMaxWindow(n int) Option { return optionFunc(func(c *config) { c.maxWind
 // Fault tests route peers through a proxy with it; TLS still runs on top.
 func WithDialer(dial func(ctx context.Context, addr string) (net.Conn, error)) Option {
 	return optionFunc(func(c *config) { c.dialer = dial })
+}
+
+// withProtocol makes the endpoint speak another protocol version range
+// (tests of version mismatches).
+func withProtocol(version, minVersion int) Option {
+	return optionFunc(func(c *config) { c.protocol = [2]int{version, minVersion} })
 }
 
 // withLinkSweep sets how often incoming streams close the links of stopped

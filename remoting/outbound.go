@@ -8,13 +8,16 @@ import (
 	"reflect"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/status"
 
 	"github.com/dchan-io/dchan/actor"
 	"github.com/dchan-io/dchan/internal/rawcodec"
 	"github.com/dchan-io/dchan/remoting/internal/credit"
+	"github.com/dchan-io/dchan/remoting/internal/security"
 	"github.com/dchan-io/dchan/remoting/internal/wire"
 )
 
@@ -42,7 +45,17 @@ type peer struct {
 	mu     sync.Mutex
 	out    *outStream
 	closed bool
+	// refused is set when the peer refused this node's protocol version:
+	// until then, sends fail at once with it instead of opening a stream
+	// the peer will refuse again.
+	refused      error
+	refusedUntil time.Time
 }
+
+// incompatibleHold is how long a peer that refused this node's protocol
+// version is not asked again: long enough not to churn streams, short
+// enough to notice the peer's upgrade.
+const incompatibleHold = 5 * time.Second
 
 // stream returns the live outgoing stream, opening one if needed.
 func (p *peer) stream(ctx context.Context) (*outStream, error) {
@@ -56,6 +69,9 @@ func (p *peer) stream(ctx context.Context) (*outStream, error) {
 	}
 	if p.out != nil && !p.out.isBroken() {
 		return p.out, nil
+	}
+	if p.refused != nil && time.Now().Before(p.refusedUntil) {
+		return nil, p.refused
 	}
 	sctx, cancel := context.WithCancel(p.e.ctx)
 	cs, err := p.conn.NewStream(sctx, &messagesStreamDesc, messagesMethod, rawcodec.CallOption())
@@ -94,6 +110,18 @@ func (p *peer) sendMany(ctx context.Context, to, from actor.PID, msgs []any, out
 		return 0, fmt.Errorf("send to %v: %w", to, err)
 	}
 	return s.sendMany(ctx, to, from, msgs, out, mode)
+}
+
+// refuse records that the peer refused this node's protocol version, and
+// logs it once per hold.
+func (p *peer) refuse(err error) {
+	msg := status.Convert(err).Message()
+	p.mu.Lock()
+	p.refused = fmt.Errorf("%w: %s: %s", ErrIncompatiblePeer, p.addr, msg)
+	p.refusedUntil = time.Now().Add(incompatibleHold)
+	p.mu.Unlock()
+	p.e.log.Error("peer refused this node's protocol version; not sending to it", zap.String("peer", p.addr),
+		zap.Int("protocol", ProtocolVersion), zap.String("refusal", msg), zap.Duration("retry_after", incompatibleHold))
 }
 
 func (p *peer) close() {
@@ -457,6 +485,11 @@ func (s *outStream) readLoop() {
 		if err := s.cs.RecvMsg(&frame); err != nil {
 			if errors.Is(err, io.EOF) {
 				err = errors.New("stream closed by peer")
+			}
+			if security.IsIncompatible(err) {
+				s.p.refuse(err)
+				s.fail(fmt.Errorf("%w: %s: %s", ErrIncompatiblePeer, s.p.addr, status.Convert(err).Message()))
+				return
 			}
 			s.fail(fmt.Errorf("%w: %s: %w", ErrNodeLost, s.p.addr, err))
 			return

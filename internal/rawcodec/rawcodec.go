@@ -14,7 +14,9 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/encoding"
+	protoenc "google.golang.org/grpc/encoding/proto"
 	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/proto"
 )
 
 // Name is the codec's content subtype: "application/grpc+dchan".
@@ -134,8 +136,14 @@ func (p *tieredPool) Put(b *[]byte) {
 	}
 }
 
-// Codec implements encoding.CodecV2 for *Frame values.
+// Codec implements encoding.CodecV2 for *Frame values, and hands protobuf
+// messages to gRPC's own proto codec: a server that forces this codec for
+// every service still serves the standard ones (grpc.health.v1) that
+// speak protobuf.
 type Codec struct{}
+
+// protoCodec is gRPC's protobuf codec.
+var protoCodec = encoding.GetCodecV2(protoenc.Name)
 
 var _ encoding.CodecV2 = Codec{}
 
@@ -149,6 +157,9 @@ func (Codec) Name() string { return Name }
 func (Codec) Marshal(v any) (mem.BufferSlice, error) {
 	f, ok := v.(*Frame)
 	if !ok {
+		if _, isProto := v.(proto.Message); isProto {
+			return protoCodec.Marshal(v)
+		}
 		return nil, fmt.Errorf("rawcodec: cannot marshal %T, want *rawcodec.Frame", v)
 	}
 	if f.pool != nil {
@@ -165,6 +176,9 @@ func (Codec) Marshal(v any) (mem.BufferSlice, error) {
 func (Codec) Unmarshal(data mem.BufferSlice, v any) error {
 	f, ok := v.(*Frame)
 	if !ok {
+		if _, isProto := v.(proto.Message); isProto {
+			return protoCodec.Unmarshal(data, v)
+		}
 		return fmt.Errorf("rawcodec: cannot unmarshal into %T, want *rawcodec.Frame", v)
 	}
 	f.Release()

@@ -36,6 +36,16 @@ type Config struct {
 	// Visible ASCII only (0x21-0x7E), at most MaxTokenLen bytes.
 	Token string
 
+	// Protocol is the node's wire protocol version range: sent with every
+	// RPC and stream, and checked on every one it serves. Zero: neither.
+	Protocol Protocol
+
+	// Open lists full method names ("/grpc.health.v1.Health/Check")
+	// served to anyone who passes TLS, without the token or a protocol
+	// version. Only methods that reveal nothing and change nothing belong
+	// here.
+	Open []string
+
 	// Logger receives refusals (Warn, rate limited) under the name
 	// "security". Nil means silent.
 	Logger *zap.Logger
@@ -56,6 +66,9 @@ func (c Config) Validate() error {
 		if err := validateClientTLS(c.ClientTLS); err != nil {
 			return err
 		}
+	}
+	if c.Protocol.Version < 0 || c.Protocol.Min < 0 || c.Protocol.Min > c.Protocol.Version {
+		return fmt.Errorf("%w: protocol range [%d, %d] is empty or negative", ErrInvalidConfig, c.Protocol.Min, c.Protocol.Version)
 	}
 	return validateToken(c.Token)
 }

@@ -35,19 +35,23 @@
 // fails a TLS server's handshake; a TLS client fails against a plaintext
 // server. Failed server handshakes are logged.
 //
-// Token, on each RPC and each stream, in server interceptors that run
-// before the method's handler. The client attaches the token as gRPC
-// metadata under TokenKey ("dchan-token") with per-RPC credentials, so every
-// unary call and every stream (Raft's included) carries it. The server
-// compares the SHA-256 digests of the presented and the configured token
-// with crypto/subtle, in constant time, and refuses an RPC or stream whose
-// metadata holds no token, a wrong one or more than one with
-// codes.Unauthenticated, before its handler runs: for a stream, before any
-// of its messages is read; for a unary call, after gRPC decoded the request
-// frame (rawcodec only copies its bytes) and before the handler sees it.
-// The status message says "missing" or "invalid" and never echoes what the
+// Protocol version and token, on each RPC and each stream, in the
+// server's tap handle (grpc.InTapHandle), which runs on the request's
+// headers when the stream is created: before gRPC reads a byte of its body
+// and before any handler or interceptor. The client attaches the token
+// under TokenKey ("dchan-token") and its protocol version under
+// ProtocolKey ("dchan-protocol") as metadata with per-RPC credentials, so
+// every unary call and every stream (Raft's included) carries them. A peer
+// whose version is outside Config.Protocol's range is refused with
+// codes.FailedPrecondition and a message that names both versions
+// (IsIncompatible recognises it). The server compares the SHA-256 digests
+// of the presented and the configured token with crypto/subtle, in
+// constant time, and refuses an RPC or stream whose metadata holds no
+// token, a wrong one or more than one with codes.Unauthenticated. The
+// status message says "missing" or "invalid" and never echoes what the
 // peer sent. Every RPC and stream of every service on the server is
-// checked, since the interceptors are server-wide.
+// checked, but for the methods listed in Config.Open (the health check),
+// which are served to anyone who passes TLS.
 //
 // The token is only as secret as the wire: without TLS it crosses the
 // network in clear text, and anyone who can read the traffic can replay

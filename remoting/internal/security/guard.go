@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"net"
+	"strconv"
 	"time"
 
 	"go.uber.org/zap"
@@ -27,9 +28,12 @@ type Guard struct {
 	clientCreds credentials.TransportCredentials
 	token       string
 	tokenSum    [sha256.Size]byte
-	log         *zap.Logger
-	tokenLog    logLimiter // refused RPCs and streams
-	tlsLog      logLimiter // refused TLS handshakes
+	protocol    Protocol
+	open        map[string]struct{} // methods served without token or version
+
+	log      *zap.Logger
+	tokenLog logLimiter // refused RPCs and streams
+	tlsLog   logLimiter // refused TLS handshakes
 }
 
 // New validates cfg and returns its Guard, or an error wrapping
@@ -42,9 +46,14 @@ func New(cfg Config) (*Guard, error) {
 	g := &Guard{
 		token:    cfg.Token,
 		tokenSum: sha256.Sum256([]byte(cfg.Token)),
+		protocol: cfg.Protocol,
+		open:     make(map[string]struct{}, len(cfg.Open)),
 		log:      cfg.Logger,
 		tokenLog: logLimiter{interval: int64(refusalLogInterval)},
 		tlsLog:   logLimiter{interval: int64(refusalLogInterval)},
+	}
+	for _, m := range cfg.Open {
+		g.open[m] = struct{}{}
 	}
 	if g.log == nil {
 		g.log = zap.NewNop()
@@ -63,30 +72,25 @@ func New(cfg Config) (*Guard, error) {
 }
 
 // ServerOptions returns the options that make a gRPC server enforce the
-// Guard: its transport credentials and, when a token is configured, unary
-// and stream interceptors that refuse RPCs without it before any handler
-// runs. Pass them to grpc.NewServer before any other interceptor option,
-// and add other interceptors with grpc.ChainUnaryInterceptor and
-// grpc.ChainStreamInterceptor: a grpc.UnaryInterceptor or
-// grpc.StreamInterceptor option would run before the token check.
+// Guard: its transport credentials and a tap handle that checks every RPC
+// and stream's headers (protocol version, token) before gRPC reads any of
+// its body or runs any handler. gRPC allows one tap handle per server:
+// this is it.
 func (g *Guard) ServerOptions() []grpc.ServerOption {
-	opts := []grpc.ServerOption{grpc.Creds(g.serverCreds)}
-	if g.token != "" {
-		opts = append(opts,
-			grpc.ChainUnaryInterceptor(g.unaryInterceptor),
-			grpc.ChainStreamInterceptor(g.streamInterceptor),
-		)
-	}
-	return opts
+	return []grpc.ServerOption{grpc.Creds(g.serverCreds), grpc.InTapHandle(g.admit)}
 }
 
 // DialOptions returns the options that make a client connection meet the
-// Guard of its peers: transport credentials and, when a token is
-// configured, per-RPC credentials that attach it to every RPC and stream.
+// Guard of its peers: transport credentials and per-RPC credentials that
+// attach the token and the protocol version to every RPC and stream.
 func (g *Guard) DialOptions() []grpc.DialOption {
 	opts := []grpc.DialOption{grpc.WithTransportCredentials(g.clientCreds)}
-	if g.token != "" {
-		opts = append(opts, grpc.WithPerRPCCredentials(tokenCreds{token: g.token}))
+	if g.token != "" || g.protocol.Version != 0 {
+		h := headerCreds{token: g.token}
+		if g.protocol.Version != 0 {
+			h.protocol = strconv.Itoa(g.protocol.Version)
+		}
+		opts = append(opts, grpc.WithPerRPCCredentials(h))
 	}
 	return opts
 }

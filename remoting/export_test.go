@@ -1,0 +1,4 @@
+package remoting
+
+// WithProtocol is withProtocol for the external tests.
+var WithProtocol = withProtocol
