@@ -20,6 +20,7 @@ import (
 
 	"github.com/anishathalye/porcupine"
 
+	"github.com/dchan-io/dchan/internal/netns"
 	"github.com/dchan-io/dchan/internal/regmodel"
 )
 
@@ -118,7 +119,9 @@ func freePorts(t *testing.T, ip string, n int) []string {
 // proc is one node, across its incarnations (each start is one OS process).
 type proc struct {
 	id      string
-	addr    string
+	addr    string      // the address the others dial
+	listen  string      // the address it listens on; "" means addr
+	host    *netns.Host // the host it runs on; nil: this machine
 	dataDir string
 	args    func(inc int) []string // flags besides -id, -listen, -data, -peers, -sender
 
@@ -146,6 +149,10 @@ type cluster struct {
 	dir   string
 	procs []*proc
 	led   *ledger
+	// peers, if set, gives each start's -peers; by default the first
+	// node's first start bootstraps and every other start lists all the
+	// other nodes.
+	peers func(p *proc, inc int) []string
 }
 
 func newCluster(t *testing.T, bin string, led *ledger, ip string, n int) *cluster {
@@ -174,14 +181,30 @@ func (c *cluster) addrs() []string {
 
 // start starts the next incarnation of p and waits until it reports UP.
 // The first node's first incarnation bootstraps; every other start joins
-// through all the other nodes.
+// through all the other nodes (unless c.peers says otherwise).
 func (c *cluster) start(p *proc) {
+	c.t.Helper()
+	c.launch(p)
+	c.waitUp(p, 30*time.Second)
+}
+
+// launch starts the next incarnation of p without waiting for it to join.
+func (c *cluster) launch(p *proc) {
 	c.t.Helper()
 	p.mu.Lock()
 	p.inc++
 	inc := p.inc
-	args := []string{"-id", p.id, "-listen", p.addr, "-data", p.dataDir, "-sender", fmt.Sprintf("%s.%d", p.id, inc)}
-	if !(p == c.procs[0] && inc == 1) {
+	listen := p.listen
+	if listen == "" {
+		listen = p.addr
+	}
+	args := []string{"-id", p.id, "-listen", listen, "-data", p.dataDir, "-sender", fmt.Sprintf("%s.%d", p.id, inc)}
+	switch {
+	case c.peers != nil:
+		if peers := c.peers(p, inc); len(peers) > 0 {
+			args = append(args, "-peers", strings.Join(peers, ","))
+		}
+	case !(p == c.procs[0] && inc == 1):
 		var peers []string
 		for _, q := range c.procs {
 			if q != p {
@@ -199,6 +222,9 @@ func (c *cluster) start(p *proc) {
 		c.t.Fatal(err)
 	}
 	cmd := exec.Command(c.bin, args...)
+	if p.host != nil {
+		cmd = p.host.Command(c.bin, args...)
+	}
 	cmd.Stderr = logf
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -239,13 +265,21 @@ func (c *cluster) start(p *proc) {
 		_ = cmd.Wait()
 		_ = logf.Close()
 	}()
-	if !c.waitFor(30*time.Second, func() bool { p.mu.Lock(); defer p.mu.Unlock(); return p.up }) {
+}
+
+// waitUp waits until p's current incarnation reports UP.
+func (c *cluster) waitUp(p *proc, within time.Duration) {
+	c.t.Helper()
+	p.mu.Lock()
+	inc, exited := p.inc, p.exited
+	p.mu.Unlock()
+	if !c.waitFor(within, func() bool { p.mu.Lock(); defer p.mu.Unlock(); return p.up }) {
 		select {
 		case <-exited:
 			c.t.Fatalf("%s.%d exited before joining; log:\n%s", p.id, inc, c.logTail(p, inc))
 		default:
 		}
-		c.t.Fatalf("%s.%d did not join within 30s; log:\n%s", p.id, inc, c.logTail(p, inc))
+		c.t.Fatalf("%s.%d did not join within %v; log:\n%s", p.id, inc, within, c.logTail(p, inc))
 	}
 }
 
@@ -473,6 +507,10 @@ type ledger struct {
 	lin *linHistory
 	// digests: each node's registry view after a Sync (the digest command).
 	digests map[string]string
+	// lastReceived: when each receiver last reported a value.
+	lastReceived map[string]time.Time
+	// expired lists the nodes a leader reported it expired (EXPIRED).
+	expired []string
 }
 
 type value struct {
@@ -509,7 +547,7 @@ func newLedger() *ledger {
 		confirmed: make(map[value]bool), failed: make(map[value]bool), failures: make(map[string]int),
 		probes: make(map[string]probeResult), roles: make(map[string]roleAt),
 		maxGoroutines: make(map[string]int), maxHeap: make(map[string]uint64),
-		lin: newLinHistory(), digests: make(map[string]string),
+		lin: newLinHistory(), digests: make(map[string]string), lastReceived: make(map[string]time.Time),
 	}
 }
 
@@ -541,6 +579,7 @@ func (l *ledger) handle(node, line string) {
 			l.fifo = append(l.fifo, fmt.Sprintf("%s got %s/%s seq %d after %d", f[1], f[2], f[3], seq, prev))
 		}
 		l.last[k] = seq
+		l.lastReceived[f[1]] = time.Now()
 	case "M": // M name sender seq ok|err latency-µs written-µs error
 		if len(f) != 8 {
 			bad()
@@ -599,6 +638,9 @@ func (l *ledger) handle(node, line string) {
 		if !l.lin.line(f) {
 			bad()
 		}
+		if f[0] == "EXPIRED" && len(f) > 1 {
+			l.expired = append(l.expired, f[1])
+		}
 	case "D": // D digest
 		if len(f) != 2 {
 			bad()
@@ -610,6 +652,20 @@ func (l *ledger) handle(node, line string) {
 		bad()
 	}
 }
+
+// receivedSince reports whether a receiver of node (an incarnation of it)
+// reported a value after t. l.mu is held.
+func (l *ledger) receivedSince(node string, t time.Time) bool {
+	for receiver, at := range l.lastReceived {
+		if strings.HasPrefix(receiver, node+".") && at.After(t) {
+			return true
+		}
+	}
+	return false
+}
+
+// expiredNodes lists the nodes a leader reported it expired. l.mu is held.
+func (l *ledger) expiredNodes() []string { return slices.Clone(l.expired) }
 
 // killed records the kill of a process whose values and registrations
 // carried owner (its sender identity).

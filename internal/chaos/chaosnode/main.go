@@ -3,7 +3,7 @@
 // processes, kills (SIGKILL), pauses (SIGSTOP) and restarts them, and reads
 // what each one did from its standard output, one event per line:
 //
-//	UP <addr>                          the node joined (or bootstrapped) the cluster
+//	UP <addr>                          the node joined (or bootstrapped) the cluster; addr is the one it advertises
 //	ROLE <leader|follower|candidate>   the node's Raft state changed (from Raft's log)
 //	EXPIRE <node> <unix-µs>            this node, leading, is about to expire node
 //	EXPIRED <node> <unix-µs>           ... and has (committed)
@@ -72,6 +72,8 @@ type Stamp struct {
 
 type options struct {
 	id, listen, dataDir string
+	advertise, token    string
+	bootstrapExpect     int
 	peers               []string
 	redirect            map[string]string
 	receive             []string // names this node receives
@@ -110,7 +112,10 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.id, "id", "", "node ID")
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:0", "listen address")
 	fs.StringVar(&o.dataDir, "data", "", "data dir")
-	fs.StringVar(&peers, "peers", "", "comma-separated peer addresses (none: bootstrap)")
+	fs.StringVar(&o.advertise, "advertise", "", "address peers dial (default: the listen address, or the host's private IPv4 on 0.0.0.0)")
+	fs.IntVar(&o.bootstrapExpect, "bootstrap-expect", 0, "form one cluster once this many nodes see each other")
+	fs.StringVar(&o.token, "token", "", "cluster token")
+	fs.StringVar(&peers, "peers", "", "comma-separated peer addresses, DNS names allowed (none: bootstrap)")
 	fs.StringVar(&redirect, "redirect", "", "comma-separated addr=via pairs: dial via instead of addr")
 	fs.StringVar(&receive, "receive", "", "comma-separated names to receive")
 	fs.StringVar(&send, "send", "", "comma-separated names to send to")
@@ -181,6 +186,9 @@ func run(o options) error {
 	opts := []channel.Option{
 		channel.WithNodeID(o.id),
 		channel.WithListenAddr(o.listen),
+		channel.WithAdvertiseAddr(o.advertise),
+		channel.WithBootstrapExpect(o.bootstrapExpect),
+		channel.WithToken(o.token),
 		channel.WithTypes(Stamp{}),
 		channel.WithLogger(log),
 		channel.WithExpireAfter(o.expire),
@@ -197,7 +205,7 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
-	w.printf("UP %s", node.Addr())
+	w.printf("UP %s", node.AdvertiseAddr())
 
 	done := make(chan struct{})
 	var bg sync.WaitGroup
@@ -393,7 +401,7 @@ func digest(node *channel.Node) string {
 	c := node.Cluster()
 	var parts []string
 	for _, m := range c.Members {
-		parts = append(parts, fmt.Sprintf("m:%s:%t:%t", m.ID, m.Alive, m.Voter))
+		parts = append(parts, fmt.Sprintf("m:%s@%s:%t:%t", m.ID, m.Addr, m.Alive, m.Voter))
 	}
 	for name, n := range c.Names {
 		parts = append(parts, fmt.Sprintf("n:%s:%d", name, n))
