@@ -568,3 +568,32 @@ func TestARefusedValueIsRoutedAgainWhileThePumpIsIdle(t *testing.T) {
 	require.NoError(t, m.Err())
 	require.Equal(t, Order{Seq: 1}, recv(t, in))
 }
+
+// TestShutdownIsBoundedWithoutAQuorum: a node whose peers are all gone
+// cannot leave the cluster (no quorum commits its Leave), yet Shutdown
+// returns when its ctx ends, with an error saying so, and Close within
+// DefaultDrainTimeout: a process whose run is over always exits.
+func TestShutdownIsBoundedWithoutAQuorum(t *testing.T) {
+	nodes := startCluster(t, 3)
+	survivor := nodes[0]
+	_, closeRecv, err := survivor.Receive("orders", 4)
+	require.NoError(t, err)
+	defer closeRecv()
+	out, closeSend, err := survivor.Send("orders", 4)
+	require.NoError(t, err)
+	defer closeSend()
+	out <- Order{Sender: "n1", Seq: 1}
+	kill(nodes[1])
+	kill(nodes[2])
+
+	const bound = time.Second
+	ctx, cancel := context.WithTimeout(context.Background(), bound)
+	defer cancel()
+	start := time.Now()
+	err = survivor.Shutdown(ctx)
+	took := time.Since(start)
+	t.Logf("Shutdown returned after %v: %v", took, err)
+	require.Error(t, err, "the leave cannot have committed")
+	assert.Less(t, took, bound+2*time.Second, "Shutdown is bounded by its ctx")
+	assert.Equal(t, err, survivor.Close(), "a second call returns the first's result at once")
+}

@@ -265,7 +265,7 @@ func (r *Registry) applyCommand(ctx context.Context, cmd Command) error {
 		}
 		addr, ok := r.leaderAddr()
 		if !ok {
-			return errNotLeader
+			return r.notLeader()
 		}
 		_, err = r.callReply(ctx, addr, methodApply, data)
 		return err
@@ -517,7 +517,7 @@ func (r *Registry) Sync(ctx context.Context) error {
 		}
 		addr, ok := r.leaderAddr()
 		if !ok {
-			return errNotLeader
+			return r.notLeader()
 		}
 		body, err := r.callReply(ctx, addr, methodSync, nil)
 		if err != nil {

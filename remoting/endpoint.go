@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/health"
+	"google.golang.org/grpc/keepalive"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/dchan-io/dchan/actor"
@@ -38,6 +39,22 @@ const grpcMaxMessage = 64 << 20
 const (
 	grpcStreamWindow = 4 << 20
 	grpcConnWindow   = 16 << 20
+)
+
+// Keepalive. A connection whose peer went silent without closing it (a
+// host cut off, a blackholed route) must be closed and re-dialled soon,
+// not when TCP's retransmission backoff, grown over the silence, next
+// tries: a node back after a long cut would otherwise stay unreachable for
+// seconds on a connection that looks open, and be expired again. gRPC sets
+// TCP_USER_TIMEOUT to keepaliveTimeout on every connection it dials or
+// accepts, so one whose sent bytes stay unacknowledged that long is
+// aborted; pings every keepaliveTime find idle connections that died.
+// The server accepts pings as often as keepaliveMinTime and closes
+// connections that ping more often (too_many_pings).
+const (
+	keepaliveTime    = 10 * time.Second
+	keepaliveTimeout = 5 * time.Second
+	keepaliveMinTime = 5 * time.Second
 )
 
 const (
@@ -148,6 +165,8 @@ func New(sys *actor.System, opts ...Option) (*Endpoint, error) {
 		grpc.InitialWindowSize(grpcStreamWindow),
 		grpc.InitialConnWindowSize(grpcConnWindow),
 		grpc.WaitForHandlers(true),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: keepaliveTime, Timeout: keepaliveTimeout}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: keepaliveMinTime, PermitWithoutStream: true}),
 	)
 	e.server = grpc.NewServer(serverOpts...)
 	e.health = newHealth()
@@ -268,6 +287,7 @@ func (e *Endpoint) peer(addr string) (*peer, error) {
 	dialOpts := append(e.guard.DialOptions(),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(grpcMaxMessage), grpc.MaxCallSendMsgSize(grpcMaxMessage)),
 		grpc.WithConnectParams(redialParams),
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: keepaliveTime, Timeout: keepaliveTimeout, PermitWithoutStream: true}),
 		grpc.WithInitialWindowSize(grpcStreamWindow),
 		grpc.WithInitialConnWindowSize(grpcConnWindow),
 	)

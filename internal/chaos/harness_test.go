@@ -164,7 +164,7 @@ func newCluster(t *testing.T, bin string, led *ledger, ip string, n int) *cluste
 	}
 	t.Cleanup(func() {
 		c.killAll()
-		if t.Failed() {
+		if t.Failed() || os.Getenv("DCHAN_CHAOS_KEEP_LOGS") == "1" {
 			c.keepLogs()
 		}
 	})
