@@ -2,6 +2,8 @@ package actor
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"runtime"
@@ -45,7 +47,7 @@ type System struct {
 	once    sync.Once
 
 	futuresMu sync.Mutex
-	futures   map[string]chan any
+	futures   map[string]future
 }
 
 type remoteBox struct{ r Remote }
@@ -70,7 +72,7 @@ func NewSystem(opts ...Option) (*System, error) {
 		cancel:  cancel,
 		tops:    make(map[string]*process),
 		closed:  make(chan struct{}),
-		futures: make(map[string]chan any),
+		futures: make(map[string]future),
 	}, nil
 }
 
@@ -245,7 +247,7 @@ func (s *System) TrySendFrom(from, to PID, msg any) error {
 	}
 	p := s.table.get(to.ID)
 	if p == nil {
-		if strings.HasPrefix(to.ID, futurePrefix) && s.completeFuture(to.ID, msg) {
+		if strings.HasPrefix(to.ID, futurePrefix) && s.completeFuture(to.ID, from, msg) {
 			return nil
 		}
 		s.deadLetter(to, from, msg, ErrNotFound)
@@ -342,21 +344,40 @@ func (s *System) send(ctx context.Context, to, from PID, msg any) error {
 		}
 		return fmt.Errorf("send to %v: %w", to, err)
 	}
-	if strings.HasPrefix(to.ID, futurePrefix) && s.completeFuture(to.ID, msg) {
+	if strings.HasPrefix(to.ID, futurePrefix) && s.completeFuture(to.ID, from, msg) {
 		return nil
 	}
 	s.deadLetter(to, from, msg, ErrNotFound)
 	return fmt.Errorf("send to %v: %w", to, ErrNotFound)
 }
 
+// future is a pending Request: where its reply goes, and the node the
+// request went to, the only one whose reply completes it.
+type future struct {
+	reply chan any
+	node  string
+}
+
+// newFutureID returns a reply address ID no other node can guess: 128
+// random bits. A counter would let any member answer another node's
+// pending request with a value of its choosing.
+func newFutureID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
+	var buf [len(futurePrefix) + 32]byte
+	copy(buf[:], futurePrefix)
+	hex.Encode(buf[len(futurePrefix):], b[:])
+	return string(buf[:])
+}
+
 // Request sends msg to the actor at to and waits for its reply (the actor
 // answers with Context.Respond). It returns ctx's error if ctx ends first; a
 // reply that arrives later goes to dead letters.
 func (s *System) Request(ctx context.Context, to PID, msg any) (any, error) {
-	id := futurePrefix + strconv.FormatUint(s.nextID.Add(1), 36)
+	id := newFutureID()
 	reply := make(chan any, 1)
 	s.futuresMu.Lock()
-	s.futures[id] = reply
+	s.futures[id] = future{reply: reply, node: to.Node}
 	s.futuresMu.Unlock()
 	defer func() {
 		s.futuresMu.Lock()
@@ -376,13 +397,20 @@ func (s *System) Request(ctx context.Context, to PID, msg any) (any, error) {
 	}
 }
 
-func (s *System) completeFuture(id string, msg any) bool {
+// completeFuture hands msg, a reply from from, to the pending Request id.
+// A reply from another node than the one the request went to does not
+// complete it (and becomes a dead letter).
+func (s *System) completeFuture(id string, from PID, msg any) bool {
 	s.futuresMu.Lock()
-	reply, ok := s.futures[id]
-	delete(s.futures, id)
+	f, ok := s.futures[id]
+	if ok && from.Node != f.node {
+		ok = false
+	} else {
+		delete(s.futures, id)
+	}
 	s.futuresMu.Unlock()
 	if ok {
-		reply <- msg // buffered, and removed above: never blocks
+		f.reply <- msg // buffered, and removed above: never blocks
 	}
 	return ok
 }

@@ -137,12 +137,25 @@ func New(ctx context.Context, opts ...Option) (*Node, error) {
 	return n, nil
 }
 
-// nodeID returns the configured ID, or the one persisted in the data dir,
-// or a new random one (persisted if there is a data dir).
+// nodeID returns the configured ID, or the one the node's certificate
+// names, or the one persisted in the data dir, or a new random one
+// (persisted if there is a data dir). With a certificate, the ID must be
+// the one it names: peers take the node for the node its certificate
+// names.
 func nodeID(cfg config) (string, error) {
+	certID, err := remoting.CertNodeID(cfg.clientTLS)
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", ErrInvalidOption, err)
+	}
+	if cfg.nodeID == "" {
+		cfg.nodeID = certID
+	}
 	if cfg.nodeID != "" {
 		if len(cfg.nodeID) > registry.MaxIDLen || strings.ContainsAny(cfg.nodeID, "/ ") {
 			return "", fmt.Errorf("%w: node ID %q", ErrInvalidOption, cfg.nodeID)
+		}
+		if certID != "" && certID != cfg.nodeID {
+			return "", fmt.Errorf("%w: node ID %q, but the node's certificate names %q: peers would take it for %q", ErrInvalidOption, cfg.nodeID, certID, certID)
 		}
 		return cfg.nodeID, nil
 	}

@@ -66,8 +66,10 @@ func (c *config) validate() error {
 	return nil
 }
 
-// WithNodeID sets the node's ID. Default: a random ID, persisted in the data
-// dir so that a restarted node keeps it.
+// WithNodeID sets the node's ID. Default: with a client certificate
+// (WithTLS), the node its certificate names; else a random ID, persisted in
+// the data dir so that a restarted node keeps it. With a certificate, an
+// ID other than the one it names is refused.
 func WithNodeID(id string) Option { return optionFunc(func(c *config) { c.nodeID = id }) }
 
 // WithListenAddr sets the one address the node listens on, for messages and
@@ -126,7 +128,10 @@ func WithLogger(l *zap.Logger) Option { return optionFunc(func(c *config) { c.lo
 
 // WithTLS secures every byte between nodes: server for accepted connections,
 // client for dialled ones. Mutual TLS when server requires client
-// certificates.
+// certificates: then a node's identity is the one its certificate names
+// (a URI SAN spiffe://<trust-domain>/dchan/<node-id>, or else its Common
+// Name), and it can register, leave, join and send only as that node
+// (docs/security.md).
 func WithTLS(server, client *tls.Config) Option {
 	return optionFunc(func(c *config) { c.serverTLS, c.clientTLS = server, client })
 }

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/dchan-io/dchan/internal/bin"
+	"github.com/dchan-io/dchan/remoting"
 )
 
 // Forming a cluster with bootstrap-expect (WithBootstrapExpect).
@@ -181,10 +182,13 @@ func hasConfiguration(rf *raft.Raft) bool {
 }
 
 // serveDiscover answers Hello, Propose and Release.
-func (r *Registry) serveDiscover(_ context.Context, req []byte) []byte {
+func (r *Registry) serveDiscover(ctx context.Context, req []byte) []byte {
 	q, err := decodeDiscoverReq(req)
 	if err != nil {
 		return encodeReply(err, nil)
+	}
+	if caller := remoting.PeerID(ctx); q.from.id != caller {
+		return encodeReply(fmt.Errorf("%w: %s may not speak for node %q", ErrPermissionDenied, describeCaller(caller), q.from.id), nil)
 	}
 	rf, err := r.raftNode()
 	if err != nil {

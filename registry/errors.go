@@ -53,6 +53,11 @@ var (
 	// ErrDataDir: the data directory cannot be used (locked by another
 	// process, corrupt log).
 	ErrDataDir = errors.New("registry: data directory unusable")
+	// ErrPermissionDenied: the leader refused a write that the calling
+	// node may not make: one about another node, or one only the leader
+	// makes. A node can write only for itself; with mutual TLS its identity
+	// is the node its certificate names.
+	ErrPermissionDenied = errors.New("registry: permission denied")
 	// errNotLeader is internal: it is retried by forwarding and never
 	// returned to a caller.
 	errNotLeader = errors.New("registry: not the leader")

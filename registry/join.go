@@ -107,7 +107,8 @@ func (r *Registry) joinAttempt(ctx context.Context, m Member, req []byte, tried 
 		// among the servers it knows.
 		return r.notLeader()
 	}
-	for _, addr := range targets {
+	for i := 0; i < len(targets); i++ {
+		addr := targets[i]
 		actx, cancel := context.WithTimeout(ctx, r.attemptTimeout())
 		_, err := r.callReply(actx, addr, methodJoin, req)
 		cancel()
@@ -118,6 +119,11 @@ func (r *Registry) joinAttempt(ctx context.Context, m Member, req []byte, tried 
 			return fmt.Errorf("through %s: %w", addr, err)
 		}
 		tried.add(addr, err)
+		// A member that does not lead names the leader: go there next.
+		var nl *notLeaderError
+		if errors.As(err, &nl) && nl.leader != "" && !r.isSelf(nl.leader) && !slices.Contains(targets, nl.leader) {
+			targets = append(targets[:i+1], append([]string{nl.leader}, targets[i+1:]...)...)
+		}
 		if ctx.Err() != nil {
 			break
 		}

@@ -34,6 +34,7 @@ const (
 	stExpired
 	stStale
 	stOther
+	stDenied
 )
 
 func statusOf(err error) byte {
@@ -50,18 +51,21 @@ func statusOf(err error) byte {
 		return stExpired
 	case errors.Is(err, ErrStaleIncarnation):
 		return stStale
+	case errors.Is(err, ErrPermissionDenied):
+		return stDenied
 	default:
 		return stOther
 	}
 }
 
-func errorOf(st byte, msg string) error {
+func errorOf(st byte, msg string, rest []byte) error {
 	var base error
 	switch st {
 	case stOK:
 		return nil
 	case stNotLeader:
-		base = errNotLeader
+		// The body names the leader the peer knows of, if any.
+		return &notLeaderError{leader: string(rest)}
 	case stInvalid:
 		base = ErrInvalidCommand
 	case stUnknownMember:
@@ -70,6 +74,8 @@ func errorOf(st byte, msg string) error {
 		base = ErrMemberExpired
 	case stStale:
 		base = ErrStaleIncarnation
+	case stDenied:
+		base = ErrPermissionDenied
 	default:
 		return &remoteError{msg: msg}
 	}
@@ -90,20 +96,34 @@ type remoteError struct {
 func (e *remoteError) Error() string { return e.msg }
 func (e *remoteError) Unwrap() error { return e.base }
 
-// notLeader is the refusal of a node that does not lead: it names the
-// leader this node knows of, if any, so that the caller's log and error
-// say where to go.
-func (r *Registry) notLeader() error {
-	if addr, ok := r.leaderAddr(); ok {
-		return fmt.Errorf("%w (leader: %s)", errNotLeader, addr)
+// notLeaderError is the refusal of a node that does not lead. It names
+// the leader that node knows of, if any, so that the caller can go there
+// and its log and error say where it went.
+type notLeaderError struct{ leader string }
+
+func (e *notLeaderError) Error() string {
+	if e.leader == "" {
+		return errNotLeader.Error() + " (no leader known)"
 	}
-	return fmt.Errorf("%w (no leader known)", errNotLeader)
+	return errNotLeader.Error() + " (leader: " + e.leader + ")"
+}
+
+func (e *notLeaderError) Is(target error) bool { return target == errNotLeader }
+
+// notLeader is this node's refusal of a leader's work.
+func (r *Registry) notLeader() error {
+	addr, _ := r.leaderAddr()
+	return &notLeaderError{leader: addr}
 }
 
 func encodeReply(err error, body []byte) []byte {
 	w := bin.Writer{B: []byte{statusOf(err)}}
 	if err != nil {
 		w.Str(err.Error())
+	}
+	var nl *notLeaderError
+	if errors.As(err, &nl) && body == nil {
+		body = []byte(nl.leader)
 	}
 	w.B = append(w.B, body...)
 	return w.B
@@ -120,7 +140,8 @@ func decodeReply(b []byte) (error, []byte, error) {
 	if r.Err() != nil {
 		return nil, nil, r.Err()
 	}
-	return errorOf(st, msg), r.Rest(), nil
+	rest := r.Rest()
+	return errorOf(st, msg, rest), rest, nil
 }
 
 func (r *Registry) registerService(s grpc.ServiceRegistrar) {
@@ -243,7 +264,7 @@ func retryable(err error) bool {
 	if errors.Is(err, ErrInvalidCommand) || errors.Is(err, ErrUnknownMember) ||
 		errors.Is(err, ErrMemberExpired) || errors.Is(err, ErrStaleIncarnation) ||
 		errors.Is(err, ErrClosed) || errors.Is(err, ErrMalformed) || errors.Is(err, ErrUnsupportedVersion) ||
-		errors.Is(err, remoting.ErrIncompatiblePeer) {
+		errors.Is(err, remoting.ErrIncompatiblePeer) || errors.Is(err, ErrPermissionDenied) {
 		return false
 	}
 	return true // not leader, no leader, leadership lost, leader unreachable
@@ -332,7 +353,40 @@ func (r *Registry) serveApply(ctx context.Context, req []byte) []byte {
 	if err != nil {
 		return encodeReply(err, nil)
 	}
+	if err := authorize(cmd, remoting.PeerID(ctx)); err != nil {
+		r.log.Warn("refused a peer's write", zap.String("peer", remoting.PeerID(ctx)), zap.Error(err))
+		return encodeReply(err, nil)
+	}
 	return encodeReply(r.leaderApply(ctx, rf, req, cmd), nil)
+}
+
+// authorize refuses a write that a peer may not have the leader commit:
+// one about another node than the peer itself, and the commands only the
+// leader issues (a join goes through the Join RPC, where it is checked
+// the same way; expiry and promotion are the leader's decisions).
+func authorize(cmd Command, caller string) error {
+	var about string
+	switch c := cmd.(type) {
+	case Register:
+		about = c.Receiver.Node
+	case Unregister:
+		about = c.Node
+	case Leave:
+		about = c.Node
+	default:
+		return fmt.Errorf("%w: %s may not send a %T; only the leader issues it", ErrPermissionDenied, describeCaller(caller), cmd)
+	}
+	if about != caller {
+		return fmt.Errorf("%w: %s may not write for node %q", ErrPermissionDenied, describeCaller(caller), about)
+	}
+	return nil
+}
+
+func describeCaller(caller string) string {
+	if caller == "" {
+		return "a peer without a node ID"
+	}
+	return fmt.Sprintf("node %q", caller)
 }
 
 // leaderApply commits a command on the leader. A Leave also takes the node
@@ -412,21 +466,19 @@ func (r *Registry) serveJoin(ctx context.Context, req []byte) []byte {
 	if err != nil {
 		return encodeReply(err, nil)
 	}
+	if caller := remoting.PeerID(ctx); m.ID != caller {
+		err := fmt.Errorf("%w: %s may not join as node %q", ErrPermissionDenied, describeCaller(caller), m.ID)
+		r.log.Warn("refused a peer's join", zap.String("peer", caller), zap.Error(err))
+		return encodeReply(err, nil)
+	}
 	rf, err := r.raftNode()
 	if err != nil {
 		return encodeReply(err, nil)
 	}
 	if rf.State() != raft.Leader {
-		addr, ok := r.leaderAddr()
-		if !ok {
-			return encodeReply(r.notLeader(), nil)
-		}
-		// Forward once: a joining node may know only this member.
-		reply, err := r.call(ctx, addr, methodJoin, req)
-		if err != nil {
-			return encodeReply(fmt.Errorf("%w: forwarding to %s: %v", errNotLeader, addr, err), nil)
-		}
-		return reply
+		// The joining node goes to the leader named here itself: a
+		// forwarded join would reach the leader under this node's identity.
+		return encodeReply(r.notLeader(), nil)
 	}
 	return encodeReply(r.addMember(ctx, rf, m), nil)
 }

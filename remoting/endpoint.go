@@ -2,6 +2,7 @@ package remoting
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -127,6 +128,7 @@ func New(sys *actor.System, opts ...Option) (*Endpoint, error) {
 		ClientTLS: cfg.clientTLS,
 		Token:     cfg.token,
 		Protocol:  protocolOf(cfg),
+		NodeID:    sys.Node(),
 		Open:      []string{healthCheckMethod},
 		Logger:    cfg.logger.Named("remoting"),
 	})
@@ -204,6 +206,19 @@ func protocolOf(cfg config) security.Protocol {
 	}
 	return security.Protocol{Version: ProtocolVersion, Min: MinProtocolVersion}
 }
+
+// PeerID returns the node ID of the peer that opened the RPC or stream
+// whose context ctx is (a handler's): the node its verified client
+// certificate names, or, without client certificates, the ID it declared
+// when it opened the RPC or stream, which it cannot change afterwards. ""
+// when the peer declared none.
+func PeerID(ctx context.Context) string { return security.PeerIdentity(ctx) }
+
+// CertNodeID returns the node ID that the certificate a node presents to
+// its peers (the first of client's Certificates) vouches for: the
+// <node-id> of its URI SAN spiffe://<trust-domain>/dchan/<node-id>, or
+// else its Common Name. "" when client has no certificate.
+func CertNodeID(client *tls.Config) (string, error) { return security.ConfigIdentity(client) }
 
 // IsIncompatible reports whether err, from an RPC to a peer, is the peer's
 // refusal of this node's protocol version.

@@ -39,6 +39,9 @@ var (
 	// node cannot talk to, or refuses this node's (see ProtocolVersion);
 	// the error names both versions.
 	ErrIncompatiblePeer = errors.New("remoting: incompatible peer")
+	// ErrImpersonation: a peer sent a message in another node's name; its
+	// stream is closed.
+	ErrImpersonation = errors.New("remoting: sender is not the stream's node")
 	// ErrNoCredit: TrySendTracked found no credit for the link right now.
 	ErrNoCredit = errors.New("remoting: no credit")
 )

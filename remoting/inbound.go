@@ -36,7 +36,10 @@ type inStream struct {
 	cancel context.CancelFunc
 	dec    Decoder
 	from   string // peer address, for logs
-	wg     sync.WaitGroup
+	// peer is the node that opened the stream (PeerID): every sender it
+	// names must be one of its own actors.
+	peer string
+	wg   sync.WaitGroup
 	wake   chan struct{} // signals the writer; capacity 1
 
 	mu    sync.Mutex
@@ -130,6 +133,7 @@ func (e *Endpoint) serveMessages(ss grpc.ServerStream) error {
 	if p, ok := grpcpeer.FromContext(ss.Context()); ok {
 		s.from = p.Addr.String()
 	}
+	s.peer = PeerID(ss.Context())
 	e.mu.Lock()
 	closed := e.closed
 	e.mu.Unlock()
@@ -256,12 +260,19 @@ func (s *inStream) envelope(rec *wire.Record) error {
 			return fmt.Errorf("reply flag on a message to %q", rec.Target)
 		}
 		// A reply address never blocks; a late reply becomes a dead letter.
-		if err := s.e.sys.TrySendFrom(s.senderPID(rec.SenderNode, rec.SenderID), to, msg); err == nil {
+		from, err := s.senderPID(rec.SenderNode, rec.SenderID)
+		if err != nil {
+			return err
+		}
+		if err := s.e.sys.TrySendFrom(from, to, msg); err == nil {
 			s.e.stats.delivered.Add(1)
 		}
 		return nil
 	}
-	from := s.senderPID(rec.SenderNode, rec.SenderID)
+	from, err := s.senderPID(rec.SenderNode, rec.SenderID)
+	if err != nil {
+		return err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	l := s.links[string(rec.Target)]
@@ -295,7 +306,10 @@ func (s *inStream) run(rec *wire.Record) error {
 	if err != nil {
 		return err
 	}
-	from := s.senderPID(rec.SenderNode, rec.SenderID)
+	from, err := s.senderPID(rec.SenderNode, rec.SenderID)
+	if err != nil {
+		return err
+	}
 	tracked := rec.Flags&wire.FlagTracked != 0
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -411,9 +425,14 @@ func (s *inStream) decode(rec *wire.Record) (any, error) {
 	return t, nil
 }
 
-func (s *inStream) senderPID(node, id []byte) actor.PID {
+// senderPID returns the sender an envelope names, which must be an actor
+// of the node that opened the stream: a member cannot send as another.
+func (s *inStream) senderPID(node, id []byte) (actor.PID, error) {
 	if len(node) == 0 && len(id) == 0 {
-		return actor.PID{}
+		return actor.PID{}, nil
+	}
+	if string(node) != s.peer {
+		return actor.PID{}, fmt.Errorf("%w: a message from %q/%q on a stream opened by node %q", ErrImpersonation, node, id, s.peer)
 	}
 	if string(node) != s.lastNode {
 		s.lastNode = string(node)
@@ -421,7 +440,7 @@ func (s *inStream) senderPID(node, id []byte) actor.PID {
 	if string(id) != s.lastID {
 		s.lastID = string(id)
 	}
-	return actor.PID{Node: s.lastNode, ID: s.lastID}
+	return actor.PID{Node: s.lastNode, ID: s.lastID}, nil
 }
 
 // resolve records the outcome of delivering one message of l, in order,

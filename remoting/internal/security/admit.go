@@ -34,8 +34,11 @@ type Protocol struct {
 // admit runs for every new RPC and stream as gRPC's tap handle: on the
 // request's headers, before gRPC reads any of its body. It lets the
 // methods of Config.Open through untouched, then refuses a peer without
-// the token (codes.Unauthenticated: a stranger learns nothing more) and
-// one of an incompatible protocol version (codes.FailedPrecondition).
+// the token (codes.Unauthenticated: a stranger learns nothing more), one
+// of an incompatible protocol version (codes.FailedPrecondition), and one
+// whose declared node ID is not the one its certificate names
+// (codes.PermissionDenied); it records the peer's identity in the
+// stream's ctx (PeerIdentity).
 func (g *Guard) admit(ctx context.Context, info *tap.Info) (context.Context, error) {
 	if _, ok := g.open[info.FullMethodName]; ok {
 		return ctx, nil
@@ -45,7 +48,13 @@ func (g *Guard) admit(ctx context.Context, info *tap.Info) (context.Context, err
 			return ctx, err
 		}
 	}
-	return ctx, g.checkProtocol(ctx, info.FullMethodName, info.Header)
+	if err := g.checkProtocol(ctx, info.FullMethodName, info.Header); err != nil {
+		return ctx, err
+	}
+	if g.nodeID == "" {
+		return ctx, nil // not a node: no identities
+	}
+	return g.identify(ctx, info.FullMethodName, info.Header)
 }
 
 func (g *Guard) checkProtocol(ctx context.Context, method string, md metadata.MD) error {
@@ -107,6 +116,7 @@ func (g *Guard) checkToken(ctx context.Context, method string, md metadata.MD) e
 type headerCreds struct {
 	token    string
 	protocol string
+	node     string
 }
 
 var _ credentials.PerRPCCredentials = headerCreds{}
@@ -114,9 +124,12 @@ var _ credentials.PerRPCCredentials = headerCreds{}
 // GetRequestMetadata returns the headers; a fresh map per call, as gRPC
 // owns what it is given.
 func (c headerCreds) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
-	md := make(map[string]string, 2)
+	md := make(map[string]string, 3)
 	if c.token != "" {
 		md[TokenKey] = c.token
+	}
+	if c.node != "" {
+		md[NodeKey] = c.node
 	}
 	if c.protocol != "" {
 		md[ProtocolKey] = c.protocol

@@ -40,6 +40,14 @@ type Config struct {
 	// RPC and stream, and checked on every one it serves. Zero: neither.
 	Protocol Protocol
 
+	// NodeID is this node's ID, declared on every RPC and stream it opens.
+	// With a certificate in ClientTLS, that certificate must name it
+	// (CertIdentity): peers take a node's identity from its verified
+	// certificate and refuse a declared ID that differs. A Guard with a
+	// NodeID also requires one of every peer, and records it in each
+	// RPC's context (PeerIdentity); without, it establishes none.
+	NodeID string
+
 	// Open lists full method names ("/grpc.health.v1.Health/Check")
 	// served to anyone who passes TLS, without the token or a protocol
 	// version. Only methods that reveal nothing and change nothing belong
@@ -65,6 +73,15 @@ func (c Config) Validate() error {
 	if c.ClientTLS != nil {
 		if err := validateClientTLS(c.ClientTLS); err != nil {
 			return err
+		}
+	}
+	if c.NodeID != "" && c.ClientTLS != nil {
+		id, err := ConfigIdentity(c.ClientTLS)
+		if err != nil {
+			return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+		}
+		if id != "" && id != c.NodeID {
+			return fmt.Errorf("%w: %w: the node's certificate names %q, its node ID is %q", ErrInvalidConfig, ErrIdentity, id, c.NodeID)
 		}
 	}
 	if c.Protocol.Version < 0 || c.Protocol.Min < 0 || c.Protocol.Min > c.Protocol.Version {

@@ -29,6 +29,7 @@ type Guard struct {
 	token       string
 	tokenSum    [sha256.Size]byte
 	protocol    Protocol
+	nodeID      string
 	open        map[string]struct{} // methods served without token or version
 
 	log      *zap.Logger
@@ -47,6 +48,7 @@ func New(cfg Config) (*Guard, error) {
 		token:    cfg.Token,
 		tokenSum: sha256.Sum256([]byte(cfg.Token)),
 		protocol: cfg.Protocol,
+		nodeID:   cfg.NodeID,
 		open:     make(map[string]struct{}, len(cfg.Open)),
 		log:      cfg.Logger,
 		tokenLog: logLimiter{interval: int64(refusalLogInterval)},
@@ -85,8 +87,8 @@ func (g *Guard) ServerOptions() []grpc.ServerOption {
 // attach the token and the protocol version to every RPC and stream.
 func (g *Guard) DialOptions() []grpc.DialOption {
 	opts := []grpc.DialOption{grpc.WithTransportCredentials(g.clientCreds)}
-	if g.token != "" || g.protocol.Version != 0 {
-		h := headerCreds{token: g.token}
+	if g.token != "" || g.protocol.Version != 0 || g.nodeID != "" {
+		h := headerCreds{token: g.token, node: g.nodeID}
 		if g.protocol.Version != 0 {
 			h.protocol = strconv.Itoa(g.protocol.Version)
 		}
