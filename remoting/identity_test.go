@@ -104,4 +104,3 @@ func TestCertificateMustNameTheNode(t *testing.T) {
 	assert.Contains(t, err.Error(), `"n3"`)
 	assert.Contains(t, err.Error(), `"n2"`)
 }
-

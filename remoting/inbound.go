@@ -40,7 +40,7 @@ type inStream struct {
 	// names must be one of its own actors.
 	peer string
 	wg   sync.WaitGroup
-	wake   chan struct{} // signals the writer; capacity 1
+	wake chan struct{} // signals the writer; capacity 1
 
 	mu    sync.Mutex
 	links map[string]*inLink
