@@ -26,9 +26,24 @@ import (
 	"github.com/dchan-io/dchan/remoting/internal/wire"
 )
 
-// grpcMaxMessage bounds one gRPC message: a batch of envelopes, a Raft
-// AppendEntries or snapshot chunk.
-const grpcMaxMessage = 64 << 20
+// maxFrame bounds one gRPC message in either direction: a batch of
+// envelopes (maxBatchBytes, or one message of up to maxMessageSize alone),
+// a Raft AppendEntries (at most 1024 small registry entries) or snapshot
+// chunk (256 KiB), a registry RPC. gRPC checks a message's length prefix
+// against it before it allocates for the message, so a peer, even one
+// with the token, cannot make the node allocate more per message. At
+// least minFrame; framing overhead beyond the larger of the two sizes is
+// a few bytes per record.
+func maxFrame(cfg config) int {
+	return max(minFrame, max(cfg.maxBatchBytes, cfg.maxMessageSize)+64<<10)
+}
+
+const minFrame = 4 << 20
+
+// maxStreams bounds the concurrent RPCs and streams of one connection: a
+// peer runs a message stream, a Raft pipeline, a snapshot and a handful of
+// registry calls at once.
+const maxStreams = 128
 
 // HTTP/2 flow-control windows of dchan's connections, per stream and per
 // connection. Fixed windows turn off gRPC's bandwidth estimation, which
@@ -162,8 +177,9 @@ func New(sys *actor.System, opts ...Option) (*Endpoint, error) {
 	// other interceptor and before every handler, Raft's included.
 	serverOpts := append(guard.ServerOptions(),
 		rawcodec.ServerOption(),
-		grpc.MaxRecvMsgSize(grpcMaxMessage),
-		grpc.MaxSendMsgSize(grpcMaxMessage),
+		grpc.MaxRecvMsgSize(maxFrame(cfg)),
+		grpc.MaxSendMsgSize(maxFrame(cfg)),
+		grpc.MaxConcurrentStreams(maxStreams),
 		grpc.InitialWindowSize(grpcStreamWindow),
 		grpc.InitialConnWindowSize(grpcConnWindow),
 		grpc.WaitForHandlers(true),
@@ -300,7 +316,7 @@ func (e *Endpoint) peer(addr string) (*peer, error) {
 		return p, nil
 	}
 	dialOpts := append(e.guard.DialOptions(),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(grpcMaxMessage), grpc.MaxCallSendMsgSize(grpcMaxMessage)),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxFrame(e.cfg)), grpc.MaxCallSendMsgSize(maxFrame(e.cfg))),
 		grpc.WithConnectParams(redialParams),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: keepaliveTime, Timeout: keepaliveTimeout, PermitWithoutStream: true}),
 		grpc.WithInitialWindowSize(grpcStreamWindow),

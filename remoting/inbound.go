@@ -46,6 +46,8 @@ type inStream struct {
 	links map[string]*inLink
 	dirty []*inLink // links with acceptances not yet reported
 	out   []byte    // records waiting for the writer
+	// outLen is len(out), for the reader to check without mu.
+	outLen atomic.Int64
 	// credited: a batch of credit was returned mid-frame; the reader
 	// lets the writer send it before it goes on.
 	credited atomic.Bool
@@ -59,6 +61,11 @@ type inStream struct {
 	lastNode, lastID string
 	vals             []any // a run's values
 }
+
+// maxPendingReplies bounds the records a stream holds for its peer to
+// read. An honest peer reads them as they come; the bound is far above
+// what its links' grants and acknowledgements can add up to.
+const maxPendingReplies = 1 << 20
 
 type inLink struct {
 	target   actor.PID
@@ -191,6 +198,12 @@ func (s *inStream) readLoop() error {
 			if err == nil {
 				err = s.handle(&rec)
 			}
+			if err == nil && s.outLen.Load() > maxPendingReplies {
+				// Refusals, grants and acknowledgements the peer does not
+				// read: it opens links or sends to stopped actors without
+				// reading the answers. Nothing it sends needs more.
+				err = fmt.Errorf("%d bytes of replies wait for a peer that does not read them", s.outLen.Load())
+			}
 			if err != nil {
 				s.e.log.Warn("closing incoming stream", zap.String("peer", s.from), zap.Error(err))
 				return fmt.Errorf("%w: %v", ErrProtocol, err)
@@ -232,6 +245,7 @@ func (s *inStream) open(target string) error {
 	}
 	if err != nil {
 		s.out = wire.AppendRefusal(s.out, wire.KindGone, target, refusalCode(err), err.Error())
+		s.outLen.Store(int64(len(s.out)))
 		s.signal()
 		return nil
 	}
@@ -240,6 +254,7 @@ func (s *inStream) open(target string) error {
 	l.w.Grant(grant)
 	s.links[target] = l
 	s.out = wire.AppendCount(s.out, wire.KindGrant, target, grant)
+	s.outLen.Store(int64(len(s.out)))
 	s.signal()
 	return nil
 }
@@ -466,8 +481,10 @@ func (s *inStream) resolveLocked(l *inLink, err error, tracked bool) uint64 {
 		// The actor is gone: close the link; the sender fails the rest.
 		delete(s.links, l.target.ID)
 		s.out = wire.AppendRefusal(s.out, wire.KindGone, l.target.ID, refusalCode(err), err.Error())
+		s.outLen.Store(int64(len(s.out)))
 	} else {
 		s.out = wire.AppendRefusal(s.out, wire.KindRejected, l.target.ID, refusalCode(err), err.Error())
+		s.outLen.Store(int64(len(s.out)))
 	}
 	s.signal()
 	return 0
@@ -504,6 +521,7 @@ func (s *inStream) reportAccepted(l *inLink) {
 	}
 	_ = l.w.Resolve(l.accepted)
 	s.out = wire.AppendCount(s.out, wire.KindAccepted, l.target.ID, l.accepted)
+	s.outLen.Store(int64(len(s.out)))
 	l.accepted = 0
 	l.urgent = false
 }
@@ -607,6 +625,7 @@ func (s *inStream) sweepLinks() {
 		}
 		delete(s.links, id)
 		s.out = wire.AppendRefusal(s.out, wire.KindGone, id, codeNotFound, "actor stopped")
+		s.outLen.Store(int64(len(s.out)))
 		s.signal()
 	}
 }
@@ -633,6 +652,7 @@ func (s *inStream) writeLoop() error {
 		s.mu.Lock()
 		buf := s.out
 		s.out = nil
+		s.outLen.Store(0)
 		s.mu.Unlock()
 		if len(buf) == 0 {
 			continue

@@ -30,6 +30,11 @@ const (
 // of at least one byte). It bounds the entry count a frame can announce.
 const minLogSize = 6
 
+// maxEntries bounds the log entries of one AppendEntries: hashicorp/raft's
+// own ceiling for MaxAppendEntries. Without it a 4 MiB frame of minimal
+// entries would decode to some 700,000 raft.Log values (about 120 MiB).
+const maxEntries = 1024
+
 // writer appends the wire encoding of values to a byte slice: internal/bin's
 // encodings plus the raft types'.
 type writer struct {
@@ -142,6 +147,10 @@ func (r *reader) log(l *raft.Log) {
 func (r *reader) logs() []*raft.Log {
 	n := r.Count("log entries", minLogSize)
 	if r.Err() != nil || n == 0 {
+		return nil
+	}
+	if n > maxEntries {
+		r.Fail("%d log entries, limit %d", n, maxEntries)
 		return nil
 	}
 	logs := make([]*raft.Log, n)

@@ -193,3 +193,26 @@ func TestEncodeRejects(t *testing.T) {
 		}
 	}
 }
+
+// TestAppendEntriesWithTooManyEntriesIsRefused: a frame can hold far more
+// minimal entries than Raft ever batches; past maxEntries it is refused
+// before the entries are allocated.
+func TestAppendEntriesWithTooManyEntriesIsRefused(t *testing.T) {
+	for _, n := range []int{maxEntries, maxEntries + 1} {
+		req := &raft.AppendEntriesRequest{RPCHeader: raft.RPCHeader{ID: []byte("n1")}, Term: 1}
+		for i := range n {
+			req.Entries = append(req.Entries, &raft.Log{Index: uint64(i + 1), Term: 1})
+		}
+		b, err := encodeMessage(nil, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = decodeMessage(b, new(raft.AppendEntriesRequest))
+		if n <= maxEntries && err != nil {
+			t.Fatalf("%d entries: %v", n, err)
+		}
+		if n > maxEntries && err == nil {
+			t.Fatalf("%d entries decoded, want a refusal", n)
+		}
+	}
+}

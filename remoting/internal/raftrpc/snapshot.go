@@ -127,6 +127,9 @@ func (t *Transport) serveInstallSnapshot(stream grpc.ServerStream) error {
 	if err := decodeMessage(in.Data, req); err != nil {
 		return t.malformed(methodInstallSnapshot, err)
 	}
+	if err := t.checkSender(ctx, req); err != nil {
+		return err
+	}
 
 	want := make(chan struct{})
 	chunks := make(chan snapshotChunk)

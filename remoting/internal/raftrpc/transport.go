@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/dchan-io/dchan/internal/rawcodec"
+	"github.com/dchan-io/dchan/remoting/internal/security"
 )
 
 // Transport is a raft.Transport over gRPC. Create it with New, register it
@@ -224,6 +225,24 @@ func (t *Transport) malformed(method string, err error) error {
 	return status.Error(codes.InvalidArgument, err.Error())
 }
 
+// checkSender refuses a request whose header names another server than
+// the node that sent it (security.PeerIdentity): Raft takes the header's
+// ID for the sender's, and a member must not vote, campaign or replicate
+// in another's name. Without an established identity (a Transport used
+// outside a node's endpoint) there is nothing to check.
+func (t *Transport) checkSender(ctx context.Context, req any) error {
+	peer := security.PeerIdentity(ctx)
+	h, ok := req.(raft.WithRPCHeader)
+	if peer == "" || !ok {
+		return nil
+	}
+	if id := h.GetRPCHeader().ID; string(id) != peer {
+		t.logger.Warn("refusing a Raft request in another server's name", zap.String("peer", peer), zap.ByteString("header_id", id))
+		return status.Errorf(codes.PermissionDenied, "raftrpc: node %q sent a request as server %q", peer, id)
+	}
+	return nil
+}
+
 // isHeartbeat mirrors raft's NetworkTransport: an AppendEntries with
 // nothing but the leader's term and address.
 func isHeartbeat(req *raft.AppendEntriesRequest) bool {
@@ -272,6 +291,9 @@ func (t *Transport) await(ctx context.Context, respCh <-chan raft.RPCResponse) (
 
 // handle delivers a decoded request to Raft and encodes its answer.
 func (t *Transport) handle(ctx context.Context, req, zeroResp any) ([]byte, error) {
+	if err := t.checkSender(ctx, req); err != nil {
+		return nil, err
+	}
 	heartbeat := false
 	if ae, ok := req.(*raft.AppendEntriesRequest); ok {
 		heartbeat = isHeartbeat(ae)
