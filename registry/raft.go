@@ -242,6 +242,9 @@ func (r *Registry) openRaft() (*raft.Raft, bool, error) {
 		if err := os.MkdirAll(r.cfg.dataDir, 0o700); err != nil {
 			return nil, false, fmt.Errorf("%w: %w", ErrDataDir, err)
 		}
+		if err := securePath(r.cfg.dataDir); err != nil {
+			return nil, false, fmt.Errorf("%w: %w", ErrDataDir, err)
+		}
 		if err := checkBoltFile(filepath.Join(r.cfg.dataDir, "raft.db")); err != nil {
 			if errors.Is(err, bbolt.ErrTimeout) {
 				err = fmt.Errorf("raft.db is locked (is another node using %s?): %w", r.cfg.dataDir, err)
@@ -262,6 +265,10 @@ func (r *Registry) openRaft() (*raft.Raft, bool, error) {
 		fss, err := raft.NewFileSnapshotStoreWithLogger(r.cfg.dataDir, 2, hlog.Named("snapshots"))
 		if err != nil {
 			return nil, false, fmt.Errorf("%w: snapshots: %w", ErrDataDir, err)
+		}
+		// hashicorp/raft makes snapshots/ 0755.
+		if err := securePath(r.cfg.dataDir); err != nil {
+			return nil, false, fmt.Errorf("%w: %w", ErrDataDir, err)
 		}
 		logs, stable, snaps = bolt, bolt, fss
 	}
@@ -325,6 +332,39 @@ func (r *Registry) Close() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// securePath makes dir and everything under it private to the node's user:
+// directories 0700, files 0600. The data dir holds the registry and the
+// node's ID; an existing directory keeps its mode through MkdirAll, and
+// hashicorp/raft creates its snapshot directories 0755. Symbolic links are
+// left alone (and not followed).
+func securePath(dir string) error {
+	return filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		mode := fs.FileMode(0o600)
+		switch {
+		case d.Type()&fs.ModeSymlink != 0:
+			return nil
+		case d.IsDir():
+			mode = 0o700
+		case !d.Type().IsRegular():
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if info.Mode().Perm() == mode {
+			return nil
+		}
+		if err := os.Chmod(path, mode); err != nil {
+			return fmt.Errorf("making %s private: %w", path, err)
+		}
+		return nil
+	})
 }
 
 // checkBoltFile reads every page of an existing raft.db before Raft opens

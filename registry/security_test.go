@@ -1,6 +1,9 @@
 package registry
 
 import (
+	"io/fs"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/hashicorp/raft"
@@ -128,4 +131,28 @@ func TestOwnWritesStillWork(t *testing.T) {
 	require.NoError(t, attacker.reg.Unregister(ctxWithin(t, clusterWait), "own", "$2"))
 	require.NoError(t, leader.reg.Sync(ctxWithin(t, clusterWait)))
 	assert.Empty(t, leader.reg.Lookup("own"))
+}
+
+// TestDataDirIsPrivate: a data dir that exists with open permissions (and
+// what hashicorp/raft creates in it, snapshots/ at 0755) is made private
+// to the node's user at start: directories 0700, files 0600.
+func TestDataDirIsPrivate(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	require.NoError(t, os.MkdirAll(filepath.Join(dir, "old"), 0o755))
+	require.NoError(t, os.Chmod(dir, 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "node-id"), []byte("n1\n"), 0o644))
+	startTestNode(t, "n1", "", dir, nil)
+	require.NoError(t, filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		require.NoError(t, err)
+		info, err := d.Info()
+		require.NoError(t, err)
+		want := fs.FileMode(0o600)
+		if d.IsDir() {
+			want = 0o700
+		}
+		assert.Equal(t, want, info.Mode().Perm(), path)
+		return nil
+	}))
+	_, err := os.Stat(filepath.Join(dir, "snapshots"))
+	require.NoError(t, err, "hashicorp/raft's snapshot directory was checked too")
 }

@@ -10,12 +10,16 @@ import (
 	"github.com/hashicorp/raft"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/dchan-io/dchan/actor"
 	"github.com/dchan-io/dchan/internal/rawcodec"
 	"github.com/dchan-io/dchan/remoting/internal/security"
 	"github.com/dchan-io/dchan/remoting/internal/wire"
@@ -136,4 +140,29 @@ func TestReplyBufferIsBounded(t *testing.T) {
 	t.Logf("sent %d frames of 4 MiB (%d links); stream ended with %v; heap in use grew %d KiB", sent, next, status.Code(err), growth>>10)
 	assert.NotEqual(t, codes.OK, status.Code(err), "the node closed the stream")
 	assert.Less(t, growth, int64(16<<20), "heap growth")
+}
+
+// TestOpenListenerWarns: a node that listens beyond loopback with neither
+// TLS nor a token says so once, at Warn; on loopback, or with a token, it
+// says nothing.
+func TestOpenListenerWarns(t *testing.T) {
+	for _, tc := range []struct {
+		listen string
+		opts   []Option
+		warn   bool
+	}{
+		{"0.0.0.0:0", nil, true},
+		{"127.0.0.1:0", nil, false},
+		{"0.0.0.0:0", []Option{WithToken("t")}, false},
+	} {
+		core, logs := observer.New(zapcore.WarnLevel)
+		sys, err := actor.NewSystem(actor.WithNode("w"))
+		require.NoError(t, err)
+		ep, err := New(sys, append([]Option{WithListenAddr(tc.listen), WithAdvertiseAddr("127.0.0.1"), WithLogger(zap.New(core))}, tc.opts...)...)
+		require.NoError(t, err)
+		n := logs.FilterMessageSnippet("without TLS or a cluster token").Len()
+		assert.Equal(t, tc.warn, n == 1, "%s %v: %d warnings", tc.listen, tc.opts, n)
+		require.NoError(t, ep.Close())
+		require.NoError(t, sys.Shutdown(context.Background()))
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"sync/atomic"
 )
 
 // GobCodec is the default Codec: encoding/gob with one long-lived
@@ -124,8 +125,26 @@ const (
 	gobRun byte = 4
 )
 
+// rethrowDecodePanics makes the decoders raise again a panic they would
+// otherwise turn into ErrDecode. The fuzz targets set it, so that the
+// fuzzer reports such a panic as the crash it is (a bug in a decoder, ours
+// or gob's) instead of an error it cannot tell from a refusal. Nothing
+// else sets it.
+var rethrowDecodePanics atomic.Bool
+
+func rethrow(r any) {
+	if rethrowDecodePanics.Load() {
+		panic(r)
+	}
+}
+
 // maxGobTypeName bounds a type name read from a peer.
 const maxGobTypeName = 1 << 10
+
+// maxGobTypeDefs bounds the gob type descriptions one stream may send:
+// every struct, slice and map type inside the registered types is
+// described once per stream, and no registered type needs nearly as many.
+const maxGobTypeDefs = 1024
 
 // gobBasics returns the values whose types every GobCodec registers, the
 // ones gob registers for interface values.
@@ -448,9 +467,11 @@ type gobDecoder struct {
 	// the codec has a type holding a map.
 	sr     sliceReader
 	shadow *gob.Decoder
-	types  []*gobType  // the stream's type ids, from 1
-	plans  []*flatPlan // by type id like types; nil for a type sent by gob
-	err    error       // the first failure; the stream is then unusable
+	types  []*gobType // the stream's type ids, from 1
+	// typeDefs counts the gob type descriptions the stream sent.
+	typeDefs int
+	plans    []*flatPlan // by type id like types; nil for a type sent by gob
+	err      error       // the first failure; the stream is then unusable
 	// scratch holds one reusable *T per type to decode into; last and
 	// lastPV cache the previous value's type and scratch.
 	scratch map[*gobType]reflect.Value
@@ -498,7 +519,7 @@ func (d *gobDecoder) header(b []byte) (marker byte, t *gobType, plan *flatPlan, 
 		return 0, nil, nil, nil, fmt.Errorf("unknown frame marker %#x", marker)
 	}
 	if marker&gobReset != 0 {
-		d.dec, d.shadow, d.types, d.plans = nil, nil, d.types[:0], d.plans[:0]
+		d.dec, d.shadow, d.types, d.plans, d.typeDefs = nil, nil, d.types[:0], d.plans[:0], 0
 	}
 	flat := marker&gobFlat != 0
 	b = b[1:]
@@ -611,8 +632,15 @@ func (d *gobDecoder) decodeRun(out []any, b []byte, n int) ([]any, error) {
 // decodeGob decodes the gob messages b into pv, a pointer to a zeroed
 // value: the descriptions of types new to the stream, then the value.
 func (d *gobDecoder) decodeGob(t *gobType, b []byte, pv reflect.Value) error {
-	if err := checkGobMessages(b); err != nil {
+	defs, err := checkGobMessages(b)
+	if err != nil {
 		return fmt.Errorf("%s: %w", t.name, err)
+	}
+	// gob keeps every type a peer describes for the life of the stream:
+	// a peer that describes new ones without end would grow it without
+	// end. Honest streams describe each registered type's parts once.
+	if d.typeDefs += defs; d.typeDefs > maxGobTypeDefs {
+		return fmt.Errorf("%s: the peer described %d gob types on one stream, limit %d", t.name, d.typeDefs, maxGobTypeDefs)
 	}
 	if d.c.shadow {
 		if d.shadow == nil {
@@ -633,7 +661,7 @@ func (d *gobDecoder) decodeGob(t *gobType, b []byte, pv reflect.Value) error {
 		d.dec = gob.NewDecoder(&d.r)
 	}
 	d.r.b = b
-	err := decodeValue(d.dec, pv)
+	err = decodeValue(d.dec, pv)
 	rest := len(d.r.b)
 	d.r.b = nil
 	if err != nil {
@@ -653,6 +681,7 @@ func (d *gobDecoder) decodeFlatRun(out []any, t *gobType, plan *flatPlan, b []by
 	pv := d.scratchFor(t)
 	defer func() {
 		if r := recover(); r != nil {
+			rethrow(r)
 			err = fmt.Errorf("%s: panic decoding a flat value: %v", t.name, r)
 		}
 		pv.Elem().SetZero()
@@ -676,6 +705,7 @@ func (d *gobDecoder) decodeFlat(t *gobType, plan *flatPlan, b []byte) (v any, er
 	pv := d.scratchFor(t)
 	defer func() {
 		if r := recover(); r != nil {
+			rethrow(r)
 			err = fmt.Errorf("%s: panic decoding a flat value: %v", t.name, r)
 		}
 		pv.Elem().SetZero() // drop references to what the caller now owns
@@ -707,6 +737,7 @@ func (d *gobDecoder) scratchFor(t *gobType) reflect.Value {
 func decodeValue(dec *gob.Decoder, v reflect.Value) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
+			rethrow(r)
 			err = fmt.Errorf("panic in gob: %v", r)
 		}
 	}()
@@ -715,30 +746,34 @@ func decodeValue(dec *gob.Decoder, v reflect.Value) (err error) {
 
 // checkGobMessages checks that b is a non-empty sequence of gob messages,
 // each a non-zero length (gob's unsigned integer encoding) followed by that
-// many bytes, before gob reads (and allocates for) an announced length.
-func checkGobMessages(b []byte) error {
+// many bytes, before gob reads (and allocates for) an announced length. It
+// returns how many of them describe a type (a negative type id).
+func checkGobMessages(b []byte) (typeDefs int, err error) {
 	if len(b) == 0 {
-		return errors.New("no gob message")
+		return 0, errors.New("no gob message")
 	}
 	for len(b) > 0 {
 		n, w := gobUint(b)
 		if w == 0 {
-			return errors.New("bad gob message length")
+			return 0, errors.New("bad gob message length")
 		}
 		b = b[w:]
 		if n == 0 || n > uint64(len(b)) {
-			return fmt.Errorf("gob message length %d with %d bytes left", n, len(b))
+			return 0, fmt.Errorf("gob message length %d with %d bytes left", n, len(b))
+		}
+		if id, w := gobUint(b[:n]); w > 0 && id&1 != 0 { // zig-zag: odd is negative
+			typeDefs++
 		}
 		b = b[n:]
 	}
-	return nil
+	return typeDefs, nil
 }
 
 // gobRunCount returns the element count of the slice a run frame's gob
 // messages carry: the last message is the value (type id, the singleton
 // field delta 0, then the count); those before it describe types.
 func gobRunCount(b []byte) (uint64, error) {
-	if err := checkGobMessages(b); err != nil {
+	if _, err := checkGobMessages(b); err != nil {
 		return 0, err
 	}
 	var last []byte

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/stretchr/testify/assert"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -578,6 +579,8 @@ func ExampleGobCodec() {
 // which the stream stays failed; a decoded value encodes again, and that
 // encoding decodes.
 func FuzzGobDecode(f *testing.F) {
+	rethrowDecodePanics.Store(true) // a panic is a crash, not an error
+	f.Cleanup(func() { rethrowDecodePanics.Store(false) })
 	c := newTestCodec(f)
 	f.Fuzz(func(t *testing.T, first, second []byte) {
 		dec := c.NewDecoder()
@@ -650,8 +653,11 @@ func TestGobDeepTypeDescriptions(t *testing.T) {
 		want  string // "" for success
 	}{
 		{"shallow", deepSliceFrame(100), ""},
-		{"beyond limit", deepSliceFrame(10_050), "nesting depth"},
-		{"deep structs", deepStructFrame(10_050), "nesting depth"},
+		// Refused before gob reads them: more descriptions than a stream
+		// may send (gob's own depth limit would refuse them next).
+		{"beyond limit", deepSliceFrame(10_050), "gob types on one stream"},
+		{"deep structs", deepStructFrame(10_050), "gob types on one stream"},
+		{"more types than a stream may describe", deepSliceFrame(maxGobTypeDefs), "gob types on one stream"},
 		{"recursive", recursiveSliceFrame(), ""},
 	}
 	for _, tc := range tests {
@@ -870,4 +876,14 @@ func deepStructFrame(depth int) []byte {
 // recursiveSliceFrame defines a slice type whose element is itself.
 func recursiveSliceFrame() []byte {
 	return gobOrderFrame(gobFirstUse+1, gobSliceType(gobFirstUse+1, gobFirstUse+1))
+}
+
+// TestDecoderPanicsReachTheFuzzer: under the fuzz targets a panic the
+// decoders would report as ErrDecode is raised again, for the fuzzer to
+// see; otherwise it stays an error.
+func TestDecoderPanicsReachTheFuzzer(t *testing.T) {
+	assert.NotPanics(t, func() { rethrow("a decoder bug") })
+	rethrowDecodePanics.Store(true)
+	defer rethrowDecodePanics.Store(false)
+	assert.PanicsWithValue(t, "a decoder bug", func() { rethrow("a decoder bug") })
 }

@@ -281,6 +281,8 @@ func TestGobRunCountIsCheckedFirst(t *testing.T) {
 // n values: either decodes to exactly that, with values that encode again,
 // or fails with ErrDecode, never panicking or allocating beyond the input.
 func FuzzGobDecodeRun(f *testing.F) {
+	rethrowDecodePanics.Store(true) // a panic is a crash, not an error
+	f.Cleanup(func() { rethrowDecodePanics.Store(false) })
 	c := newTestCodec(f)
 	f.Fuzz(func(t *testing.T, first, run []byte, n uint16) {
 		dec := c.NewDecoder().(RunDecoder)

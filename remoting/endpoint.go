@@ -173,6 +173,10 @@ func New(sys *actor.System, opts ...Option) (*Endpoint, error) {
 		peers:     make(map[string]*peer),
 	}
 	e.checker, _ = codec.(Checker)
+	if cfg.token == "" && cfg.serverTLS == nil && !isLoopback(lis.Addr()) {
+		e.log.Warn("listening beyond loopback without TLS or a cluster token: anyone who can reach this address can join the cluster, register, and read and send its messages; see docs/security.md",
+			zap.String("listen", lis.Addr().String()))
+	}
 	// The guard's options come first: its token check must run before any
 	// other interceptor and before every handler, Raft's included.
 	serverOpts := append(guard.ServerOptions(),
@@ -213,6 +217,13 @@ func New(sys *actor.System, opts ...Option) (*Endpoint, error) {
 		}},
 	}, struct{}{})
 	return e, nil
+}
+
+// isLoopback reports whether addr is a loopback address: only this host
+// can connect to it.
+func isLoopback(addr net.Addr) bool {
+	tcp, ok := addr.(*net.TCPAddr)
+	return ok && tcp.IP.IsLoopback()
 }
 
 // protocolOf is the protocol range cfg sets, by default this build's.

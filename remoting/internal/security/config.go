@@ -69,6 +69,12 @@ func (c Config) Validate() error {
 		if err := validateServerTLS(c.ServerTLS); err != nil {
 			return err
 		}
+		if !authenticatesClients(c.ServerTLS) && c.Token == "" {
+			// TLS that does not authenticate clients, and no token: every
+			// client that reaches the node is a member. Plaintext without a
+			// token says so plainly; this looks secure and is not.
+			return fmt.Errorf("%w: ServerTLS.ClientAuth %v does not require client certificates and there is no token, so any client that reaches the node would be a member: require and verify client certificates (mutual TLS), or set a token", ErrInvalidConfig, c.ServerTLS.ClientAuth)
+		}
 	}
 	if c.ClientTLS != nil {
 		if err := validateClientTLS(c.ClientTLS); err != nil {
@@ -88,6 +94,15 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: protocol range [%d, %d] is empty or negative", ErrInvalidConfig, c.Protocol.Min, c.Protocol.Version)
 	}
 	return validateToken(c.Token)
+}
+
+// authenticatesClients reports whether s lets in only clients with a
+// certificate that is verified: by the CA, or by a callback. A dynamic
+// config (GetConfigForClient) is taken at its word.
+func authenticatesClients(s *tls.Config) bool {
+	custom := s.VerifyPeerCertificate != nil || s.VerifyConnection != nil
+	return s.GetConfigForClient != nil || s.ClientAuth == tls.RequireAndVerifyClientCert ||
+		(s.ClientAuth == tls.RequireAnyClientCert && custom)
 }
 
 func validateServerTLS(s *tls.Config) error {

@@ -24,13 +24,26 @@ func TestValidate(t *testing.T) {
 		{"token only", Config{Token: "abc-DEF_123.~!"}, true},
 		{"mTLS", Config{ServerTLS: server, ClientTLS: client}, true},
 		{"mTLS and token", Config{ServerTLS: server, ClientTLS: client, Token: "t"}, true},
-		{"server-only TLS", Config{
+		{"server-only TLS and a token", Config{
 			ServerTLS: with(server, func(c *tls.Config) { c.ClientAuth = tls.NoClientCert; c.ClientCAs = nil }),
 			ClientTLS: with(client, func(c *tls.Config) { c.Certificates = nil }),
+			Token:     "t",
+		}, true},
+		{"client certificates if given, and a token", Config{
+			ServerTLS: with(server, func(c *tls.Config) { c.ClientAuth = tls.VerifyClientCertIfGiven }),
+			ClientTLS: client, Token: "t",
 		}, true},
 		{"ServerName override", Config{ServerTLS: server, ClientTLS: with(client, func(c *tls.Config) { c.ServerName = "dchan.cluster.internal" })}, true},
 		{"longest token", Config{Token: strings.Repeat("x", MaxTokenLen)}, true},
 
+		{"server-only TLS without a token", Config{
+			ServerTLS: with(server, func(c *tls.Config) { c.ClientAuth = tls.NoClientCert; c.ClientCAs = nil }),
+			ClientTLS: with(client, func(c *tls.Config) { c.Certificates = nil }),
+		}, false},
+		{"client certificates if given, without a token", Config{
+			ServerTLS: with(server, func(c *tls.Config) { c.ClientAuth = tls.VerifyClientCertIfGiven }),
+			ClientTLS: client,
+		}, false},
 		{"ServerTLS without ClientTLS", Config{ServerTLS: server}, false},
 		{"ClientTLS without ServerTLS", Config{ClientTLS: client}, false},
 		{"server without certificate", Config{ServerTLS: with(server, func(c *tls.Config) { c.Certificates = nil }), ClientTLS: client}, false},
