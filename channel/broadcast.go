@@ -4,11 +4,96 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
+	"slices"
 	"sync"
 
+	"github.com/dchan-io/dchan/actor"
+	"github.com/dchan-io/dchan/channel/internal/gossip"
 	"github.com/dchan-io/dchan/registry"
+	"github.com/dchan-io/dchan/remoting"
+	"go.uber.org/zap"
 )
+
+// gossipActorName is the ID of every node's gossip actor, the one address
+// broadcast traffic goes to. Actor names beginning "dchan." are the node's.
+const gossipActorName = "dchan.gossip"
+
+// startBroadcast spawns the node's gossip actor, which hands what arrives
+// to the broadcast engine (package gossip), and starts the engine's
+// driver.
+func (n *Node) startBroadcast() error {
+	pid, err := n.sys.SpawnNamed(gossipActorName, func() actor.Actor {
+		return actor.ReceiveFunc(func(c *actor.Context) {
+			t, ok := c.Message().(remoting.Tagged)
+			if !ok {
+				return // lifecycle messages
+			}
+			// The sender's node is the one its stream authenticated.
+			if err := n.bcast.Receive(c.Sender().Node, t.Tag, t.Value); err != nil {
+				n.log.Warn("dropped a gossip message", zap.String("from", c.Sender().Node), zap.Error(err))
+			}
+		})
+	}, actor.WithMailboxSize(4096))
+	if err != nil {
+		return err
+	}
+	n.bcastPID = pid
+	n.bcast.Start()
+	return nil
+}
+
+// bcastMembership is the broadcast engine's view of the cluster: the
+// node's registry replica.
+type bcastMembership struct{ n *Node }
+
+func (m bcastMembership) Version() uint64 { return m.n.reg.State().Version() }
+
+func (m bcastMembership) Subscribers(name string) []string {
+	rs := m.n.reg.Lookup(name)
+	nodes := make([]string, 0, len(rs))
+	for _, r := range rs {
+		if r.Mode == registry.Broadcast && r.Node != m.n.id {
+			nodes = append(nodes, r.Node)
+		}
+	}
+	slices.Sort(nodes)
+	return slices.Compact(nodes)
+}
+
+func (m bcastMembership) Member(node string) bool {
+	mm, ok := m.n.reg.State().Member(node)
+	return ok && mm.Status == registry.Alive
+}
+
+// bcastTransport sends the engine's messages to other nodes' gossip
+// actors, on the node's streams.
+type bcastTransport struct{ n *Node }
+
+func (t bcastTransport) Send(ctx context.Context, node string, header []byte, value any, wait bool, done func(error)) error {
+	to := actor.PID{Node: node, ID: gossipActorName}
+	msg := remoting.Tagged{Tag: header, Value: value}
+	report := func(err error) { done(classifyBcast(err)) }
+	var err error
+	if wait {
+		err = t.n.ep.SendTracked(ctx, to, t.n.bcastPID, msg, report)
+	} else {
+		err = t.n.ep.TrySendTracked(to, t.n.bcastPID, msg, report)
+	}
+	return classifyBcast(err)
+}
+
+// classifyBcast marks remoting's errors with the engine's kinds.
+func classifyBcast(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, remoting.ErrNoCredit):
+		return fmt.Errorf("%w: %w", gossip.ErrBusy, err)
+	case errors.Is(err, remoting.ErrEncode), errors.Is(err, remoting.ErrTooLarge):
+		return fmt.Errorf("%w: %w", gossip.ErrValue, err)
+	}
+	return err
+}
 
 // Subscribe registers a subscriber of name on this node and returns its
 // channel, once the registration is committed cluster-wide. Every value
@@ -57,33 +142,27 @@ func (n *Node) Subscribe(name string, buf int) (<-chan any, CloseFunc, error) {
 	return out, closeFn, nil
 }
 
-// offer gives a broadcast value to a subscriber without waiting. The
-// gossip engine calls it directly, under its lock, for every subscriber in
-// turn: a subscriber's buffer is the only queue between the network and
-// its user, and a full one drops its oldest value rather than wait.
-func (r *receiver) offer(v any) {
+// Offer gives a broadcast value to a subscriber without waiting. The
+// broadcast engine's driver calls it directly, under its lock, for every
+// subscriber in turn: a subscriber's buffer is the only queue between the
+// network and its user, and a full one drops its oldest value rather than
+// wait.
+func (r *receiver) Offer(v any) {
 	if r.hand(nil, v) {
 		r.n.stats.received(r.stats)
 	}
 }
 
 // publisher is one Publish: a pump from the user's Go channel into the
-// gossip engine.
+// broadcast engine.
 type publisher struct {
-	n      *Node
-	name   string
-	origin origin
-	seq    uint64 // last sequence published; guarded by the gossip engine's mu
-	in     chan any
-	stop   chan struct{}
-	ended  chan struct{}
-	once   sync.Once
-
-	// the participants computed from the registry entries last seen, and
-	// the first sequence of each; guarded by the gossip engine's mu
-	lastRS []registry.Receiver
-	hops   []hop
-	joined map[string]uint64
+	n     *Node
+	name  string
+	gp    *gossip.Publisher
+	in    chan any
+	stop  chan struct{}
+	ended chan struct{}
+	once  sync.Once
 }
 
 // Publish returns a channel whose values each go to every subscriber of
@@ -105,12 +184,11 @@ func (n *Node) Publish(name string, buf int) (chan<- any, CloseFunc, error) {
 		return nil, nil, fmt.Errorf("%w: negative buffer %d", ErrInvalidOption, buf)
 	}
 	p := &publisher{
-		n:      n,
-		name:   name,
-		origin: origin{node: n.id, pub: rand.Uint64()},
-		in:     make(chan any, buf),
-		stop:   make(chan struct{}),
-		ended:  make(chan struct{}),
+		n:     n,
+		name:  name,
+		in:    make(chan any, buf),
+		stop:  make(chan struct{}),
+		ended: make(chan struct{}),
 	}
 	n.mu.Lock()
 	if n.closed {
@@ -120,7 +198,7 @@ func (n *Node) Publish(name string, buf int) (chan<- any, CloseFunc, error) {
 	n.publishers[p] = struct{}{}
 	n.wg.Add(1)
 	n.mu.Unlock()
-	n.gossip.addPublisher(p)
+	p.gp = n.bcast.AddPublisher(name)
 	go p.pump()
 	return p.in, p.close, nil
 }
@@ -129,7 +207,7 @@ func (p *publisher) pump() {
 	defer p.n.wg.Done()
 	defer close(p.ended)
 	defer func() {
-		p.n.gossip.removePublisher(p)
+		p.n.bcast.ClosePublisher(p.gp)
 		p.n.mu.Lock()
 		delete(p.n.publishers, p)
 		p.n.mu.Unlock()
@@ -171,37 +249,16 @@ func (p *publisher) publish(v any) {
 		}
 		v, ctx = m.v, routeCtx{m}
 	}
-	if err := p.n.gossip.publish(ctx, p, v, newPubTrack(m)); err != nil {
+	var done func(error)
+	if m != nil {
+		done = m.finish
+	}
+	if err := p.n.bcast.Publish(ctx, p.gp, v, done); err != nil {
 		p.n.stats.failed(p.name, false, 1)
 		if m != nil && !errors.Is(err, context.DeadlineExceeded) {
 			m.finish(fmt.Errorf("channel: publish to %q: %w", p.name, err))
 		}
 	}
-}
-
-// view returns the nodes, other than this one, with subscribers of the
-// name, each with the first sequence meant for it; it is recomputed only
-// when the registry's entries changed. g.mu is held, and p.seq is the
-// sequence being published.
-func (p *publisher) view(n *Node, state *registry.State) []hop {
-	rs := state.Receivers(p.name)
-	if len(rs) == len(p.lastRS) && (len(rs) == 0 || &rs[0] == &p.lastRS[0]) {
-		return p.hops
-	}
-	p.lastRS = rs
-	nodes := participants(rs, n.id)
-	hops := make([]hop, len(nodes))
-	joined := make(map[string]uint64, len(nodes))
-	for i, node := range nodes {
-		first, ok := p.joined[node]
-		if !ok {
-			first = p.seq // a newcomer: from this value on
-		}
-		joined[node] = first
-		hops[i] = hop{node: node, first: first}
-	}
-	p.joined, p.hops = joined, hops
-	return hops
 }
 
 func (p *publisher) close() error {

@@ -3,6 +3,7 @@ package channel
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -12,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/dchan-io/dchan/channel/internal/gossip"
 	"github.com/dchan-io/dchan/registry"
 )
 
@@ -202,7 +204,7 @@ func testLossyBroadcast(t *testing.T, size int) {
 	var seeded sync.Mutex
 	rng := rand.New(rand.NewPCG(1, 2))
 	var dropped atomic.Int64
-	lossy := withGossip(func(c *gossipConfig) {
+	lossy := withGossip(func(c *gossip.Config) {
 		// Under -race with 30 nodes on 2 cores an answer can take seconds,
 		// and on a loaded machine repair took over 10 s: give it as long
 		// as the test waits (values stay cached and gaps open that long),
@@ -210,9 +212,9 @@ func testLossyBroadcast(t *testing.T, size int) {
 		// Digests go on as long as values are cached, so as long, too: a
 		// node that missed the last values learns of them only from a
 		// digest.
-		c.gapWait = 2 * waitFor
-		c.cacheFor = 2 * waitFor
-		c.drop = func(from, to string) bool {
+		c.GapWait = 2 * waitFor
+		c.CacheFor = 2 * waitFor
+		c.Drop = func(from, to string) bool {
 			seeded.Lock()
 			defer seeded.Unlock()
 			if rng.Float64() < 0.2 {
@@ -268,7 +270,7 @@ func TestBroadcastContinuesWhenANodeDiesMidGossip(t *testing.T) {
 
 	// The publisher's tree for 9 peers and fanout 2: the first child of each
 	// half covers four nodes. Kill one of them mid-stream.
-	view := participants(nodes[0].reg.Lookup("ticks"), nodes[0].ID())
+	view := gossip.Participants(bcastMembership{nodes[0]}, "ticks", nodes[0].ID())
 	victim := view[0]
 	var victimNode *Node
 	for _, n := range nodes {
@@ -307,15 +309,15 @@ func publishPastALostHead(t *testing.T, size, count, buf int, all bool) ([]*Node
 	t.Helper()
 	var cut atomic.Bool
 	var head atomic.Value // the publisher's first child
-	nodes := startCluster(t, size, WithGossipFanout(1), withGossip(func(c *gossipConfig) {
-		c.drop = func(from, to string) bool {
+	nodes := startCluster(t, size, WithGossipFanout(1), withGossip(func(c *gossip.Config) {
+		c.Drop = func(from, to string) bool {
 			h, _ := head.Load().(string)
 			return cut.Load() && from == "n1" && (all || to == h)
 		}
 	}))
 	logs, _ := subscribeAll(t, nodes, "lost", buf)
 	waitSubscribers(t, nodes, "lost", size)
-	head.Store(participants(nodes[0].reg.Lookup("lost"), "n1")[0])
+	head.Store(gossip.Participants(bcastMembership{nodes[0]}, "lost", "n1")[0])
 	cut.Store(true)
 	publishSeq(t, nodes[0], "lost", "p", count, 0)
 	require.Eventually(t, func() bool { return nodes[0].Stats().Broadcast.Sent >= uint64(count) }, waitFor, time.Millisecond,
@@ -350,9 +352,9 @@ func TestBroadcastRepairsAQuietPublishersLastValues(t *testing.T) {
 	const count = 20
 	var cut atomic.Bool
 	cut.Store(true)
-	nodes := startCluster(t, 3, withGossip(func(c *gossipConfig) {
-		c.cacheFor = 8 * time.Second
-		c.drop = func(from, to string) bool { return to == "n3" && cut.Load() }
+	nodes := startCluster(t, 3, withGossip(func(c *gossip.Config) {
+		c.CacheFor = 8 * time.Second
+		c.Drop = func(from, to string) bool { return to == "n3" && cut.Load() }
 	}))
 	const quietFor = 3500 * time.Millisecond // past the 3 s after which digests used to stop
 	logs, _ := subscribeAll(t, nodes, "quiet", 64)
@@ -398,8 +400,8 @@ func TestBroadcastJoinStartsAtWhatThePublishersCacheHolds(t *testing.T) {
 // (no graft while values keep arriving).
 func TestBroadcastRepairsThroughABusyLink(t *testing.T) {
 	var calls atomic.Int64
-	nodes := startCluster(t, 2, withGossip(func(c *gossipConfig) {
-		c.drop = func(from, to string) bool {
+	nodes := startCluster(t, 2, withGossip(func(c *gossip.Config) {
+		c.Drop = func(from, to string) bool {
 			if from != "n1" || to != "n2" {
 				return false
 			}
@@ -437,11 +439,7 @@ func TestBroadcastForgetsTheQueuesOfNodesThatLeft(t *testing.T) {
 	waitSubscribers(t, nodes, "news", 4)
 	publishSeq(t, nodes[0], "news", "p", 10, 0)
 	hasQueue := func(peer string) bool {
-		g := nodes[0].gossip
-		g.mu.Lock()
-		defer g.mu.Unlock()
-		_, ok := g.outboxes[peer]
-		return ok
+		return slices.Contains(nodes[0].bcast.Peers(), peer)
 	}
 	require.True(t, hasQueue("n3") && hasQueue("n4"), "n1 gossiped to n3 and n4")
 	require.NoError(t, nodes[2].Close()) // leaves
@@ -470,32 +468,11 @@ func missingSeqs(got []int, count int) []int {
 
 func gossipState(n *Node, nodes []*Node) string {
 	var b strings.Builder
-	g := n.gossip
-	g.mu.Lock()
-	for key, st := range g.origins {
-		fmt.Fprintf(&b, "%s holds %s/%s: next %d, max %d, held %d, want %d, pulls %d\n",
-			n.ID(), key.name, key.origin.node, st.next, st.max, len(st.held), st.want, st.pulls)
-	}
-	for name, subs := range g.subs {
-		for _, s := range subs {
-			fmt.Fprintf(&b, "%s subscriber of %s since version %d\n", n.ID(), name, s.since)
-		}
-	}
-	for key, j := range g.joins {
-		fmt.Fprintf(&b, "%s waits to join %s/%s: seen %v, asked %v\n", n.ID(), key.name, key.origin.node, j.seen, j.asked)
-	}
-	g.mu.Unlock()
+	b.WriteString(n.bcast.Dump())
 	for _, p := range nodes {
-		pg := p.gossip
-		pg.mu.Lock()
-		for key, st := range pg.origins {
-			if st.pub != nil {
-				first, ok := st.pub.joined[n.ID()]
-				fmt.Fprintf(&b, "publisher %s/%s at %d counts %s in from %d (%v); cache from %v\n",
-					key.name, key.origin.node, st.pub.seq, n.ID(), first, ok, st.cache.order[:min(1, len(st.cache.order))])
-			}
+		if p != n {
+			fmt.Fprintf(&b, "on %s:\n%s", p.ID(), p.bcast.Dump())
 		}
-		pg.mu.Unlock()
 	}
 	return b.String()
 }
@@ -655,18 +632,7 @@ func TestPublishHandleReportsAnUnencodableValue(t *testing.T) {
 	require.Eventually(t, func() bool { return logs[0].n.Load() == 1 }, waitFor, 5*time.Millisecond,
 		"the bad value broke nothing for the next")
 	// The bad value can never be sent: it is not kept to answer grafts.
-	cached := func(seq uint64) bool {
-		g := nodes[0].gossip
-		g.mu.Lock()
-		defer g.mu.Unlock()
-		for _, st := range g.origins {
-			if st.own {
-				_, ok := st.cache.vals[seq]
-				return ok
-			}
-		}
-		return false
-	}
+	cached := func(seq uint64) bool { return nodes[0].bcast.OwnCached(seq) }
 	// (Well before the cache's own expiry, 10 s.)
 	assert.Eventually(t, func() bool { return !cached(1) }, 5*time.Second, 5*time.Millisecond, "the bad value left the cache")
 	assert.True(t, cached(2), "the good value stays cached")

@@ -49,13 +49,24 @@
 // per-pair FIFO; backpressure; with no receivers a send blocks; a clean
 // close drops nothing accepted; receivers on a dead node are removed and
 // their in-flight values fail promptly; linearizable registry writes; a bad
-// value fails alone; peers failing TLS or the token are refused.
+// value fails alone; peers failing TLS or the token are refused, and no
+// member can act for another (with mutual TLS, a node is the node its
+// certificate names).
+//
+// Publish and Subscribe broadcast: every subscriber of a name gets every
+// value published to it, in each publisher's order, at most once. The
+// protocol is package gossip's engine (channel/internal/gossip); this
+// package gives it the registry's view of the cluster, the node's streams
+// and the subscribers' channels.
 //
 // # Goroutines
 //
-// A Node owns: the actor system's mailbox runs (one per busy receiver), the
-// endpoint's gRPC server and per-peer stream goroutines, Raft's goroutines
-// and the registry's health watcher, one pump per Send channel, and one
-// adapter per SendOf (ReceiveOf's receiver checks the type itself).
-// Close (or Shutdown) stops and waits for all of them.
+// A Node owns: the actor system's mailbox runs (one per busy receiver,
+// from a reused pool), the endpoint's gRPC server and per-peer stream
+// goroutines, Raft's goroutines, the registry's health watcher, the
+// node's member watcher (it fails the values in flight to nodes the
+// cluster declares dead), one pump per Send channel (SendOf's included)
+// and per Publish channel, and the broadcast driver's ticker and its
+// sender per peer with queued messages. Close (or Shutdown) stops and
+// waits for all of them.
 package channel

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/dchan-io/dchan/actor"
+	"github.com/dchan-io/dchan/channel/internal/gossip"
 	"github.com/dchan-io/dchan/registry"
 	"github.com/dchan-io/dchan/remoting"
 )
@@ -44,7 +45,8 @@ type Node struct {
 	receivers  map[*receiver]struct{}
 	senders    map[flusher]struct{}
 	publishers map[*publisher]struct{}
-	gossip     *gossip
+	bcast      *gossip.Driver // the broadcast engine
+	bcastPID   actor.PID      // its actor, the one address broadcast traffic goes to
 }
 
 // New starts a node and returns once it has joined the cluster through
@@ -84,8 +86,19 @@ func New(ctx context.Context, opts ...Option) (*Node, error) {
 
 		publishers: make(map[*publisher]struct{}),
 	}
-	n.gossip = newGossip(n, cfg.gossip)
 	n.ctx, n.cancel = context.WithCancel(context.Background())
+	bcast, err := gossip.NewDriver(id, cfg.gossip, gossip.Deps{
+		Membership: bcastMembership{n},
+		Transport:  bcastTransport{n},
+		Counters:   &n.stats.bcast,
+		Logger:     log.Named("broadcast"),
+		Failed:     func(name string) { n.stats.failed(name, false, 1) },
+	})
+	if err != nil {
+		_ = sys.Shutdown(context.Background())
+		return nil, fmt.Errorf("%w: %w", ErrInvalidOption, err)
+	}
+	n.bcast = bcast
 	epOpts := []remoting.Option{
 		remoting.WithListenAddr(cfg.listenAddr),
 		remoting.WithAdvertiseAddr(cfg.advertise),
@@ -119,7 +132,7 @@ func New(ctx context.Context, opts ...Option) (*Node, error) {
 	}
 	n.ep, n.reg = ep, reg
 	reg.OnRejoin(n.reregister)
-	if err := n.gossip.start(); err != nil {
+	if err := n.startBroadcast(); err != nil {
 		n.teardown(context.Background())
 		return nil, fmt.Errorf("channel: %w", err)
 	}
@@ -271,6 +284,7 @@ func (n *Node) teardownWith(ctx context.Context, errs *[]error) {
 		*errs = append(*errs, err)
 	}
 	n.cancel()
+	n.bcast.Close()
 	if n.reg != nil {
 		if err := n.reg.Close(); err != nil {
 			*errs = append(*errs, err)

@@ -7,6 +7,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/dchan-io/dchan/channel/internal/gossip"
 	"github.com/dchan-io/dchan/registry"
 	"github.com/dchan-io/dchan/remoting"
 )
@@ -39,13 +40,13 @@ type config struct {
 	clientTLS  *tls.Config
 	token      string
 
-	gossip gossipConfig
+	gossip gossip.Config
 
 	registryOpts []registry.Option // tests tune Raft timings
 }
 
 func defaultConfig() config {
-	return config{listenAddr: "127.0.0.1:0", logger: zap.NewNop(), gossip: defaultGossipConfig()}
+	return config{listenAddr: "127.0.0.1:0", logger: zap.NewNop(), gossip: gossip.DefaultConfig()}
 }
 
 func (c *config) validate() error {
@@ -54,8 +55,8 @@ func (c *config) validate() error {
 		return fmt.Errorf("%w: nil logger", ErrInvalidOption)
 	case c.listenAddr == "":
 		return fmt.Errorf("%w: empty listen address", ErrInvalidOption)
-	case c.gossip.fanout < 0:
-		return fmt.Errorf("%w: negative gossip fanout %d", ErrInvalidOption, c.gossip.fanout)
+	case c.gossip.Fanout < 0:
+		return fmt.Errorf("%w: negative gossip fanout %d", ErrInvalidOption, c.gossip.Fanout)
 	case c.expect < 0:
 		return fmt.Errorf("%w: bootstrap-expect %d is negative", ErrInvalidOption, c.expect)
 	case c.expect > 1 && len(c.peers) == 0:
@@ -162,7 +163,7 @@ func withRegistryOptions(opts ...registry.Option) Option {
 // WithGossipFanout sets how many nodes each hop of a broadcast passes a
 // value to. Default (0): ⌊log2 N⌋+1 for N nodes with subscribers of the
 // name, so a value reaches all of them in about log N / log log N hops.
-func WithGossipFanout(n int) Option { return optionFunc(func(c *config) { c.gossip.fanout = n }) }
+func WithGossipFanout(n int) Option { return optionFunc(func(c *config) { c.gossip.Fanout = n }) }
 
 // withGossip tunes broadcast timings; tests use it.
-func withGossip(f func(*gossipConfig)) Option { return optionFunc(func(c *config) { f(&c.gossip) }) }
+func withGossip(f func(*gossip.Config)) Option { return optionFunc(func(c *config) { f(&c.gossip) }) }

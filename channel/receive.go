@@ -3,13 +3,13 @@ package channel
 import (
 	"context"
 	"fmt"
-	"math"
 	"sync"
 	"sync/atomic"
 
 	"go.uber.org/zap"
 
 	"github.com/dchan-io/dchan/actor"
+	"github.com/dchan-io/dchan/channel/internal/gossip"
 	"github.com/dchan-io/dchan/registry"
 )
 
@@ -27,11 +27,8 @@ type receiver struct {
 	pid     actor.PID
 	closing atomic.Bool // close began: never register again
 
-	// since (broadcast) is the registry version from which this
-	// subscriber is in publishers' views: values routed by an older view
-	// are not its own. Set once registered; guarded by the gossip
-	// engine's mu.
-	since uint64
+	// bsub is a subscriber's place in the broadcast engine.
+	bsub *gossip.Subscription
 
 	// hand gives one value to the user, blocking until the user takes it
 	// or done closes; it reports whether the user took it. try gives one
@@ -131,7 +128,7 @@ func (n *Node) startReceiver(name string, buf, mailbox int, mode registry.Mode,
 	if n.isClosed() {
 		return nil, ErrClosed
 	}
-	r := &receiver{n: n, name: name, stats: n.stats.name(name), mode: mode, hand: hand, try: try, closeOut: closeOut, since: math.MaxUint64}
+	r := &receiver{n: n, name: name, stats: n.stats.name(name), mode: mode, hand: hand, try: try, closeOut: closeOut}
 	pid, err := n.sys.Spawn(func() actor.Actor { return r },
 		actor.WithMailboxSize(mailbox))
 	if err != nil {
@@ -147,11 +144,11 @@ func (n *Node) startReceiver(name string, buf, mailbox int, mode registry.Mode,
 	n.receivers[r] = struct{}{}
 	n.mu.Unlock()
 	if mode == registry.Broadcast {
-		n.gossip.addSubscriber(r)
+		r.bsub = n.bcast.Subscribe(name, r)
 	}
 	err = n.reg.Register(n.ctx, name, pid.ID, mode)
 	if err == nil && mode == registry.Broadcast {
-		err = n.gossip.subscribed(n.ctx, r)
+		err = n.subscribed(n.ctx, r)
 	}
 	if err != nil {
 		// Closing first: a concurrent re-registration after a rejoin
@@ -159,7 +156,7 @@ func (n *Node) startReceiver(name string, buf, mailbox int, mode registry.Mode,
 		r.closing.Store(true)
 		n.forget(r)
 		if mode == registry.Broadcast {
-			n.gossip.removeSubscriber(r)
+			n.bcast.Unsubscribe(r.bsub)
 		}
 		_ = n.sys.Poison(context.Background(), pid)
 		return nil, fmt.Errorf("channel: receive %q: %w", name, err)
@@ -214,11 +211,35 @@ func (r *receiver) close() error {
 // channel closes after the last (see receive).
 func (r *receiver) stop() {
 	if r.mode == registry.Broadcast {
-		r.n.gossip.removeSubscriber(r)
+		r.n.bcast.Unsubscribe(r.bsub)
 	}
 	done, cancel := context.WithCancel(context.Background())
 	cancel() // begin the graceful stop without waiting for the user to drain
 	_ = r.n.sys.Stop(done, r.pid)
+}
+
+// subscribed waits until this node's replica shows r's registration and
+// tells the broadcast engine that version: publishers route by views at
+// least that new only once they know r.
+func (n *Node) subscribed(ctx context.Context, r *receiver) error {
+	for {
+		changed, stop := n.reg.Watch(r.name)
+		state := n.reg.State()
+		for _, rc := range state.Receivers(r.name) {
+			if rc.Node == n.id && rc.ActorID == r.pid.ID {
+				stop()
+				n.bcast.Subscribed(r.bsub, state.Version())
+				return nil
+			}
+		}
+		select {
+		case <-changed:
+			stop()
+		case <-ctx.Done():
+			stop()
+			return ctx.Err()
+		}
+	}
 }
 
 // reregister registers every live receiver again: the registry calls it

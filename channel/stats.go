@@ -1,6 +1,8 @@
 package channel
 
 import (
+	"github.com/dchan-io/dchan/channel/internal/gossip"
+
 	"sync"
 	"sync/atomic"
 )
@@ -37,6 +39,7 @@ type BroadcastStats struct {
 	Digests      uint64 // anti-entropy digests sent
 	Grafts       uint64 // anti-entropy requests for missing values sent (grafts, and joins of a node that had none)
 	MaxHops      uint64 // longest path, in hops, a value took to reach this node
+	Refused      uint64 // values and announcements of publishers not tracked: of a node that is no live member, or one that has too many publishers
 }
 
 // Counters are the counters of one name or peer.
@@ -69,7 +72,7 @@ func (c *counters) snapshot() Counters {
 // stats counts without locks on the value path: a name's or peer's counters
 // are created once (sync.Map) and then only atomically incremented.
 type stats struct {
-	bcast    bcastCounters
+	bcast    gossip.Counters
 	total    counters
 	inFlight atomic.Int64
 	_        [56]byte
@@ -127,16 +130,12 @@ func (s *stats) received(name *counters) {
 	name.received.Add(1)
 }
 
-type bcastCounters struct {
-	published, sent, duplicates, repaired, lost, rerouted, queueDropped, digests, grafts, maxHops atomic.Uint64
-}
-
-func (c *bcastCounters) snapshot() BroadcastStats {
+func bcastSnapshot(c *gossip.Counters) BroadcastStats {
 	return BroadcastStats{
-		Published: c.published.Load(), Sent: c.sent.Load(), Duplicates: c.duplicates.Load(),
-		Repaired: c.repaired.Load(), Lost: c.lost.Load(), Rerouted: c.rerouted.Load(),
-		QueueDropped: c.queueDropped.Load(), Digests: c.digests.Load(), Grafts: c.grafts.Load(),
-		MaxHops: c.maxHops.Load(),
+		Published: c.Published.Load(), Sent: c.Sent.Load(), Duplicates: c.Duplicates.Load(),
+		Repaired: c.Repaired.Load(), Lost: c.Lost.Load(), Rerouted: c.Rerouted.Load(),
+		QueueDropped: c.QueueDropped.Load(), Digests: c.Digests.Load(), Grafts: c.Grafts.Load(),
+		MaxHops: c.MaxHops.Load(), Refused: c.Refused.Load(),
 	}
 }
 
@@ -150,7 +149,7 @@ func (n *Node) Stats() Stats {
 		Names:    make(map[string]Counters),
 		Peers:    make(map[string]Counters),
 
-		Broadcast: s.bcast.snapshot(),
+		Broadcast: bcastSnapshot(&s.bcast),
 	}
 	s.names.Range(func(k, v any) bool {
 		out.Names[k.(string)] = v.(*counters).snapshot()

@@ -1,42 +1,38 @@
-package channel
+package gossip
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"time"
-
-	"github.com/dchan-io/dchan/actor"
-	"github.com/dchan-io/dchan/remoting"
 )
 
 // outboxIdle is how long an empty outbox keeps its goroutine.
 const outboxIdle = 5 * time.Second
 
-// outMsg is one gossip message waiting for its peer: a data message (data
-// and value) or a pre-encoded digest or graft (tag).
+// outMsg is one message waiting for its peer: a data message (data and
+// value) or a pre-encoded digest, graft or join (tag).
 type outMsg struct {
 	data  *dataHeader
 	value any
 	tag   []byte
-	track *pubTrack // a Publish handle waiting for this first hop, or nil
+	track *tracker // a publish waiting for this first hop, or nil
 }
 
-// outbox queues one peer's gossip messages and sends them on the node's
-// stream to that peer, so that a slow or dead peer delays only its own
-// queues. It has two, each bounded by outboxMax and each sent in order:
-// the tree's (publishers' first hops and forwards) and anti-entropy's
-// (digests, grafts, joins and the repairs that answer them). The sending
-// goroutine takes from the two in turn, so repair gets through a link that
-// a publisher keeps busy, and repair traffic never pushes the tree's
+// outbox queues one peer's messages and sends them through the transport,
+// so that a slow or dead peer delays only its own queues. It has two, each
+// bounded by Config.OutboxMax and each sent in order: the tree's
+// (publishers' first hops and forwards) and anti-entropy's (digests,
+// grafts, joins and the repairs that answer them). The sending goroutine
+// takes from the two in turn, so repair gets through a link that a
+// publisher keeps busy, and repair traffic never pushes the tree's
 // messages out. A full tree queue makes a publisher wait (pushWait) or
 // drops its oldest message for a forward (push: anti-entropy makes up for
 // it); a full anti-entropy queue refuses the new message (offer: it is
 // asked for again). A goroutine runs while the queues are in use.
 type outbox struct {
-	g    *gossip
+	d    *Driver
 	peer string
 	wake chan struct{}
 	room chan struct{}
@@ -50,20 +46,24 @@ type outbox struct {
 	downUntil time.Time // sends failed: reroute instead of sending until then
 }
 
+func newOutbox(d *Driver, peer string) *outbox {
+	return &outbox{d: d, peer: peer, wake: make(chan struct{}, 1), room: make(chan struct{}, 1)}
+}
+
 // push queues m, dropping the oldest message if the queue is full.
 func (ob *outbox) push(m outMsg) {
 	ob.mu.Lock()
-	if len(ob.q) >= ob.g.cfg.outboxMax {
+	if len(ob.q) >= ob.d.cfg.OutboxMax {
 		old := ob.q[0]
 		ob.q[0] = outMsg{}
 		ob.q = ob.q[1:]
-		ob.g.n.stats.bcast.queueDropped.Add(1)
+		ob.d.stats.QueueDropped.Add(1)
 		old.track.resolve(nil) // a later hop's loss, repaired by anti-entropy
 	}
 	ob.q = append(ob.q, m)
 	ob.startLocked()
 	ob.mu.Unlock()
-	ob.signal(ob.wake)
+	signal(ob.wake)
 }
 
 // repairKey names one value that a repair carries.
@@ -92,9 +92,9 @@ func (ob *outbox) offer(m outMsg) bool {
 		ob.mu.Unlock()
 		return true
 	}
-	if len(ob.ae) >= ob.g.cfg.outboxMax {
+	if len(ob.ae) >= ob.d.cfg.OutboxMax {
 		ob.mu.Unlock()
-		ob.g.n.stats.bcast.queueDropped.Add(1)
+		ob.d.stats.QueueDropped.Add(1)
 		return false
 	}
 	if repair {
@@ -106,7 +106,7 @@ func (ob *outbox) offer(m outMsg) bool {
 	ob.ae = append(ob.ae, m)
 	ob.startLocked()
 	ob.mu.Unlock()
-	ob.signal(ob.wake)
+	signal(ob.wake)
 	return true
 }
 
@@ -114,14 +114,14 @@ func (ob *outbox) offer(m outMsg) bool {
 func (ob *outbox) pushWait(ctx context.Context, m outMsg) error {
 	for {
 		ob.mu.Lock()
-		if len(ob.q) < ob.g.cfg.outboxMax {
+		if len(ob.q) < ob.d.cfg.OutboxMax {
 			ob.q = append(ob.q, m)
-			room := len(ob.q) < ob.g.cfg.outboxMax
+			room := len(ob.q) < ob.d.cfg.OutboxMax
 			ob.startLocked()
 			ob.mu.Unlock()
-			ob.signal(ob.wake)
+			signal(ob.wake)
 			if room {
-				ob.signal(ob.room) // pass the wake-up on to another waiter
+				signal(ob.room) // pass the wake-up on to another waiter
 			}
 			return nil
 		}
@@ -130,13 +130,13 @@ func (ob *outbox) pushWait(ctx context.Context, m outMsg) error {
 		case <-ob.room:
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-ob.g.n.ctx.Done():
+		case <-ob.d.ctx.Done():
 			return ErrClosed
 		}
 	}
 }
 
-func (ob *outbox) signal(ch chan struct{}) {
+func signal(ch chan struct{}) {
 	select {
 	case ch <- struct{}{}:
 	default:
@@ -146,16 +146,16 @@ func (ob *outbox) signal(ch chan struct{}) {
 // startLocked starts the sending goroutine if it is not running; ob.mu is
 // held.
 func (ob *outbox) startLocked() {
-	if ob.running || ob.g.n.ctx.Err() != nil {
+	if ob.running || ob.d.ctx.Err() != nil {
 		return
 	}
 	ob.running = true
-	ob.g.n.wg.Add(1)
+	ob.d.wg.Add(1)
 	go ob.run()
 }
 
 func (ob *outbox) run() {
-	defer ob.g.n.wg.Done()
+	defer ob.d.wg.Done()
 	idle := time.NewTimer(outboxIdle)
 	defer idle.Stop()
 	for {
@@ -173,7 +173,7 @@ func (ob *outbox) run() {
 					return
 				}
 				ob.mu.Unlock()
-			case <-ob.g.n.ctx.Done():
+			case <-ob.d.ctx.Done():
 				ob.mu.Lock()
 				q := ob.q
 				ob.q, ob.ae, ob.repairs, ob.running = nil, nil, nil, false
@@ -189,10 +189,10 @@ func (ob *outbox) run() {
 		down := time.Now().Before(ob.downUntil)
 		ob.mu.Unlock()
 		if tree {
-			ob.signal(ob.room)
+			signal(ob.room)
 		}
 		if down {
-			ob.failed(m, fmt.Errorf("%w: %s recently unreachable", remoting.ErrNodeLost, ob.peer))
+			ob.failed(m, fmt.Errorf("%w: %s recently unreachable", ErrUnreachable, ob.peer))
 			continue
 		}
 		ob.send(m)
@@ -221,22 +221,18 @@ func (ob *outbox) nextLocked() (outMsg, bool) {
 	return m, !fromAE
 }
 
-// send hands m to the node's stream to the peer.
+// send hands m to the transport.
 func (ob *outbox) send(m outMsg) {
-	g := ob.g
+	d := ob.d
 	tag := m.tag
 	if m.data != nil {
 		tag = m.data.encode()
+		d.stats.Sent.Add(1)
 	}
-	msg := remoting.Tagged{Tag: tag, Value: m.value}
-	if m.data != nil {
-		g.n.stats.bcast.sent.Add(1)
-	}
-	if g.cfg.drop != nil && g.cfg.drop(g.n.id, ob.peer) {
+	if d.cfg.Drop != nil && d.cfg.Drop(d.self, ob.peer) {
 		m.track.resolve(nil) // lost on the way, as far as anyone can tell
 		return
 	}
-	to := actor.PID{Node: ob.peer, ID: gossipActorName}
 	done := func(err error) {
 		if err != nil {
 			ob.failed(m, err)
@@ -244,10 +240,10 @@ func (ob *outbox) send(m outMsg) {
 		}
 		m.track.resolve(nil)
 	}
-	err := g.n.ep.TrySendTracked(to, g.self, msg, done)
-	if errors.Is(err, remoting.ErrNoCredit) {
-		ctx, cancel := context.WithTimeout(g.n.ctx, g.cfg.sendTimeout)
-		err = g.n.ep.SendTracked(ctx, to, g.self, msg, done)
+	err := d.tr.Send(d.ctx, ob.peer, tag, m.value, false, done)
+	if errors.Is(err, ErrBusy) {
+		ctx, cancel := context.WithTimeout(d.ctx, d.cfg.SendTimeout)
+		err = d.tr.Send(ctx, ob.peer, tag, m.value, true, done)
 		cancel()
 	}
 	if err != nil {
@@ -257,60 +253,13 @@ func (ob *outbox) send(m outMsg) {
 
 // failed handles a message that did not reach the peer.
 func (ob *outbox) failed(m outMsg, err error) {
-	if !errors.Is(err, remoting.ErrEncode) && !errors.Is(err, remoting.ErrTooLarge) {
-		ob.mu.Lock()
-		ob.downUntil = time.Now().Add(ob.g.cfg.downFor)
-		ob.mu.Unlock()
-	}
-	if errors.Is(err, remoting.ErrEncode) || errors.Is(err, remoting.ErrTooLarge) {
+	if errors.Is(err, ErrValue) {
 		m.track.resolve(err)
 	} else {
+		ob.mu.Lock()
+		ob.downUntil = time.Now().Add(ob.d.cfg.DownFor)
+		ob.mu.Unlock()
 		m.track.resolve(nil) // the group is rerouted
 	}
-	ob.g.undeliverable(ob.peer, m, err)
-}
-
-// pubTrack completes a Publish handle once every first hop has taken the
-// value (or failed to): nil unless the value itself could not be sent.
-type pubTrack struct {
-	m       *Message
-	pending atomic.Int64
-	mu      sync.Mutex
-	err     error
-}
-
-func newPubTrack(m *Message) *pubTrack {
-	if m == nil {
-		return nil
-	}
-	t := &pubTrack{m: m}
-	t.pending.Store(1) // the publisher's own share, resolved after queueing
-	return t
-}
-
-func (t *pubTrack) add(n int) {
-	if t != nil {
-		t.pending.Add(int64(n))
-	}
-}
-
-func (t *pubTrack) resolve(err error) { t.resolveN(1, err) }
-
-func (t *pubTrack) resolveN(n int, err error) {
-	if t == nil {
-		return
-	}
-	if err != nil {
-		t.mu.Lock()
-		if t.err == nil {
-			t.err = err
-		}
-		t.mu.Unlock()
-	}
-	if t.pending.Add(-int64(n)) == 0 {
-		t.mu.Lock()
-		err := t.err
-		t.mu.Unlock()
-		t.m.finish(err)
-	}
+	ob.d.undeliverable(ob.peer, m, err)
 }

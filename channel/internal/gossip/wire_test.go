@@ -1,7 +1,6 @@
-package channel
+package gossip
 
 import (
-	"context"
 	"errors"
 	"testing"
 
@@ -53,12 +52,12 @@ func TestGossipHeaderDecodingRefusesBadBytes(t *testing.T) {
 		"truncated join": (&joinRequest{name: "x", origin: origin{"n1", 1 << 40}}).encode()[:8],
 	} {
 		_, err := decodeGossip(b)
-		assert.ErrorIs(t, err, errGossipMalformed, name)
+		assert.ErrorIs(t, err, ErrMalformed, name)
 	}
 }
 
 // FuzzDecodeGossip: gossip headers are peer bytes; decoding them never
-// panics and either fails with errGossipMalformed or re-encodes to the same
+// panics and either fails with ErrMalformed or re-encodes to the same
 // bytes.
 func FuzzDecodeGossip(f *testing.F) {
 	f.Add((&dataHeader{name: "news", origin: origin{"n1", 9}, seq: 3, hops: 1, fanout: 2, first: 1, view: 4,
@@ -70,7 +69,7 @@ func FuzzDecodeGossip(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := decodeGossip(b)
 		if err != nil {
-			if !errors.Is(err, errGossipMalformed) {
+			if !errors.Is(err, ErrMalformed) {
 				t.Fatalf("unexpected error %v", err)
 			}
 			return
@@ -99,12 +98,10 @@ func FuzzDecodeGossip(f *testing.F) {
 // takes from the two in turn, so repairs get through a link that the tree
 // keeps full.
 func TestRepairsNeverPushTreeMessagesOutOfAQueue(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel() // no sending goroutine: the test takes from the queues itself
-	cfg := defaultGossipConfig()
-	cfg.outboxMax = 4
-	g := newGossip(&Node{ctx: ctx}, cfg)
-	ob := g.outboxLocked("n2")
+	cfg := DefaultConfig()
+	cfg.OutboxMax = 4
+	d := idleDriver(t, cfg)
+	ob := d.outboxLocked("n2")
 	tree := func(seq uint64) outMsg { return outMsg{data: &dataHeader{name: "x", seq: seq, fanout: 1}} }
 	repair := func(seq uint64) outMsg {
 		return outMsg{data: &dataHeader{name: "x", seq: seq, fanout: 1, repair: true}}
@@ -115,7 +112,7 @@ func TestRepairsNeverPushTreeMessagesOutOfAQueue(t *testing.T) {
 	for seq := uint64(101); seq <= 105; seq++ {
 		assert.Equal(t, seq <= 104, ob.offer(repair(seq)), "repair %d", seq)
 	}
-	assert.Equal(t, uint64(2+1), g.n.stats.bcast.queueDropped.Load(), "two forwards pushed out, one repair refused")
+	assert.Equal(t, uint64(2+1), d.stats.QueueDropped.Load(), "two forwards pushed out, one repair refused")
 	var order []uint64
 	for !ob.idleLocked() {
 		m, _ := ob.nextLocked()
@@ -128,10 +125,8 @@ func TestRepairsNeverPushTreeMessagesOutOfAQueue(t *testing.T) {
 // whose repair still waits in the queue does not get it queued twice; once
 // sent, it can be queued again.
 func TestARepairIsQueuedOncePerValue(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel() // no sending goroutine: the test takes from the queues itself
-	g := newGossip(&Node{ctx: ctx}, defaultGossipConfig())
-	ob := g.outboxLocked("n2")
+	d := idleDriver(t, DefaultConfig())
+	ob := d.outboxLocked("n2")
 	repair := func(name string, seq uint64) outMsg {
 		return outMsg{data: &dataHeader{name: name, origin: origin{"n1", 7}, seq: seq, fanout: 1, repair: true}}
 	}

@@ -1,4 +1,4 @@
-package channel
+package gossip
 
 import (
 	"errors"
@@ -8,14 +8,14 @@ import (
 	"github.com/dchan-io/dchan/registry"
 )
 
-// The gossip protocol's messages travel between the nodes' gossip actors as
-// remoting.Tagged values: the header below is the tag, and a data message's
-// published value rides beside it, encoded by the stream's codec like any
-// other value (so user types need only WithTypes, no wrapper registration).
+// The protocol's messages travel between the nodes' engines as a header (a
+// tag, encoded here) and, for a data message, the published value beside
+// it, which the transport encodes like any other value (so user types need
+// no wrapper registration).
 
-// errGossipMalformed reports gossip header bytes from a peer that do not
+// ErrMalformed reports gossip header bytes from a peer that do not
 // decode; the message is dropped.
-var errGossipMalformed = errors.New("channel: malformed gossip header")
+var ErrMalformed = errors.New("gossip: malformed header")
 
 const gossipVersion = 1
 
@@ -156,11 +156,11 @@ type gossipMessage struct {
 }
 
 // decodeGossip decodes a gossip header from a peer. It never panics; bad
-// bytes give an error wrapping errGossipMalformed.
+// bytes give an error wrapping ErrMalformed.
 func decodeGossip(b []byte) (gossipMessage, error) {
-	r := bin.NewReader(b, errGossipMalformed)
+	r := bin.NewReader(b, ErrMalformed)
 	if v := r.Byte(); r.Err() == nil && v != gossipVersion {
-		return gossipMessage{}, fmt.Errorf("%w: version %d", errGossipMalformed, v)
+		return gossipMessage{}, fmt.Errorf("%w: version %d", ErrMalformed, v)
 	}
 	var m gossipMessage
 	switch kind := r.Byte(); kind {
