@@ -13,9 +13,15 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap/zaptest"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/dchan-io/dchan/actor"
+	"github.com/dchan-io/dchan/internal/bin"
+	"github.com/dchan-io/dchan/internal/rawcodec"
 	"github.com/dchan-io/dchan/internal/testcerts"
 	"github.com/dchan-io/dchan/registry"
 )
@@ -570,4 +576,76 @@ func TestGuarantee10_WrongTokenOrCARefused(t *testing.T) {
 	assert.Equal(t, codes.Unauthenticated, status.Code(err), "wrong token: %v", err)
 	err = try(WithTLS(srvO, cliO), WithToken("s3cret"))
 	assert.True(t, errors.Is(err, registry.ErrUnavailable), "wrong CA: %v", err)
+}
+
+// TestGuarantee10_MemberCannotActForAnother: in a cluster with mutual TLS,
+// n3, a member in good standing, tries to act as n2: to declare itself n2,
+// to join as n2 with an address that would redirect n2's traffic, and to
+// send a value from one of n2's actors. Each is refused; n2 keeps its
+// membership and nothing arrives.
+func TestGuarantee10_MemberCannotActForAnother(t *testing.T) {
+	ca, err := testcerts.NewAuthority("cluster")
+	require.NoError(t, err)
+	var nodes []*Node
+	for i := 1; i <= 3; i++ {
+		id := fmt.Sprintf("n%d", i)
+		srv, cli, err := ca.NodeTLS(id)
+		require.NoError(t, err)
+		opts := []Option{WithNodeID(id), WithTLS(srv, cli), WithLogger(zaptest.NewLogger(t)), WithTypes(Order{}), fastRegistry()}
+		if i > 1 {
+			opts = append(opts, WithPeers(nodes[0].Addr()))
+		}
+		n, err := New(ctxFor(t, waitFor), opts...)
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = n.Close() })
+		nodes = append(nodes, n)
+	}
+	n1, n2, n3 := nodes[0], nodes[1], nodes[2]
+	in, closeIn, err := n1.Receive("orders", 16)
+	require.NoError(t, err)
+	defer closeIn()
+	before, _ := n1.reg.State().Member("n2")
+
+	// n3's certificate, declaring n2, on a registry join that would move
+	// n2 to an address of n3's choosing.
+	_, cli3, err := ca.NodeTLS("n3")
+	require.NoError(t, err)
+	cc, err := grpc.NewClient(n1.Addr(), grpc.WithTransportCredentials(credentials.NewTLS(cli3)))
+	require.NoError(t, err)
+	defer cc.Close()
+	join := bin.Writer{}
+	join.Str("n2")
+	join.Str("127.0.0.1:9")
+	join.Uvarint(before.Incarnation + 1)
+	for _, declared := range []string{"n2", "n3"} {
+		ctx := metadata.NewOutgoingContext(ctxFor(t, waitFor), metadata.Pairs("dchan-protocol", "1", "dchan-node", declared))
+		var out rawcodec.Frame
+		err = cc.Invoke(ctx, "/dchan.registry.v1.Registry/Join", &rawcodec.Frame{Data: join.B}, &out, rawcodec.CallOption())
+		if declared == "n2" {
+			assert.Equal(t, codes.PermissionDenied, status.Code(err), "declared n2 with n3's certificate: %v", err)
+		} else {
+			// As itself the call goes through, and the leader refuses the
+			// join for another node in its reply.
+			require.NoError(t, err)
+			assert.Contains(t, string(out.Data), "may not join as node")
+		}
+	}
+
+	// A value from one of n2's actors, sent by n3.
+	done := make(chan error, 1)
+	forged := actor.PID{Node: "n2", ID: "worker"}
+	require.NoError(t, n3.ep.SendTracked(ctxFor(t, waitFor), n1.reg.Lookup("orders")[0].PID(), forged, Order{Sender: "forged", Seq: 1},
+		func(err error) { done <- err }))
+	require.Error(t, <-done, "the forged value's stream is closed")
+	select {
+	case v := <-in:
+		t.Fatalf("a value sent as n2 arrived: %v", v)
+	case <-time.After(100 * time.Millisecond):
+	}
+
+	require.NoError(t, n1.Sync(ctxFor(t, waitFor)))
+	after, ok := n1.reg.State().Member("n2")
+	require.True(t, ok)
+	assert.Equal(t, before, after, "n2's membership is unchanged")
+	assert.Equal(t, n2.AdvertiseAddr(), after.Addr)
 }

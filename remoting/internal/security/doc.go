@@ -69,6 +69,18 @@
 // back costs a clock read and two atomic operations, so a peer flooding the
 // node with bad connections or RPCs cannot flood its log.
 //
+// # Node identity
+//
+// A Guard with a NodeID is a node's: it declares that ID on every RPC and
+// stream (NodeKey, "dchan-node") and requires one of every peer. With a
+// verified client certificate, the peer's identity is the node the
+// certificate names (CertIdentity: a URI SAN spiffe://<trust-domain>/dchan/<id>,
+// or else the Common Name), and a different declared ID is refused with
+// codes.PermissionDenied; without, it is the declared ID. The tap handle
+// records it in the RPC's context (PeerIdentity) for the handlers, which
+// let a peer act only as itself. Validate refuses a NodeID that the node's
+// own certificate does not name.
+//
 // # Addressing peers by IP
 //
 // dchan dials peers at the addresses they listen on, usually IP:port. The
@@ -82,8 +94,7 @@
 //     to WithListenAddr, or the one peers list in WithPeers), plus DNS SANs
 //     for any host name used instead. Each node is both server and client,
 //     so one certificate with both the server and the client extended key
-//     usage serves both configs. Each peer is then authenticated as
-//     itself.
+//     usage serves both configs.
 //   - When addresses are not known when certificates are issued (dynamic
 //     IPs, containers): give every node's certificate one shared DNS SAN,
 //     such as "dchan.cluster.internal", and set ClientTLS.ServerName to it.
