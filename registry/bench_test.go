@@ -1,15 +1,13 @@
-package registry_test
+package registry
 
 import (
 	"fmt"
 	"testing"
-
-	"github.com/dchan-io/dchan/registry"
 )
 
 // benchState returns a state with n names, each with one queue receiver on
 // one of four nodes, and the names.
-func benchState(b *testing.B, n int) (*registry.State, []string) {
+func benchState(b *testing.B, n int) (*State, []string) {
 	b.Helper()
 	s := applyAll(b, nil, join("n0", 1), join("n1", 1), join("n2", 1), join("n3", 1))
 	names := make([]string, n)
@@ -48,11 +46,11 @@ func BenchmarkLookupMiss(b *testing.B) {
 	}
 }
 
-// BenchmarkLookupParallel: FSM.Current().Receivers from all processors
+// BenchmarkLookupParallel: fsm.current().Receivers from all processors
 // while nothing writes: no shared cache line is written by readers.
 func BenchmarkLookupParallel(b *testing.B) {
 	s, names := benchState(b, 10_000)
-	f := registry.NewFSM()
+	f := newFSM()
 	if err := restore(f, snapshotOf(b, s)); err != nil {
 		b.Fatal(err)
 	}
@@ -61,7 +59,7 @@ func BenchmarkLookupParallel(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		i := 0
 		for pb.Next() {
-			if len(f.Current().Receivers(names[i])) == 0 {
+			if len(f.current().Receivers(names[i])) == 0 {
 				b.Error("miss")
 				return
 			}
@@ -80,7 +78,7 @@ func BenchmarkApplyRegister(b *testing.B) {
 	for _, n := range []int{10_000, 100_000} {
 		b.Run(fmt.Sprintf("names=%d", n), func(b *testing.B) {
 			s, names := benchState(b, n)
-			cmds := make([]registry.Command, len(names))
+			cmds := make([]command, len(names))
 			for i, name := range names {
 				cmds[i] = register(name, queue("n0", "extra", 1))
 			}
@@ -88,7 +86,7 @@ func BenchmarkApplyRegister(b *testing.B) {
 			b.ResetTimer()
 			i := 0
 			for b.Loop() {
-				if _, res := s.Apply(s.Version()+1, cmds[i]); res.Err != nil {
+				if _, res := s.apply(s.Version()+1, cmds[i]); res.Err != nil {
 					b.Fatal(res.Err)
 				}
 				if i++; i == len(cmds) {
@@ -103,17 +101,17 @@ func BenchmarkApplyRegister(b *testing.B) {
 // publish, signal (one watcher on another name), on 10k names.
 func BenchmarkFSMApply(b *testing.B) {
 	s, names := benchState(b, 10_000)
-	f := registry.NewFSM()
+	f := newFSM()
 	if err := restore(f, snapshotOf(b, s)); err != nil {
 		b.Fatal(err)
 	}
-	_, cancel := f.Watch("watched")
+	_, cancel := f.watch("watched")
 	defer cancel()
 	// Alternate register/unregister so the state stays the same size.
 	logs := make([][]byte, 2*len(names))
 	for i, name := range names {
 		logs[2*i] = logEntry(b, 0, register(name, queue("n1", "extra", 1))).Data
-		logs[2*i+1] = logEntry(b, 0, registry.Unregister{Name: name, Node: "n1", ActorID: "extra"}).Data
+		logs[2*i+1] = logEntry(b, 0, unregisterCmd{Name: name, Node: "n1", ActorID: "extra"}).Data
 	}
 	index := s.Version()
 	b.ReportAllocs()
@@ -121,7 +119,7 @@ func BenchmarkFSMApply(b *testing.B) {
 	i := 0
 	for b.Loop() {
 		index++
-		if res := f.Apply(raftLog{index, logs[i]}.log()).(registry.Result); res.Err != nil {
+		if res := f.Apply(raftLog{index, logs[i]}.log()).(result); res.Err != nil {
 			b.Fatal(res.Err)
 		}
 		if i++; i == len(logs) {
@@ -138,7 +136,7 @@ func BenchmarkSnapshotRestore(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
-		f := registry.NewFSM()
+		f := newFSM()
 		if err := restore(f, data); err != nil {
 			b.Fatal(err)
 		}
@@ -147,15 +145,15 @@ func BenchmarkSnapshotRestore(b *testing.B) {
 }
 
 // snapshotOf returns the snapshot bytes of s, by replaying its members
-// and receivers into a new FSM (the public API installs a State in an FSM
-// only through Restore).
-func snapshotOf(b *testing.B, s *registry.State) []byte {
+// and receivers into a new fsm (an fsm takes in a whole State only through
+// Restore).
+func snapshotOf(b *testing.B, s *State) []byte {
 	b.Helper()
-	f := registry.NewFSM()
+	f := newFSM()
 	index := uint64(0)
 	for _, m := range s.Members() {
 		index++
-		f.Apply(logEntry(b, index, registry.Join{Member: m}))
+		f.Apply(logEntry(b, index, joinCmd{Member: m}))
 	}
 	for _, name := range s.Names() {
 		for _, r := range s.Receivers(name) {

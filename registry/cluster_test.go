@@ -722,7 +722,7 @@ func TestIntruderWritesAreRefused(t *testing.T) {
 		reg, err := New(ep, WithNodeID("intruder"))
 		require.NoError(t, err)
 		require.NoError(t, ep.Start())
-		register, err := EncodeCommand(Register{Name: "svc", Receiver: Receiver{Node: "n1", ActorID: "$evil", Incarnation: member.reg.Incarnation()}})
+		register, err := encodeCommand(registerCmd{Name: "svc", Receiver: Receiver{Node: "n1", ActorID: "$evil", Incarnation: member.reg.Incarnation()}})
 		require.NoError(t, err)
 		join := bin.Writer{}
 		join.Str("intruder")

@@ -13,63 +13,64 @@ const (
 	MaxAddrLen = 512  // bytes in a member's address
 )
 
-// Command is one change to the registry: Join, Leave, Register,
-// Unregister, ExpireNode or SetVoter (as values, not pointers). The set is
-// closed: other implementations are refused with ErrInvalidCommand.
-type Command interface {
-	command()
+// command is one change to the registry, the data of one Raft log entry:
+// joinCmd, leaveCmd, registerCmd, unregisterCmd, expireNodeCmd or
+// setVoterCmd (as values, not pointers). The set is closed: other
+// implementations are refused with ErrInvalidCommand.
+type command interface {
+	isCommand()
 }
 
-// Join adds a member or rejoins it under a new incarnation. Member.Status
+// joinCmd adds a member or rejoins it under a new incarnation. Member.Status
 // is ignored: a joined member is Alive.
-type Join struct {
+type joinCmd struct {
 	Member Member
 }
 
-// Leave removes a member and all its receivers. Incarnation 0 matches any
+// leaveCmd removes a member and all its receivers. Incarnation 0 matches any
 // incarnation; otherwise it must be the member's current one, so that a
-// delayed Leave of a previous run cannot remove the node's new run.
-type Leave struct {
+// delayed leave of a previous run cannot remove the node's new run.
+type leaveCmd struct {
 	Node        string
 	Incarnation uint64
 }
 
-// Register adds Receiver under Name.
-type Register struct {
+// registerCmd adds Receiver under Name.
+type registerCmd struct {
 	Name     string
 	Receiver Receiver
 }
 
-// Unregister removes the receiver (Node, ActorID) from Name. Incarnation 0
+// unregisterCmd removes the receiver (Node, ActorID) from Name. Incarnation 0
 // matches any incarnation; otherwise only a receiver registered by that
-// incarnation is removed, so that a delayed Unregister of a previous run
+// incarnation is removed, so that a delayed unregister of a previous run
 // cannot remove a receiver the new run registered under the same actor ID.
-type Unregister struct {
+type unregisterCmd struct {
 	Name        string
 	Node        string
 	ActorID     string
 	Incarnation uint64
 }
 
-// ExpireNode declares the incarnation Incarnation of Node dead (failure
+// expireNodeCmd declares the incarnation Incarnation of Node dead (failure
 // detection): the member becomes Expired and its receivers are removed.
-type ExpireNode struct {
+type expireNodeCmd struct {
 	Node        string
 	Incarnation uint64
 }
 
-// SetVoter records that Node became a voter (promotion) or a non-voter.
-type SetVoter struct {
+// setVoterCmd records that Node became a voter (promotion) or a non-voter.
+type setVoterCmd struct {
 	Node  string
 	Voter bool
 }
 
-func (Join) command()       {}
-func (Leave) command()      {}
-func (Register) command()   {}
-func (Unregister) command() {}
-func (ExpireNode) command() {}
-func (SetVoter) command()   {}
+func (joinCmd) isCommand()       {}
+func (leaveCmd) isCommand()      {}
+func (registerCmd) isCommand()   {}
+func (unregisterCmd) isCommand() {}
+func (expireNodeCmd) isCommand() {}
+func (setVoterCmd) isCommand()   {}
 
 func checkString(what, s string, max int) error {
 	switch {
@@ -97,7 +98,7 @@ func firstErr(errs ...error) error {
 	return nil
 }
 
-func (c Join) validate() error {
+func (c joinCmd) validate() error {
 	return firstErr(
 		checkString("node ID", c.Member.ID, MaxIDLen),
 		checkString("address", c.Member.Addr, MaxAddrLen),
@@ -105,9 +106,9 @@ func (c Join) validate() error {
 	)
 }
 
-func (c Leave) validate() error { return checkString("node ID", c.Node, MaxIDLen) }
+func (c leaveCmd) validate() error { return checkString("node ID", c.Node, MaxIDLen) }
 
-func (c Register) validate() error {
+func (c registerCmd) validate() error {
 	err := firstErr(
 		checkString("name", c.Name, MaxNameLen),
 		checkString("node ID", c.Receiver.Node, MaxIDLen),
@@ -120,7 +121,7 @@ func (c Register) validate() error {
 	return err
 }
 
-func (c Unregister) validate() error {
+func (c unregisterCmd) validate() error {
 	return firstErr(
 		checkString("name", c.Name, MaxNameLen),
 		checkString("node ID", c.Node, MaxIDLen),
@@ -128,11 +129,11 @@ func (c Unregister) validate() error {
 	)
 }
 
-func (c ExpireNode) validate() error {
+func (c expireNodeCmd) validate() error {
 	return firstErr(checkString("node ID", c.Node, MaxIDLen), checkIncarnation(c.Incarnation))
 }
 
-func (c SetVoter) validate() error { return checkString("node ID", c.Node, MaxIDLen) }
+func (c setVoterCmd) validate() error { return checkString("node ID", c.Node, MaxIDLen) }
 
 // Wire format of a command (one Raft log entry's Data):
 //
@@ -153,23 +154,23 @@ const (
 	kindSetVoter
 )
 
-// EncodeCommand returns the log entry encoding of c. It refuses, with
-// ErrInvalidCommand, a command that Apply would refuse as invalid, so such
-// commands never reach the log.
-func EncodeCommand(c Command) ([]byte, error) {
+// encodeCommand returns the log entry encoding of c. It refuses, with
+// ErrInvalidCommand, a command that State.apply would refuse as invalid, so
+// such commands never reach the log.
+func encodeCommand(c command) ([]byte, error) {
 	var err error
 	switch c := c.(type) {
-	case Join:
+	case joinCmd:
 		err = c.validate()
-	case Leave:
+	case leaveCmd:
 		err = c.validate()
-	case Register:
+	case registerCmd:
 		err = c.validate()
-	case Unregister:
+	case unregisterCmd:
 		err = c.validate()
-	case ExpireNode:
+	case expireNodeCmd:
 		err = c.validate()
-	case SetVoter:
+	case setVoterCmd:
 		err = c.validate()
 	default:
 		err = fmt.Errorf("%w: command type %T", ErrInvalidCommand, c)
@@ -182,38 +183,38 @@ func EncodeCommand(c Command) ([]byte, error) {
 
 // appendCommand encodes c without validating it. c is one of the six
 // command types.
-func appendCommand(b []byte, c Command) []byte {
+func appendCommand(b []byte, c command) []byte {
 	w := bin.Writer{B: b}
 	w.Byte(commandFormat)
 	switch c := c.(type) {
-	case Join:
+	case joinCmd:
 		w.Byte(kindJoin)
 		w.Str(c.Member.ID)
 		w.Str(c.Member.Addr)
 		w.Uvarint(c.Member.Incarnation)
 		w.Bool(c.Member.Voter)
-	case Leave:
+	case leaveCmd:
 		w.Byte(kindLeave)
 		w.Str(c.Node)
 		w.Uvarint(c.Incarnation)
-	case Register:
+	case registerCmd:
 		w.Byte(kindRegister)
 		w.Str(c.Name)
 		w.Str(c.Receiver.Node)
 		w.Str(c.Receiver.ActorID)
 		w.Byte(byte(c.Receiver.Mode))
 		w.Uvarint(c.Receiver.Incarnation)
-	case Unregister:
+	case unregisterCmd:
 		w.Byte(kindUnregister)
 		w.Str(c.Name)
 		w.Str(c.Node)
 		w.Str(c.ActorID)
 		w.Uvarint(c.Incarnation)
-	case ExpireNode:
+	case expireNodeCmd:
 		w.Byte(kindExpireNode)
 		w.Str(c.Node)
 		w.Uvarint(c.Incarnation)
-	case SetVoter:
+	case setVoterCmd:
 		w.Byte(kindSetVoter)
 		w.Str(c.Node)
 		w.Bool(c.Voter)
@@ -221,11 +222,11 @@ func appendCommand(b []byte, c Command) []byte {
 	return w.B
 }
 
-// DecodeCommand decodes a command that EncodeCommand encoded. It never
+// decodeCommand decodes a command that encodeCommand encoded. It never
 // panics: bytes that are not a command fail with ErrMalformed, an unknown
 // format or kind with ErrUnsupportedVersion. Field bounds are checked;
-// semantic checks (empty fields, incarnation 0) are left to Apply.
-func DecodeCommand(b []byte) (Command, error) {
+// semantic checks (empty fields, incarnation 0) are left to State.apply.
+func decodeCommand(b []byte) (command, error) {
 	r := bin.NewReader(b, ErrMalformed)
 	if f := r.Byte(); r.Err() == nil && f != commandFormat {
 		return nil, fmt.Errorf("%w: command format %d", ErrUnsupportedVersion, f)
@@ -234,7 +235,7 @@ func DecodeCommand(b []byte) (Command, error) {
 	if r.Err() != nil {
 		return nil, r.Err()
 	}
-	var c Command
+	var c command
 	switch kind {
 	case kindJoin:
 		var m Member
@@ -242,11 +243,11 @@ func DecodeCommand(b []byte) (Command, error) {
 		m.Addr = r.Str("address", MaxAddrLen)
 		m.Incarnation = r.Uvarint()
 		m.Voter = r.Bool()
-		c = Join{Member: m}
+		c = joinCmd{Member: m}
 	case kindLeave:
-		c = Leave{Node: r.Str("node ID", MaxIDLen), Incarnation: r.Uvarint()}
+		c = leaveCmd{Node: r.Str("node ID", MaxIDLen), Incarnation: r.Uvarint()}
 	case kindRegister:
-		var x Register
+		var x registerCmd
 		x.Name = r.Str("name", MaxNameLen)
 		x.Receiver.Node = r.Str("node ID", MaxIDLen)
 		x.Receiver.ActorID = r.Str("actor ID", MaxIDLen)
@@ -254,16 +255,16 @@ func DecodeCommand(b []byte) (Command, error) {
 		x.Receiver.Incarnation = r.Uvarint()
 		c = x
 	case kindUnregister:
-		var x Unregister
+		var x unregisterCmd
 		x.Name = r.Str("name", MaxNameLen)
 		x.Node = r.Str("node ID", MaxIDLen)
 		x.ActorID = r.Str("actor ID", MaxIDLen)
 		x.Incarnation = r.Uvarint()
 		c = x
 	case kindExpireNode:
-		c = ExpireNode{Node: r.Str("node ID", MaxIDLen), Incarnation: r.Uvarint()}
+		c = expireNodeCmd{Node: r.Str("node ID", MaxIDLen), Incarnation: r.Uvarint()}
 	case kindSetVoter:
-		c = SetVoter{Node: r.Str("node ID", MaxIDLen), Voter: r.Bool()}
+		c = setVoterCmd{Node: r.Str("node ID", MaxIDLen), Voter: r.Bool()}
 	default:
 		return nil, fmt.Errorf("%w: command kind %d", ErrUnsupportedVersion, kind)
 	}

@@ -1,4 +1,4 @@
-package registry_test
+package registry
 
 import (
 	"encoding/binary"
@@ -6,32 +6,30 @@ import (
 	"reflect"
 	"strings"
 	"testing"
-
-	"github.com/dchan-io/dchan/registry"
 )
 
 func TestCommandRoundTrip(t *testing.T) {
-	long := strings.Repeat("n", registry.MaxNameLen)
-	id := strings.Repeat("i", registry.MaxIDLen)
-	addr := strings.Repeat("a", registry.MaxAddrLen)
-	for _, c := range []registry.Command{
+	long := strings.Repeat("n", MaxNameLen)
+	id := strings.Repeat("i", MaxIDLen)
+	addr := strings.Repeat("a", MaxAddrLen)
+	for _, c := range []command{
 		join("n1", 1),
-		registry.Join{Member: registry.Member{ID: id, Addr: addr, Incarnation: 1<<64 - 1, Voter: true}},
-		registry.Leave{Node: "n1"},
-		registry.Leave{Node: "n1", Incarnation: 300},
+		joinCmd{Member: Member{ID: id, Addr: addr, Incarnation: 1<<64 - 1, Voter: true}},
+		leaveCmd{Node: "n1"},
+		leaveCmd{Node: "n1", Incarnation: 300},
 		register("orders", queue("n1", "x", 1)),
 		register(long, broadcast(id, id, 1<<40)),
-		registry.Unregister{Name: "orders", Node: "n1", ActorID: "x"},
-		registry.Unregister{Name: "orders", Node: "n1", ActorID: "x", Incarnation: 7},
-		registry.ExpireNode{Node: "n1", Incarnation: 2},
-		registry.SetVoter{Node: "n1", Voter: true},
-		registry.SetVoter{Node: "n1"},
+		unregisterCmd{Name: "orders", Node: "n1", ActorID: "x"},
+		unregisterCmd{Name: "orders", Node: "n1", ActorID: "x", Incarnation: 7},
+		expireNodeCmd{Node: "n1", Incarnation: 2},
+		setVoterCmd{Node: "n1", Voter: true},
+		setVoterCmd{Node: "n1"},
 	} {
-		b, err := registry.EncodeCommand(c)
+		b, err := encodeCommand(c)
 		if err != nil {
 			t.Fatalf("encode %#v: %v", c, err)
 		}
-		got, err := registry.DecodeCommand(b)
+		got, err := decodeCommand(b)
 		if err != nil {
 			t.Fatalf("decode %#v: %v", c, err)
 		}
@@ -42,36 +40,36 @@ func TestCommandRoundTrip(t *testing.T) {
 }
 
 func TestEncodeCommandRefusesInvalid(t *testing.T) {
-	for _, c := range []registry.Command{
+	for _, c := range []command{
 		nil,
-		&registry.Leave{Node: "n1"},
+		&leaveCmd{Node: "n1"},
 		customCommand{},
 		join("", 1),
 		join("n1", 0),
 		register("a", queue("n1", "x", 0)),
-		register(strings.Repeat("a", registry.MaxNameLen+1), queue("n1", "x", 1)),
-		registry.Unregister{Name: "a", Node: "n1"},
-		registry.ExpireNode{Node: "n1"},
-		registry.SetVoter{},
-		registry.Leave{},
+		register(strings.Repeat("a", MaxNameLen+1), queue("n1", "x", 1)),
+		unregisterCmd{Name: "a", Node: "n1"},
+		expireNodeCmd{Node: "n1"},
+		setVoterCmd{},
+		leaveCmd{},
 	} {
-		if _, err := registry.EncodeCommand(c); !errors.Is(err, registry.ErrInvalidCommand) {
+		if _, err := encodeCommand(c); !errors.Is(err, ErrInvalidCommand) {
 			t.Errorf("EncodeCommand(%#v) = %v, want ErrInvalidCommand", c, err)
 		}
 	}
 }
 
 func TestDecodeCommandErrors(t *testing.T) {
-	valid, err := registry.EncodeCommand(register("orders", queue("n1", "x", 1)))
+	valid, err := encodeCommand(register("orders", queue("n1", "x", 1)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	overlong := append([]byte{1, 3}, binary.AppendUvarint(nil, registry.MaxNameLen+1)...)
-	overlong = append(overlong, strings.Repeat("a", registry.MaxNameLen+1)...)
+	overlong := append([]byte{1, 3}, binary.AppendUvarint(nil, MaxNameLen+1)...)
+	overlong = append(overlong, strings.Repeat("a", MaxNameLen+1)...)
 	huge := append([]byte{1, 3}, binary.AppendUvarint(nil, 1<<62)...)
 	badMode := append([]byte(nil), valid...)
 	badMode[len(badMode)-2] = 2 // mode byte precedes the one-byte incarnation
-	badBool, _ := registry.EncodeCommand(registry.SetVoter{Node: "n1", Voter: true})
+	badBool, _ := encodeCommand(setVoterCmd{Node: "n1", Voter: true})
 	badBool[len(badBool)-1] = 2
 
 	for _, tc := range []struct {
@@ -79,23 +77,23 @@ func TestDecodeCommandErrors(t *testing.T) {
 		b    []byte
 		want error
 	}{
-		{"nil", nil, registry.ErrMalformed},
-		{"format only", []byte{1}, registry.ErrMalformed},
-		{"future format", append([]byte{2}, valid[1:]...), registry.ErrUnsupportedVersion},
-		{"format zero", []byte{0, 1}, registry.ErrUnsupportedVersion},
-		{"unknown kind", []byte{1, 99}, registry.ErrUnsupportedVersion},
-		{"kind zero", []byte{1, 0}, registry.ErrUnsupportedVersion},
-		{"truncated", valid[:len(valid)-1], registry.ErrMalformed},
-		{"truncated string", valid[:5], registry.ErrMalformed},
-		{"trailing", append(append([]byte(nil), valid...), 0), registry.ErrMalformed},
-		{"over-long name", overlong, registry.ErrMalformed},
-		{"absurd length", huge, registry.ErrMalformed},
-		{"bad varint", []byte{1, 2, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}, registry.ErrMalformed},
-		{"bad mode", badMode, registry.ErrMalformed},
-		{"bad bool", badBool, registry.ErrMalformed},
+		{"nil", nil, ErrMalformed},
+		{"format only", []byte{1}, ErrMalformed},
+		{"future format", append([]byte{2}, valid[1:]...), ErrUnsupportedVersion},
+		{"format zero", []byte{0, 1}, ErrUnsupportedVersion},
+		{"unknown kind", []byte{1, 99}, ErrUnsupportedVersion},
+		{"kind zero", []byte{1, 0}, ErrUnsupportedVersion},
+		{"truncated", valid[:len(valid)-1], ErrMalformed},
+		{"truncated string", valid[:5], ErrMalformed},
+		{"trailing", append(append([]byte(nil), valid...), 0), ErrMalformed},
+		{"over-long name", overlong, ErrMalformed},
+		{"absurd length", huge, ErrMalformed},
+		{"bad varint", []byte{1, 2, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}, ErrMalformed},
+		{"bad mode", badMode, ErrMalformed},
+		{"bad bool", badBool, ErrMalformed},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := registry.DecodeCommand(tc.b)
+			c, err := decodeCommand(tc.b)
 			if !errors.Is(err, tc.want) || c != nil {
 				t.Fatalf("DecodeCommand = %#v, %v; want %v", c, err, tc.want)
 			}
@@ -108,13 +106,13 @@ func TestDecodeCommandErrors(t *testing.T) {
 func TestApplyRefusesDecodedInvalid(t *testing.T) {
 	// Join with empty ID, empty address, incarnation 0.
 	b := []byte{1, 1, 0, 0, 0, 0}
-	c, err := registry.DecodeCommand(b)
+	c, err := decodeCommand(b)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := registry.NewFSM()
-	res := f.Apply(raftLog{1, b}.log()).(registry.Result)
-	if !errors.Is(res.Err, registry.ErrInvalidCommand) {
+	f := newFSM()
+	res := f.Apply(raftLog{1, b}.log()).(result)
+	if !errors.Is(res.Err, ErrInvalidCommand) {
 		t.Fatalf("Apply(%#v) = %v", c, res.Err)
 	}
 }

@@ -44,8 +44,6 @@ const (
 	discoverPropose byte = 2
 	discoverRelease byte = 3
 
-	methodDiscover = "/" + serviceName + "/Discover"
-
 	// maxBootstrapExpect bounds WithBootstrapExpect and a proposed set.
 	maxBootstrapExpect = 16
 	// maxView bounds the nodes one Hello reply lists.

@@ -2,19 +2,21 @@ package registry
 
 import "errors"
 
-// Refusals: Apply returns one of these (wrapped with context) in
-// Result.Err and leaves the state unchanged apart from its version. Every
+// Refusals: the state machine refuses a write with one of these (wrapped
+// with context) and leaves the state unchanged apart from its version;
+// the Registry's writes (Register, Unregister, Leave) return it. Every
 // replica refuses the same commands, so a refusal is deterministic too.
 var (
 	// ErrInvalidCommand: a command has an empty, over-long or out-of-range
-	// field (see MaxNameLen, MaxIDLen, MaxAddrLen), an incarnation of 0
-	// where one is required, or is not one of this package's command types.
-	// EncodeCommand refuses such commands before they reach the log.
+	// field (see MaxNameLen, MaxIDLen, MaxAddrLen) or an incarnation of 0
+	// where one is required. Such a write is refused before it reaches the
+	// log.
 	ErrInvalidCommand = errors.New("registry: invalid command")
 	// ErrUnknownMember: the command names a node that is not a member.
 	ErrUnknownMember = errors.New("registry: unknown member")
-	// ErrMemberExpired: the node was declared dead (ExpireNode) and has not
-	// rejoined with a higher incarnation since.
+	// ErrMemberExpired: the node was declared dead (the leader's failure
+	// detection expired it, see WithExpireAfter) and has not rejoined with
+	// a higher incarnation since.
 	ErrMemberExpired = errors.New("registry: member expired")
 	// ErrStaleIncarnation: the command carries an incarnation that is not the
 	// member's current one, usually a write from a previous run of the node

@@ -11,14 +11,14 @@ import (
 	"github.com/hashicorp/raft"
 )
 
-// FSM is the registry's Raft state machine. It holds the current State
-// behind an atomic pointer: Current is one atomic load, so reads from the
+// fsm is the registry's Raft state machine. It holds the current State
+// behind an atomic pointer: current is one atomic load, so reads from the
 // local replica never wait for Apply, and Apply never waits for readers.
 //
-// FSM implements raft.FSM and raft.BatchingFSM. It starts no goroutine and
+// fsm implements raft.FSM and raft.BatchingFSM. It starts no goroutine and
 // holds no resources; it needs no closing.
-type FSM struct {
-	seed    maphash.Seed // hash layout of every State this FSM makes
+type fsm struct {
+	seed    maphash.Seed // hash layout of every State this fsm makes
 	state   atomic.Pointer[State]
 	mu      sync.Mutex // serializes Apply, ApplyBatch and Restore
 	watches watchSet
@@ -26,21 +26,21 @@ type FSM struct {
 }
 
 var (
-	_ raft.FSM         = (*FSM)(nil)
-	_ raft.BatchingFSM = (*FSM)(nil)
+	_ raft.FSM         = (*fsm)(nil)
+	_ raft.BatchingFSM = (*fsm)(nil)
 )
 
-// NewFSM returns an FSM holding the empty registry at version 0.
-func NewFSM() *FSM {
-	f := &FSM{seed: maphash.MakeSeed(), moved: make(chan struct{})}
+// newFSM returns an fsm holding the empty registry at version 0.
+func newFSM() *fsm {
+	f := &fsm{seed: maphash.MakeSeed(), moved: make(chan struct{})}
 	f.state.Store(&State{seed: f.seed})
 	return f
 }
 
-// WaitVersion returns once the current State's version is at least v, or
-// with ctx's error. Unlike Watch it also sees entries that changed
+// waitVersion returns once the current State's version is at least v, or
+// with ctx's error. Unlike watch it also sees entries that changed
 // nothing (a refused command still advances the version).
-func (f *FSM) WaitVersion(ctx context.Context, v uint64) error {
+func (f *fsm) waitVersion(ctx context.Context, v uint64) error {
 	for {
 		f.mu.Lock()
 		moved, cur := f.moved, f.state.Load().Version()
@@ -56,28 +56,28 @@ func (f *FSM) WaitVersion(ctx context.Context, v uint64) error {
 	}
 }
 
-// publish makes s the current State and wakes WaitVersion; f.mu is held.
-func (f *FSM) publish(s *State) {
+// publish makes s the current State and wakes waitVersion; f.mu is held.
+func (f *fsm) publish(s *State) {
 	f.state.Store(s)
 	close(f.moved)
 	f.moved = make(chan struct{})
 }
 
-// Current returns the latest applied State. It takes no lock and allocates
+// current returns the latest applied State. It takes no lock and allocates
 // nothing; the State it returns never changes.
-func (f *FSM) Current() *State { return f.state.Load() }
+func (f *fsm) current() *State { return f.state.Load() }
 
 // Apply decodes and applies one committed log entry, publishes the new
 // State, then signals the watchers of what changed. It returns the entry's
-// Result (a Result value, also when the entry does not decode: then
-// Result.Err wraps ErrMalformed or ErrUnsupportedVersion). Raft hands it
-// back through ApplyFuture.Response:
+// result (a result value, also when the entry does not decode: then
+// result.Err wraps ErrMalformed or ErrUnsupportedVersion). Raft hands it
+// back through ApplyFuture.Response (see Registry.applyResult):
 //
-//	res := future.Response().(registry.Result)
-func (f *FSM) Apply(l *raft.Log) any {
+//	res := future.Response().(result)
+func (f *fsm) Apply(l *raft.Log) any {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	next, res := apply(f.state.Load(), l)
+	next, res := applyEntry(f.state.Load(), l)
 	f.publish(next)
 	f.watches.notify(res)
 	return res
@@ -87,18 +87,18 @@ func (f *FSM) Apply(l *raft.Log) any {
 // State once, then signals watchers. Entries other than commands
 // (configuration changes) are skipped with a nil response and do not
 // advance the version, as with Apply, which Raft never calls for them.
-func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
+func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	out := make([]any, len(logs))
 	s := f.state.Load()
-	results := make([]Result, 0, len(logs))
+	results := make([]result, 0, len(logs))
 	for i, l := range logs {
 		if l == nil || l.Type != raft.LogCommand {
 			continue
 		}
-		var res Result
-		s, res = apply(s, l)
+		var res result
+		s, res = applyEntry(s, l)
 		out[i] = res
 		results = append(results, res)
 	}
@@ -109,28 +109,29 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 	return out
 }
 
-func apply(s *State, l *raft.Log) (*State, Result) {
+// applyEntry returns the state after the log entry l, and what changed.
+func applyEntry(s *State, l *raft.Log) (*State, result) {
 	if l == nil {
-		return s, Result{Err: fmt.Errorf("%w: nil log entry", ErrInvalidCommand)}
+		return s, result{Err: fmt.Errorf("%w: nil log entry", ErrInvalidCommand)}
 	}
-	cmd, err := DecodeCommand(l.Data)
+	cmd, err := decodeCommand(l.Data)
 	if err != nil {
-		return s.successor(l.Index), Result{Err: fmt.Errorf("entry %d: %w", l.Index, err)}
+		return s.successor(l.Index), result{Err: fmt.Errorf("entry %d: %w", l.Index, err)}
 	}
-	return s.Apply(l.Index, cmd)
+	return s.apply(l.Index, cmd)
 }
 
 // Snapshot captures the current State. It copies nothing: the State is
 // immutable, and Persist encodes it while Apply goes on.
-func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
-	return &fsmSnapshot{state: f.Current()}, nil
+func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
+	return &fsmSnapshot{state: f.current()}, nil
 }
 
 // Restore replaces the state with the snapshot read from rc, closes rc, and
 // signals every watcher. A snapshot that fails to decode or to verify
 // returns an error wrapping ErrCorruptSnapshot and leaves the state as it
 // was.
-func (f *FSM) Restore(rc io.ReadCloser) error {
+func (f *fsm) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
 	s, err := readSnapshot(rc, f.seed)
 	if err != nil {
@@ -143,17 +144,17 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	return nil
 }
 
-// Watch subscribes to changes of the receivers of name. The returned
+// watch subscribes to changes of the receivers of name. The returned
 // channel receives a signal after each Apply (or Restore) that changed
-// them, once the new State is visible through Current. Signals coalesce:
+// them, once the new State is visible through current. Signals coalesce:
 // the channel has a buffer of one and a signal that finds it full is
 // dropped, so a slow watcher never blocks Apply and costs constant memory.
-// Subscribe first, then read Current, then wait for the next signal:
+// Subscribe first, then read current, then wait for the next signal:
 //
-//	ch, cancel := fsm.Watch("orders")
+//	ch, cancel := f.watch("orders")
 //	defer cancel()
 //	for {
-//		route(fsm.Current().Receivers("orders"))
+//		route(f.current().Receivers("orders"))
 //		select {
 //		case <-ch:
 //		case <-ctx.Done():
@@ -163,12 +164,12 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 //
 // cancel removes the subscription; it is idempotent and does not close the
 // channel.
-func (f *FSM) Watch(name string) (<-chan struct{}, func()) {
+func (f *fsm) watch(name string) (<-chan struct{}, func()) {
 	return f.watches.add(name, false)
 }
 
-// WatchAll is Watch for any change: of any name's receivers or of the
+// watchAll is watch for any change: of any name's receivers or of the
 // member table (a join, a new address, an expiry, a promotion).
-func (f *FSM) WatchAll() (<-chan struct{}, func()) {
+func (f *fsm) watchAll() (<-chan struct{}, func()) {
 	return f.watches.add("", true)
 }

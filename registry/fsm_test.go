@@ -1,4 +1,4 @@
-package registry_test
+package registry
 
 import (
 	"bytes"
@@ -10,26 +10,24 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
-
-	"github.com/dchan-io/dchan/registry"
 )
 
 // sampleFSM returns an FSM that applied a few commands of every kind.
-func sampleFSM(t testing.TB) *registry.FSM {
+func sampleFSM(t testing.TB) *fsm {
 	t.Helper()
-	f := registry.NewFSM()
-	cmds := []registry.Command{
+	f := newFSM()
+	cmds := []command{
 		join("n1", 1), join("n2", 1), join("n3", 4),
-		registry.SetVoter{Node: "n1", Voter: true},
+		setVoterCmd{Node: "n1", Voter: true},
 		register("a", queue("n1", "x", 1)),
 		register("a", broadcast("n2", "x", 1)),
 		register("b", queue("n3", "y", 4)),
 		register("c", queue("n3", "z", 4)),
-		registry.ExpireNode{Node: "n3", Incarnation: 4},
+		expireNodeCmd{Node: "n3", Incarnation: 4},
 		register("d", queue("n2", "w", 1)),
 	}
 	for i, c := range cmds {
-		if res := f.Apply(logEntry(t, uint64(i+1), c)).(registry.Result); res.Err != nil {
+		if res := f.Apply(logEntry(t, uint64(i+1), c)).(result); res.Err != nil {
 			t.Fatalf("%#v: %v", c, res.Err)
 		}
 	}
@@ -38,7 +36,7 @@ func sampleFSM(t testing.TB) *registry.FSM {
 
 func TestFSMApply(t *testing.T) {
 	f := sampleFSM(t)
-	s := f.Current()
+	s := f.current()
 	if s.Version() != 10 {
 		t.Fatalf("version = %d", s.Version())
 	}
@@ -46,42 +44,42 @@ func TestFSMApply(t *testing.T) {
 		t.Fatalf("names = %q", got)
 	}
 	m, ok := s.Member("n3")
-	if !ok || m.Status != registry.Expired {
+	if !ok || m.Status != Expired {
 		t.Fatalf("n3 = %+v, %v", m, ok)
 	}
 }
 
 func TestFSMApplyGarbage(t *testing.T) {
 	f := sampleFSM(t)
-	before := observe(f.Current())
+	before := observe(f.current())
 	for i, data := range [][]byte{nil, {0xff}, {1, 99}, {1, 3, 200}} {
 		index := before.Version + uint64(i) + 1
-		res, ok := f.Apply(raftLog{index, data}.log()).(registry.Result)
-		if !ok || res.Err == nil || res.Changed() {
+		res, ok := f.Apply(raftLog{index, data}.log()).(result)
+		if !ok || res.Err == nil || res.changed() {
 			t.Fatalf("Apply(%x) = %+v", data, res)
 		}
-		if !errors.Is(res.Err, registry.ErrMalformed) && !errors.Is(res.Err, registry.ErrUnsupportedVersion) {
+		if !errors.Is(res.Err, ErrMalformed) && !errors.Is(res.Err, ErrUnsupportedVersion) {
 			t.Fatalf("Apply(%x): %v", data, res.Err)
 		}
 		want := before
 		want.Version = index
-		if got := observe(f.Current()); !reflect.DeepEqual(got, want) {
+		if got := observe(f.current()); !reflect.DeepEqual(got, want) {
 			t.Fatalf("state changed:\n got %+v\nwant %+v", got, want)
 		}
 	}
-	if res := f.Apply(nil).(registry.Result); !errors.Is(res.Err, registry.ErrInvalidCommand) {
+	if res := f.Apply(nil).(result); !errors.Is(res.Err, ErrInvalidCommand) {
 		t.Fatalf("Apply(nil) = %v", res.Err)
 	}
 }
 
 func TestFSMApplyBatch(t *testing.T) {
-	cmds := []registry.Command{
+	cmds := []command{
 		join("n1", 1), register("a", queue("n1", "x", 1)),
 		register("b", queue("n9", "x", 1)), // refused
 		join("n1", 2),
 	}
-	one := registry.NewFSM()
-	batched := registry.NewFSM()
+	one := newFSM()
+	batched := newFSM()
 	var logs []*raft.Log
 	var want []any
 	for i, c := range cmds {
@@ -90,22 +88,22 @@ func TestFSMApplyBatch(t *testing.T) {
 		logs = append(logs, l, &raft.Log{Index: uint64(2*i + 2), Type: raft.LogConfiguration})
 		want = append(want, nil)
 	}
-	ch, cancel := batched.Watch("a")
+	ch, cancel := batched.watch("a")
 	defer cancel()
 	got := batched.ApplyBatch(logs)
 	if len(got) != len(want) {
 		t.Fatalf("%d responses for %d logs", len(got), len(logs))
 	}
 	for i := range got {
-		g, _ := got[i].(registry.Result)
-		w, _ := want[i].(registry.Result)
+		g, _ := got[i].(result)
+		w, _ := want[i].(result)
 		if (got[i] == nil) != (want[i] == nil) || errString(g.Err) != errString(w.Err) ||
 			!reflect.DeepEqual(g.Names, w.Names) || g.Members != w.Members {
 			t.Errorf("response %d = %#v, want %#v", i, got[i], want[i])
 		}
 	}
-	if !reflect.DeepEqual(observe(one.Current()), observe(batched.Current())) {
-		t.Fatalf("batched state differs:\n%+v\n%+v", observe(batched.Current()), observe(one.Current()))
+	if !reflect.DeepEqual(observe(one.current()), observe(batched.current())) {
+		t.Fatalf("batched state differs:\n%+v\n%+v", observe(batched.current()), observe(one.current()))
 	}
 	select {
 	case <-ch:
@@ -118,12 +116,12 @@ func TestSnapshotRestore(t *testing.T) {
 	f := sampleFSM(t)
 	b := snapshot(t, f)
 
-	g := registry.NewFSM() // another seed: another layout
+	g := newFSM() // another seed: another layout
 	g.Apply(logEntry(t, 1, join("old", 1)))
 	if err := restore(g, b); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := observe(g.Current()), observe(f.Current()); !reflect.DeepEqual(got, want) {
+	if got, want := observe(g.current()), observe(f.current()); !reflect.DeepEqual(got, want) {
 		t.Fatalf("restored:\n got %+v\nwant %+v", got, want)
 	}
 	if !bytes.Equal(snapshot(t, g), b) {
@@ -133,16 +131,16 @@ func TestSnapshotRestore(t *testing.T) {
 	next := logEntry(t, 11, register("a", queue("n1", "q", 1)))
 	f.Apply(next)
 	g.Apply(next)
-	if !reflect.DeepEqual(observe(g.Current()), observe(f.Current())) {
+	if !reflect.DeepEqual(observe(g.current()), observe(f.current())) {
 		t.Fatal("diverged after restore")
 	}
 
 	// The empty state round-trips too.
-	e := registry.NewFSM()
-	if err := restore(e, snapshot(t, registry.NewFSM())); err != nil {
+	e := newFSM()
+	if err := restore(e, snapshot(t, newFSM())); err != nil {
 		t.Fatal(err)
 	}
-	if v := observe(e.Current()); v.Version != 0 || len(v.Members) != 0 || len(v.Names) != 0 {
+	if v := observe(e.current()); v.Version != 0 || len(v.Members) != 0 || len(v.Names) != 0 {
 		t.Fatalf("restored empty: %+v", v)
 	}
 }
@@ -150,22 +148,22 @@ func TestSnapshotRestore(t *testing.T) {
 // A snapshot holds the state it was taken at, whatever is applied later.
 func TestSnapshotIsPointInTime(t *testing.T) {
 	f := sampleFSM(t)
-	want := observe(f.Current())
+	want := observe(f.current())
 	snap, err := f.Snapshot()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer snap.Release()
-	f.Apply(logEntry(t, 11, registry.Leave{Node: "n1"}))
+	f.Apply(logEntry(t, 11, leaveCmd{Node: "n1"}))
 	var sink memSink
 	if err := snap.Persist(&sink); err != nil {
 		t.Fatal(err)
 	}
-	g := registry.NewFSM()
+	g := newFSM()
 	if err := restore(g, sink.Bytes()); err != nil {
 		t.Fatal(err)
 	}
-	if got := observe(g.Current()); !reflect.DeepEqual(got, want) {
+	if got := observe(g.current()); !reflect.DeepEqual(got, want) {
 		t.Fatalf("got %+v\nwant %+v", got, want)
 	}
 }
@@ -175,12 +173,12 @@ func TestRestoreCorrupt(t *testing.T) {
 	check := func(t *testing.T, name string, b []byte) {
 		t.Helper()
 		f := sampleFSM(t)
-		before := observe(f.Current())
+		before := observe(f.current())
 		err := restore(f, b)
-		if !errors.Is(err, registry.ErrCorruptSnapshot) {
+		if !errors.Is(err, ErrCorruptSnapshot) {
 			t.Fatalf("%s: Restore = %v, want ErrCorruptSnapshot", name, err)
 		}
-		if got := observe(f.Current()); !reflect.DeepEqual(got, before) {
+		if got := observe(f.current()); !reflect.DeepEqual(got, before) {
 			t.Fatalf("%s: a failed Restore changed the state", name)
 		}
 	}
@@ -201,9 +199,9 @@ func TestRestoreCorrupt(t *testing.T) {
 	t.Run("trailing", func(t *testing.T) { check(t, "trailing", append(bytes.Clone(good), 0)) })
 	t.Run("garbage", func(t *testing.T) { check(t, "garbage", bytes.Repeat([]byte{0xff}, 64)) })
 	t.Run("read error", func(t *testing.T) {
-		f := registry.NewFSM()
+		f := newFSM()
 		err := f.Restore(errReader{})
-		if !errors.Is(err, registry.ErrCorruptSnapshot) {
+		if !errors.Is(err, ErrCorruptSnapshot) {
 			t.Fatalf("Restore = %v", err)
 		}
 	})
@@ -239,7 +237,7 @@ func TestPersistError(t *testing.T) {
 
 // Readers run lock-free against a writer (meaningful under -race).
 func TestConcurrentReads(t *testing.T) {
-	f := registry.NewFSM()
+	f := newFSM()
 	f.Apply(logEntry(t, 1, join("n1", 1)))
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -251,7 +249,7 @@ func TestConcurrentReads(t *testing.T) {
 					return
 				default:
 				}
-				s := f.Current()
+				s := f.current()
 				for _, r := range s.Receivers("a") {
 					if r.Node != "n1" {
 						t.Errorf("bad receiver %+v", r)
@@ -265,7 +263,7 @@ func TestConcurrentReads(t *testing.T) {
 	}
 	for i := uint64(2); i < 2000; i += 2 {
 		f.Apply(logEntry(t, i, register("a", queue("n1", "x"+itoa(int(i)), 1))))
-		f.Apply(logEntry(t, i+1, registry.Unregister{Name: "b", Node: "n1", ActorID: "x"}))
+		f.Apply(logEntry(t, i+1, unregisterCmd{Name: "b", Node: "n1", ActorID: "x"}))
 	}
 	close(stop)
 	wg.Wait()
@@ -283,15 +281,15 @@ func signalled(ch <-chan struct{}) bool {
 }
 
 func TestWatch(t *testing.T) {
-	f := registry.NewFSM()
+	f := newFSM()
 	f.Apply(logEntry(t, 1, join("n1", 1)))
-	a, cancelA := f.Watch("a")
+	a, cancelA := f.watch("a")
 	defer cancelA()
-	a2, cancelA2 := f.Watch("a")
+	a2, cancelA2 := f.watch("a")
 	defer cancelA2()
-	b, cancelB := f.Watch("b")
+	b, cancelB := f.watch("b")
 	defer cancelB()
-	all, cancelAll := f.WatchAll()
+	all, cancelAll := f.watchAll()
 	defer cancelAll()
 
 	f.Apply(logEntry(t, 2, register("a", queue("n1", "x", 1))))
@@ -305,7 +303,7 @@ func TestWatch(t *testing.T) {
 	// No-ops and refusals signal nobody.
 	f.Apply(logEntry(t, 3, register("a", queue("n1", "x", 1))))
 	f.Apply(logEntry(t, 4, register("b", queue("n9", "x", 1))))
-	f.Apply(logEntry(t, 5, registry.Unregister{Name: "b", Node: "n1", ActorID: "x"}))
+	f.Apply(logEntry(t, 5, unregisterCmd{Name: "b", Node: "n1", ActorID: "x"}))
 	if signalled(a) || signalled(b) || signalled(all) {
 		t.Fatal("signalled without a change")
 	}
@@ -317,7 +315,7 @@ func TestWatch(t *testing.T) {
 	}
 
 	// Removing a node signals the names it had receivers under.
-	f.Apply(logEntry(t, 7, registry.ExpireNode{Node: "n1", Incarnation: 1}))
+	f.Apply(logEntry(t, 7, expireNodeCmd{Node: "n1", Incarnation: 1}))
 	if !signalled(a) || signalled(b) || !signalled(all) {
 		t.Fatal("expiry: wrong watchers signalled")
 	}
@@ -342,9 +340,9 @@ func TestWatch(t *testing.T) {
 
 // A watcher that never reads does not slow Apply, and holds one signal.
 func TestWatchSlowWatcher(t *testing.T) {
-	f := registry.NewFSM()
+	f := newFSM()
 	f.Apply(logEntry(t, 1, join("n1", 1)))
-	ch, cancel := f.Watch("a")
+	ch, cancel := f.watch("a")
 	defer cancel()
 	done := make(chan struct{})
 	go func() {
@@ -365,9 +363,9 @@ func TestWatchSlowWatcher(t *testing.T) {
 
 // The state a watcher reads after a signal already has the change.
 func TestWatchSeesNewState(t *testing.T) {
-	f := registry.NewFSM()
+	f := newFSM()
 	f.Apply(logEntry(t, 1, join("n1", 1)))
-	ch, cancel := f.Watch("a")
+	ch, cancel := f.watch("a")
 	defer cancel()
 	const n = 200
 	got := make(chan int, 1)
@@ -375,7 +373,7 @@ func TestWatchSeesNewState(t *testing.T) {
 		seen := 0
 		for seen < n {
 			<-ch
-			seen = len(f.Current().Receivers("a"))
+			seen = len(f.current().Receivers("a"))
 		}
 		got <- seen
 	}()
@@ -393,26 +391,26 @@ func TestWatchSeesNewState(t *testing.T) {
 }
 
 // TestWaitVersionSeesEntriesThatChangeNothing: a garbage entry or a refused
-// command changes no name and no member, so Watch does not fire, but it
-// advances the version: WaitVersion (what Registry.Sync waits with) must
+// command changes no name and no member, so watch does not fire, but it
+// advances the version: waitVersion (what Registry.Sync waits with) must
 // return for it.
 func TestWaitVersionSeesEntriesThatChangeNothing(t *testing.T) {
 	f := sampleFSM(t) // version 10
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := f.WaitVersion(ctx, 10); err != nil {
+	if err := f.waitVersion(ctx, 10); err != nil {
 		t.Fatalf("WaitVersion(reached) = %v", err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- f.WaitVersion(ctx, 12) }()
+	go func() { done <- f.waitVersion(ctx, 12) }()
 	f.Apply(raftLog{11, []byte{0xff}}.log())
 	select {
 	case err := <-done:
 		t.Fatalf("WaitVersion(12) returned %v at version 11", err)
 	default:
 	}
-	res := f.Apply(logEntry(t, 12, registry.Unregister{Name: "nobody", Node: "n1", ActorID: "x"})).(registry.Result)
-	if res.Changed() {
+	res := f.Apply(logEntry(t, 12, unregisterCmd{Name: "nobody", Node: "n1", ActorID: "x"})).(result)
+	if res.changed() {
 		t.Fatalf("the unregistration of an unknown receiver changed the state: %+v", res)
 	}
 	if err := <-done; err != nil {
@@ -421,7 +419,7 @@ func TestWaitVersionSeesEntriesThatChangeNothing(t *testing.T) {
 
 	short, cancelShort := context.WithCancel(context.Background())
 	cancelShort()
-	if err := f.WaitVersion(short, 99); !errors.Is(err, context.Canceled) {
+	if err := f.waitVersion(short, 99); !errors.Is(err, context.Canceled) {
 		t.Fatalf("WaitVersion with a cancelled ctx = %v", err)
 	}
 }

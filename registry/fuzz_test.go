@@ -21,13 +21,13 @@ import (
 // fuzzBase is a state with members in every status and a few names, to
 // apply decoded commands to.
 func fuzzBase() *State {
-	s, _ := (*State)(nil).Apply(1, Join{Member: Member{ID: "n1", Addr: "a1", Incarnation: 1}})
-	s, _ = s.Apply(2, Join{Member: Member{ID: "n2", Addr: "a2", Incarnation: 2, Voter: true}})
-	s, _ = s.Apply(3, Join{Member: Member{ID: "n3", Addr: "a3", Incarnation: 1}})
-	s, _ = s.Apply(4, Register{Name: "a", Receiver: Receiver{Node: "n1", ActorID: "x", Incarnation: 1}})
-	s, _ = s.Apply(5, Register{Name: "a", Receiver: Receiver{Node: "n2", ActorID: "x", Mode: Broadcast, Incarnation: 2}})
-	s, _ = s.Apply(6, Register{Name: "b", Receiver: Receiver{Node: "n3", ActorID: "y", Incarnation: 1}})
-	s, _ = s.Apply(7, ExpireNode{Node: "n3", Incarnation: 1})
+	s, _ := (*State)(nil).apply(1, joinCmd{Member: Member{ID: "n1", Addr: "a1", Incarnation: 1}})
+	s, _ = s.apply(2, joinCmd{Member: Member{ID: "n2", Addr: "a2", Incarnation: 2, Voter: true}})
+	s, _ = s.apply(3, joinCmd{Member: Member{ID: "n3", Addr: "a3", Incarnation: 1}})
+	s, _ = s.apply(4, registerCmd{Name: "a", Receiver: Receiver{Node: "n1", ActorID: "x", Incarnation: 1}})
+	s, _ = s.apply(5, registerCmd{Name: "a", Receiver: Receiver{Node: "n2", ActorID: "x", Mode: Broadcast, Incarnation: 2}})
+	s, _ = s.apply(6, registerCmd{Name: "b", Receiver: Receiver{Node: "n3", ActorID: "y", Incarnation: 1}})
+	s, _ = s.apply(7, expireNodeCmd{Node: "n3", Incarnation: 1})
 	return s
 }
 
@@ -35,19 +35,19 @@ func FuzzDecodeCommand(f *testing.F) {
 	base := fuzzBase()
 	baseBytes := encodeState(base)
 	f.Fuzz(func(t *testing.T, b []byte) {
-		c, err := DecodeCommand(b)
+		c, err := decodeCommand(b)
 		if err != nil {
 			if !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrUnsupportedVersion) {
 				t.Fatalf("error %v wraps neither ErrMalformed nor ErrUnsupportedVersion", err)
 			}
 			return
 		}
-		again, err := DecodeCommand(appendCommand(nil, c))
+		again, err := decodeCommand(appendCommand(nil, c))
 		if err != nil || !reflect.DeepEqual(again, c) {
 			t.Fatalf("round trip: got %#v, %v; want %#v", again, err, c)
 		}
 		// Whatever decodes applies without panicking and keeps the invariants.
-		next, res := base.Apply(8, c)
+		next, res := base.apply(8, c)
 		if err := checkInvariants(next); err != nil {
 			t.Fatalf("after %#v (%v): %v", c, res.Err, err)
 		}
@@ -90,7 +90,7 @@ func FuzzRestore(f *testing.F) {
 // found by lookup.
 func checkInvariants(s *State) error {
 	for i, m := range s.members {
-		if err := (Join{Member: m}).validate(); err != nil {
+		if err := (joinCmd{Member: m}).validate(); err != nil {
 			return fmt.Errorf("member %d: %w", i, err)
 		}
 		if i > 0 && s.members[i-1].ID >= m.ID {
@@ -143,18 +143,18 @@ func TestWriteFuzzCorpus(t *testing.T) {
 	if os.Getenv("DCHAN_WRITE_CORPUS") == "" {
 		t.Skip("set DCHAN_WRITE_CORPUS=1 to regenerate testdata/fuzz")
 	}
-	cmds := map[string]Command{
-		"join":            Join{Member: Member{ID: "n1", Addr: "127.0.0.1:7000", Incarnation: 1, Voter: true}},
-		"join_restart":    Join{Member: Member{ID: "n1", Addr: "127.0.0.1:7000", Incarnation: 2}},
-		"join_invalid":    Join{},
-		"leave":           Leave{Node: "n1", Incarnation: 1},
-		"register":        Register{Name: "a", Receiver: Receiver{Node: "n1", ActorID: "x", Incarnation: 1}},
-		"register_bcast":  Register{Name: "orders", Receiver: Receiver{Node: "n2", ActorID: "$7", Mode: Broadcast, Incarnation: 2}},
-		"register_stale":  Register{Name: "a", Receiver: Receiver{Node: "n2", ActorID: "x", Incarnation: 1}},
-		"unregister":      Unregister{Name: "a", Node: "n1", ActorID: "x", Incarnation: 1},
-		"expire":          ExpireNode{Node: "n2", Incarnation: 2},
-		"set_voter":       SetVoter{Node: "n1", Voter: true},
-		"set_voter_false": SetVoter{Node: "n2"},
+	cmds := map[string]command{
+		"join":            joinCmd{Member: Member{ID: "n1", Addr: "127.0.0.1:7000", Incarnation: 1, Voter: true}},
+		"join_restart":    joinCmd{Member: Member{ID: "n1", Addr: "127.0.0.1:7000", Incarnation: 2}},
+		"join_invalid":    joinCmd{},
+		"leave":           leaveCmd{Node: "n1", Incarnation: 1},
+		"register":        registerCmd{Name: "a", Receiver: Receiver{Node: "n1", ActorID: "x", Incarnation: 1}},
+		"register_bcast":  registerCmd{Name: "orders", Receiver: Receiver{Node: "n2", ActorID: "$7", Mode: Broadcast, Incarnation: 2}},
+		"register_stale":  registerCmd{Name: "a", Receiver: Receiver{Node: "n2", ActorID: "x", Incarnation: 1}},
+		"unregister":      unregisterCmd{Name: "a", Node: "n1", ActorID: "x", Incarnation: 1},
+		"expire":          expireNodeCmd{Node: "n2", Incarnation: 2},
+		"set_voter":       setVoterCmd{Node: "n1", Voter: true},
+		"set_voter_false": setVoterCmd{Node: "n2"},
 	}
 	seeds := map[string][]byte{
 		"empty":           {},

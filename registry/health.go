@@ -52,7 +52,7 @@ func (r *Registry) watchHealth() {
 					if since.IsZero() {
 						since = time.Now()
 					}
-					m, _ := r.fsm.Current().Member(string(d.PeerID))
+					m, _ := r.fsm.current().Member(string(d.PeerID))
 					// Raft's last contact may be the previous incarnation's:
 					// the grace of a rejoined node starts when it rejoined.
 					if rec, ok := seen[d.PeerID]; ok && rec.incarnation == m.Incarnation && rec.since.After(since) {
@@ -144,7 +144,7 @@ func (r *Registry) reconcile(rf *raft.Raft, failing map[raft.ServerID]failure, o
 		return
 	}
 	servers := cf.Configuration().Servers
-	state := r.fsm.Current()
+	state := r.fsm.current()
 	ctx, cancel := context.WithTimeout(r.ctx, r.cfg.expireAfter)
 	defer cancel()
 	now := time.Now()
@@ -177,8 +177,8 @@ func (r *Registry) reconcile(rf *raft.Raft, failing map[raft.ServerID]failure, o
 		switch {
 		case known && m.Status == Alive && down && now.Sub(since) > r.cfg.expireAfter:
 			r.log.Info("expiring unreachable member", zap.String("node", m.ID), zap.Duration("unreachable", now.Sub(since)))
-			data, err := EncodeCommand(ExpireNode{Node: m.ID, Incarnation: m.Incarnation})
-			var res Result
+			data, err := encodeCommand(expireNodeCmd{Node: m.ID, Incarnation: m.Incarnation})
+			var res result
 			if err == nil {
 				res, err = r.applyResult(ctx, rf, data)
 			}
@@ -198,7 +198,7 @@ func (r *Registry) reconcile(rf *raft.Raft, failing map[raft.ServerID]failure, o
 			r.removeServer(ctx, rf, s, &voters)
 			delete(failing, s.ID)
 		case !known || m.Status != Alive:
-			// The member left or was expired (or is joining: its Join is
+			// The member left or was expired (or is joining: its join is
 			// committed right after AddVoter, so wait a grace first).
 			first, seen := orphans[s.ID]
 			if !seen {
@@ -234,7 +234,7 @@ func (r *Registry) reconcile(rf *raft.Raft, failing map[raft.ServerID]failure, o
 		}
 		voters++
 		r.log.Info("promoted non-voter", zap.String("node", m.ID))
-		if data, err := EncodeCommand(SetVoter{Node: m.ID, Voter: true}); err == nil {
+		if data, err := encodeCommand(setVoterCmd{Node: m.ID, Voter: true}); err == nil {
 			_ = r.applyLocal(ctx, rf, data)
 		}
 	}

@@ -1,4 +1,4 @@
-package registry_test
+package registry
 
 import (
 	"bytes"
@@ -6,8 +6,6 @@ import (
 	"testing"
 
 	"github.com/hashicorp/raft"
-
-	"github.com/dchan-io/dchan/registry"
 )
 
 // tb is what helpers need of *testing.T, *testing.B and *rapid.T.
@@ -19,42 +17,42 @@ type tb interface {
 // view is everything observable about a State.
 type view struct {
 	Version uint64
-	Members []registry.Member
-	Names   map[string][]registry.Receiver
+	Members []Member
+	Names   map[string][]Receiver
 }
 
-func observe(s *registry.State) view {
-	v := view{Version: s.Version(), Members: s.Members(), Names: map[string][]registry.Receiver{}}
+func observe(s *State) view {
+	v := view{Version: s.Version(), Members: s.Members(), Names: map[string][]Receiver{}}
 	for _, n := range s.Names() {
-		v.Names[n] = append([]registry.Receiver(nil), s.Receivers(n)...)
+		v.Names[n] = append([]Receiver(nil), s.Receivers(n)...)
 	}
 	return v
 }
 
-func member(id string, inc uint64) registry.Member {
-	return registry.Member{ID: id, Addr: id + ":7000", Incarnation: inc}
+func member(id string, inc uint64) Member {
+	return Member{ID: id, Addr: id + ":7000", Incarnation: inc}
 }
 
-func queue(node, actorID string, inc uint64) registry.Receiver {
-	return registry.Receiver{Node: node, ActorID: actorID, Mode: registry.Queue, Incarnation: inc}
+func queue(node, actorID string, inc uint64) Receiver {
+	return Receiver{Node: node, ActorID: actorID, Mode: Queue, Incarnation: inc}
 }
 
-func broadcast(node, actorID string, inc uint64) registry.Receiver {
-	return registry.Receiver{Node: node, ActorID: actorID, Mode: registry.Broadcast, Incarnation: inc}
+func broadcast(node, actorID string, inc uint64) Receiver {
+	return Receiver{Node: node, ActorID: actorID, Mode: Broadcast, Incarnation: inc}
 }
 
-func join(id string, inc uint64) registry.Command {
-	return registry.Join{Member: member(id, inc)}
+func join(id string, inc uint64) command {
+	return joinCmd{Member: member(id, inc)}
 }
 
-func register(name string, r registry.Receiver) registry.Command {
-	return registry.Register{Name: name, Receiver: r}
+func register(name string, r Receiver) command {
+	return registerCmd{Name: name, Receiver: r}
 }
 
 // logEntry encodes cmd as the Raft log entry at index.
-func logEntry(t tb, index uint64, cmd registry.Command) *raft.Log {
+func logEntry(t tb, index uint64, cmd command) *raft.Log {
 	t.Helper()
-	b, err := registry.EncodeCommand(cmd)
+	b, err := encodeCommand(cmd)
 	if err != nil {
 		t.Fatalf("encode %#v: %v", cmd, err)
 	}
@@ -62,11 +60,11 @@ func logEntry(t tb, index uint64, cmd registry.Command) *raft.Log {
 }
 
 // applyAll applies cmds to s from index from+1 on and fails on a refusal.
-func applyAll(t testing.TB, s *registry.State, cmds ...registry.Command) *registry.State {
+func applyAll(t testing.TB, s *State, cmds ...command) *State {
 	t.Helper()
 	for _, c := range cmds {
-		var res registry.Result
-		s, res = s.Apply(s.Version()+1, c)
+		var res result
+		s, res = s.apply(s.Version()+1, c)
 		if res.Err != nil {
 			t.Fatalf("setup %#v: %v", c, res.Err)
 		}
@@ -85,7 +83,7 @@ func (s *memSink) Close() error  { s.closed = true; return nil }
 func (s *memSink) Cancel() error { s.cancelled = true; return nil }
 
 // snapshot persists f's snapshot and returns its bytes.
-func snapshot(t tb, f *registry.FSM) []byte {
+func snapshot(t tb, f *fsm) []byte {
 	t.Helper()
 	snap, err := f.Snapshot()
 	if err != nil {
@@ -102,7 +100,7 @@ func snapshot(t tb, f *registry.FSM) []byte {
 	return sink.Bytes()
 }
 
-func restore(f *registry.FSM, b []byte) error {
+func restore(f *fsm, b []byte) error {
 	return f.Restore(io.NopCloser(bytes.NewReader(b)))
 }
 

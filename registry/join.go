@@ -14,8 +14,6 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-
-	"github.com/dchan-io/dchan/internal/bin"
 )
 
 // Join attempts are spaced by a backoff that starts at joinBackoffMin and
@@ -41,11 +39,7 @@ const (
 // turn, until one of them answers. Every attempt that fails is logged
 // with the addresses tried and why; when ctx ends, the error names them.
 func (r *Registry) join(ctx context.Context, m Member) error {
-	w := bin.Writer{}
-	w.Str(m.ID)
-	w.Str(m.Addr)
-	w.Uvarint(m.Incarnation)
-	req := w.B
+	req := encodeJoinRequest(m)
 	backoff := joinBackoffMin
 	var last attemptErrors
 	began := time.Now()
@@ -214,7 +208,7 @@ func (r *Registry) peerAddrs(ctx context.Context) ([]string, attemptErrors) {
 			add(a)
 		}
 	}
-	for _, m := range r.fsm.Current().Members() {
+	for _, m := range r.fsm.current().Members() {
 		if m.ID != r.cfg.nodeID {
 			add(m.Addr)
 		}

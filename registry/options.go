@@ -11,10 +11,10 @@ import (
 
 // Defaults, tuned for a LAN.
 const (
-	DefaultHeartbeatTimeout = 500 * time.Millisecond
-	DefaultElectionTimeout  = 500 * time.Millisecond
-	DefaultExpireAfter      = 3 * time.Second
-	DefaultMaxVoters        = 5
+	defaultHeartbeatTimeout = 500 * time.Millisecond
+	defaultElectionTimeout  = 500 * time.Millisecond
+	defaultExpireAfter      = 3 * time.Second
+	defaultMaxVoters        = 5
 )
 
 // Option configures a Registry.
@@ -33,7 +33,6 @@ type config struct {
 	heartbeatTimeout time.Duration
 	electionTimeout  time.Duration
 	expireAfter      time.Duration
-	incarnation      uint64
 	bootstrapExpect  int
 	// lookupHost resolves peer names (tests give it their own DNS).
 	lookupHost func(ctx context.Context, host string) ([]string, error)
@@ -42,10 +41,10 @@ type config struct {
 func defaultConfig() config {
 	return config{
 		logger:           zap.NewNop(),
-		maxVoters:        DefaultMaxVoters,
-		heartbeatTimeout: DefaultHeartbeatTimeout,
-		electionTimeout:  DefaultElectionTimeout,
-		expireAfter:      DefaultExpireAfter,
+		maxVoters:        defaultMaxVoters,
+		heartbeatTimeout: defaultHeartbeatTimeout,
+		electionTimeout:  defaultElectionTimeout,
+		expireAfter:      defaultExpireAfter,
 		lookupHost:       net.DefaultResolver.LookupHost,
 	}
 }
@@ -131,7 +130,3 @@ func WithBootstrapExpect(n int) Option { return optionFunc(func(c *config) { c.b
 func withLookupHost(f func(ctx context.Context, host string) ([]string, error)) Option {
 	return optionFunc(func(c *config) { c.lookupHost = f })
 }
-
-// withIncarnation fixes the incarnation (tests); by default it is the start
-// time in nanoseconds, which grows across restarts of a node.
-func withIncarnation(n uint64) Option { return optionFunc(func(c *config) { c.incarnation = n }) }

@@ -1,4 +1,4 @@
-package registry_test
+package registry
 
 import (
 	"bytes"
@@ -6,43 +6,41 @@ import (
 	"testing"
 
 	"pgregory.net/rapid"
-
-	"github.com/dchan-io/dchan/registry"
 )
 
 // commandGen draws commands over small domains, so that sequences hit
 // collisions: rejoins, stale incarnations, expiries, re-registrations.
-func commandGen() *rapid.Generator[registry.Command] {
+func commandGen() *rapid.Generator[command] {
 	node := rapid.SampledFrom([]string{"n1", "n2", "n3"})
 	name := rapid.SampledFrom([]string{"a", "b", "c", "d"})
 	actorID := rapid.SampledFrom([]string{"x", "y"})
 	inc := rapid.SampledFrom([]uint64{1, 1, 1, 2, 2, 3}) // mostly matching
-	mode := rapid.SampledFrom([]registry.Mode{registry.Queue, registry.Broadcast})
-	return rapid.Custom(func(t *rapid.T) registry.Command {
+	mode := rapid.SampledFrom([]Mode{Queue, Broadcast})
+	return rapid.Custom(func(t *rapid.T) command {
 		switch rapid.IntRange(0, 11).Draw(t, "kind") {
 		case 0, 1:
-			return registry.Join{Member: registry.Member{
+			return joinCmd{Member: Member{
 				ID:          node.Draw(t, "node"),
 				Addr:        rapid.SampledFrom([]string{"h1:1", "h2:2"}).Draw(t, "addr"),
 				Incarnation: inc.Draw(t, "inc"),
 				Voter:       rapid.Bool().Draw(t, "voter"),
 			}}
 		case 2:
-			return registry.Leave{Node: node.Draw(t, "node"), Incarnation: rapid.Uint64Range(0, 3).Draw(t, "inc")}
+			return leaveCmd{Node: node.Draw(t, "node"), Incarnation: rapid.Uint64Range(0, 3).Draw(t, "inc")}
 		case 3, 4, 5, 6, 7:
-			return registry.Register{Name: name.Draw(t, "name"), Receiver: registry.Receiver{
+			return registerCmd{Name: name.Draw(t, "name"), Receiver: Receiver{
 				Node: node.Draw(t, "node"), ActorID: actorID.Draw(t, "actor"),
 				Mode: mode.Draw(t, "mode"), Incarnation: inc.Draw(t, "inc"),
 			}}
 		case 8, 9:
-			return registry.Unregister{
+			return unregisterCmd{
 				Name: name.Draw(t, "name"), Node: node.Draw(t, "node"), ActorID: actorID.Draw(t, "actor"),
 				Incarnation: rapid.Uint64Range(0, 3).Draw(t, "inc"),
 			}
 		case 10:
-			return registry.ExpireNode{Node: node.Draw(t, "node"), Incarnation: inc.Draw(t, "inc")}
+			return expireNodeCmd{Node: node.Draw(t, "node"), Incarnation: inc.Draw(t, "inc")}
 		default:
-			return registry.SetVoter{Node: node.Draw(t, "node"), Voter: rapid.Bool().Draw(t, "voter")}
+			return setVoterCmd{Node: node.Draw(t, "node"), Voter: rapid.Bool().Draw(t, "voter")}
 		}
 	})
 }
@@ -55,26 +53,26 @@ func TestReplicasAgree(t *testing.T) {
 		cmds := rapid.SliceOfN(commandGen(), 20, 150).Draw(t, "cmds")
 		cut := rapid.IntRange(0, len(cmds)).Draw(t, "restore at")
 
-		a, b := registry.NewFSM(), registry.NewFSM()
-		var published []*registry.State
+		a, b := newFSM(), newFSM()
+		var published []*State
 		var views []view
 		for i, c := range cmds {
 			l := logEntry(t, uint64(i+1), c)
 			if i == cut {
-				c := registry.NewFSM()
+				c := newFSM()
 				if err := restore(c, snapshot(t, b)); err != nil {
 					t.Fatalf("restore: %v", err)
 				}
 				b = c
 			}
-			ra := a.Apply(l).(registry.Result)
-			rb := b.Apply(l).(registry.Result)
+			ra := a.Apply(l).(result)
+			rb := b.Apply(l).(result)
 			if errString(ra.Err) != errString(rb.Err) || !reflect.DeepEqual(ra.Names, rb.Names) || ra.Members != rb.Members {
 				t.Fatalf("step %d %#v: results differ: %+v vs %+v", i, c, ra, rb)
 			}
-			sa := a.Current()
+			sa := a.current()
 			checkState(t, sa)
-			va, vb := observe(sa), observe(b.Current())
+			va, vb := observe(sa), observe(b.current())
 			if !reflect.DeepEqual(va, vb) {
 				t.Fatalf("step %d %#v: states differ:\n%+v\n%+v", i, c, va, vb)
 			}
@@ -95,7 +93,7 @@ func TestReplicasAgree(t *testing.T) {
 // checkState checks the invariants through the public API: receivers
 // sorted and unique, each of an Alive member's current incarnation;
 // members sorted; Names and NumNames agree.
-func checkState(t *rapid.T, s *registry.State) {
+func checkState(t *rapid.T, s *State) {
 	members := s.Members()
 	for i := 1; i < len(members); i++ {
 		if members[i-1].ID >= members[i].ID {
@@ -116,7 +114,7 @@ func checkState(t *rapid.T, s *registry.State) {
 				t.Fatalf("%q: receivers out of order: %+v", n, rs)
 			}
 			m, ok := s.Member(r.Node)
-			if !ok || m.Status != registry.Alive || m.Incarnation != r.Incarnation {
+			if !ok || m.Status != Alive || m.Incarnation != r.Incarnation {
 				t.Fatalf("%q: receiver %+v without a live member (%+v, %v)", n, r, m, ok)
 			}
 		}

@@ -27,10 +27,10 @@ func FuzzDecodeRPC(f *testing.F) {
 				t.Fatalf("%s: error %v does not wrap ErrMalformed", what, err)
 			}
 		}
-		_, body, err := decodeReply(b)
+		reply, err := decodeReply(b)
 		check("reply", err)
 		if err == nil {
-			_, err := decodeVersion(body)
+			_, err := decodeVersion(reply.body)
 			check("version in a reply", err)
 		}
 		_, err = decodeVersion(b)
@@ -43,15 +43,15 @@ func FuzzDecodeRPC(f *testing.F) {
 }
 
 func TestRPCCodecsRoundTrip(t *testing.T) {
-	rerr, body, err := decodeReply(encodeReply(nil, encodeVersion(1<<40)))
-	if err != nil || rerr != nil {
-		t.Fatal(err, rerr)
+	reply, err := decodeReply(encodeReply(nil, encodeVersion(1<<40)))
+	if err != nil || reply.err != nil {
+		t.Fatal(err, reply.err)
 	}
-	if v, err := decodeVersion(body); err != nil || v != 1<<40 {
+	if v, err := decodeVersion(reply.body); err != nil || v != 1<<40 {
 		t.Fatalf("round trip: %v %v", v, err)
 	}
-	rerr, _, err = decodeReply(encodeReply(ErrMemberExpired, nil))
-	if err != nil || !errors.Is(rerr, ErrMemberExpired) {
-		t.Fatalf("a refusal must keep its sentinel across the wire: %v %v", rerr, err)
+	reply, err = decodeReply(encodeReply(ErrMemberExpired, nil))
+	if err != nil || !errors.Is(reply.err, ErrMemberExpired) {
+		t.Fatalf("a refusal must keep its sentinel across the wire: %v %v", reply.err, err)
 	}
 }

@@ -45,9 +45,9 @@ func sendAs(t *testing.T, attacker, leader *testNode, method string, req []byte)
 	return err
 }
 
-func encode(t *testing.T, cmd Command) []byte {
+func encode(t *testing.T, cmd command) []byte {
 	t.Helper()
-	b, err := EncodeCommand(cmd)
+	b, err := encodeCommand(cmd)
 	require.NoError(t, err)
 	return b
 }
@@ -78,7 +78,7 @@ func TestForgedJoinForAnotherNodeIsRefused(t *testing.T) {
 	m, _ := before.Member(victim.id)
 	// As a command through Apply, with the victim's incarnation, learned
 	// through Member, and an address that redirects its traffic.
-	forged := encode(t, Join{Member: Member{ID: victim.id, Addr: "127.0.0.1:9", Incarnation: m.Incarnation}})
+	forged := encode(t, joinCmd{Member: Member{ID: victim.id, Addr: "127.0.0.1:9", Incarnation: m.Incarnation}})
 	require.ErrorIs(t, sendAs(t, attacker, leader, methodApply, forged), ErrPermissionDenied)
 	// As a join request.
 	w := bin.Writer{}
@@ -93,9 +93,9 @@ func TestForgedRegisterForAnotherNodeIsRefused(t *testing.T) {
 	leader, victim, attacker := attackFixture(t)
 	before := *leader.reg.State()
 	m, _ := before.Member(victim.id)
-	forged := encode(t, Register{Name: "svc", Receiver: Receiver{Node: victim.id, ActorID: "$evil", Mode: Queue, Incarnation: m.Incarnation}})
+	forged := encode(t, registerCmd{Name: "svc", Receiver: Receiver{Node: victim.id, ActorID: "$evil", Mode: Queue, Incarnation: m.Incarnation}})
 	require.ErrorIs(t, sendAs(t, attacker, leader, methodApply, forged), ErrPermissionDenied)
-	forged = encode(t, Unregister{Name: "svc", Node: victim.id, ActorID: "$1", Incarnation: m.Incarnation})
+	forged = encode(t, unregisterCmd{Name: "svc", Node: victim.id, ActorID: "$1", Incarnation: m.Incarnation})
 	require.ErrorIs(t, sendAs(t, attacker, leader, methodApply, forged), ErrPermissionDenied)
 	unchanged(t, leader, victim, before)
 }
@@ -104,7 +104,7 @@ func TestForgedLeaveForAnotherNodeIsRefused(t *testing.T) {
 	leader, victim, attacker := attackFixture(t)
 	before := *leader.reg.State()
 	m, _ := before.Member(victim.id)
-	forged := encode(t, Leave{Node: victim.id, Incarnation: m.Incarnation})
+	forged := encode(t, leaveCmd{Node: victim.id, Incarnation: m.Incarnation})
 	require.ErrorIs(t, sendAs(t, attacker, leader, methodApply, forged), ErrPermissionDenied)
 	unchanged(t, leader, victim, before)
 }
@@ -113,10 +113,10 @@ func TestLeaderOnlyCommandsAreRefusedOverRPC(t *testing.T) {
 	leader, victim, attacker := attackFixture(t)
 	before := *leader.reg.State()
 	m, _ := before.Member(victim.id)
-	for _, cmd := range []Command{
-		ExpireNode{Node: victim.id, Incarnation: m.Incarnation},
-		SetVoter{Node: victim.id, Voter: false},
-		SetVoter{Node: attacker.id, Voter: true}, // even about itself
+	for _, cmd := range []command{
+		expireNodeCmd{Node: victim.id, Incarnation: m.Incarnation},
+		setVoterCmd{Node: victim.id, Voter: false},
+		setVoterCmd{Node: attacker.id, Voter: true}, // even about itself
 	} {
 		require.ErrorIs(t, sendAs(t, attacker, leader, methodApply, encode(t, cmd)), ErrPermissionDenied, "%T", cmd)
 	}

@@ -140,8 +140,8 @@ func readSnapshot(rd io.Reader, seed maphash.Seed) (*State, error) {
 }
 
 // decodeState builds a State from a snapshot body and checks every
-// invariant Apply maintains, so that a restored state is one Apply could
-// have produced.
+// invariant State.apply maintains, so that a restored state is one it
+// could have produced.
 func decodeState(body []byte, seed maphash.Seed) (*State, error) {
 	r := bin.NewReader(body, ErrCorruptSnapshot)
 	s := &State{seed: seed, version: r.Uvarint()}
@@ -164,8 +164,8 @@ func decodeState(body []byte, seed maphash.Seed) (*State, error) {
 		switch {
 		case m.Status > Expired:
 			r.Fail("member %q: bad status %d", m.ID, m.Status)
-		case (Join{Member: m}).validate() != nil:
-			r.Fail("member %q: %v", m.ID, (Join{Member: m}).validate())
+		case (joinCmd{Member: m}).validate() != nil:
+			r.Fail("member %q: %v", m.ID, (joinCmd{Member: m}).validate())
 		case i > 0 && s.members[i-1].ID >= m.ID:
 			r.Fail("members out of order at %q", m.ID)
 		}
@@ -201,7 +201,7 @@ func decodeState(body []byte, seed maphash.Seed) (*State, error) {
 			if r.Err() != nil {
 				break
 			}
-			if err := (Register{Name: name, Receiver: x}).validate(); err != nil {
+			if err := (registerCmd{Name: name, Receiver: x}).validate(); err != nil {
 				r.Fail("name %q: %v", name, err)
 				break
 			}

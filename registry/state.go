@@ -16,7 +16,7 @@ const (
 	// Alive: the member joined and was not declared dead since.
 	Alive MemberStatus = iota
 	// Expired: failure detection declared this incarnation dead
-	// (ExpireNode). Its receivers are gone and it can register nothing; the
+	// (expireNodeCmd). Its receivers are gone and it can register nothing; the
 	// record stays as a tombstone until the node leaves or rejoins with a
 	// higher incarnation.
 	Expired
@@ -94,8 +94,9 @@ func findReceiver(rs []Receiver, node, actorID string) (int, bool) {
 }
 
 // State is an immutable snapshot of the registry: the members and the
-// receivers of every name, as of the Raft index Version. Apply never
-// modifies a State; it returns a new one that shares what did not change.
+// receivers of every name, as of the Raft index Version. A State is never
+// modified: each committed write makes a new one that shares what did not
+// change.
 // A State is therefore safe for any number of concurrent readers without
 // locks, and a reader keeps a consistent view for as long as it holds it.
 //
@@ -106,7 +107,7 @@ func findReceiver(rs []Receiver, node, actorID string) (int, bool) {
 // though their internal layouts differ.
 type State struct {
 	version uint64
-	seed    maphash.Seed // layout only; per FSM instance
+	seed    maphash.Seed // layout only; per fsm instance
 	members []Member     // sorted by ID; never modified once published
 	names   *rootNode
 	count   int // number of names
@@ -179,11 +180,11 @@ func (s *State) memberIndex(id string) (int, bool) {
 	})
 }
 
-// Result is what applying one command did.
-type Result struct {
+// result is what applying one command did.
+type result struct {
 	// Err is nil, or the reason the command was refused (ErrInvalidCommand,
 	// ErrUnknownMember, ErrMemberExpired, ErrStaleIncarnation, or a decoding
-	// error through FSM.Apply), wrapped with context. A refused command
+	// error through fsm.Apply), wrapped with context. A refused command
 	// changes nothing but the version.
 	Err error
 	// Names whose receivers changed, sorted; nil if none.
@@ -192,56 +193,56 @@ type Result struct {
 	Members bool
 }
 
-// Changed reports whether the command changed anything but the version.
-func (r Result) Changed() bool { return r.Members || len(r.Names) > 0 }
+// changed reports whether the command changed anything but the version.
+func (r result) changed() bool { return r.Members || len(r.Names) > 0 }
 
-// Apply returns the state after applying cmd as the Raft log entry at
+// apply returns the state after applying cmd as the Raft log entry at
 // index, and what changed. It is a pure function: s is not modified, and
 // the same commands applied to equal states give equal states and results
 // on every replica. A refused command yields a state equal to s except for
-// its version, and Result.Err says why.
+// its version, and result.Err says why.
 //
 // Command semantics:
 //
-//   - Join adds a member (Alive), or updates the address and voter flag of
+//   - joinCmd adds a member (Alive), or updates the address and voter flag of
 //     an Alive member with the same incarnation (a retried join). A higher
 //     incarnation replaces the member and removes every receiver of its
 //     previous incarnations. A lower incarnation, or the incarnation of an
 //     Expired member, is refused with ErrStaleIncarnation.
-//   - Leave removes the member and all its receivers; leaving an unknown
+//   - leaveCmd removes the member and all its receivers; leaving an unknown
 //     node does nothing. A non-zero Incarnation must be the member's
 //     (ErrStaleIncarnation otherwise).
-//   - Register adds or updates a receiver of a name; re-registering the same
+//   - registerCmd adds or updates a receiver of a name; re-registering the same
 //     receiver does nothing. It is refused unless Receiver.Node is an Alive
 //     member and Receiver.Incarnation its current incarnation.
-//   - Unregister removes a receiver; a missing receiver, or one of another
+//   - unregisterCmd removes a receiver; a missing receiver, or one of another
 //     incarnation when Incarnation is non-zero, is left alone.
-//   - ExpireNode marks the member Expired and removes its receivers, only if
+//   - expireNodeCmd marks the member Expired and removes its receivers, only if
 //     the incarnation matches and the member is Alive; otherwise nothing.
-//   - SetVoter sets a member's voter flag; promoting an Expired member is
+//   - setVoterCmd sets a member's voter flag; promoting an Expired member is
 //     refused with ErrMemberExpired.
-func (s *State) Apply(index uint64, cmd Command) (*State, Result) {
+func (s *State) apply(index uint64, cmd command) (*State, result) {
 	next := s.successor(index)
-	var res Result
+	var res result
 	switch c := cmd.(type) {
-	case Join:
+	case joinCmd:
 		res = next.join(c)
-	case Leave:
+	case leaveCmd:
 		res = next.leave(c)
-	case Register:
+	case registerCmd:
 		res = next.register(c)
-	case Unregister:
+	case unregisterCmd:
 		res = next.unregister(c)
-	case ExpireNode:
+	case expireNodeCmd:
 		res = next.expire(c)
-	case SetVoter:
+	case setVoterCmd:
 		res = next.setVoter(c)
 	default:
 		res.Err = fmt.Errorf("%w: command type %T", ErrInvalidCommand, cmd)
 	}
 	if res.Err != nil {
 		// Handlers check before they change anything, but do not rely on it.
-		return s.successor(index), Result{Err: res.Err}
+		return s.successor(index), result{Err: res.Err}
 	}
 	return next, res
 }
@@ -300,67 +301,67 @@ func (s *State) dropNode(node string) []string {
 	return changed
 }
 
-func (s *State) join(c Join) Result {
+func (s *State) join(c joinCmd) result {
 	if err := c.validate(); err != nil {
-		return Result{Err: err}
+		return result{Err: err}
 	}
 	m := c.Member
 	m.Status = Alive
 	i, ok := s.memberIndex(m.ID)
 	if !ok {
 		s.putMember(m)
-		return Result{Members: true}
+		return result{Members: true}
 	}
 	old := s.members[i]
 	switch {
 	case m.Incarnation < old.Incarnation:
-		return Result{Err: fmt.Errorf("%w: join %q with incarnation %d, current is %d",
+		return result{Err: fmt.Errorf("%w: join %q with incarnation %d, current is %d",
 			ErrStaleIncarnation, m.ID, m.Incarnation, old.Incarnation)}
 	case m.Incarnation == old.Incarnation && old.Status == Expired:
-		return Result{Err: fmt.Errorf("%w: join %q with incarnation %d, which expired; rejoin with a higher one",
+		return result{Err: fmt.Errorf("%w: join %q with incarnation %d, which expired; rejoin with a higher one",
 			ErrStaleIncarnation, m.ID, m.Incarnation)}
 	case m.Incarnation == old.Incarnation:
 		if m == old {
-			return Result{}
+			return result{}
 		}
 		s.putMember(m)
-		return Result{Members: true}
+		return result{Members: true}
 	default:
 		names := s.dropNode(m.ID)
 		s.putMember(m)
-		return Result{Members: true, Names: names}
+		return result{Members: true, Names: names}
 	}
 }
 
-func (s *State) leave(c Leave) Result {
+func (s *State) leave(c leaveCmd) result {
 	if err := c.validate(); err != nil {
-		return Result{Err: err}
+		return result{Err: err}
 	}
 	i, ok := s.memberIndex(c.Node)
 	if !ok {
-		return Result{}
+		return result{}
 	}
 	if c.Incarnation != 0 && c.Incarnation != s.members[i].Incarnation {
-		return Result{Err: fmt.Errorf("%w: leave %q with incarnation %d, current is %d",
+		return result{Err: fmt.Errorf("%w: leave %q with incarnation %d, current is %d",
 			ErrStaleIncarnation, c.Node, c.Incarnation, s.members[i].Incarnation)}
 	}
 	s.removeMember(i)
-	return Result{Members: true, Names: s.dropNode(c.Node)}
+	return result{Members: true, Names: s.dropNode(c.Node)}
 }
 
-func (s *State) register(c Register) Result {
+func (s *State) register(c registerCmd) result {
 	if err := c.validate(); err != nil {
-		return Result{Err: err}
+		return result{Err: err}
 	}
 	r := c.Receiver
 	i, ok := s.memberIndex(r.Node)
 	switch {
 	case !ok:
-		return Result{Err: fmt.Errorf("%w: register %q on node %q", ErrUnknownMember, c.Name, r.Node)}
+		return result{Err: fmt.Errorf("%w: register %q on node %q", ErrUnknownMember, c.Name, r.Node)}
 	case s.members[i].Status == Expired:
-		return Result{Err: fmt.Errorf("%w: register %q on node %q", ErrMemberExpired, c.Name, r.Node)}
+		return result{Err: fmt.Errorf("%w: register %q on node %q", ErrMemberExpired, c.Name, r.Node)}
 	case s.members[i].Incarnation != r.Incarnation:
-		return Result{Err: fmt.Errorf("%w: register %q on node %q with incarnation %d, current is %d",
+		return result{Err: fmt.Errorf("%w: register %q on node %q with incarnation %d, current is %d",
 			ErrStaleIncarnation, c.Name, r.Node, r.Incarnation, s.members[i].Incarnation)}
 	}
 	h := s.hash(c.Name)
@@ -369,7 +370,7 @@ func (s *State) register(c Register) Result {
 	var nrs []Receiver
 	if found {
 		if rs[k] == r {
-			return Result{}
+			return result{}
 		}
 		nrs = make([]Receiver, len(rs))
 		copy(nrs, rs)
@@ -384,18 +385,18 @@ func (s *State) register(c Register) Result {
 		}
 	}
 	s.names = s.names.with(h, c.Name, nrs)
-	return Result{Names: []string{c.Name}}
+	return result{Names: []string{c.Name}}
 }
 
-func (s *State) unregister(c Unregister) Result {
+func (s *State) unregister(c unregisterCmd) result {
 	if err := c.validate(); err != nil {
-		return Result{Err: err}
+		return result{Err: err}
 	}
 	h := s.hash(c.Name)
 	rs := s.names.lookup(h, c.Name)
 	k, found := findReceiver(rs, c.Node, c.ActorID)
 	if !found || (c.Incarnation != 0 && rs[k].Incarnation != c.Incarnation) {
-		return Result{}
+		return result{}
 	}
 	var nrs []Receiver
 	if len(rs) > 1 {
@@ -406,38 +407,38 @@ func (s *State) unregister(c Unregister) Result {
 		s.count--
 	}
 	s.names = s.names.with(h, c.Name, nrs)
-	return Result{Names: []string{c.Name}}
+	return result{Names: []string{c.Name}}
 }
 
-func (s *State) expire(c ExpireNode) Result {
+func (s *State) expire(c expireNodeCmd) result {
 	if err := c.validate(); err != nil {
-		return Result{Err: err}
+		return result{Err: err}
 	}
 	i, ok := s.memberIndex(c.Node)
 	if !ok || s.members[i].Incarnation != c.Incarnation || s.members[i].Status == Expired {
-		return Result{}
+		return result{}
 	}
 	m := s.members[i]
 	m.Status = Expired
 	s.putMember(m)
-	return Result{Members: true, Names: s.dropNode(c.Node)}
+	return result{Members: true, Names: s.dropNode(c.Node)}
 }
 
-func (s *State) setVoter(c SetVoter) Result {
+func (s *State) setVoter(c setVoterCmd) result {
 	if err := c.validate(); err != nil {
-		return Result{Err: err}
+		return result{Err: err}
 	}
 	i, ok := s.memberIndex(c.Node)
 	switch {
 	case !ok:
-		return Result{Err: fmt.Errorf("%w: set voter %q", ErrUnknownMember, c.Node)}
+		return result{Err: fmt.Errorf("%w: set voter %q", ErrUnknownMember, c.Node)}
 	case s.members[i].Voter == c.Voter:
-		return Result{}
+		return result{}
 	case c.Voter && s.members[i].Status == Expired:
-		return Result{Err: fmt.Errorf("%w: promote %q", ErrMemberExpired, c.Node)}
+		return result{Err: fmt.Errorf("%w: promote %q", ErrMemberExpired, c.Node)}
 	}
 	m := s.members[i]
 	m.Voter = c.Voter
 	s.putMember(m)
-	return Result{Members: true}
+	return result{Members: true}
 }

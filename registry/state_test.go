@@ -1,4 +1,4 @@
-package registry_test
+package registry
 
 import (
 	"errors"
@@ -7,27 +7,26 @@ import (
 	"testing"
 
 	"github.com/dchan-io/dchan/actor"
-	"github.com/dchan-io/dchan/registry"
 )
 
-// customCommand satisfies Command by embedding, but is not one of the
+// customCommand satisfies command by embedding, but is not one of the
 // package's command types.
-type customCommand struct{ registry.Join }
+type customCommand struct{ joinCmd }
 
 func TestApply(t *testing.T) {
 	n1, n2 := member("n1", 1), member("n2", 1)
 	n1v2 := member("n1", 2)
-	expired := func(m registry.Member) registry.Member { m.Status = registry.Expired; return m }
-	voter := func(m registry.Member) registry.Member { m.Voter = true; return m }
-	withAddr := func(m registry.Member, a string) registry.Member { m.Addr = a; return m }
-	two := []registry.Command{ // two members, names shared between them
+	expired := func(m Member) Member { m.Status = Expired; return m }
+	voter := func(m Member) Member { m.Voter = true; return m }
+	withAddr := func(m Member, a string) Member { m.Addr = a; return m }
+	two := []command{ // two members, names shared between them
 		join("n1", 1), join("n2", 1),
 		register("a", queue("n1", "x", 1)),
 		register("a", queue("n2", "x", 1)),
 		register("b", queue("n1", "y", 1)),
 		register("c", broadcast("n2", "z", 1)),
 	}
-	type names = map[string][]registry.Receiver
+	type names = map[string][]Receiver
 	twoNames := names{
 		"a": {queue("n1", "x", 1), queue("n2", "x", 1)},
 		"b": {queue("n1", "y", 1)},
@@ -36,152 +35,152 @@ func TestApply(t *testing.T) {
 
 	tests := []struct {
 		name        string
-		setup       []registry.Command
-		cmd         registry.Command
+		setup       []command
+		cmd         command
 		wantErr     error
-		wantNames   []string // Result.Names
-		wantMembers bool     // Result.Members
+		wantNames   []string // result.Names
+		wantMembers bool     // result.Members
 		// The state after, when the command is accepted.
-		members []registry.Member
+		members []Member
 		recv    names
 	}{
-		// Join
+		// joinCmd
 		{name: "join new member", cmd: join("n1", 1), wantMembers: true,
-			members: []registry.Member{n1}},
-		{name: "join second member sorted", setup: []registry.Command{join("n2", 1)}, cmd: join("n1", 1),
-			wantMembers: true, members: []registry.Member{n1, n2}},
-		{name: "join ignores given status", cmd: registry.Join{Member: expired(n1)}, wantMembers: true,
-			members: []registry.Member{n1}},
-		{name: "join again is idempotent", setup: []registry.Command{join("n1", 1)}, cmd: join("n1", 1),
-			members: []registry.Member{n1}},
+			members: []Member{n1}},
+		{name: "join second member sorted", setup: []command{join("n2", 1)}, cmd: join("n1", 1),
+			wantMembers: true, members: []Member{n1, n2}},
+		{name: "join ignores given status", cmd: joinCmd{Member: expired(n1)}, wantMembers: true,
+			members: []Member{n1}},
+		{name: "join again is idempotent", setup: []command{join("n1", 1)}, cmd: join("n1", 1),
+			members: []Member{n1}},
 		{name: "join same incarnation updates address and voter",
-			setup:       []registry.Command{join("n1", 1), register("a", queue("n1", "x", 1))},
-			cmd:         registry.Join{Member: voter(withAddr(n1, "other:1"))},
-			wantMembers: true, members: []registry.Member{voter(withAddr(n1, "other:1"))},
+			setup:       []command{join("n1", 1), register("a", queue("n1", "x", 1))},
+			cmd:         joinCmd{Member: voter(withAddr(n1, "other:1"))},
+			wantMembers: true, members: []Member{voter(withAddr(n1, "other:1"))},
 			recv: names{"a": {queue("n1", "x", 1)}}},
 		{name: "restart clears names of the previous incarnation", setup: two, cmd: join("n1", 2),
 			wantMembers: true, wantNames: []string{"a", "b"},
-			members: []registry.Member{n1v2, n2},
+			members: []Member{n1v2, n2},
 			recv:    names{"a": {queue("n2", "x", 1)}, "c": {broadcast("n2", "z", 1)}}},
-		{name: "join with lower incarnation refused", setup: []registry.Command{join("n1", 2)},
-			cmd: join("n1", 1), wantErr: registry.ErrStaleIncarnation},
+		{name: "join with lower incarnation refused", setup: []command{join("n1", 2)},
+			cmd: join("n1", 1), wantErr: ErrStaleIncarnation},
 		{name: "join with expired incarnation refused",
-			setup: []registry.Command{join("n1", 1), registry.ExpireNode{Node: "n1", Incarnation: 1}},
-			cmd:   join("n1", 1), wantErr: registry.ErrStaleIncarnation},
+			setup: []command{join("n1", 1), expireNodeCmd{Node: "n1", Incarnation: 1}},
+			cmd:   join("n1", 1), wantErr: ErrStaleIncarnation},
 		{name: "rejoin after expiry with higher incarnation",
-			setup: []registry.Command{join("n1", 1), registry.ExpireNode{Node: "n1", Incarnation: 1}},
-			cmd:   join("n1", 2), wantMembers: true, members: []registry.Member{n1v2}},
-		{name: "join empty ID", cmd: join("", 1), wantErr: registry.ErrInvalidCommand},
-		{name: "join empty address", cmd: registry.Join{Member: withAddr(n1, "")}, wantErr: registry.ErrInvalidCommand},
-		{name: "join incarnation 0", cmd: join("n1", 0), wantErr: registry.ErrInvalidCommand},
-		{name: "join long ID", cmd: join(strings.Repeat("n", registry.MaxIDLen+1), 1), wantErr: registry.ErrInvalidCommand},
-		{name: "join long address", cmd: registry.Join{Member: withAddr(n1, strings.Repeat("a", registry.MaxAddrLen+1))},
-			wantErr: registry.ErrInvalidCommand},
+			setup: []command{join("n1", 1), expireNodeCmd{Node: "n1", Incarnation: 1}},
+			cmd:   join("n1", 2), wantMembers: true, members: []Member{n1v2}},
+		{name: "join empty ID", cmd: join("", 1), wantErr: ErrInvalidCommand},
+		{name: "join empty address", cmd: joinCmd{Member: withAddr(n1, "")}, wantErr: ErrInvalidCommand},
+		{name: "join incarnation 0", cmd: join("n1", 0), wantErr: ErrInvalidCommand},
+		{name: "join long ID", cmd: join(strings.Repeat("n", MaxIDLen+1), 1), wantErr: ErrInvalidCommand},
+		{name: "join long address", cmd: joinCmd{Member: withAddr(n1, strings.Repeat("a", MaxAddrLen+1))},
+			wantErr: ErrInvalidCommand},
 
-		// Leave
-		{name: "leave removes member and its names", setup: two, cmd: registry.Leave{Node: "n1"},
-			wantMembers: true, wantNames: []string{"a", "b"}, members: []registry.Member{n2},
+		// leaveCmd
+		{name: "leave removes member and its names", setup: two, cmd: leaveCmd{Node: "n1"},
+			wantMembers: true, wantNames: []string{"a", "b"}, members: []Member{n2},
 			recv: names{"a": {queue("n2", "x", 1)}, "c": {broadcast("n2", "z", 1)}}},
-		{name: "leave with current incarnation", setup: two, cmd: registry.Leave{Node: "n2", Incarnation: 1},
-			wantMembers: true, wantNames: []string{"a", "c"}, members: []registry.Member{n1},
+		{name: "leave with current incarnation", setup: two, cmd: leaveCmd{Node: "n2", Incarnation: 1},
+			wantMembers: true, wantNames: []string{"a", "c"}, members: []Member{n1},
 			recv: names{"a": {queue("n1", "x", 1)}, "b": {queue("n1", "y", 1)}}},
-		{name: "leave with previous incarnation refused", setup: []registry.Command{join("n1", 2)},
-			cmd: registry.Leave{Node: "n1", Incarnation: 1}, wantErr: registry.ErrStaleIncarnation},
-		{name: "leave unknown node is a no-op", setup: []registry.Command{join("n1", 1)},
-			cmd: registry.Leave{Node: "n9"}, members: []registry.Member{n1}},
+		{name: "leave with previous incarnation refused", setup: []command{join("n1", 2)},
+			cmd: leaveCmd{Node: "n1", Incarnation: 1}, wantErr: ErrStaleIncarnation},
+		{name: "leave unknown node is a no-op", setup: []command{join("n1", 1)},
+			cmd: leaveCmd{Node: "n9"}, members: []Member{n1}},
 		{name: "leave expired member",
-			setup: []registry.Command{join("n1", 1), registry.ExpireNode{Node: "n1", Incarnation: 1}},
-			cmd:   registry.Leave{Node: "n1"}, wantMembers: true},
-		{name: "leave empty node", cmd: registry.Leave{}, wantErr: registry.ErrInvalidCommand},
+			setup: []command{join("n1", 1), expireNodeCmd{Node: "n1", Incarnation: 1}},
+			cmd:   leaveCmd{Node: "n1"}, wantMembers: true},
+		{name: "leave empty node", cmd: leaveCmd{}, wantErr: ErrInvalidCommand},
 
-		// Register
-		{name: "register", setup: []registry.Command{join("n1", 1)}, cmd: register("a", queue("n1", "x", 1)),
-			wantNames: []string{"a"}, members: []registry.Member{n1}, recv: names{"a": {queue("n1", "x", 1)}}},
-		{name: "register is idempotent", setup: []registry.Command{join("n1", 1), register("a", queue("n1", "x", 1))},
-			cmd: register("a", queue("n1", "x", 1)), members: []registry.Member{n1}, recv: names{"a": {queue("n1", "x", 1)}}},
+		// registerCmd
+		{name: "register", setup: []command{join("n1", 1)}, cmd: register("a", queue("n1", "x", 1)),
+			wantNames: []string{"a"}, members: []Member{n1}, recv: names{"a": {queue("n1", "x", 1)}}},
+		{name: "register is idempotent", setup: []command{join("n1", 1), register("a", queue("n1", "x", 1))},
+			cmd: register("a", queue("n1", "x", 1)), members: []Member{n1}, recv: names{"a": {queue("n1", "x", 1)}}},
 		{name: "register again with another mode replaces",
-			setup: []registry.Command{join("n1", 1), register("a", queue("n1", "x", 1))},
+			setup: []command{join("n1", 1), register("a", queue("n1", "x", 1))},
 			cmd:   register("a", broadcast("n1", "x", 1)), wantNames: []string{"a"},
-			members: []registry.Member{n1}, recv: names{"a": {broadcast("n1", "x", 1)}}},
+			members: []Member{n1}, recv: names{"a": {broadcast("n1", "x", 1)}}},
 		{name: "queue and broadcast receivers coexist", setup: two, cmd: register("a", broadcast("n1", "w", 1)),
-			wantNames: []string{"a"}, members: []registry.Member{n1, n2},
+			wantNames: []string{"a"}, members: []Member{n1, n2},
 			recv: names{
 				"a": {broadcast("n1", "w", 1), queue("n1", "x", 1), queue("n2", "x", 1)},
 				"b": twoNames["b"], "c": twoNames["c"],
 			}},
 		{name: "register on unknown node refused", cmd: register("a", queue("n1", "x", 1)),
-			wantErr: registry.ErrUnknownMember},
+			wantErr: ErrUnknownMember},
 		{name: "register by expired node refused",
-			setup: []registry.Command{join("n1", 1), registry.ExpireNode{Node: "n1", Incarnation: 1}},
-			cmd:   register("a", queue("n1", "x", 1)), wantErr: registry.ErrMemberExpired},
-		{name: "register from previous incarnation refused", setup: []registry.Command{join("n1", 1), join("n1", 2)},
-			cmd: register("a", queue("n1", "x", 1)), wantErr: registry.ErrStaleIncarnation},
-		{name: "register from unknown future incarnation refused", setup: []registry.Command{join("n1", 1)},
-			cmd: register("a", queue("n1", "x", 2)), wantErr: registry.ErrStaleIncarnation},
-		{name: "register empty name", setup: []registry.Command{join("n1", 1)}, cmd: register("", queue("n1", "x", 1)),
-			wantErr: registry.ErrInvalidCommand},
-		{name: "register long name", setup: []registry.Command{join("n1", 1)},
-			cmd: register(strings.Repeat("a", registry.MaxNameLen+1), queue("n1", "x", 1)), wantErr: registry.ErrInvalidCommand},
-		{name: "register empty actor", setup: []registry.Command{join("n1", 1)}, cmd: register("a", queue("n1", "", 1)),
-			wantErr: registry.ErrInvalidCommand},
-		{name: "register empty node", cmd: register("a", queue("", "x", 1)), wantErr: registry.ErrInvalidCommand},
-		{name: "register incarnation 0", setup: []registry.Command{join("n1", 1)}, cmd: register("a", queue("n1", "x", 0)),
-			wantErr: registry.ErrInvalidCommand},
-		{name: "register bad mode", setup: []registry.Command{join("n1", 1)},
-			cmd:     register("a", registry.Receiver{Node: "n1", ActorID: "x", Mode: 7, Incarnation: 1}),
-			wantErr: registry.ErrInvalidCommand},
+			setup: []command{join("n1", 1), expireNodeCmd{Node: "n1", Incarnation: 1}},
+			cmd:   register("a", queue("n1", "x", 1)), wantErr: ErrMemberExpired},
+		{name: "register from previous incarnation refused", setup: []command{join("n1", 1), join("n1", 2)},
+			cmd: register("a", queue("n1", "x", 1)), wantErr: ErrStaleIncarnation},
+		{name: "register from unknown future incarnation refused", setup: []command{join("n1", 1)},
+			cmd: register("a", queue("n1", "x", 2)), wantErr: ErrStaleIncarnation},
+		{name: "register empty name", setup: []command{join("n1", 1)}, cmd: register("", queue("n1", "x", 1)),
+			wantErr: ErrInvalidCommand},
+		{name: "register long name", setup: []command{join("n1", 1)},
+			cmd: register(strings.Repeat("a", MaxNameLen+1), queue("n1", "x", 1)), wantErr: ErrInvalidCommand},
+		{name: "register empty actor", setup: []command{join("n1", 1)}, cmd: register("a", queue("n1", "", 1)),
+			wantErr: ErrInvalidCommand},
+		{name: "register empty node", cmd: register("a", queue("", "x", 1)), wantErr: ErrInvalidCommand},
+		{name: "register incarnation 0", setup: []command{join("n1", 1)}, cmd: register("a", queue("n1", "x", 0)),
+			wantErr: ErrInvalidCommand},
+		{name: "register bad mode", setup: []command{join("n1", 1)},
+			cmd:     register("a", Receiver{Node: "n1", ActorID: "x", Mode: 7, Incarnation: 1}),
+			wantErr: ErrInvalidCommand},
 
-		// Unregister
-		{name: "unregister one of several", setup: two, cmd: registry.Unregister{Name: "a", Node: "n1", ActorID: "x"},
-			wantNames: []string{"a"}, members: []registry.Member{n1, n2},
+		// unregisterCmd
+		{name: "unregister one of several", setup: two, cmd: unregisterCmd{Name: "a", Node: "n1", ActorID: "x"},
+			wantNames: []string{"a"}, members: []Member{n1, n2},
 			recv: names{"a": {queue("n2", "x", 1)}, "b": twoNames["b"], "c": twoNames["c"]}},
 		{name: "unregister the last receiver removes the name", setup: two,
-			cmd:       registry.Unregister{Name: "b", Node: "n1", ActorID: "y", Incarnation: 1},
-			wantNames: []string{"b"}, members: []registry.Member{n1, n2},
+			cmd:       unregisterCmd{Name: "b", Node: "n1", ActorID: "y", Incarnation: 1},
+			wantNames: []string{"b"}, members: []Member{n1, n2},
 			recv: names{"a": twoNames["a"], "c": twoNames["c"]}},
 		{name: "unregister missing receiver is a no-op", setup: two,
-			cmd: registry.Unregister{Name: "b", Node: "n2", ActorID: "y"}, members: []registry.Member{n1, n2}, recv: twoNames},
+			cmd: unregisterCmd{Name: "b", Node: "n2", ActorID: "y"}, members: []Member{n1, n2}, recv: twoNames},
 		{name: "unregister unknown name is a no-op", setup: two,
-			cmd: registry.Unregister{Name: "zz", Node: "n1", ActorID: "x"}, members: []registry.Member{n1, n2}, recv: twoNames},
+			cmd: unregisterCmd{Name: "zz", Node: "n1", ActorID: "x"}, members: []Member{n1, n2}, recv: twoNames},
 		{name: "unregister from another incarnation is a no-op", setup: two,
-			cmd:     registry.Unregister{Name: "a", Node: "n1", ActorID: "x", Incarnation: 3},
-			members: []registry.Member{n1, n2}, recv: twoNames},
-		{name: "unregister empty actor", cmd: registry.Unregister{Name: "a", Node: "n1"}, wantErr: registry.ErrInvalidCommand},
+			cmd:     unregisterCmd{Name: "a", Node: "n1", ActorID: "x", Incarnation: 3},
+			members: []Member{n1, n2}, recv: twoNames},
+		{name: "unregister empty actor", cmd: unregisterCmd{Name: "a", Node: "n1"}, wantErr: ErrInvalidCommand},
 
-		// ExpireNode
+		// expireNodeCmd
 		{name: "expire marks expired and removes names", setup: two,
-			cmd:         registry.ExpireNode{Node: "n2", Incarnation: 1},
-			wantMembers: true, wantNames: []string{"a", "c"}, members: []registry.Member{n1, expired(n2)},
+			cmd:         expireNodeCmd{Node: "n2", Incarnation: 1},
+			wantMembers: true, wantNames: []string{"a", "c"}, members: []Member{n1, expired(n2)},
 			recv: names{"a": {queue("n1", "x", 1)}, "b": twoNames["b"]}},
 		{name: "expire with wrong incarnation is a no-op", setup: two,
-			cmd: registry.ExpireNode{Node: "n2", Incarnation: 2}, members: []registry.Member{n1, n2}, recv: twoNames},
+			cmd: expireNodeCmd{Node: "n2", Incarnation: 2}, members: []Member{n1, n2}, recv: twoNames},
 		{name: "expire unknown node is a no-op", setup: two,
-			cmd: registry.ExpireNode{Node: "n3", Incarnation: 1}, members: []registry.Member{n1, n2}, recv: twoNames},
+			cmd: expireNodeCmd{Node: "n3", Incarnation: 1}, members: []Member{n1, n2}, recv: twoNames},
 		{name: "expire twice is a no-op",
-			setup: []registry.Command{join("n1", 1), registry.ExpireNode{Node: "n1", Incarnation: 1}},
-			cmd:   registry.ExpireNode{Node: "n1", Incarnation: 1}, members: []registry.Member{expired(n1)}},
-		{name: "expire incarnation 0", cmd: registry.ExpireNode{Node: "n1"}, wantErr: registry.ErrInvalidCommand},
+			setup: []command{join("n1", 1), expireNodeCmd{Node: "n1", Incarnation: 1}},
+			cmd:   expireNodeCmd{Node: "n1", Incarnation: 1}, members: []Member{expired(n1)}},
+		{name: "expire incarnation 0", cmd: expireNodeCmd{Node: "n1"}, wantErr: ErrInvalidCommand},
 
-		// SetVoter
-		{name: "promote", setup: []registry.Command{join("n1", 1)}, cmd: registry.SetVoter{Node: "n1", Voter: true},
-			wantMembers: true, members: []registry.Member{voter(n1)}},
-		{name: "demote", setup: []registry.Command{registry.Join{Member: voter(n1)}},
-			cmd: registry.SetVoter{Node: "n1"}, wantMembers: true, members: []registry.Member{n1}},
-		{name: "set voter unchanged is a no-op", setup: []registry.Command{join("n1", 1)},
-			cmd: registry.SetVoter{Node: "n1"}, members: []registry.Member{n1}},
-		{name: "set voter of unknown node refused", cmd: registry.SetVoter{Node: "n1", Voter: true},
-			wantErr: registry.ErrUnknownMember},
+		// setVoterCmd
+		{name: "promote", setup: []command{join("n1", 1)}, cmd: setVoterCmd{Node: "n1", Voter: true},
+			wantMembers: true, members: []Member{voter(n1)}},
+		{name: "demote", setup: []command{joinCmd{Member: voter(n1)}},
+			cmd: setVoterCmd{Node: "n1"}, wantMembers: true, members: []Member{n1}},
+		{name: "set voter unchanged is a no-op", setup: []command{join("n1", 1)},
+			cmd: setVoterCmd{Node: "n1"}, members: []Member{n1}},
+		{name: "set voter of unknown node refused", cmd: setVoterCmd{Node: "n1", Voter: true},
+			wantErr: ErrUnknownMember},
 		{name: "promote expired member refused",
-			setup: []registry.Command{join("n1", 1), registry.ExpireNode{Node: "n1", Incarnation: 1}},
-			cmd:   registry.SetVoter{Node: "n1", Voter: true}, wantErr: registry.ErrMemberExpired},
+			setup: []command{join("n1", 1), expireNodeCmd{Node: "n1", Incarnation: 1}},
+			cmd:   setVoterCmd{Node: "n1", Voter: true}, wantErr: ErrMemberExpired},
 		{name: "demote expired member",
-			setup: []registry.Command{registry.Join{Member: voter(n1)}, registry.ExpireNode{Node: "n1", Incarnation: 1}},
-			cmd:   registry.SetVoter{Node: "n1"}, wantMembers: true, members: []registry.Member{expired(n1)}},
+			setup: []command{joinCmd{Member: voter(n1)}, expireNodeCmd{Node: "n1", Incarnation: 1}},
+			cmd:   setVoterCmd{Node: "n1"}, wantMembers: true, members: []Member{expired(n1)}},
 
 		// Not commands
-		{name: "nil command", cmd: nil, wantErr: registry.ErrInvalidCommand},
-		{name: "pointer command", cmd: &registry.Join{Member: n1}, wantErr: registry.ErrInvalidCommand},
-		{name: "foreign command type", cmd: customCommand{registry.Join{Member: n1}}, wantErr: registry.ErrInvalidCommand},
+		{name: "nil command", cmd: nil, wantErr: ErrInvalidCommand},
+		{name: "pointer command", cmd: &joinCmd{Member: n1}, wantErr: ErrInvalidCommand},
+		{name: "foreign command type", cmd: customCommand{joinCmd{Member: n1}}, wantErr: ErrInvalidCommand},
 	}
 
 	for _, tc := range tests {
@@ -190,7 +189,7 @@ func TestApply(t *testing.T) {
 			snap := observe(before)
 			index := before.Version() + 5
 
-			after, res := before.Apply(index, tc.cmd)
+			after, res := before.apply(index, tc.cmd)
 
 			if !errors.Is(res.Err, tc.wantErr) || (tc.wantErr == nil) != (res.Err == nil) {
 				t.Fatalf("err = %v, want %v", res.Err, tc.wantErr)
@@ -220,22 +219,22 @@ func TestApply(t *testing.T) {
 			}
 
 			// The same through the log encoding and the FSM.
-			b, err := registry.EncodeCommand(tc.cmd)
+			b, err := encodeCommand(tc.cmd)
 			if err != nil {
-				if !errors.Is(err, registry.ErrInvalidCommand) || !errors.Is(tc.wantErr, registry.ErrInvalidCommand) {
+				if !errors.Is(err, ErrInvalidCommand) || !errors.Is(tc.wantErr, ErrInvalidCommand) {
 					t.Fatalf("EncodeCommand: %v (want err %v)", err, tc.wantErr)
 				}
 				return
 			}
-			f := registry.NewFSM()
+			f := newFSM()
 			for i, c := range tc.setup {
 				f.Apply(logEntry(t, uint64(i+1), c))
 			}
-			fres := f.Apply(raftLog{index, b}.log()).(registry.Result)
+			fres := f.Apply(raftLog{index, b}.log()).(result)
 			if !errors.Is(fres.Err, tc.wantErr) || !reflect.DeepEqual(fres.Names, res.Names) || fres.Members != res.Members {
 				t.Errorf("FSM result %+v, want %+v", fres, res)
 			}
-			if got := observe(f.Current()); !reflect.DeepEqual(got, want) {
+			if got := observe(f.current()); !reflect.DeepEqual(got, want) {
 				t.Errorf("FSM state:\n got %+v\nwant %+v", got, want)
 			}
 		})
@@ -243,9 +242,9 @@ func TestApply(t *testing.T) {
 }
 
 func TestZeroState(t *testing.T) {
-	var s registry.State
-	var nilState *registry.State
-	for _, s := range []*registry.State{&s, nilState} {
+	var s State
+	var nilState *State
+	for _, s := range []*State{&s, nilState} {
 		if s.Receivers("a") != nil || s.Names() != nil || s.Members() != nil || s.Version() != 0 || s.NumNames() != 0 {
 			t.Fatalf("zero state not empty: %+v", observe(s))
 		}
@@ -285,12 +284,12 @@ func TestReceiversIsShared(t *testing.T) {
 
 func TestStringers(t *testing.T) {
 	for _, tc := range []struct{ got, want string }{
-		{registry.Alive.String(), "alive"},
-		{registry.Expired.String(), "expired"},
-		{registry.MemberStatus(9).String(), "MemberStatus(9)"},
-		{registry.Queue.String(), "queue"},
-		{registry.Broadcast.String(), "broadcast"},
-		{registry.Mode(9).String(), "Mode(9)"},
+		{Alive.String(), "alive"},
+		{Expired.String(), "expired"},
+		{MemberStatus(9).String(), "MemberStatus(9)"},
+		{Queue.String(), "queue"},
+		{Broadcast.String(), "broadcast"},
+		{Mode(9).String(), "Mode(9)"},
 	} {
 		if tc.got != tc.want {
 			t.Errorf("got %q, want %q", tc.got, tc.want)
@@ -326,7 +325,7 @@ func TestManyNames(t *testing.T) {
 		t.Fatal("found a name never registered")
 	}
 	before := observe(s)
-	s2, res := s.Apply(s.Version()+1, registry.Leave{Node: "n1"})
+	s2, res := s.apply(s.Version()+1, leaveCmd{Node: "n1"})
 	if res.Err != nil {
 		t.Fatal(res.Err)
 	}

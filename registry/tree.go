@@ -15,9 +15,9 @@ import (
 // shared with the previous State. A lookup is one hash, two loads and a
 // search in one short leaf, and allocates nothing.
 //
-// The layout depends on the hash seed, which differs between FSM instances
+// The layout depends on the hash seed, which differs between fsm instances
 // (replicas): only the content is deterministic. Everything observable
-// (Names, snapshots, Result.Names) is sorted by name, never by layout.
+// (Names, snapshots, result.Names) is sorted by name, never by layout.
 const (
 	fanBits   = 6
 	fanout    = 1 << fanBits

@@ -17,7 +17,7 @@ func (w *watcher) signal() {
 	}
 }
 
-// watchSet holds the subscriptions of one FSM. Its lock is never held
+// watchSet holds the subscriptions of one fsm. Its lock is never held
 // while user code runs: signalling is a non-blocking send.
 type watchSet struct {
 	mu     sync.Mutex
@@ -64,8 +64,8 @@ func (ws *watchSet) add(name string, all bool) (<-chan struct{}, func()) {
 
 // notify signals the watchers of the names in res and, if anything
 // changed, the watchers of everything.
-func (ws *watchSet) notify(res Result) {
-	if !res.Changed() {
+func (ws *watchSet) notify(res result) {
+	if !res.changed() {
 		return
 	}
 	ws.mu.Lock()

@@ -1,0 +1,176 @@
+package registry
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"go.uber.org/zap"
+
+	"github.com/dchan-io/dchan/internal/bin"
+)
+
+// addMember runs on the leader: it adds m to the Raft configuration, as a
+// voter while there are fewer than maxVoters, and commits its joinCmd.
+func (r *Registry) addMember(ctx context.Context, rf *raft.Raft, m Member) error {
+	r.confMu.Lock()
+	defer r.confMu.Unlock()
+	cf := rf.GetConfiguration()
+	if err := cf.Error(); err != nil {
+		return fmt.Errorf("%w: %w", errNotLeader, err)
+	}
+	voters, voter, known, sameAddr := 0, false, false, false
+	for _, s := range cf.Configuration().Servers {
+		if s.Suffrage == raft.Voter {
+			voters++
+		}
+		if s.ID == raft.ServerID(m.ID) {
+			known = true
+			sameAddr = s.Address == raft.ServerAddress(m.Addr)
+			voter = s.Suffrage == raft.Voter
+		}
+	}
+	if known && !sameAddr && m.ID != r.cfg.nodeID {
+		// Another node restarted on another address. Raft could update the
+		// address in place, but replication then races on the peer's
+		// address (hashicorp/raft#681), so take it out and add it back.
+		if err := r.waitFuture(ctx, rf.RemoveServer(raft.ServerID(m.ID), 0, 0)); err != nil {
+			return fmt.Errorf("%w: %w", errNotLeader, err)
+		}
+		if voter {
+			voters--
+		}
+		known = false
+	}
+	if !known || !sameAddr {
+		// Adding a server that is already there updates its address in
+		// place, keeping its suffrage: that is how the leader moves its own
+		// entry (removing itself first is impossible for a sole voter, and
+		// it replicates to no one, so the race above cannot happen).
+		var f raft.IndexFuture
+		if voter || (!known && voters < r.cfg.maxVoters) {
+			voter = true
+			f = rf.AddVoter(raft.ServerID(m.ID), raft.ServerAddress(m.Addr), 0, 0)
+		} else {
+			f = rf.AddNonvoter(raft.ServerID(m.ID), raft.ServerAddress(m.Addr), 0, 0)
+		}
+		if err := r.waitFuture(ctx, f); err != nil {
+			return fmt.Errorf("%w: %w", errNotLeader, err)
+		}
+	}
+	m.Voter = voter
+	data, err := encodeCommand(joinCmd{Member: m})
+	if err != nil {
+		return err
+	}
+	return r.applyLocal(ctx, rf, data)
+}
+
+// Leave removes this node's receivers and membership and takes it out of the
+// Raft configuration, handing leadership over first if it leads. After
+// Leave, Close the registry.
+func (r *Registry) Leave(ctx context.Context) error {
+	rf, err := r.raftNode()
+	if err != nil {
+		return err
+	}
+	if rf.State() == raft.Leader && r.otherVoters(rf) > 0 {
+		if err := r.waitFuture(ctx, rf.LeadershipTransfer()); err != nil {
+			r.log.Debug("leadership transfer before leave failed", zap.Error(err))
+		}
+	}
+	if err := r.applyCommand(ctx, leaveCmd{Node: r.cfg.nodeID, Incarnation: r.Incarnation()}); err != nil {
+		return err
+	}
+	if rf.State() == raft.Leader {
+		// Still leading: the last voter, or the transfer failed. A sole
+		// voter has no cluster to leave; otherwise step out ourselves.
+		if r.otherVoters(rf) == 0 {
+			return nil
+		}
+		return r.waitFuture(ctx, rf.RemoveServer(raft.ServerID(r.cfg.nodeID), 0, 0))
+	}
+	return nil // the leader removed us when it committed the Leave
+}
+
+func (r *Registry) otherVoters(rf *raft.Raft) int {
+	cf := rf.GetConfiguration()
+	if cf.Error() != nil {
+		return 0
+	}
+	n := 0
+	for _, s := range cf.Configuration().Servers {
+		if s.Suffrage == raft.Voter && s.ID != raft.ServerID(r.cfg.nodeID) {
+			n++
+		}
+	}
+	return n
+}
+
+// expiredByCluster asks the members this node knows whether the leader still
+// counts it as a member under its current incarnation. It reports true only
+// on a leader's positive answer that it does not.
+func (r *Registry) expiredByCluster(ctx context.Context) bool {
+	w := bin.Writer{}
+	w.Str(r.cfg.nodeID)
+	for _, addr := range r.knownPeers(ctx) {
+		body, err := r.callReply(ctx, addr, methodMember, w.B)
+		if err != nil {
+			continue // not the leader, or unreachable
+		}
+		present, inc, st, err := decodeMemberStatus(body)
+		if err != nil {
+			return false
+		}
+		return !present || inc != r.Incarnation() || st != Alive
+	}
+	return false
+}
+
+// rejoin brings back a node the cluster expired while it was cut off: it
+// joins under a new incarnation (its old registrations are gone) and tells
+// the owner through OnRejoin.
+//
+// A join that fails on this side may still have been committed (its reply
+// was lost): the rejoin then stays pending, and the health watcher
+// finishes it (finishRejoin) once the replica shows this incarnation as a
+// live member, or tries again.
+func (r *Registry) rejoin(ctx context.Context) error {
+	r.rejoining.Store(true)
+	r.incarnation.Store(max(uint64(time.Now().UnixNano()), r.Incarnation()+1))
+	if err := r.join(ctx, r.self()); err != nil {
+		return err
+	}
+	r.finishRejoin()
+	return nil
+}
+
+// rejoinLanded reports a pending rejoin whose join the replica shows
+// committed.
+func (r *Registry) rejoinLanded() bool {
+	if !r.rejoining.Load() {
+		return false
+	}
+	m, ok := r.fsm.current().Member(r.cfg.nodeID)
+	return ok && m.Incarnation == r.Incarnation() && m.Status == Alive
+}
+
+// finishRejoin ends a rejoin whose join is committed: it tells the owner.
+func (r *Registry) finishRejoin() {
+	if !r.rejoining.Swap(false) {
+		return
+	}
+	r.log.Info("rejoined the cluster after expiry", zap.Uint64("incarnation", r.Incarnation()))
+	if r.onRejoin != nil {
+		// On its own goroutine: fn registers again, which may wait (the
+		// node may be cut off again at once), and the health watcher, which
+		// called rejoin, must go on watching meanwhile — it is what notices
+		// the next expiry and rejoins.
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			r.onRejoin()
+		}()
+	}
+}
