@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync"
 
 	"github.com/dchan-io/dchan/actor"
 	"github.com/dchan-io/dchan/channel/internal/gossip"
@@ -153,16 +152,11 @@ func (r *receiver) Offer(v any) {
 	}
 }
 
-// publisher is one Publish: a pump from the user's Go channel into the
-// broadcast engine.
-type publisher struct {
-	n     *Node
-	name  string
-	gp    *gossip.Publisher
-	in    chan any
-	stop  chan struct{}
-	ended chan struct{}
-	once  sync.Once
+// bcastSink publishes the values of one Publish channel through the
+// node's broadcast engine.
+type bcastSink struct {
+	n  *Node
+	gp *gossip.Publisher
 }
 
 // Publish returns a channel whose values each go to every subscriber of
@@ -183,97 +177,53 @@ func (n *Node) Publish(name string, buf int) (chan<- any, CloseFunc, error) {
 	if buf < 0 {
 		return nil, nil, fmt.Errorf("%w: negative buffer %d", ErrInvalidOption, buf)
 	}
-	p := &publisher{
-		n:     n,
-		name:  name,
-		in:    make(chan any, buf),
-		stop:  make(chan struct{}),
-		ended: make(chan struct{}),
-	}
-	n.mu.Lock()
-	if n.closed {
-		n.mu.Unlock()
+	if n.isClosed() {
 		return nil, nil, ErrClosed
 	}
-	n.publishers[p] = struct{}{}
-	n.wg.Add(1)
-	n.mu.Unlock()
-	p.gp = n.bcast.AddPublisher(name)
-	go p.pump()
-	return p.in, p.close, nil
+	s := &bcastSink{n: n, gp: n.bcast.AddPublisher(name)}
+	p, err := startPump[any](n, name, buf, s)
+	if err != nil {
+		n.bcast.ClosePublisher(s.gp)
+		return nil, nil, err
+	}
+	stop := p.closeFunc()
+	return p.in, func() error {
+		err := stop()
+		n.bcast.ClosePublisher(s.gp) // its values stay cached for repairs a while
+		return err
+	}, nil
 }
 
-func (p *publisher) pump() {
-	defer p.n.wg.Done()
-	defer close(p.ended)
-	defer func() {
-		p.n.bcast.ClosePublisher(p.gp)
-		p.n.mu.Lock()
-		delete(p.n.publishers, p)
-		p.n.mu.Unlock()
-	}()
-	for {
-		select {
-		case v := <-p.in:
-			p.publish(v)
-		case <-p.stop:
-			for {
-				select {
-				case v := <-p.in:
-					p.publish(v)
-				default:
-					return
-				}
-			}
-		case <-p.n.ctx.Done():
-			for {
-				select {
-				case v := <-p.in:
-					if m, ok := v.(*Message); ok {
-						m.finish(ErrClosed)
-					}
-				default:
-					return
-				}
-			}
-		}
+func (s *bcastSink) route(vals []any) {
+	for _, v := range vals {
+		s.publish(v)
 	}
 }
 
-func (p *publisher) publish(v any) {
-	ctx := p.n.ctx
+func (s *bcastSink) publish(v any) {
+	ctx := s.n.ctx
 	m, _ := v.(*Message)
+	var done func(error)
 	if m != nil {
 		if m.Err() != ErrPending {
 			return // timed out before the pump got to it
 		}
-		v, ctx = m.v, routeCtx{m}
+		v, ctx, done = m.v, routeCtx{m}, m.finish
 	}
-	var done func(error)
-	if m != nil {
-		done = m.finish
-	}
-	if err := p.n.bcast.Publish(ctx, p.gp, v, done); err != nil {
-		p.n.stats.failed(p.name, false, 1)
+	if err := s.n.bcast.Publish(ctx, s.gp, v, done); err != nil {
+		s.n.stats.failed(s.gp.Name(), false, 1)
 		if m != nil && !errors.Is(err, context.DeadlineExceeded) {
-			m.finish(fmt.Errorf("channel: publish to %q: %w", p.name, err))
+			m.finish(fmt.Errorf("channel: publish to %q: %w", s.gp.Name(), err))
 		}
 	}
 }
 
-func (p *publisher) close() error {
-	ctx, cancel := context.WithTimeout(context.Background(), DefaultDrainTimeout)
-	defer cancel()
-	return p.closeCtx(ctx)
-}
+// Broadcast has no outcomes to wait for, and nothing comes back.
+func (s *bcastSink) retry() *Message  { return nil }
+func (s *bcastSink) settle() *Message { return nil }
 
-// closeCtx flushes and stops the pump, waiting for it within ctx.
-func (p *publisher) closeCtx(ctx context.Context) error {
-	p.once.Do(func() { close(p.stop) })
-	select {
-	case <-p.ended:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("channel: closing publisher of %q: %w", p.name, ctx.Err())
+func (s *bcastSink) fail(v any, err error) {
+	if m, ok := v.(*Message); ok {
+		m.finish(err)
 	}
 }

@@ -38,15 +38,14 @@ type Node struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // sender pumps, typed adapters
 
-	mu         sync.Mutex
-	closed     bool
-	closeErr   error
-	closeDone  chan struct{}
-	receivers  map[*receiver]struct{}
-	senders    map[flusher]struct{}
-	publishers map[*publisher]struct{}
-	bcast      *gossip.Driver // the broadcast engine
-	bcastPID   actor.PID      // its actor, the one address broadcast traffic goes to
+	mu        sync.Mutex
+	closed    bool
+	closeErr  error
+	closeDone chan struct{}
+	receivers map[*receiver]struct{}
+	pumps     map[flusher]struct{} // Send, SendOf and Publish channels
+	bcast     *gossip.Driver       // the broadcast engine
+	bcastPID  actor.PID            // its actor, the one address broadcast traffic goes to
 }
 
 // New starts a node and returns once it has joined the cluster through
@@ -82,9 +81,7 @@ func New(ctx context.Context, opts ...Option) (*Node, error) {
 		sys:       sys,
 		closeDone: make(chan struct{}),
 		receivers: make(map[*receiver]struct{}),
-		senders:   make(map[flusher]struct{}),
-
-		publishers: make(map[*publisher]struct{}),
+		pumps:     make(map[flusher]struct{}),
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	bcast, err := gossip.NewDriver(id, cfg.gossip, gossip.Deps{
@@ -239,22 +236,15 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	n.closed = true
 	// Probes and load balancers see NOT_SERVING from here on.
 	n.ep.Drain()
-	senders := make([]flusher, 0, len(n.senders))
-	for s := range n.senders {
-		senders = append(senders, s)
-	}
-	publishers := make([]*publisher, 0, len(n.publishers))
-	for p := range n.publishers {
-		publishers = append(publishers, p)
+	pumps := make([]flusher, 0, len(n.pumps))
+	for p := range n.pumps {
+		pumps = append(pumps, p)
 	}
 	n.mu.Unlock()
 
 	var errs []error
-	for _, s := range senders {
-		s.close(ctx)
-	}
-	for _, p := range publishers {
-		_ = p.closeCtx(ctx)
+	for _, p := range pumps {
+		_ = p.close(ctx)
 	}
 	if err := n.reg.Leave(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("leaving the cluster: %w", err))
@@ -280,11 +270,13 @@ func (n *Node) teardown(ctx context.Context) {
 }
 
 func (n *Node) teardownWith(ctx context.Context, errs *[]error) {
+	// Broadcast first: it offers values to subscribers, whose channels
+	// close as their actors stop.
+	n.bcast.Close()
 	if err := n.sys.Shutdown(ctx); err != nil {
 		*errs = append(*errs, err)
 	}
 	n.cancel()
-	n.bcast.Close()
 	if n.reg != nil {
 		if err := n.reg.Close(); err != nil {
 			*errs = append(*errs, err)

@@ -140,9 +140,9 @@ func TestARouterSeesAReceiverThatRegisteredDuringItsTries(t *testing.T) {
 	first := true
 	var tookBy string
 	_, err := r.hand(ctxFor(t, 30*time.Second), &r.turn, 1,
-		func(rc registry.Receiver, _ int) (int, error) {
-			if rc.ActorID != "ghost" {
-				tookBy = rc.ActorID
+		func(t2 target, _ int) (int, error) {
+			if t2.pid().ID != "ghost" {
+				tookBy = t2.pid().ID
 				return 1, nil
 			}
 			if first { // a live receiver registers meanwhile
@@ -153,7 +153,7 @@ func TestARouterSeesAReceiverThatRegisteredDuringItsTries(t *testing.T) {
 			}
 			return 0, fmt.Errorf("test: %w", actor.ErrNotFound)
 		},
-		func(context.Context, registry.Receiver, int) (int, error) {
+		func(context.Context, target, int) (int, error) {
 			return 0, fmt.Errorf("test: %w", actor.ErrNotFound)
 		})
 	require.NoError(t, err, "the router waited out the ghost's bench (a minute) instead")
@@ -178,8 +178,8 @@ func TestARouterDoesNotSpinOnAReceiverThatLeft(t *testing.T) {
 	defer cancel()
 	looks := r.turn.Load()
 	_, err := r.hand(ctx, &r.turn, 1,
-		func(registry.Receiver, int) (int, error) { return 0, fmt.Errorf("test: %w", actor.ErrNotFound) },
-		func(context.Context, registry.Receiver, int) (int, error) {
+		func(target, int) (int, error) { return 0, fmt.Errorf("test: %w", actor.ErrNotFound) },
+		func(context.Context, target, int) (int, error) {
 			return 0, fmt.Errorf("test: %w", actor.ErrNotFound)
 		})
 	require.ErrorIs(t, err, context.DeadlineExceeded)

@@ -16,6 +16,7 @@ import (
 	grpcpeer "google.golang.org/grpc/peer"
 
 	"github.com/dchan-io/dchan/actor"
+	"github.com/dchan-io/dchan/internal/fifo"
 	"github.com/dchan-io/dchan/internal/rawcodec"
 	"github.com/dchan-io/dchan/remoting/internal/credit"
 	"github.com/dchan-io/dchan/remoting/internal/wire"
@@ -77,8 +78,8 @@ type inLink struct {
 	batch    uint64        // report acceptances from the overflow in batches of this size
 
 	omu        sync.Mutex
-	overflow   fifo[envelope] // waiting for mailbox space, in order
-	delivering bool           // a deliverer goroutine is running
+	overflow   fifo.Queue[envelope] // waiting for mailbox space, in order
+	delivering bool                 // a deliverer goroutine is running
 	// queued is len(overflow), written under omu. Only the reader adds to
 	// the overflow, so when it reads 0 the overflow is empty until it
 	// adds again, and it delivers without taking omu.
@@ -405,8 +406,8 @@ func (s *inStream) place(l *inLink, env envelope) {
 		}
 	}
 	l.omu.Lock()
-	l.overflow.push(env)
-	l.queued.Store(int64(l.overflow.len()))
+	l.overflow.Push(env)
+	l.queued.Store(int64(l.overflow.Len()))
 	if !l.delivering {
 		l.delivering = true
 		s.wg.Add(1)
@@ -572,16 +573,16 @@ func (s *inStream) deliver(l *inLink) {
 	defer s.wg.Done()
 	for {
 		l.omu.Lock()
-		if l.overflow.len() == 0 || s.ctx.Err() != nil {
-			dropped := l.overflow.len()
-			l.overflow = fifo[envelope]{}
+		if l.overflow.Len() == 0 || s.ctx.Err() != nil {
+			dropped := l.overflow.Len()
+			l.overflow = fifo.Queue[envelope]{}
 			l.queued.Store(0)
 			l.delivering = false
 			l.omu.Unlock()
 			s.e.stats.dropped.Add(uint64(dropped))
 			return
 		}
-		env := l.overflow.front() // stays queued until pushed, so the reader keeps order
+		env := l.overflow.Front() // stays queued until pushed, so the reader keeps order
 		l.omu.Unlock()
 
 		err := s.e.sys.SendFrom(s.ctx, env.from, l.target, env.msg)
@@ -593,9 +594,9 @@ func (s *inStream) deliver(l *inLink) {
 		// in order (a refusal is matched to the oldest pending message).
 		pending := s.resolve(l, err, env.tracked)
 		l.omu.Lock()
-		l.overflow.take(1, nil)
-		l.queued.Store(int64(l.overflow.len()))
-		drained := l.overflow.len() == 0
+		l.overflow.Take(1, nil)
+		l.queued.Store(int64(l.overflow.Len()))
+		drained := l.overflow.Len() == 0
 		l.omu.Unlock()
 		// Return credit in batches while the overflow drains: one frame
 		// per freed slot would cost a gRPC message per value exactly when
@@ -618,7 +619,7 @@ func (s *inStream) sweepLinks() {
 			continue
 		}
 		l.omu.Lock()
-		busy := l.overflow.len() > 0 || l.delivering
+		busy := l.overflow.Len() > 0 || l.delivering
 		l.omu.Unlock()
 		if busy || l.accepted > 0 || l.w.InFlight() > 0 {
 			continue

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/dchan-io/dchan/actor"
+	"github.com/dchan-io/dchan/internal/fifo"
 	"github.com/dchan-io/dchan/internal/rawcodec"
 	"github.com/dchan-io/dchan/remoting/internal/credit"
 	"github.com/dchan-io/dchan/remoting/internal/security"
@@ -238,10 +239,10 @@ type outLink struct {
 	target  string
 	w       credit.Window
 	opened  bool
-	seq     uint64        // the last sequence number sent; the writer's only
-	gone    error         // set when the receiver reported the target gone
-	credit  chan struct{} // closed when credit arrives; nil if nobody waits
-	pending fifo[notify]  // completion of each message on the wire, in order
+	seq     uint64             // the last sequence number sent; the writer's only
+	gone    error              // set when the receiver reported the target gone
+	credit  chan struct{}      // closed when credit arrives; nil if nobody waits
+	pending fifo.Queue[notify] // completion of each message on the wire, in order
 }
 
 func (s *outStream) isBroken() bool {
@@ -519,8 +520,8 @@ func (s *outStream) readLoop() {
 }
 
 // takeCompletions moves the n oldest completions of q to out, with err.
-func takeCompletions(q *fifo[notify], n int, err error, out *[]completion) {
-	q.take(n, func(done notify) { *out = append(*out, completion{done: done, err: err}) })
+func takeCompletions(q *fifo.Queue[notify], n int, err error, out *[]completion) {
+	q.Take(n, func(done notify) { *out = append(*out, completion{done: done, err: err}) })
 }
 
 type completion struct {
@@ -545,8 +546,8 @@ func (s *outStream) apply(rec *wire.Record, out *[]completion) error {
 		// Credit is taken when a message is queued, but the message is
 		// pending only once it is on the wire: a receiver can accept no
 		// more than that.
-		if rec.N > uint64(l.pending.len()) {
-			return fmt.Errorf("%d accepted for %q with %d on the wire", rec.N, rec.Target, l.pending.len())
+		if rec.N > uint64(l.pending.Len()) {
+			return fmt.Errorf("%d accepted for %q with %d on the wire", rec.N, rec.Target, l.pending.Len())
 		}
 		if err := l.w.Resolve(rec.N); err != nil {
 			return err
@@ -554,7 +555,7 @@ func (s *outStream) apply(rec *wire.Record, out *[]completion) error {
 		takeCompletions(&l.pending, int(rec.N), nil, out)
 		l.wakeSenders()
 	case wire.KindRejected:
-		if l.pending.len() == 0 {
+		if l.pending.Len() == 0 {
 			return fmt.Errorf("a rejection for %q with nothing on the wire", rec.Target)
 		}
 		if err := l.w.Resolve(1); err != nil {
@@ -565,7 +566,7 @@ func (s *outStream) apply(rec *wire.Record, out *[]completion) error {
 	case wire.KindGone:
 		s.p.e.stats.gone.Add(1)
 		err := refusalError(rec.Code, string(rec.Reason))
-		takeCompletions(&l.pending, l.pending.len(), err, out)
+		takeCompletions(&l.pending, l.pending.Len(), err, out)
 		l.gone = err
 		if l.credit == nil {
 			delete(s.links, l.target) // nobody waits on it: forget it now
@@ -596,7 +597,7 @@ func (s *outStream) fail(err error) {
 	s.err = err
 	var failed []completion
 	for _, l := range s.links {
-		takeCompletions(&l.pending, l.pending.len(), err, &failed)
+		takeCompletions(&l.pending, l.pending.Len(), err, &failed)
 	}
 	for _, m := range s.queue { // never taken by the writer
 		if !m.open && m.l != nil { // replies are not counted as in flight

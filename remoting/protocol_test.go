@@ -56,36 +56,6 @@ func TestDirtyLinksAreListedOnce(t *testing.T) {
 	}
 }
 
-// TestFIFOKeepsOrderAndReusesItsArray: elements come out in the order
-// they went in, across partial takes, compaction and a final take of all, and the array
-// grows with what waits, not with what went through.
-func TestFIFOKeepsOrderAndReusesItsArray(t *testing.T) {
-	var f fifo[int]
-	var got []int
-	next := 0
-	peak := 0
-	for round := range 3000 {
-		for range 1 + round%300 {
-			f.push(next)
-			next++
-		}
-		peak = max(peak, f.len())
-		if f.len() > 0 {
-			require.Equal(t, len(got), f.front(), "round %d: the oldest", round)
-		}
-		f.take(min(f.len(), 1+(round*7)%350), func(v int) { got = append(got, v) })
-		// The array holds about twice what was ever waiting at once
-		// (append doubles, then rounds to a size class).
-		require.LessOrEqual(t, cap(f.q), 9*peak/4+64, "round %d: the array grew to %d (peak %d)", round, cap(f.q), peak)
-	}
-	f.take(f.len(), func(v int) { got = append(got, v) })
-	assert.Zero(t, f.len())
-	require.Len(t, got, next)
-	for i, v := range got {
-		require.Equal(t, i, v)
-	}
-}
-
 // TestLazyAcceptanceIsReportedWithinAckDelay: a message sent with
 // SendMany may be acknowledged with others, but about AckDelay after its
 // acceptance at the latest — not at the link sweep, seconds later.

@@ -206,7 +206,7 @@ func (w *outWriter) flush() bool {
 			// queued; it drops the message.
 			settled = append(settled, completion{done: m.done, err: m.l.gone})
 		default:
-			m.l.pending.push(m.done)
+			m.l.pending.Push(m.done)
 		}
 	}
 	for _, f := range w.failed {

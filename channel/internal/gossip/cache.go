@@ -14,7 +14,8 @@ type valueCache struct {
 
 type cached struct {
 	bvalue
-	at time.Time
+	at        time.Time
+	forwarded bool // passed on down the tree already
 }
 
 func (c *valueCache) put(seq uint64, v bvalue, now time.Time, cfg *Config) {
@@ -27,6 +28,19 @@ func (c *valueCache) put(seq uint64, v bvalue, now time.Time, cfg *Config) {
 	c.vals[seq] = cached{bvalue: v, at: now}
 	c.order = append(c.order, seq)
 	c.evict(now, cfg)
+}
+
+// forward marks seq's value as passed on down the tree, and reports
+// whether it was not already (a value no longer cached is taken for one
+// that was).
+func (c *valueCache) forward(seq uint64) bool {
+	e, ok := c.vals[seq]
+	if !ok || e.forwarded {
+		return false
+	}
+	e.forwarded = true
+	c.vals[seq] = e
+	return true
 }
 
 // drop forgets seq's value; its place in order goes with the next evict

@@ -19,7 +19,7 @@
 //
 // A peer is trusted no further than the protocol needs: values are passed
 // on only to distinct live members and to at most MaxFanout children, and
-// only the first time they arrive; at most MaxOriginsPerNode publishers of
+// once per value however often it arrives; at most MaxOriginsPerNode publishers of
 // one node are tracked, only of live members; headers are decoded with
 // bounds on every count.
 //

@@ -136,9 +136,13 @@ func (d *Driver) Start() {
 }
 
 // Close stops the ticker and the senders, fails the publishes waiting in
-// queues with ErrClosed, and waits for every goroutine. Idempotent.
+// queues with ErrClosed, and waits for every goroutine. From its start no
+// subscriber is offered anything more: the node closes its subscribers'
+// channels after it. Idempotent.
 func (d *Driver) Close() {
-	d.cancel()
+	d.mu.Lock()
+	d.cancel() // under mu: an apply in progress finishes first
+	d.mu.Unlock()
 	d.wg.Wait()
 }
 
@@ -159,6 +163,9 @@ func (d *Driver) Receive(from string, header []byte, value any) error {
 // d.mu is held.
 func (d *Driver) applyLocked() {
 	rd := d.e.Ready()
+	if d.ctx.Err() != nil {
+		return // closed: subscribers may be gone, and nothing is sent any more
+	}
 	for _, dv := range rd.Deliveries {
 		for _, s := range d.subs[dv.Name] {
 			if dv.View >= s.since {

@@ -69,7 +69,7 @@ type Membership interface {
 //
 // A peer is trusted to follow the protocol no further than it must be: a
 // value is passed on only to distinct live members, to at most MaxFanout
-// children, and only the first time it arrives; at most MaxOriginsPerNode
+// children, and once per value however often it arrives; at most MaxOriginsPerNode
 // publishers of one node are tracked, and only of live members.
 type Engine struct {
 	self    string
@@ -397,19 +397,21 @@ func (e *Engine) onData(h *dataHeader, value any, now time.Time) {
 		st.next = h.first
 		e.drainHeld(key, st, now)
 	}
-	fresh := false // a value of this node's own publisher came back: never passed on
-	if !st.own {
-		st.last = now
-		if !h.repair {
-			st.fromTree++
-		}
-		st.cache.put(h.seq, v, now, &e.cfg)
-		fresh = e.accept(key, st, h.seq, v, h.repair, now)
-		e.stats.noteHops(h.hops)
+	if st.own {
+		return // a value of this node's own publisher came back: never passed on
 	}
-	if h.repair || len(h.slice) == 0 || !fresh {
-		// A repair covers only its recipient; a value that came before
-		// was passed on then.
+	st.last = now
+	if !h.repair {
+		st.fromTree++
+	}
+	st.cache.put(h.seq, v, now, &e.cfg)
+	e.accept(key, st, h.seq, v, h.repair, now)
+	e.stats.noteHops(h.hops)
+	if h.repair || len(h.slice) == 0 || !st.cache.forward(h.seq) {
+		// A repair covers only its recipient. A value passed on down the
+		// tree once is not passed on again, whatever slice it comes
+		// with; one that came first by repair is, when the tree brings
+		// it, for the nodes below this one wait for it.
 		return
 	}
 	for _, group := range splitGroups(e.coverable(h.slice), min(int(h.fanout), MaxFanout)) {
@@ -436,16 +438,15 @@ func (e *Engine) coverable(slice []hop) []hop {
 	return out
 }
 
-// accept delivers seq of st in order, holding it back behind a gap; it
-// reports whether the value was new.
-func (e *Engine) accept(key originKey, st *originState, seq uint64, v bvalue, repair bool, now time.Time) bool {
+// accept delivers seq of st in order, holding it back behind a gap.
+func (e *Engine) accept(key originKey, st *originState, seq uint64, v bvalue, repair bool, now time.Time) {
 	if seq < st.next {
 		e.stats.Duplicates.Add(1)
-		return false
+		return
 	}
 	if _, ok := st.held[seq]; ok {
 		e.stats.Duplicates.Add(1)
-		return false
+		return
 	}
 	if repair {
 		e.stats.Repaired.Add(1)
@@ -462,12 +463,11 @@ func (e *Engine) accept(key originKey, st *originState, seq uint64, v bvalue, re
 		if len(st.held) > e.cfg.HoldMax {
 			e.skipGap(key, st, now)
 		}
-		return true
+		return
 	}
 	e.deliver(key.name, v)
 	st.next++
 	e.drainHeld(key, st, now)
-	return true
 }
 
 // drainHeld delivers the held values that follow next without a gap.

@@ -347,3 +347,24 @@ func TestPublishersTrackedPerNodeAreBounded(t *testing.T) {
 	}
 	assert.LessOrEqual(t, len(e.joins), MaxOriginsPerNode)
 }
+
+// TestAValueRepairedFirstIsStillPassedOnByTheTree: a node that got a value
+// by repair before the tree brought it (its tree queue was slow) still
+// passes it on to its subtree when the tree's message arrives, once.
+func TestAValueRepairedFirstIsStillPassedOnByTheTree(t *testing.T) {
+	mem := newMembers("n1", "n2", "n3")
+	e := newTestEngine("n2", mem)
+	e.Subscribe("x")
+	repair := &dataHeader{name: "x", origin: origin{"n1", 9}, seq: 1, fanout: 1, first: 1, repair: true}
+	require.NoError(t, e.Step("n1", repair.encode(), "v", t0))
+	rd := e.Ready()
+	assert.Equal(t, []any{"v"}, values(rd))
+	assert.Empty(t, rd.Sends)
+	tree := &dataHeader{name: "x", origin: origin{"n1", 9}, seq: 1, hops: 1, fanout: 1, first: 1, slice: []hop{{"n3", 1}}}
+	require.NoError(t, e.Step("n1", tree.encode(), "v", t0))
+	rd = e.Ready()
+	assert.Empty(t, rd.Deliveries, "delivered once")
+	assert.Len(t, dataSends(rd)["n3"], 1, "passed on to the subtree")
+	require.NoError(t, e.Step("n1", tree.encode(), "v", t0))
+	assert.Empty(t, e.Ready().Sends, "and not again")
+}

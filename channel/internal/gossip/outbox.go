@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/dchan-io/dchan/internal/fifo"
 )
 
 // outboxIdle is how long an empty outbox keeps its goroutine.
@@ -38,8 +40,8 @@ type outbox struct {
 	room chan struct{}
 
 	mu        sync.Mutex
-	q         []outMsg               // the tree's
-	ae        []outMsg               // anti-entropy's
+	q         fifo.Queue[outMsg]     // the tree's
+	ae        fifo.Queue[outMsg]     // anti-entropy's
 	repairs   map[repairKey]struct{} // the repairs queued in ae
 	aeTurn    bool                   // the next message comes from ae, if it has one
 	running   bool
@@ -53,14 +55,12 @@ func newOutbox(d *Driver, peer string) *outbox {
 // push queues m, dropping the oldest message if the queue is full.
 func (ob *outbox) push(m outMsg) {
 	ob.mu.Lock()
-	if len(ob.q) >= ob.d.cfg.OutboxMax {
-		old := ob.q[0]
-		ob.q[0] = outMsg{}
-		ob.q = ob.q[1:]
+	if ob.q.Len() >= ob.d.cfg.OutboxMax {
+		old, _ := ob.q.Pop()
 		ob.d.stats.QueueDropped.Add(1)
 		old.track.resolve(nil) // a later hop's loss, repaired by anti-entropy
 	}
-	ob.q = append(ob.q, m)
+	ob.q.Push(m)
 	ob.startLocked()
 	ob.mu.Unlock()
 	signal(ob.wake)
@@ -92,7 +92,7 @@ func (ob *outbox) offer(m outMsg) bool {
 		ob.mu.Unlock()
 		return true
 	}
-	if len(ob.ae) >= ob.d.cfg.OutboxMax {
+	if ob.ae.Len() >= ob.d.cfg.OutboxMax {
 		ob.mu.Unlock()
 		ob.d.stats.QueueDropped.Add(1)
 		return false
@@ -103,7 +103,7 @@ func (ob *outbox) offer(m outMsg) bool {
 		}
 		ob.repairs[key] = struct{}{}
 	}
-	ob.ae = append(ob.ae, m)
+	ob.ae.Push(m)
 	ob.startLocked()
 	ob.mu.Unlock()
 	signal(ob.wake)
@@ -114,9 +114,9 @@ func (ob *outbox) offer(m outMsg) bool {
 func (ob *outbox) pushWait(ctx context.Context, m outMsg) error {
 	for {
 		ob.mu.Lock()
-		if len(ob.q) < ob.d.cfg.OutboxMax {
-			ob.q = append(ob.q, m)
-			room := len(ob.q) < ob.d.cfg.OutboxMax
+		if ob.q.Len() < ob.d.cfg.OutboxMax {
+			ob.q.Push(m)
+			room := ob.q.Len() < ob.d.cfg.OutboxMax
 			ob.startLocked()
 			ob.mu.Unlock()
 			signal(ob.wake)
@@ -176,11 +176,9 @@ func (ob *outbox) run() {
 			case <-ob.d.ctx.Done():
 				ob.mu.Lock()
 				q := ob.q
-				ob.q, ob.ae, ob.repairs, ob.running = nil, nil, nil, false
+				ob.q, ob.ae, ob.repairs, ob.running = fifo.Queue[outMsg]{}, fifo.Queue[outMsg]{}, nil, false
 				ob.mu.Unlock()
-				for _, m := range q {
-					m.track.resolve(ErrClosed)
-				}
+				q.Take(q.Len(), func(m outMsg) { m.track.resolve(ErrClosed) })
 				return
 			}
 			ob.mu.Lock()
@@ -200,21 +198,19 @@ func (ob *outbox) run() {
 }
 
 // idleLocked reports whether both queues are empty; ob.mu is held.
-func (ob *outbox) idleLocked() bool { return len(ob.q) == 0 && len(ob.ae) == 0 }
+func (ob *outbox) idleLocked() bool { return ob.q.Len() == 0 && ob.ae.Len() == 0 }
 
 // nextLocked takes the next message to send, from the two queues in turn,
 // and reports whether it came from the tree's; ob.mu is held and a queue
 // has one.
 func (ob *outbox) nextLocked() (outMsg, bool) {
-	fromAE := len(ob.q) == 0 || ob.aeTurn && len(ob.ae) > 0
+	fromAE := ob.q.Len() == 0 || ob.aeTurn && ob.ae.Len() > 0
 	ob.aeTurn = !fromAE
 	q := &ob.q
 	if fromAE {
 		q = &ob.ae
 	}
-	m := (*q)[0]
-	(*q)[0] = outMsg{}
-	*q = (*q)[1:]
+	m, _ := q.Pop()
 	if key, repair := repairOf(m); fromAE && repair {
 		delete(ob.repairs, key)
 	}

@@ -134,9 +134,9 @@ func TestARepairIsQueuedOncePerValue(t *testing.T) {
 		assert.True(t, ob.offer(repair("x", 1)))
 	}
 	assert.True(t, ob.offer(repair("y", 1)), "another name's value")
-	assert.Len(t, ob.ae, 2)
+	assert.Equal(t, 2, ob.ae.Len())
 	m, _ := ob.nextLocked()
 	assert.Equal(t, "x", m.data.name)
 	assert.True(t, ob.offer(repair("x", 1)), "asked for again once sent")
-	assert.Len(t, ob.ae, 2)
+	assert.Equal(t, 2, ob.ae.Len())
 }
