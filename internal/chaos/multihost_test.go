@@ -542,6 +542,16 @@ func TestMultiHostRollingRestart(t *testing.T) {
 	c.quitAll()
 
 	s := led.summarize()
+	// A graceful close refuses the values already on their way to the
+	// closing receiver, and their senders route them again, to a receiver
+	// that may have had later values of theirs by then: guarantee 3
+	// exempts such values (docs/semantics.md). At most a receiver's buffer
+	// of them per sender and restart can be on their way.
+	rerouted := len(s.fifo)
+	if bound := len(c.procs) * (len(c.procs) - 1) * 32; rerouted > bound {
+		t.Errorf("%d values out of order, more than re-routing can explain (%d): e.g. %s", rerouted, bound, strings.Join(s.fifo[:min(5, rerouted)], "; "))
+	}
+	s.fifo = nil
 	checkCommon(t, s)
 	if s.confirmedNotReceived > 0 {
 		t.Errorf("%d confirmed values never received, e.g. %v", s.confirmedNotReceived, s.lostExamples)
@@ -556,8 +566,8 @@ func TestMultiHostRollingRestart(t *testing.T) {
 		}
 		worst = max(worst, r.latency)
 	}
-	t.Logf("confirmed %d, failed %d (%v), received %d; %d registry writes, %d failed, slowest %v",
-		s.confirmed, s.failed, s.failures, s.received, len(probes), failed, worst.Round(time.Millisecond))
+	t.Logf("confirmed %d, failed %d (%v), received %d, %d after later values (re-routed); %d registry writes, %d failed, slowest %v",
+		s.confirmed, s.failed, s.failures, s.received, rerouted, len(probes), failed, worst.Round(time.Millisecond))
 	if failed > 0 {
 		t.Errorf("%d of %d registry writes failed during the rolling restart", failed, len(probes))
 	}
