@@ -44,7 +44,7 @@ type testUnregistered struct {
 }
 
 type testNoExported struct {
-	a int
+	a int //lint:ignore U1000 a struct gob cannot encode: it has no exported field
 }
 
 // testPanicky's GobEncode panics for a negative A.

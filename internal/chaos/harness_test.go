@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -77,7 +76,7 @@ func buildNode(t *testing.T) string {
 	t.Helper()
 	goBin, err := exec.LookPath("go")
 	if err != nil {
-		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+		t.Fatalf("building needs the go command on PATH: %v", err)
 	}
 	bin := filepath.Join(t.TempDir(), "chaosnode")
 	args := []string{"build", "-o", bin}
@@ -171,13 +170,6 @@ func newCluster(t *testing.T, bin string, led *ledger, ip string, n int) *cluste
 	return c
 }
 
-func (c *cluster) addrs() []string {
-	var out []string
-	for _, p := range c.procs {
-		out = append(out, p.addr)
-	}
-	return out
-}
 
 // start starts the next incarnation of p and waits until it reports UP.
 // The first node's first incarnation bootstraps; every other start joins
@@ -756,7 +748,6 @@ type summary struct {
 	bad                                []string
 	duplicateExamples, lostExamples    []string
 	receivedPerReceiver                map[string]int
-	confirmedNotReceivedAllowedByNames []string
 }
 
 func (l *ledger) summarize() summary {

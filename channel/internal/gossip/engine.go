@@ -674,7 +674,7 @@ func (e *Engine) askToJoin(key originKey, now time.Time) {
 		return
 	}
 	j.asked = now
-	req := joinRequest{name: key.name, origin: key.origin}
+	req := joinRequest(key)
 	e.send(node, outMsg{tag: req.encode()}, false)
 	e.stats.Grafts.Add(1)
 }

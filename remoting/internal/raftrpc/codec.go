@@ -183,6 +183,7 @@ func encodeMessage(dst []byte, m any) ([]byte, error) {
 		w.Byte(kindAppendEntriesRequest)
 		w.header(&m.RPCHeader)
 		w.Uvarint(m.Term)
+		//lint:ignore SA1019 peers of raft protocol versions before 3 read it
 		w.bytes(m.Leader)
 		w.Uvarint(m.PrevLogEntry)
 		w.Uvarint(m.PrevLogTerm)
@@ -205,6 +206,7 @@ func encodeMessage(dst []byte, m any) ([]byte, error) {
 		w.Byte(kindRequestVoteRequest)
 		w.header(&m.RPCHeader)
 		w.Uvarint(m.Term)
+		//lint:ignore SA1019 peers of raft protocol versions before 3 read it
 		w.bytes(m.Candidate)
 		w.Uvarint(m.LastLogIndex)
 		w.Uvarint(m.LastLogTerm)
@@ -273,6 +275,7 @@ func decodeMessage(b []byte, m any) error {
 		}
 		r.header(&m.RPCHeader)
 		m.Term = r.Uvarint()
+		//lint:ignore SA1019 peers of raft protocol versions before 3 send it
 		m.Leader = r.bytes()
 		m.PrevLogEntry = r.Uvarint()
 		m.PrevLogTerm = r.Uvarint()
@@ -295,6 +298,7 @@ func decodeMessage(b []byte, m any) error {
 		}
 		r.header(&m.RPCHeader)
 		m.Term = r.Uvarint()
+		//lint:ignore SA1019 peers of raft protocol versions before 3 send it
 		m.Candidate = r.bytes()
 		m.LastLogIndex = r.Uvarint()
 		m.LastLogTerm = r.Uvarint()

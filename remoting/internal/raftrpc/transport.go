@@ -248,6 +248,7 @@ func (t *Transport) checkSender(ctx context.Context, req any) error {
 func isHeartbeat(req *raft.AppendEntriesRequest) bool {
 	leaderAddr := req.Addr
 	if len(leaderAddr) == 0 {
+		//lint:ignore SA1019 as raft's NetworkTransport does, for peers before protocol 3
 		leaderAddr = req.Leader
 	}
 	return req.Term != 0 && leaderAddr != nil &&
