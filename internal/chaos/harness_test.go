@@ -170,7 +170,6 @@ func newCluster(t *testing.T, bin string, led *ledger, ip string, n int) *cluste
 	return c
 }
 
-
 // start starts the next incarnation of p and waits until it reports UP.
 // The first node's first incarnation bootstraps; every other start joins
 // through all the other nodes (unless c.peers says otherwise).
@@ -736,18 +735,18 @@ func (l *ledger) probe(tag string) (probeResult, bool) {
 
 // summary is what the assertions and the report use.
 type summary struct {
-	received, distinct, duplicates     int
-	confirmed, failed                  int
-	confirmedNotReceived               int
-	confirmedNotReceivedByName         map[string]int
-	fifo                               []string
-	maxGoroutines                      int
-	maxHeap                            uint64
-	maxLatency                         time.Duration
-	failures                           map[string]int
-	bad                                []string
-	duplicateExamples, lostExamples    []string
-	receivedPerReceiver                map[string]int
+	received, distinct, duplicates  int
+	confirmed, failed               int
+	confirmedNotReceived            int
+	confirmedNotReceivedByName      map[string]int
+	fifo                            []string
+	maxGoroutines                   int
+	maxHeap                         uint64
+	maxLatency                      time.Duration
+	failures                        map[string]int
+	bad                             []string
+	duplicateExamples, lostExamples []string
+	receivedPerReceiver             map[string]int
 }
 
 func (l *ledger) summarize() summary {
