@@ -392,7 +392,10 @@ func TestMultiHostCutOff(t *testing.T) {
 	c := newHostCluster(t, bin, led, nw)
 	for _, p := range c.procs {
 		p.args = func(int) []string {
-			args := []string{"-expire", grace.String(), "-timeout", "8s", "-buf", "64"}
+			// Raft at its production timings (chaosnode's own are faster),
+			// whose leader lease rides out a loaded machine's hiccups: a
+			// leader that steps down restarts failure detection.
+			args := []string{"-expire", grace.String(), "-timeout", "8s", "-buf", "64", "-heartbeat", "500ms", "-election", "500ms"}
 			if p.id == "n1" {
 				return append(args, "-send", "work", "-rate", "400", "-message-every", "1")
 			}
