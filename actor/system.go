@@ -270,7 +270,9 @@ func (s *System) TrySendFrom(from, to PID, msg any) error {
 
 // TrySendManyFrom is TrySendFrom for several messages to one local actor:
 // it queues as many of msgs as the mailbox has room for, in order, with one
-// lookup and one scheduling for the lot, and returns how many it queued.
+// lookup and one scheduling for the lot (an Eager actor with nothing
+// queued takes what it can at once, as for TrySendFrom), and returns how
+// many it queued.
 // With fewer than all it also returns why the next one was not queued
 // (ErrFull, or ErrNotFound or ErrStopped for all of them); unlike
 // TrySendFrom it makes no dead letters: the caller still holds the rest.
@@ -289,7 +291,15 @@ func (s *System) TrySendManyFrom(from, to PID, msgs []any) (int, error) {
 		for i := range batch {
 			batch[i] = envelope{msg: msgs[sent+i], sender: from}
 		}
-		n, err := p.mb.TryPushMany(batch)
+		// An Eager actor with nothing queued takes what it can at once,
+		// on this goroutine: no run to start, no hand-off.
+		k := p.tryInline(batch)
+		sent += k
+		if k == len(batch) {
+			clear(batch)
+			continue
+		}
+		n, err := p.mb.TryPushMany(batch[k:])
 		clear(batch)
 		sent += n
 		switch {

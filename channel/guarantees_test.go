@@ -270,6 +270,13 @@ func TestGuarantee3_PerPairFIFOWithHandlesAmongValues(t *testing.T) {
 	col.assertSendOrder(t, closers, total)
 }
 
+// linkWindow is the credit window a sender's link to a receiver of buf
+// gets: the receiver's mailbox, at least minLinkWindow.
+func linkWindow(buf int) int {
+	_, mailbox := receiveBuffers(buf)
+	return max(mailbox, minLinkWindow)
+}
+
 func TestGuarantee4_Backpressure(t *testing.T) {
 	nodes := startCluster(t, 2)
 	// buf 4 is all mailbox; buf 64 is split between mailbox and channel
@@ -285,7 +292,7 @@ func TestGuarantee4_Backpressure(t *testing.T) {
 		// The receiver's user does not read: the buffer fills, credit
 		// stops, the sender's pump blocks, and so do writes.
 		written := 0
-		for ; written < 1000; written++ {
+		for ; written < 3000; written++ {
 			select {
 			case out <- Order{Seq: written}:
 				continue
@@ -294,9 +301,9 @@ func TestGuarantee4_Backpressure(t *testing.T) {
 			break
 		}
 		// Bounded: receiver buffer (buf) + the value in the receiver's
-		// hand (1) + the link's overflow (≤ the window, the mailbox's
-		// size) + the pump's value in hand (1) + 1.
-		_, window := receiveBuffers(buf)
+		// hand (1) + the link's overflow (≤ the window) + the pump's
+		// value in hand (1) + 1.
+		window := linkWindow(buf)
 		t.Logf("buf %d: %d values written before the sender blocked", buf, written)
 		assert.LessOrEqual(t, written, buf+1+window+1+1, "buf %d: a full receiver must stop the sender", buf)
 		assert.Positive(t, written)
@@ -342,7 +349,7 @@ func TestGuarantee4_BackpressureWithManyWriters(t *testing.T) {
 			last = written.Load()
 			time.Sleep(200 * time.Millisecond)
 		}
-		_, window := receiveBuffers(4)
+		window := linkWindow(4)
 		batch := max(buf, 1)                  // the pump's batch: at most the send buffer, 1 for buf 0
 		bound := 4 + 1 + window + batch + buf // as TestGuarantee4_Backpressure, plus the send buffer
 		assert.LessOrEqual(t, int(written.Load()), bound, "send buf %d: 50 writers got %d values through", buf, written.Load())
@@ -412,9 +419,17 @@ func cleanCloseDropsNothing(t *testing.T, withHandles bool) {
 	col.drain("b", inB) // B's user reads all along; A's user reads only after closing
 	out, closeOut, err := nodes[0].Send("drain", 0)
 	require.NoError(t, err)
-	const total = 200
+	// Both links open before the values flow: a link's first values go
+	// elsewhere until its credit arrives, and with B's window far larger
+	// than A's buffer, B could take every value before A's came.
+	// Two sends, whose turns try both receivers, open both links; their
+	// credit comes back within a round trip.
+	require.NoError(t, nodes[0].SendContext(ctxFor(t, waitFor), "drain", Order{Seq: -1}))
+	require.NoError(t, nodes[0].SendContext(ctxFor(t, waitFor), "drain", Order{Seq: -2}))
+	time.Sleep(50 * time.Millisecond)
+	const total = 200 + 2
 	var handles []*Message
-	for i := 0; i < total; i++ {
+	for i := 0; i < total-2; i++ {
 		if withHandles {
 			m := WithMessage(Order{Seq: i}, 10*time.Second)
 			handles = append(handles, m)
@@ -422,7 +437,7 @@ func cleanCloseDropsNothing(t *testing.T, withHandles bool) {
 		} else {
 			out <- Order{Seq: i}
 		}
-		if i == total/2 {
+		if i == (total-2)/2 {
 			// Close A while values fill its buffer and are on the wire.
 			go func() { _ = closeA() }()
 		}
@@ -440,7 +455,7 @@ func cleanCloseDropsNothing(t *testing.T, withHandles bool) {
 		"every value drained by A or re-routed to B")
 	require.NoError(t, closeB())
 	col.wg.Wait()
-	assert.Positive(t, len(fromA))
+	assert.Positive(t, len(fromA), "sender: %+v; A: %+v", nodes[0].Stats().Peers, nodes[1].Stats().Names)
 	assert.Equal(t, total, len(fromA)+col.count(), "A drained %d, B got %d", len(fromA), col.count())
 	for _, o := range fromA {
 		assert.Zero(t, col.seen[o], "value %v reached both receivers", o)
@@ -455,9 +470,10 @@ func TestGuarantee7_DeadNodesReceiversRemovedAndInFlightFailPromptly(t *testing.
 	out, closeOut, err := nodes[0].Send("doomed", 0)
 	require.NoError(t, err)
 	defer closeOut()
-	// The receiver accepts 1 (in hand) + 4 (buffer); 4 more wait in its
-	// link's overflow, in flight; the next waits in the sender's pump.
-	handles := make([]*Message, 10)
+	// The receiver accepts 1 (in hand) + 4 (buffer); a window more wait in
+	// its link's overflow, in flight; the next waits in the sender's pump.
+	window := linkWindow(4)
+	handles := make([]*Message, 1+4+window+1)
 	for i := range handles {
 		handles[i] = WithMessage(Order{Seq: i}, time.Minute)
 	}
@@ -473,11 +489,11 @@ func TestGuarantee7_DeadNodesReceiversRemovedAndInFlightFailPromptly(t *testing.
 		<-m.Done()
 		require.NoError(t, m.Err(), "accepted into the buffer")
 	}
-	require.Eventually(t, func() bool { return nodes[0].Stats().Sent >= 9 }, waitFor, time.Millisecond)
+	require.Eventually(t, func() bool { return nodes[0].Stats().Sent >= uint64(5+window) }, waitFor, time.Millisecond)
 
 	killed := time.Now()
 	kill(nodes[2])
-	for _, m := range handles[5:9] {
+	for _, m := range handles[5 : 5+window] {
 		select {
 		case <-m.Done():
 			assert.ErrorIs(t, m.Err(), ErrNodeLost, "%v", m.Value())
@@ -491,17 +507,17 @@ func TestGuarantee7_DeadNodesReceiversRemovedAndInFlightFailPromptly(t *testing.
 	}, waitFor, 20*time.Millisecond, "the dead node's receiver is removed from the registry")
 	t.Logf("receiver expired %v after the kill", time.Since(killed))
 	select {
-	case <-handles[9].Done():
-		t.Fatalf("the value held by the pump must wait for a receiver, got %v", handles[9].Err())
+	case <-handles[5+window].Done():
+		t.Fatalf("the value held by the pump must wait for a receiver, got %v", handles[5+window].Err())
 	default:
 	}
 	// A new receiver takes it (guarantee 5), and the sender can close.
 	in, closeIn, err := nodes[1].Receive("doomed", 1)
 	require.NoError(t, err)
 	defer closeIn()
-	assert.Equal(t, Order{Seq: 9}, recv(t, in))
-	<-handles[9].Done()
-	require.NoError(t, handles[9].Err())
+	assert.Equal(t, Order{Seq: 5 + window}, recv(t, in))
+	<-handles[5+window].Done()
+	require.NoError(t, handles[5+window].Err())
 }
 
 func TestGuarantee8_RegistryLinearizableWritesLocalReads(t *testing.T) {

@@ -103,6 +103,9 @@ func New(ctx context.Context, opts ...Option) (*Node, error) {
 		remoting.WithLogger(log),
 		remoting.WithResolver(resolver{n}),
 		remoting.WithToken(cfg.token),
+		// A Receive's buffer bounds its mailbox; its senders' links still
+		// get a window worth a network round trip (docs/operations.md).
+		remoting.WithMinWindow(minLinkWindow),
 	}
 	if cfg.serverTLS != nil || cfg.clientTLS != nil {
 		epOpts = append(epOpts, remoting.WithTLS(cfg.serverTLS, cfg.clientTLS))
@@ -146,6 +149,13 @@ func New(ctx context.Context, opts ...Option) (*Node, error) {
 	}
 	return n, nil
 }
+
+// minLinkWindow is the least credit window a sender gets for a receiver,
+// whatever its buffer: about 40 KB of small values, of the order of what
+// gRPC's own flow control keeps in flight. With a receiver of buffer 128
+// it made one-way throughput across processes 0.57x raw gRPC, from 0.30x
+// (bench/, oneway-128).
+const minLinkWindow = 1024
 
 // nodeID returns the configured ID, or the one the node's certificate
 // names, or the one persisted in the data dir, or a new random one

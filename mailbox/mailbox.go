@@ -34,10 +34,14 @@ type Mailbox[T any] struct {
 	_       [60]byte
 
 	// Pushers blocked on a full queue wait on notify; the consumer closes
-	// it after freeing a slot when waiters > 0.
-	waiters  atomic.Int32
-	notifyMu sync.Mutex
-	notify   chan struct{}
+	// it when waiters > 0 once it has freed wakeAfter slots since the last
+	// wake, or emptied the queue: woken per freed slot, a blocked pusher
+	// and the consumer would take turns a message at a time.
+	waiters   atomic.Int32
+	notifyMu  sync.Mutex
+	notify    chan struct{}
+	wakeAfter int // the consumer's batch of freed slots
+	freed     int // slots freed since the last wake; the consumer's
 
 	sysMu  sync.Mutex
 	sys    []any
@@ -95,6 +99,7 @@ func New[T any](capacity int, opts ...Option) (*Mailbox[T], error) {
 		user:       newQueue[T](capacity),
 		closedCh:   make(chan struct{}),
 		throughput: cfg.throughput,
+		wakeAfter:  min(max(capacity/8, 1), 512),
 	}
 	m.user.onGrow = cfg.onGrow
 	m.runFn = m.run
@@ -392,6 +397,14 @@ func (m *Mailbox[T]) run() {
 
 func (m *Mailbox[T]) process() {
 	budget := m.throughput
+	defer func() {
+		// The queue is empty, or the run yields: whoever waits for room
+		// need not wait for a batch that may not come.
+		if m.freed > 0 {
+			m.freed = 0
+			m.wakePushers()
+		}
+	}()
 	for {
 		if budget == 0 {
 			budget = m.throughput
@@ -411,7 +424,10 @@ func (m *Mailbox[T]) process() {
 		if !ok {
 			return
 		}
-		m.wakePushers()
+		if m.freed++; m.freed >= m.wakeAfter {
+			m.freed = 0
+			m.wakePushers()
+		}
 		m.invoker.InvokeUser(msg)
 	}
 }

@@ -250,7 +250,11 @@ func (s *inStream) open(target string) error {
 		s.signal()
 		return nil
 	}
-	grant := uint64(min(max(free, 1), s.e.cfg.maxWindow))
+	// A link may have the mailbox's free space in flight, and at least
+	// minWindow: a window of a small mailbox's size would leave the link
+	// waiting for credit most of the time. What exceeds the mailbox waits
+	// in the link's overflow, which the window bounds.
+	grant := uint64(min(max(free, s.e.cfg.minWindow, 1), s.e.cfg.maxWindow))
 	l := &inLink{target: pid, batch: max(grant/8, 1)}
 	l.w.Grant(grant)
 	s.links[target] = l
@@ -571,6 +575,8 @@ func (s *inStream) flushAcceptedLocked(force bool) {
 // deliver pushes l's overflow into the mailbox in order, waiting for space.
 func (s *inStream) deliver(l *inLink) {
 	defer s.wg.Done()
+	var batch []envelope
+	var errs []error
 	for {
 		l.omu.Lock()
 		if l.overflow.Len() == 0 || s.ctx.Err() != nil {
@@ -582,19 +588,40 @@ func (s *inStream) deliver(l *inLink) {
 			s.e.stats.dropped.Add(uint64(dropped))
 			return
 		}
-		env := l.overflow.Front() // stays queued until pushed, so the reader keeps order
+		// The front stays queued until pushed, so the reader keeps order.
+		batch = batch[:0]
+		l.overflow.Peek(min(l.overflow.Len(), deliverBatch), func(e envelope) { batch = append(batch, e) })
 		l.omu.Unlock()
 
-		err := s.e.sys.SendFrom(s.ctx, env.from, l.target, env.msg)
+		// Wait for room for the first, then push as many more as fit.
+		errs = errs[:0]
+		err := s.e.sys.SendFrom(s.ctx, batch[0].from, l.target, batch[0].msg)
 		if s.ctx.Err() != nil {
 			continue // the stream ended: drop the rest (the sender failed them)
+		}
+		errs = append(errs, err)
+		for _, e := range batch[1:] {
+			if err != nil {
+				break
+			}
+			err = s.e.sys.TrySendFrom(e.from, l.target, e.msg)
+			if errors.Is(err, actor.ErrFull) {
+				break
+			}
+			errs = append(errs, err)
 		}
 		// Resolve before unqueueing: once queued reads 0 the reader
 		// delivers and resolves directly, and outcomes must be recorded
 		// in order (a refusal is matched to the oldest pending message).
-		pending := s.resolve(l, err, env.tracked)
+		s.mu.Lock()
+		var pending uint64
+		for i, err := range errs {
+			pending = s.resolveLocked(l, err, batch[i].tracked)
+		}
+		s.mu.Unlock()
+		clear(batch)
 		l.omu.Lock()
-		l.overflow.Take(1, nil)
+		l.overflow.Take(len(errs), nil)
 		l.queued.Store(int64(l.overflow.Len()))
 		drained := l.overflow.Len() == 0
 		l.omu.Unlock()
@@ -607,6 +634,10 @@ func (s *inStream) deliver(l *inLink) {
 		}
 	}
 }
+
+// deliverBatch bounds the values a link's deliverer moves from its
+// overflow into the mailbox at once.
+const deliverBatch = 64
 
 // sweepLinks closes the links whose target actor has gone and that hold
 // nothing: the sender is told Gone and forgets the link too.

@@ -62,6 +62,7 @@ type config struct {
 	protocol       [2]int // version, min; zero: ProtocolVersion, MinProtocolVersion
 	maxMessageSize int
 	maxWindow      int
+	minWindow      int
 	maxBatchBytes  int
 	dialer         func(ctx context.Context, addr string) (net.Conn, error)
 	linkSweep      time.Duration
@@ -88,6 +89,8 @@ func (c *config) validate() error {
 		return fmt.Errorf("%w: max message size %d outside [1, 64 MiB]", ErrInvalidOption, c.maxMessageSize)
 	case c.maxWindow < 1:
 		return fmt.Errorf("%w: max window %d must be positive", ErrInvalidOption, c.maxWindow)
+	case c.minWindow < 0 || c.minWindow > c.maxWindow:
+		return fmt.Errorf("%w: min window %d outside [0, max window %d]", ErrInvalidOption, c.minWindow, c.maxWindow)
 	case c.maxBatchBytes < 1:
 		return fmt.Errorf("%w: max batch bytes %d must be positive", ErrInvalidOption, c.maxBatchBytes)
 	}
@@ -136,6 +139,13 @@ func WithMaxMessageSize(n int) Option { return optionFunc(func(c *config) { c.ma
 // WithMaxWindow bounds the credits one link may hold (default
 // DefaultMaxWindow).
 func WithMaxWindow(n int) Option { return optionFunc(func(c *config) { c.maxWindow = n }) }
+
+// WithMinWindow sets the least credit window of a link, whatever the free
+// space of its target's mailbox (default 0: the free space, at least 1).
+// A link whose window is a small mailbox's size waits for credit most of
+// the time; with a larger window what exceeds the mailbox waits in the
+// link's overflow at the receiver, at most the window per link.
+func WithMinWindow(n int) Option { return optionFunc(func(c *config) { c.minWindow = n }) }
 
 // WithDialer replaces how connections to peers are dialled (default: TCP).
 // Fault tests route peers through a proxy with it; TLS still runs on top.

@@ -40,6 +40,14 @@ func (f *Queue[T]) Pop() (T, bool) {
 	return v, true
 }
 
+// Peek passes the n oldest elements, oldest first, to each, leaving them
+// queued; n must not exceed Len.
+func (f *Queue[T]) Peek(n int, each func(T)) {
+	for _, v := range f.q[f.head : f.head+n] {
+		each(v)
+	}
+}
+
 // Take removes the n oldest elements, oldest first, passing each to each
 // (which may be nil); n must not exceed Len.
 func (f *Queue[T]) Take(n int, each func(T)) {
