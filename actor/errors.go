@@ -22,6 +22,8 @@ var (
 	ErrNotLocal = errors.New("actor: not a local actor")
 	// ErrNoSender: Respond was called for a message that has no sender.
 	ErrNoSender = errors.New("actor: message has no sender")
+	// ErrRejected: the target's filter (WithFilter) refused the message.
+	ErrRejected = errors.New("actor: message rejected")
 	// ErrFull: TrySendFrom found the target's mailbox full.
 	ErrFull = errors.New("actor: mailbox full")
 	// ErrInvalidOption: an option had a value out of range.

@@ -98,6 +98,7 @@ type spawnConfig struct {
 	mailboxSize int
 	throughput  int
 	strategy    SupervisorStrategy
+	filter      func(msg any) error
 }
 
 func (c *spawnConfig) validate() error {
@@ -108,6 +109,16 @@ func (c *spawnConfig) validate() error {
 		return fmt.Errorf("%w: throughput %d must be at least 1", ErrInvalidOption, c.throughput)
 	}
 	return nil
+}
+
+// WithFilter makes the actor refuse, before accepting them, the user
+// messages filter returns an error for: a send of one fails with an error
+// wrapping ErrRejected and filter's error, across nodes too, and the
+// message is neither queued nor a dead letter. filter runs on the
+// sender's goroutine, concurrently with the actor and with itself: it must
+// be fast and must not block.
+func WithFilter(filter func(msg any) error) SpawnOption {
+	return spawnOptionFunc(func(c *spawnConfig) { c.filter = filter })
 }
 
 // WithMailboxSize sets the capacity of the actor's user queue (default

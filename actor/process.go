@@ -2,6 +2,7 @@ package actor
 
 import (
 	"context"
+	"fmt"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -47,6 +48,7 @@ type process struct {
 	producer Producer
 	strategy SupervisorStrategy // supervises this process's children
 	mb       *mailbox.Mailbox[envelope]
+	filter   func(msg any) error // WithFilter's, or nil
 	ctx      context.Context
 	cancel   context.CancelFunc
 	stats    RestartStats
@@ -71,6 +73,18 @@ type process struct {
 }
 
 var _ mailbox.Invoker[envelope] = (*process)(nil)
+
+// refuse applies the actor's filter to msg: an error wrapping ErrRejected
+// if the actor does not accept it.
+func (p *process) refuse(msg any) error {
+	if p.filter == nil {
+		return nil
+	}
+	if err := p.filter(msg); err != nil {
+		return fmt.Errorf("send to %v: %w: %w", p.pid, ErrRejected, err)
+	}
+	return nil
+}
 
 // InvokeUser implements mailbox.Invoker.
 func (p *process) InvokeUser(e envelope) {

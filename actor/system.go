@@ -148,6 +148,7 @@ func (s *System) spawn(parent *process, name string, producer Producer, opts []S
 		producer: producer,
 		strategy: cfg.strategy,
 		mb:       mb,
+		filter:   cfg.filter,
 		done:     make(chan struct{}),
 	}
 	p.setActor(a)
@@ -253,6 +254,9 @@ func (s *System) TrySendFrom(from, to PID, msg any) error {
 		s.deadLetter(to, from, msg, ErrNotFound)
 		return fmt.Errorf("send to %v: %w", to, ErrNotFound)
 	}
+	if err := p.refuse(msg); err != nil {
+		return err
+	}
 	e := [1]envelope{{msg: msg, sender: from}}
 	if p.tryInline(e[:]) == 1 {
 		return nil
@@ -284,10 +288,19 @@ func (s *System) TrySendManyFrom(from, to PID, msgs []any) (int, error) {
 	if p == nil {
 		return 0, fmt.Errorf("send to %v: %w", to, ErrNotFound)
 	}
+	limit, rejected := len(msgs), error(nil)
+	if p.filter != nil {
+		for i, msg := range msgs {
+			if err := p.refuse(msg); err != nil {
+				limit, rejected = i, err
+				break
+			}
+		}
+	}
 	var chunk [64]envelope
 	sent := 0
-	for sent < len(msgs) {
-		batch := chunk[:min(len(chunk), len(msgs)-sent)]
+	for sent < limit {
+		batch := chunk[:min(len(chunk), limit-sent)]
 		for i := range batch {
 			batch[i] = envelope{msg: msgs[sent+i], sender: from}
 		}
@@ -310,7 +323,7 @@ func (s *System) TrySendManyFrom(from, to PID, msgs []any) (int, error) {
 			return sent, fmt.Errorf("send to %v: %w", to, ErrStopped)
 		}
 	}
-	return sent, nil
+	return sent, rejected
 }
 
 // MailboxFree returns the free space in the mailbox of the local actor at
@@ -340,6 +353,9 @@ func (s *System) send(ctx context.Context, to, from PID, msg any) error {
 		return rb.r.Send(ctx, to, from, msg)
 	}
 	if p := s.table.get(to.ID); p != nil {
+		if err := p.refuse(msg); err != nil {
+			return err
+		}
 		e := [1]envelope{{msg: msg, sender: from}}
 		if p.tryInline(e[:]) == 1 {
 			return nil

@@ -105,16 +105,47 @@ func classifyBcast(err error) error {
 // Stats (Dropped, and per name): a slow subscriber never slows publishers or
 // other subscribers.
 //
+// Subscribe waits at most DefaultRegisterTimeout for the registration to
+// commit (SubscribeContext takes a context instead).
+//
 // Close with the returned CloseFunc: the subscriber is unregistered, then
 // the channel delivers what waits in it and is closed.
 func (n *Node) Subscribe(name string, buf int) (<-chan any, CloseFunc, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), DefaultRegisterTimeout)
+	defer cancel()
+	return subscribe[any](ctx, n, name, buf)
+}
+
+// SubscribeContext is Subscribe whose registration waits until ctx ends
+// at the latest: then it fails with an error wrapping ctx's error (or
+// ErrUnavailable), and leaves nothing registered.
+func (n *Node) SubscribeContext(ctx context.Context, name string, buf int) (<-chan any, CloseFunc, error) {
+	return subscribe[any](ctx, n, name, buf)
+}
+
+// SubscribeOf is Subscribe for values of type T. A published value of
+// another type is dropped for this subscriber (counted as Dropped, logged).
+func SubscribeOf[T any](n *Node, name string, buf int) (<-chan T, CloseFunc, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), DefaultRegisterTimeout)
+	defer cancel()
+	return subscribe[T](ctx, n, name, buf)
+}
+
+func subscribe[T any](ctx context.Context, n *Node, name string, buf int) (<-chan T, CloseFunc, error) {
 	if buf < 0 {
 		return nil, nil, fmt.Errorf("%w: negative buffer %d", ErrInvalidOption, buf)
 	}
-	out := make(chan any, max(buf, 1))
+	out := make(chan T, max(buf, 1))
 	// A subscriber never blocks: it drops the oldest value to make room.
 	hand := func(v any) bool {
-		if tryHand(out, v) {
+		t, ok := v.(T)
+		if !ok {
+			n.stats.dropped(name)
+			n.log.Warn("dropped a broadcast value of the wrong type", zap.String("name", name),
+				zap.String("type", fmt.Sprintf("%T", v)), zap.Error(ErrWrongType))
+			return false
+		}
+		if tryHand(out, t) {
 			return true
 		}
 		// Full: make room by dropping the oldest (the user may have just
@@ -125,20 +156,24 @@ func (n *Node) Subscribe(name string, buf int) (<-chan any, CloseFunc, error) {
 		default:
 		}
 		select {
-		case out <- v:
+		case out <- t:
 			return true
 		default: // a concurrent writer (a value sent to the actor directly) took the room
 			n.stats.dropped(name)
 			return false
 		}
 	}
-	closeFn, err := n.startReceiver(name, buf, max(buf, 1), registry.Broadcast,
-		func(_ <-chan struct{}, v any) bool { return hand(v) },
-		func(v any) bool { return tryHand(out, v) }, func() { close(out) })
+	r, err := n.startReceiver(receiverSpec{ctx: ctx, name: name, buf: buf, mailbox: max(buf, 1), mode: registry.Broadcast,
+		hand: func(_ <-chan struct{}, v any) bool { return hand(v) },
+		try: func(v any) bool {
+			t, ok := v.(T)
+			return ok && tryHand(out, t)
+		},
+		closeOut: func() { close(out) }})
 	if err != nil {
 		return nil, nil, err
 	}
-	return out, closeFn, nil
+	return out, r.close, nil
 }
 
 // Offer gives a broadcast value to a subscriber without waiting. The
@@ -171,6 +206,15 @@ type bcastSink struct {
 // Close with the returned CloseFunc, after the last write: the values
 // already written are published, then the pump stops.
 func (n *Node) Publish(name string, buf int) (chan<- any, CloseFunc, error) {
+	return publish[any](n, name, buf)
+}
+
+// PublishOf is Publish for values of type T.
+func PublishOf[T any](n *Node, name string, buf int) (chan<- T, CloseFunc, error) {
+	return publish[T](n, name, buf)
+}
+
+func publish[T any](n *Node, name string, buf int) (chan<- T, CloseFunc, error) {
 	if err := validName(name); err != nil {
 		return nil, nil, err
 	}
@@ -181,7 +225,7 @@ func (n *Node) Publish(name string, buf int) (chan<- any, CloseFunc, error) {
 		return nil, nil, ErrClosed
 	}
 	s := &bcastSink{n: n, gp: n.bcast.AddPublisher(name)}
-	p, err := startPump[any](n, name, buf, s)
+	p, err := startPump[T](n, name, buf, s, nil)
 	if err != nil {
 		n.bcast.ClosePublisher(s.gp)
 		return nil, nil, err

@@ -2,6 +2,7 @@ package channel
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/dchan-io/dchan/actor"
 	"github.com/dchan-io/dchan/registry"
@@ -22,9 +23,17 @@ var (
 	ErrInvalidOption = errors.New("channel: invalid option")
 	// ErrPending: Message.Err before the outcome is known.
 	ErrPending = errors.New("channel: outcome pending")
-	// ErrWrongType: a typed receiver got a value of another type; the value
-	// was dropped.
+	// ErrWrongType: a value of another type than a typed receiver takes
+	// (ReceiveOf refuses it before accepting it), or than a request or its
+	// answer should be.
 	ErrWrongType = errors.New("channel: value of the wrong type")
+
+	// ErrGone: SendTo's Ref names a receiver that is closed, or whose node
+	// has restarted or is no longer a member.
+	ErrGone = errors.New("channel: receiver gone")
+	// ErrHandler: the Serve handler that took a request returned an error;
+	// its text follows.
+	ErrHandler = errors.New("channel: the responder's handler failed")
 
 	// ErrNodeLost: the receiver's node was lost while the value was in
 	// flight. The value may or may not have been delivered; it is never
@@ -44,6 +53,15 @@ var (
 	// cluster is electing one).
 	ErrUnavailable = registry.ErrUnavailable
 )
+
+// wrongType makes a refusal by a typed receiver's filter (actor.ErrRejected,
+// which crosses nodes without its Go error chain) match ErrWrongType.
+func wrongType(err error) error {
+	if errors.Is(err, actor.ErrRejected) && !errors.Is(err, ErrWrongType) {
+		return fmt.Errorf("%w: %w", ErrWrongType, err)
+	}
+	return err
+}
 
 // refused reports an error that proves the value was not accepted (the
 // receiver had gone or was stopping), so it may go to another receiver

@@ -55,10 +55,28 @@ var closedChan = func() chan struct{} {
 // WithMessage returns a handle for v that reports, within timeout, whether
 // a receiver's buffer accepted v. A timeout ≤ 0 means no timeout.
 func WithMessage(v any, timeout time.Duration) *Message {
-	m := &Message{v: v, handle: true}
+	m := new(Message)
+	m.init(v, timeout)
+	return m
+}
+
+func (m *Message) init(v any, timeout time.Duration) {
+	m.v, m.handle = v, true
 	if timeout > 0 {
 		m.deadline, m.timeout = time.Now().Add(timeout), timeout
 	}
+}
+
+// MessageOf is a Message whose value is a T: the handle SendMessageOf's
+// channels take. Done and Err are its Message's.
+type MessageOf[T any] struct {
+	Message
+}
+
+// WithMessageOf is WithMessage for a T, for a SendMessageOf channel.
+func WithMessageOf[T any](v T, timeout time.Duration) *MessageOf[T] {
+	m := new(MessageOf[T])
+	m.init(v, timeout)
 	return m
 }
 

@@ -46,6 +46,7 @@ type Node struct {
 	pumps     map[flusher]struct{} // Send, SendOf and Publish channels
 	bcast     *gossip.Driver       // the broadcast engine
 	bcastPID  actor.PID            // its actor, the one address broadcast traffic goes to
+	replies   *replies             // the pending Requests
 }
 
 // New starts a node and returns once it has joined the cluster through
@@ -65,7 +66,7 @@ func New(ctx context.Context, opts ...Option) (*Node, error) {
 	log := cfg.logger.With(zap.String("node", id))
 	codec := cfg.codec
 	if codec == nil {
-		gc, err := remoting.NewGobCodec(cfg.types...)
+		gc, err := remoting.NewGobCodec(append([]any{Call{}, Ref{}, refMessage{}}, cfg.types...)...)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrInvalidOption, err)
 		}
@@ -132,6 +133,10 @@ func New(ctx context.Context, opts ...Option) (*Node, error) {
 	}
 	n.ep, n.reg = ep, reg
 	reg.OnRejoin(n.reregister)
+	if err := n.startReplies(); err != nil {
+		n.teardown(context.Background())
+		return nil, fmt.Errorf("channel: %w", err)
+	}
 	if err := n.startBroadcast(); err != nil {
 		n.teardown(context.Background())
 		return nil, fmt.Errorf("channel: %w", err)
@@ -332,6 +337,7 @@ func (n *Node) watchMembers() {
 			if _, ok := now[id]; !ok {
 				n.log.Debug("failing values in flight to a node declared dead", zap.String("peer", id))
 				n.ep.ResetPeer(addr)
+				n.replies.failNode(id, fmt.Errorf("%w: %s was declared dead", ErrNodeLost, id))
 			}
 		}
 		alive = now

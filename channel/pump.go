@@ -24,6 +24,9 @@ type pump[T any] struct {
 	// not four.
 	ctl   chan struct{}
 	batch []any // values taken from in, to route
+	// conv turns a T into what the sink routes (SendMessageOf's handles
+	// into their *Message); nil for any(v).
+	conv func(T) any
 }
 
 // sink is where a pump's values go.
@@ -64,8 +67,9 @@ func batchFor(buf int) int { return min(max(buf, 1), pumpBatch) }
 
 // startPump starts a pump of a channel with buf into sink; the node
 // tracks it until it ends.
-func startPump[T any](n *Node, name string, buf int, sink sink) (*pump[T], error) {
+func startPump[T any](n *Node, name string, buf int, sink sink, conv func(T) any) (*pump[T], error) {
 	p := &pump[T]{
+		conv:  conv,
 		n:     n,
 		name:  name,
 		in:    make(chan T, buf),
@@ -124,7 +128,7 @@ func (p *pump[T]) run() {
 				p.finish()
 				return
 			}
-			p.batch = append(p.batch, any(v))
+			p.batch = append(p.batch, p.toAny(v))
 			if _, ended := p.drain(cap(p.batch) - 1); ended {
 				return
 			}
@@ -194,6 +198,14 @@ func (p *pump[T]) drain(max int) (took, ended bool) {
 	return took, closed
 }
 
+// toAny returns what the sink routes for v.
+func (p *pump[T]) toAny(v T) any {
+	if p.conv != nil {
+		return p.conv(v)
+	}
+	return any(v)
+}
+
 // take appends to the batch up to max values that wait in the channel,
 // without blocking. It reports whether it took any, and whether the
 // channel is closed.
@@ -204,7 +216,7 @@ func (p *pump[T]) take(max int) (took, closed bool) {
 			if !ok {
 				return took, true
 			}
-			p.batch = append(p.batch, any(v))
+			p.batch = append(p.batch, p.toAny(v))
 			took = true
 		default:
 			return took, false
@@ -242,7 +254,7 @@ func (p *pump[T]) failPending(err error) {
 	for {
 		select {
 		case v := <-p.in:
-			p.sink.fail(any(v), err)
+			p.sink.fail(p.toAny(v), err)
 		default:
 			return
 		}

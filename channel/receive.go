@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -29,6 +30,9 @@ type receiver struct {
 
 	// bsub is a subscriber's place in the broadcast engine.
 	bsub *gossip.Subscription
+	// private: a ReceiveRef's receiver, reachable only through its Ref,
+	// never registered.
+	private bool
 
 	// hand gives one value to the user, blocking until the user takes it
 	// or done closes; it reports whether the user took it. try gives one
@@ -60,16 +64,35 @@ type receiver struct {
 // their senders, which route them elsewhere), then the channel delivers what
 // was already accepted and is closed. Nothing accepted is dropped by a clean
 // close, provided the user keeps reading until the channel closes.
+//
+// Receive waits at most DefaultRegisterTimeout for the registration to
+// commit (ReceiveContext takes a context instead).
 func (n *Node) Receive(name string, buf int) (<-chan any, CloseFunc, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), DefaultRegisterTimeout)
+	defer cancel()
+	return n.ReceiveContext(ctx, name, buf)
+}
+
+// ReceiveContext is Receive whose registration waits until ctx ends at the
+// latest: then it fails with an error wrapping ctx's error (or
+// ErrUnavailable), and leaves nothing registered.
+func (n *Node) ReceiveContext(ctx context.Context, name string, buf int) (<-chan any, CloseFunc, error) {
+	return n.receive(ctx, name, buf, nil)
+}
+
+// receive is ReceiveContext with a filter (or nil) that refuses values
+// before they are accepted.
+func (n *Node) receive(ctx context.Context, name string, buf int, filter func(any) error) (<-chan any, CloseFunc, error) {
 	chanBuf, mailbox := receiveBuffers(buf)
 	out := make(chan any, chanBuf)
-	closeFn, err := n.startReceiver(name, buf, mailbox, registry.Queue, func(done <-chan struct{}, v any) bool {
-		return handOff(n, name, out, v, done)
-	}, func(v any) bool { return tryHand(out, v) }, func() { close(out) })
+	r, err := n.startReceiver(receiverSpec{ctx: ctx, name: name, buf: buf, mailbox: mailbox, mode: registry.Queue, filter: filter,
+		hand:     func(done <-chan struct{}, v any) bool { return handOff(n, name, out, v, done) },
+		try:      func(v any) bool { return tryHand(out, v) },
+		closeOut: func() { close(out) }})
 	if err != nil {
 		return nil, nil, err
 	}
-	return out, closeFn, nil
+	return out, r.close, nil
 }
 
 // handOff gives v to the user of a receiver, blocking until the user takes
@@ -114,25 +137,60 @@ func receiveBuffers(buf int) (chanBuf, mailbox int) {
 	return chanBuf, max(buf-chanBuf, 1)
 }
 
-// startReceiver spawns and registers a receiver actor whose mailbox holds
-// mailbox values and that hands values over with hand and try (see
-// receiver); buf is the caller's, validated here.
-func (n *Node) startReceiver(name string, buf, mailbox int, mode registry.Mode,
-	hand func(done <-chan struct{}, v any) bool, try func(v any) bool, closeOut func()) (CloseFunc, error) {
-	if err := validName(name); err != nil {
-		return nil, err
+// receiverSpec describes a receiver to start.
+type receiverSpec struct {
+	ctx     context.Context // bounds the registration
+	name    string          // the name it registers under, unless private
+	private bool            // a ReceiveRef's: reachable only through its Ref, never registered
+	buf     int             // the caller's buffer, validated here
+	mailbox int             // the mailbox's share of it
+	mode    registry.Mode
+	filter  func(v any) error // refuses values before they are accepted (typed receivers)
+
+	// hand, try and closeOut: see receiver.
+	hand     func(done <-chan struct{}, v any) bool
+	try      func(v any) bool
+	closeOut func()
+}
+
+// DefaultRegisterTimeout bounds the registration of Receive and Subscribe:
+// on the minority side of a partition no registration can commit, and
+// they fail with ErrUnavailable instead of waiting for the heal.
+const DefaultRegisterTimeout = 30 * time.Second
+
+// startReceiver spawns a receiver actor and registers it under spec.name
+// (unless the receiver is private), within spec.ctx and the node's life.
+// If the registration fails, the receiver is stopped and nothing stays
+// registered.
+func (n *Node) startReceiver(spec receiverSpec) (*receiver, error) {
+	if !spec.private {
+		if err := validName(spec.name); err != nil {
+			return nil, err
+		}
 	}
-	if buf < 0 {
-		return nil, fmt.Errorf("%w: negative buffer %d", ErrInvalidOption, buf)
+	if spec.buf < 0 {
+		return nil, fmt.Errorf("%w: negative buffer %d", ErrInvalidOption, spec.buf)
 	}
 	if n.isClosed() {
 		return nil, ErrClosed
 	}
-	r := &receiver{n: n, name: name, stats: n.stats.name(name), mode: mode, hand: hand, try: try, closeOut: closeOut}
-	pid, err := n.sys.Spawn(func() actor.Actor { return r },
-		actor.WithMailboxSize(mailbox))
+	r := &receiver{n: n, name: spec.name, stats: n.stats.name(spec.name), mode: spec.mode,
+		hand: spec.hand, try: spec.try, closeOut: spec.closeOut, private: spec.private}
+	opts := []actor.SpawnOption{actor.WithMailboxSize(spec.mailbox)}
+	if spec.filter != nil {
+		opts = append(opts, actor.WithFilter(spec.filter))
+	}
+	var pid actor.PID
+	var err error
+	if r.private {
+		// Reachable only through its Ref: an ID no other run of any node
+		// will have, so a stale Ref never reaches a stranger.
+		pid, err = n.sys.SpawnNamed(refActorPrefix+randomHex(), func() actor.Actor { return r }, opts...)
+	} else {
+		pid, err = n.sys.Spawn(func() actor.Actor { return r }, opts...)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("channel: receive %q: %w", name, err)
+		return nil, fmt.Errorf("channel: receive %q: %w", spec.name, err)
 	}
 	r.pid = pid
 	n.mu.Lock()
@@ -143,25 +201,52 @@ func (n *Node) startReceiver(name string, buf, mailbox int, mode registry.Mode,
 	}
 	n.receivers[r] = struct{}{}
 	n.mu.Unlock()
-	if mode == registry.Broadcast {
-		r.bsub = n.bcast.Subscribe(name, r)
+	if r.private {
+		return r, nil
 	}
-	err = n.reg.Register(n.ctx, name, pid.ID, mode)
-	if err == nil && mode == registry.Broadcast {
-		err = n.subscribed(n.ctx, r)
+	if spec.mode == registry.Broadcast {
+		r.bsub = n.bcast.Subscribe(spec.name, r)
+	}
+	ctx, cancel := context.WithCancel(spec.ctx)
+	defer cancel()
+	stop := context.AfterFunc(n.ctx, cancel) // the node's close ends the wait too
+	defer stop()
+	err = n.reg.Register(ctx, spec.name, pid.ID, spec.mode)
+	if err == nil && spec.mode == registry.Broadcast {
+		err = n.subscribed(ctx, r)
 	}
 	if err != nil {
 		// Closing first: a concurrent re-registration after a rejoin
 		// (reregister) skips it, and does not register a dead actor.
 		r.closing.Store(true)
 		n.forget(r)
-		if mode == registry.Broadcast {
+		if spec.mode == registry.Broadcast {
 			n.bcast.Unsubscribe(r.bsub)
 		}
 		_ = n.sys.Poison(context.Background(), pid)
-		return nil, fmt.Errorf("channel: receive %q: %w", name, err)
+		n.unregisterLater(spec.name, pid.ID)
+		if n.ctx.Err() != nil {
+			return nil, ErrClosed
+		}
+		return nil, fmt.Errorf("channel: receive %q: %w", spec.name, err)
 	}
-	return r.close, nil
+	return r, nil
+}
+
+// unregisterLater removes a registration whose commit is in doubt (its
+// write failed when its context ended, yet may have committed), so that
+// a receiver whose Receive failed leaves nothing registered. It tries in
+// the background, for at most DefaultDrainTimeout; a node that closes
+// meanwhile leaves the cluster, which removes it anyway.
+func (n *Node) unregisterLater(name, actorID string) {
+	n.wg.Go(func() {
+		ctx, cancel := context.WithTimeout(n.ctx, DefaultDrainTimeout)
+		defer cancel()
+		if err := n.reg.Unregister(ctx, name, actorID); err != nil && n.ctx.Err() == nil {
+			n.log.Warn("a receiver whose registration failed may stay registered until it expires",
+				zap.String("name", name), zap.Error(err))
+		}
+	})
 }
 
 // Receive is the receiver actor: it hands each value to the user, blocking
@@ -199,8 +284,10 @@ func (r *receiver) close() error {
 		ctx, cancel := context.WithTimeout(context.Background(), DefaultDrainTimeout)
 		defer cancel()
 		// Unregister first: no new sender picks this receiver.
-		if err := r.n.reg.Unregister(ctx, r.name, r.pid.ID); err != nil {
-			r.err = fmt.Errorf("channel: close receiver %q: %w", r.name, err)
+		if !r.private {
+			if err := r.n.reg.Unregister(ctx, r.name, r.pid.ID); err != nil {
+				r.err = fmt.Errorf("channel: close receiver %q: %w", r.name, err)
+			}
 		}
 		r.stop()
 	})
@@ -254,7 +341,7 @@ func (n *Node) reregister() {
 	n.mu.Unlock()
 	defer n.log.Info("registered receivers again after rejoining", zap.Int("receivers", len(receivers)))
 	for _, r := range receivers {
-		if r.closing.Load() {
+		if r.closing.Load() || r.private {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(n.ctx, DefaultDrainTimeout)
@@ -278,25 +365,36 @@ func (n *Node) forget(r *receiver) {
 }
 
 // ReceiveOf is Receive for values of type T. A value of another type is
-// dropped and reported (logged, counted as failed in Stats); it never panics.
+// refused before it is accepted: its sender's handle fails with an error
+// wrapping ErrWrongType (a bare value counts as failed); it never panics.
 func ReceiveOf[T any](n *Node, name string, buf int) (<-chan T, CloseFunc, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), DefaultRegisterTimeout)
+	defer cancel()
+	return ReceiveOfContext[T](ctx, n, name, buf)
+}
+
+// ReceiveOfContext is ReceiveOf with ReceiveContext's bound.
+func ReceiveOfContext[T any](ctx context.Context, n *Node, name string, buf int) (<-chan T, CloseFunc, error) {
 	chanBuf, mailbox := receiveBuffers(buf)
 	out := make(chan T, chanBuf)
-	closeFn, err := n.startReceiver(name, buf, mailbox, registry.Queue, func(done <-chan struct{}, v any) bool {
-		t, ok := v.(T)
-		if !ok {
-			n.stats.dropped(name)
-			n.log.Warn("dropped a value of the wrong type", zap.String("name", name),
-				zap.String("type", fmt.Sprintf("%T", v)), zap.Error(ErrWrongType))
-			return false
-		}
-		return handOff(n, name, out, t, done)
-	}, func(v any) bool {
-		t, ok := v.(T)
-		return ok && tryHand(out, t)
-	}, func() { close(out) })
+	r, err := n.startReceiver(receiverSpec{ctx: ctx, name: name, buf: buf, mailbox: mailbox, mode: registry.Queue,
+		filter: typeFilter[T],
+		// The filter let only T in; a T that is an interface type may hold
+		// nil, which the filter lets in as well.
+		hand:     func(done <-chan struct{}, v any) bool { t, _ := v.(T); return handOff(n, name, out, t, done) },
+		try:      func(v any) bool { t, _ := v.(T); return tryHand(out, t) },
+		closeOut: func() { close(out) }})
 	if err != nil {
 		return nil, nil, err
 	}
-	return out, closeFn, nil
+	return out, r.close, nil
+}
+
+// typeFilter refuses a value that is not a T.
+func typeFilter[T any](v any) error {
+	if _, ok := v.(T); ok {
+		return nil
+	}
+	var zero T
+	return fmt.Errorf("%w: got %T, want %T", ErrWrongType, v, zero)
 }

@@ -125,6 +125,25 @@ func (r *router) route(ctx context.Context, turn *atomic.Uint64, v any, done fun
 	return err
 }
 
+// routeFrom is route whose done also learns which receiver took v (or
+// turned it away).
+func (r *router) routeFrom(ctx context.Context, turn *atomic.Uint64, v any, done func(actor.PID, error)) error {
+	one := func(err error) (int, error) {
+		if err != nil {
+			return 0, err
+		}
+		return 1, nil
+	}
+	_, err := r.hand(ctx, turn, 1,
+		func(t target, _ int) (int, error) {
+			return one(t.try(v, func(err error) { done(t.pid(), err) }))
+		},
+		func(ctx context.Context, t target, _ int) (int, error) {
+			return one(t.block(ctx, v, func(err error) { done(t.pid(), err) }))
+		})
+	return err
+}
+
 // hand is the routing loop of route and routeMany: it hands total values,
 // in order, to receivers of the name, starting at the next turn taken
 // from turn. try(rc, from) hands rc as many of

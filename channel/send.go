@@ -6,6 +6,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"go.uber.org/zap"
+
 	"github.com/dchan-io/dchan/internal/fifo"
 	"github.com/dchan-io/dchan/remoting"
 )
@@ -25,7 +27,7 @@ func (n *Node) SendContext(ctx context.Context, name string, v any) error {
 		res := make(chan error, 1)
 		if err := r.route(ctx, &r.turn, v, func(err error) { res <- err }); err != nil {
 			n.stats.failed(name, false, 1)
-			return err
+			return wrongType(err)
 		}
 		select {
 		case err := <-res:
@@ -38,7 +40,7 @@ func (n *Node) SendContext(ctx context.Context, name string, v any) error {
 				continue // never accepted: another receiver may take it
 			}
 			n.stats.failed(name, true, 1)
-			return fmt.Errorf("channel: send to %q: %w", name, err)
+			return fmt.Errorf("channel: send to %q: %w", name, wrongType(err))
 		case <-ctx.Done():
 			return fmt.Errorf("channel: send to %q: %w", name, ctx.Err())
 		}
@@ -74,15 +76,30 @@ type queueSink struct {
 // Close with the returned CloseFunc, after the last write: the values
 // already written are routed, then the pump stops. Do not write after it.
 func (n *Node) Send(name string, buf int) (chan<- any, CloseFunc, error) {
-	return startSender[any](n, name, buf)
+	return startSender[any](n, name, buf, nil)
 }
 
 // SendOf is Send for values of type T.
 func SendOf[T any](n *Node, name string, buf int) (chan<- T, CloseFunc, error) {
-	return startSender[T](n, name, buf)
+	return startSender[T](n, name, buf, nil)
 }
 
-func startSender[T any](n *Node, name string, buf int) (chan<- T, CloseFunc, error) {
+// SendMessageOf is SendOf with a confirmation handle on every value: write
+// WithMessageOf(v, timeout) for each T v, then wait on its Done and read
+// its Err as a Message's. A T of another type than the name's receivers
+// take fails its handle with ErrWrongType (ReceiveOf).
+func SendMessageOf[T any](n *Node, name string, buf int) (chan<- *MessageOf[T], CloseFunc, error) {
+	return startSender(n, name, buf, func(m *MessageOf[T]) any {
+		if m == nil {
+			return (*Message)(nil)
+		}
+		return &m.Message
+	})
+}
+
+// startSender starts a send channel of Ts; conv turns each T into a value
+// or *Message to route (nil: the T itself).
+func startSender[T any](n *Node, name string, buf int, conv func(T) any) (chan<- T, CloseFunc, error) {
 	if err := validName(name); err != nil {
 		return nil, nil, err
 	}
@@ -91,7 +108,7 @@ func startSender[T any](n *Node, name string, buf int) (chan<- T, CloseFunc, err
 	}
 	s := &queueSink{n: n, r: n.router(name)}
 	s.plain = remoting.NewOutcomes(s.plainOutcomes)
-	p, err := startPump[T](n, name, buf, s)
+	p, err := startPump[T](n, name, buf, s, conv)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -175,6 +192,11 @@ func (s *queueSink) plainOutcomes(vals []any, err error) {
 }
 
 func (s *queueSink) send(m *Message) {
+	if m == nil {
+		s.n.stats.failed(s.r.name, false, 1)
+		s.n.log.Warn("dropped a nil *Message written to a send channel", zap.String("name", s.r.name))
+		return
+	}
 	if !m.handle {
 		// A bare value routed again after a refusal: it has no handle,
 		// so it goes like the others (a refusal makes a new Message).
@@ -217,7 +239,7 @@ func (s *queueSink) outcome(m *Message, err error) {
 	default:
 		s.n.stats.failed(s.r.name, true, 1)
 		if m.handle {
-			m.finish(fmt.Errorf("channel: send to %q: %w", s.r.name, err))
+			m.finish(fmt.Errorf("channel: send to %q: %w", s.r.name, wrongType(err)))
 		}
 	}
 }

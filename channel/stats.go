@@ -15,8 +15,8 @@ import (
 type Stats struct {
 	Sent      uint64 // values handed to a receiver (on this node or on the wire)
 	Delivered uint64 // values confirmed accepted by a receiver's buffer
-	Failed    uint64 // values that failed (timeout, node lost, encode, no receivers)
-	Dropped   uint64 // values a receiver accepted but could not hand to its user (forced shutdown, wrong type)
+	Failed    uint64 // values that failed (timeout, node lost, encode, no receivers, wrong type)
+	Dropped   uint64 // values a receiver accepted but could not hand to its user (forced shutdown)
 	InFlight  uint64 // values sent and not yet confirmed or failed
 	Received  uint64 // values handed to users of this node's receivers
 

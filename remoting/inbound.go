@@ -97,6 +97,7 @@ const (
 	codeNotFound uint8 = 1
 	codeStopped  uint8 = 2
 	codeInternal uint8 = 3
+	codeRejected uint8 = 4
 )
 
 func refusalCode(err error) uint8 {
@@ -105,6 +106,8 @@ func refusalCode(err error) uint8 {
 		return codeNotFound
 	case errors.Is(err, actor.ErrStopped):
 		return codeStopped
+	case errors.Is(err, actor.ErrRejected):
+		return codeRejected
 	default:
 		return codeInternal
 	}
@@ -119,6 +122,8 @@ func refusalError(code uint8, reason string) error {
 		base = actor.ErrNotFound
 	case codeStopped:
 		base = actor.ErrStopped
+	case codeRejected:
+		base = actor.ErrRejected
 	default:
 		base = ErrProtocol
 	}

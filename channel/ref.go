@@ -1,0 +1,163 @@
+package channel
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/gob"
+	"encoding/hex"
+	"errors"
+	"fmt"
+
+	"github.com/dchan-io/dchan/actor"
+	"github.com/dchan-io/dchan/remoting"
+)
+
+// refActorPrefix begins the actor IDs of private receivers.
+const refActorPrefix = "dchan.ref."
+
+// Ref names one private receiver (ReceiveRef): a reply address. It is a
+// small comparable value; put it in any field of any message, send it to
+// other nodes, keep it and use it later with SendTo. A Ref stays valid as
+// long as its receiver is open; once the receiver is closed, or its node
+// has restarted or left, values sent to it fail with ErrGone, and never
+// reach another receiver. The zero Ref names nothing.
+//
+// A Ref made by Request for its reply also carries the request's
+// correlation: what is sent to it answers that request.
+type Ref struct {
+	node string
+	id   string // the receiver's actor: random, so a restarted node has none of its old ones
+	tag  string // a request's correlation, or ""
+}
+
+// IsZero reports whether r names nothing.
+func (r Ref) IsZero() bool { return r == Ref{} }
+
+// Node returns the ID of the node the Ref's receiver lives on.
+func (r Ref) Node() string { return r.node }
+
+// String returns a printable form of r.
+func (r Ref) String() string {
+	if r.IsZero() {
+		return "Ref{}"
+	}
+	return fmt.Sprintf("Ref{%s/%s}", r.node, r.id)
+}
+
+func (r Ref) pid() actor.PID { return actor.PID{Node: r.node, ID: r.id} }
+
+// refWire is how a Ref travels: gob encodes only exported fields.
+type refWire struct {
+	Node string
+	ID   string
+	Tag  string
+}
+
+// GobEncode makes a Ref gob-encodable (in any message field).
+func (r Ref) GobEncode() ([]byte, error) {
+	var b bytes.Buffer
+	if err := gob.NewEncoder(&b).Encode(refWire{Node: r.node, ID: r.id, Tag: r.tag}); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
+// GobDecode is GobEncode's inverse.
+func (r *Ref) GobDecode(b []byte) error {
+	var w refWire
+	if err := gob.NewDecoder(bytes.NewReader(b)).Decode(&w); err != nil {
+		return fmt.Errorf("channel: decoding a Ref: %w", err)
+	}
+	if len(w.Node) > 1024 || len(w.ID) > 1024 || len(w.Tag) > 256 {
+		return errors.New("channel: decoding a Ref: a field is too long")
+	}
+	*r = Ref{node: w.Node, id: w.ID, tag: w.Tag}
+	return nil
+}
+
+// randomHex returns 128 random bits in hex: unguessable, never repeated.
+func randomHex() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
+	return hex.EncodeToString(b[:])
+}
+
+// ReceiveRef opens a private receiver: no registry write, reachable only
+// through the returned Ref (SendTo), which can be passed along in any
+// message. buf is its buffer, as for Receive. Close it with the CloseFunc:
+// then the channel delivers what it accepted and closes, and values sent
+// to the Ref fail with ErrGone.
+func (n *Node) ReceiveRef(buf int) (<-chan any, Ref, CloseFunc, error) {
+	chanBuf, mailbox := receiveBuffers(buf)
+	out := make(chan any, chanBuf)
+	r, err := n.startReceiver(receiverSpec{ctx: n.ctx, private: true, buf: buf, mailbox: mailbox,
+		hand:     func(done <-chan struct{}, v any) bool { return handOff(n, "", out, v, done) },
+		try:      func(v any) bool { return tryHand(out, v) },
+		closeOut: func() { close(out) }})
+	if err != nil {
+		return nil, Ref{}, nil, err
+	}
+	return out, n.refOf(r.pid, ""), r.close, nil
+}
+
+// refOf returns the Ref of this node's receiver pid, with a correlation
+// tag (or none).
+func (n *Node) refOf(pid actor.PID, tag string) Ref {
+	return Ref{node: n.id, id: pid.ID, tag: tag}
+}
+
+// refMessage is what travels to a Ref that carries a request's
+// correlation: the answer and its correlation, or the handler's error.
+type refMessage struct {
+	Tag   string
+	Value any
+	Err   string // the responder's error, if its handler failed
+}
+
+// SendTo delivers v to the receiver of ref and returns once its buffer
+// accepted v, or with an error: ErrGone (the Ref's receiver was closed, or
+// its node has restarted or is no longer a member), ErrNodeLost (the
+// node was lost while v was on its way: v may or may not have arrived),
+// ctx's error, or why v cannot be sent (ErrEncode, ErrTooLarge).
+func (n *Node) SendTo(ctx context.Context, ref Ref, v any) error {
+	if n.isClosed() {
+		return ErrClosed
+	}
+	if ref.IsZero() {
+		return fmt.Errorf("%w: the zero Ref", ErrGone)
+	}
+	if ref.tag != "" {
+		v = refMessage{Tag: ref.tag, Value: v}
+	}
+	return n.sendTo(ctx, ref, v)
+}
+
+func (n *Node) sendTo(ctx context.Context, ref Ref, v any) error {
+	pid := ref.pid()
+	from := actor.PID{Node: n.id}
+	var err error
+	if ref.node == n.id {
+		err = n.sys.SendFrom(ctx, from, pid, v)
+	} else if !n.isLiveMember(ref.node) {
+		return fmt.Errorf("channel: send to %v: %w: %s is not a live member", ref, ErrGone, ref.node)
+	} else {
+		res := make(chan error, 1)
+		if err = n.ep.SendTracked(ctx, pid, from, v, func(err error) { res <- err }); err == nil {
+			select {
+			case err = <-res:
+			case <-ctx.Done():
+				return fmt.Errorf("channel: send to %v: %w", ref, ctx.Err())
+			}
+		}
+	}
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, actor.ErrNotFound), errors.Is(err, actor.ErrStopped), errors.Is(err, remoting.ErrUnknownNode):
+		return fmt.Errorf("channel: send to %v: %w: %w", ref, ErrGone, err)
+	case ctx.Err() != nil:
+		return fmt.Errorf("channel: send to %v: %w", ref, ctx.Err())
+	}
+	return fmt.Errorf("channel: send to %v: %w", ref, wrongType(err))
+}

@@ -1,0 +1,275 @@
+package channel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"go.uber.org/zap"
+
+	"github.com/dchan-io/dchan/actor"
+	"github.com/dchan-io/dchan/registry"
+)
+
+// Call is how a request made with Request looks to a plain Receive of its
+// name: the request, and the Ref to answer it at (with SendTo, or with an
+// error through Serve). Serve answers Calls itself.
+type Call struct {
+	Request any
+	ReplyTo Ref
+}
+
+// replies is a node's pending requests, answered at its reply receiver.
+type replies struct {
+	pid     actor.PID
+	mu      sync.Mutex
+	pending map[string]*pendingRequest // by correlation tag
+}
+
+// pendingRequest waits for one answer: from the node its request was
+// accepted on.
+type pendingRequest struct {
+	answer chan refMessage // capacity 1
+	lost   chan error      // capacity 1: its node was declared dead
+	node   string          // where the request was accepted; guarded by replies.mu
+}
+
+// startReplies spawns the node's reply receiver.
+func (n *Node) startReplies() error {
+	rs := &replies{pending: make(map[string]*pendingRequest)}
+	// The node's one reply receiver: every Request of this run is
+	// answered there, each answer carrying its request's correlation.
+	pid, err := n.sys.SpawnNamed(refActorPrefix+randomHex(), func() actor.Actor {
+		return actor.ReceiveFunc(func(c *actor.Context) {
+			if m, ok := c.Message().(refMessage); ok {
+				rs.answer(m)
+			}
+		})
+	})
+	if err != nil {
+		return err
+	}
+	rs.pid = pid
+	n.replies = rs
+	return nil
+}
+
+// answer hands m to the request it answers, if that still waits.
+func (rs *replies) answer(m refMessage) {
+	rs.mu.Lock()
+	p := rs.pending[m.Tag]
+	delete(rs.pending, m.Tag)
+	rs.mu.Unlock()
+	if p != nil {
+		p.answer <- m // capacity 1, one answer per tag: never blocks
+	}
+}
+
+// failNode fails the requests accepted on node, which the cluster declared
+// dead: their answers will not come.
+func (rs *replies) failNode(node string, err error) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	for tag, p := range rs.pending {
+		if p.node == node {
+			delete(rs.pending, tag)
+			p.lost <- err // capacity 1: never blocks
+		}
+	}
+}
+
+// Request sends req to one receiver of name, as a Call, and waits for its
+// answer: the value the receiver's Serve handler returned (or that a plain
+// Receive user sent to the Call's ReplyTo), which must be a Resp. It fails
+// with ctx's error, with an error wrapping ErrHandler if the handler
+// failed, ErrNodeLost if the node the request went to is declared dead
+// before it answered, ErrNoReceivers if nobody receives name until ctx's
+// deadline, or ErrWrongType for an answer of another type. A request is
+// delivered at most once and answered at most once; no registry write is
+// made for it (the node's one reply receiver takes every answer, each
+// carrying 128 random bits of correlation).
+func Request[Resp any](ctx context.Context, n *Node, name string, req any) (Resp, error) {
+	var zero Resp
+	if err := validName(name); err != nil {
+		return zero, err
+	}
+	if n.isClosed() {
+		return zero, ErrClosed
+	}
+	rs := n.replies
+	tag := randomHex()
+	p := &pendingRequest{answer: make(chan refMessage, 1), lost: make(chan error, 1)}
+	rs.mu.Lock()
+	rs.pending[tag] = p
+	rs.mu.Unlock()
+	defer func() {
+		rs.mu.Lock()
+		delete(rs.pending, tag)
+		rs.mu.Unlock()
+	}()
+	call := Call{Request: req, ReplyTo: n.refOf(rs.pid, tag)}
+	r := n.router(name)
+	for {
+		accepted := make(chan error, 1)
+		err := r.routeFrom(ctx, &r.turn, call, func(to actor.PID, err error) {
+			if err == nil {
+				rs.mu.Lock()
+				p.node = to.Node
+				rs.mu.Unlock()
+			}
+			accepted <- err
+		})
+		if err != nil {
+			n.stats.failed(name, false, 1)
+			return zero, fmt.Errorf("channel: request to %q: %w", name, wrongType(err))
+		}
+		select {
+		case err = <-accepted:
+		case m := <-p.answer: // the answer may overtake the acceptance
+			n.stats.delivered(r.stats, 1)
+			return answerOf[Resp](name, m)
+		case <-ctx.Done():
+			return zero, fmt.Errorf("channel: request to %q: %w", name, ctx.Err())
+		}
+		if err == nil {
+			n.stats.delivered(r.stats, 1)
+			break
+		}
+		if refused(err) {
+			n.stats.inFlight.Add(-1)
+			continue // never accepted: another receiver may take it
+		}
+		n.stats.failed(name, true, 1)
+		return zero, fmt.Errorf("channel: request to %q: %w", name, wrongType(err))
+	}
+	// The node it went to might have been declared dead before p.node
+	// was set: look once now, then watch.
+	if node := p.nodeOf(rs); node != n.id && !n.isLiveMember(node) {
+		return zero, fmt.Errorf("channel: request to %q: %w: %s was declared dead", name, ErrNodeLost, node)
+	}
+	select {
+	case m := <-p.answer:
+		return answerOf[Resp](name, m)
+	case err := <-p.lost:
+		return zero, fmt.Errorf("channel: request to %q: %w", name, err)
+	case <-ctx.Done():
+		return zero, fmt.Errorf("channel: request to %q: %w", name, ctx.Err())
+	case <-n.ctx.Done():
+		return zero, ErrClosed
+	}
+}
+
+func (p *pendingRequest) nodeOf(rs *replies) string {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	return p.node
+}
+
+// answerOf turns an answer into Request's result.
+func answerOf[Resp any](name string, m refMessage) (Resp, error) {
+	var zero Resp
+	if m.Err != "" {
+		return zero, fmt.Errorf("channel: request to %q: %w: %s", name, ErrHandler, m.Err)
+	}
+	if m.Value == nil {
+		return zero, nil
+	}
+	resp, ok := m.Value.(Resp)
+	if !ok {
+		return zero, fmt.Errorf("channel: request to %q: %w: the answer is a %T, want %T", name, ErrWrongType, m.Value, zero)
+	}
+	return resp, nil
+}
+
+// serveConcurrency bounds the handlers Serve runs at once.
+const serveConcurrency = 64
+
+// Serve answers the requests made to name (with Request) with h: it
+// receives them as Receive(name, buf) would, runs h for each, up to 64 at
+// once, and sends each answer, or h's error, back to its requester. h's
+// ctx ends when the node closes. Serve's receiver refuses what it cannot
+// answer before accepting it: a request that is not a Req, or a value
+// that is not a request at all, fails its sender with ErrWrongType.
+//
+// Close with the returned CloseFunc: the receiver is closed as Receive's
+// is, the requests it accepted are answered, then it returns.
+func Serve[Req, Resp any](n *Node, name string, buf int, h func(context.Context, Req) (Resp, error)) (CloseFunc, error) {
+	if h == nil {
+		return nil, fmt.Errorf("%w: nil handler", ErrInvalidOption)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), DefaultRegisterTimeout)
+	defer cancel()
+	in, closeIn, err := n.receive(ctx, name, buf, requestFilter[Req])
+	if err != nil {
+		return nil, err
+	}
+	done := make(chan struct{})
+	n.wg.Go(func() {
+		defer close(done)
+		sem := make(chan struct{}, serveConcurrency)
+		var wg sync.WaitGroup
+		for v := range in {
+			call, ok := v.(Call) // the filter let only Calls in
+			if !ok {
+				continue
+			}
+			sem <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-sem }()
+				n.answer(name, call, func(ctx context.Context) (any, error) {
+					req, _ := call.Request.(Req) // the filter let only Reqs (or nil) in
+					return h(ctx, req)
+				})
+			})
+		}
+		wg.Wait()
+	})
+	return func() error {
+		err := closeIn()
+		<-done
+		return err
+	}, nil
+}
+
+// requestFilter refuses what is not a Call of a Req (a nil request is let
+// in: the zero Req of an interface type).
+func requestFilter[Req any](v any) error {
+	call, ok := v.(Call)
+	if !ok {
+		return fmt.Errorf("%w: got %T, want a request (channel.Call)", ErrWrongType, v)
+	}
+	if _, ok := call.Request.(Req); !ok && call.Request != nil {
+		var want Req
+		return fmt.Errorf("%w: a request of type %T, want %T", ErrWrongType, call.Request, want)
+	}
+	return nil
+}
+
+// answer runs h for call and sends its result to call.ReplyTo.
+func (n *Node) answer(name string, call Call, h func(context.Context) (any, error)) {
+	resp, herr := h(n.ctx)
+	m := any(resp)
+	switch {
+	case call.ReplyTo.tag != "" && herr != nil:
+		m = refMessage{Tag: call.ReplyTo.tag, Err: herr.Error()}
+	case call.ReplyTo.tag != "":
+		m = refMessage{Tag: call.ReplyTo.tag, Value: resp}
+	case herr != nil:
+		n.log.Debug("request handler failed, and its Call has no correlation to report it to",
+			zap.String("name", name), zap.Error(herr))
+		return
+	}
+	ctx, cancel := context.WithTimeout(n.ctx, DefaultDrainTimeout)
+	defer cancel()
+	if err := n.sendTo(ctx, call.ReplyTo, m); err != nil && !errors.Is(err, ErrClosed) {
+		n.log.Debug("answer not delivered", zap.String("name", name), zap.Stringer("to", call.ReplyTo), zap.Error(err))
+	}
+}
+
+// isLiveMember reports whether node is a live member of the cluster in
+// this node's replica.
+func (n *Node) isLiveMember(node string) bool {
+	m, ok := n.reg.State().Member(node)
+	return ok && m.Status == registry.Alive
+}
