@@ -245,6 +245,66 @@ func dchanRoundTrip(c *child, f *roleFlags) error {
 	}
 }
 
+// dchanServe is the role "dchan-serve": channel.Serve(-name, -buf) with a
+// handler that answers each Msg with itself.
+func dchanServe(c *child, f *roleFlags) error {
+	node, err := startNode(f.id, f.join)
+	if err != nil {
+		return err
+	}
+	defer closeNode(node)
+	stop, err := channel.Serve(node, f.name, f.buf, func(_ context.Context, m Msg) (Msg, error) {
+		c.count.Add(1)
+		return m, nil
+	})
+	if err != nil {
+		return err
+	}
+	defer stop()
+	c.ready(node.Addr())
+	<-c.stop
+	return nil
+}
+
+// dchanRequest is the role "dchan-req": -inflight goroutines, each making
+// channel.Request(-name) calls one after another, each round trip timed.
+func dchanRequest(c *child, f *roleFlags) error {
+	node, err := startNode(f.id, f.join)
+	if err != nil {
+		return err
+	}
+	defer closeNode(node)
+	if err := awaitReceivers(node, f.name, 1); err != nil {
+		return err
+	}
+	c.ready(node.Addr())
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { <-c.stop; cancel() }()
+	for g := range f.inflight {
+		go func() {
+			for id := int64(g) << 40; !c.stopping(); id++ {
+				start := time.Now()
+				m, err := channel.Request[Msg](ctx, node, f.name, Msg{ID: id, Payload: payload})
+				if err != nil {
+					if !c.stopping() {
+						c.fail(fmt.Errorf("dchan-req: %w", err))
+					}
+					return
+				}
+				c.recordLatency(time.Since(start))
+				if m.ID != id {
+					c.fail(fmt.Errorf("dchan-req: answer %d to request %d", m.ID, id))
+					return
+				}
+				c.count.Add(1)
+			}
+		}()
+	}
+	<-c.stop
+	return nil
+}
+
 // The dchan candidates, as the shapes run them.
 
 // dchanOneWay: a receiving node and a sending node; sendArgs add to the
@@ -333,4 +393,21 @@ func dchanSlowReceiver(t *trial, buf int) (measurement, error) {
 		return measurement{}, err
 	}
 	return t.memory(send, recv)
+}
+
+// dchanRequestServe: node B serves "req" (channel.Serve); node A makes
+// inflight Requests at a time.
+func dchanRequestServe(t *trial, buf, inflight int) (measurement, error) {
+	serve, err := t.start("dchan-serve", "-id", "B", "-name", "req", "-buf", strconv.Itoa(buf))
+	if err != nil {
+		return measurement{}, err
+	}
+	a, err := t.start("dchan-req", "-id", "A", "-join", serve.addr, "-name", "req", "-inflight", strconv.Itoa(inflight))
+	if err != nil {
+		return measurement{}, err
+	}
+	if inflight == 1 {
+		return t.roundTrip(a)
+	}
+	return t.throughput(a)
 }

@@ -49,6 +49,7 @@ type roleFlags struct {
 	confirm    int
 	n          int
 	warm       int
+	inflight   int
 	pace       time.Duration
 	cpuprofile string
 }
@@ -62,6 +63,8 @@ var roles = map[string]func(*child, *roleFlags) error{
 	"dchan-send":  dchanSend,
 	"dchan-echo":  dchanEcho,
 	"dchan-rtt":   dchanRoundTrip,
+	"dchan-serve": dchanServe,
+	"dchan-req":   dchanRequest,
 	"pa-echo":     paEcho,
 	"pa-ping":     paPing,
 	"nats-server": natsServer,
@@ -98,6 +101,7 @@ func main() {
 	flag.IntVar(&rf.confirm, "confirm", 0, "role flags: dchan-send: WithMessage handles outstanding; 0 sends bare values")
 	flag.IntVar(&rf.n, "n", 0, "role flags: echo: pings")
 	flag.IntVar(&rf.warm, "warm", 0, "role flags: echo: untimed pings first")
+	flag.IntVar(&rf.inflight, "inflight", 1, "role flags: raw-rtt, dchan-req: requests in flight")
 	flag.DurationVar(&rf.pace, "pace", 0, "role flags: receivers: take one value per this interval at most (on average)")
 	flag.StringVar(&rf.cpuprofile, "cpuprofile", "", "role flags: CPU profile file")
 	flag.Parse()

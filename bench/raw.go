@@ -218,8 +218,11 @@ func rawSend(c *child, f *roleFlags) error {
 	return nil
 }
 
-// rawRoundTrip is the role "raw-rtt": one value in flight on one bidi
-// stream to an echoing raw-recv, each round trip timed.
+// rawRoundTrip is the role "raw-rtt": -inflight values in flight on one
+// bidi stream to an echoing raw-recv, each round trip timed. With one in
+// flight each request waits for its reply; with more, a goroutine sends
+// while fewer than -inflight are unanswered, and the replies, which come
+// back in order, are matched to their send times in order.
 func rawRoundTrip(c *child, f *roleFlags) error {
 	conns, err := rawDial(f.peers)
 	if err != nil {
@@ -232,19 +235,40 @@ func rawRoundTrip(c *child, f *roleFlags) error {
 	enc := newRawEncoder(stream)
 	dec := gob.NewDecoder(&frameReader{recv: stream.RecvMsg})
 	c.ready("")
+	inflight := max(f.inflight, 1)
+	sent := make(chan time.Time, inflight) // send times of the unanswered, oldest first
+	sendErr := make(chan error, 1)
+	if inflight > 1 {
+		go func() {
+			for id := int64(0); !c.stopping(); id++ {
+				sent <- time.Now() // blocks while inflight are unanswered
+				if err := enc.send(id, 1); err != nil {
+					sendErr <- err
+					return
+				}
+			}
+		}()
+	}
 	for id := int64(0); !c.stopping(); id++ {
-		start := time.Now()
-		if err := enc.send(id, 1); err != nil {
-			return err
+		if inflight == 1 {
+			sent <- time.Now()
+			if err := enc.send(id, 1); err != nil {
+				return err
+			}
 		}
 		var m Msg
 		if err := dec.Decode(&m); err != nil {
 			if errors.Is(err, io.EOF) || c.stopping() {
 				break
 			}
+			select {
+			case err := <-sendErr:
+				return err
+			default:
+			}
 			return err
 		}
-		c.recordLatency(time.Since(start))
+		c.recordLatency(time.Since(<-sent))
 		if m.ID != id {
 			return fmt.Errorf("raw-rtt: reply %d to request %d", m.ID, id)
 		}
@@ -290,16 +314,23 @@ func rawManyToMany(t *trial, senders, receivers int) (measurement, error) {
 }
 
 // rawRequestReply: the bidi-stream echo, one value in flight.
-func rawRequestReply(t *trial) (measurement, error) {
+func rawRequestReply(t *trial) (measurement, error) { return rawPipelined(t, 1) }
+
+// rawPipelined: the bidi-stream echo, inflight values in flight: round
+// trips with one, requests per second with more.
+func rawPipelined(t *trial, inflight int) (measurement, error) {
 	recv, err := t.start("raw-recv", "-mode", "echo")
 	if err != nil {
 		return measurement{}, err
 	}
-	req, err := t.start("raw-rtt", "-peers", recv.addr)
+	req, err := t.start("raw-rtt", "-peers", recv.addr, "-inflight", strconv.Itoa(inflight))
 	if err != nil {
 		return measurement{}, err
 	}
-	return t.roundTrip(req)
+	if inflight == 1 {
+		return t.roundTrip(req)
+	}
+	return t.throughput(req)
 }
 
 // rawSlowReceiver: one stream to a receiver paced at one value per -slow.

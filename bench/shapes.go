@@ -50,12 +50,26 @@ var shapes = []shape{
 	{
 		name: "rtt",
 		about: "request/reply, one in flight: the requester's round-trip p50, p99 and p999. " +
-			"dchan: node A sends on \"req\", node B receives it and sends it back on \"rep.A\", buffers 1024; " +
-			"raw: one long-lived bidi stream, one value per frame each way",
+			"dchan Request/Serve: node A calls channel.Request on \"req\", node B answers with channel.Serve; " +
+			"dchan, two names: node A sends on \"req\", node B receives it and sends it back on \"rep.A\", " +
+			"buffers 1024; raw: one long-lived bidi stream, one value per frame each way",
 		metric: p50Micros,
 		cands: []candidate{
 			{"raw", "raw gRPC bidi-stream echo", rawRequestReply},
+			{"dchan-request", "dchan, Request/Serve", func(t *trial) (measurement, error) { return dchanRequestServe(t, 1024, 1) }},
 			{"dchan", "dchan, two names", func(t *trial) (measurement, error) { return dchanRequestReply(t, 1024) }},
+		},
+	},
+	{
+		name: "request-256",
+		about: "request/reply throughput with 256 requests in flight: requests answered per second. " +
+			"dchan: 256 goroutines on node A each calling channel.Request on \"req\" in turn, node B's " +
+			"channel.Serve answering (buffer 1024, 64 handlers at once); raw: one bidi stream with 256 " +
+			"values pipelined to an echoing server",
+		metric: msgsPerSec,
+		cands: []candidate{
+			{"raw", "raw gRPC bidi-stream echo, 256 pipelined", func(t *trial) (measurement, error) { return rawPipelined(t, 256) }},
+			{"dchan", "dchan, Request/Serve", func(t *trial) (measurement, error) { return dchanRequestServe(t, 1024, 256) }},
 		},
 	},
 	{

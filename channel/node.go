@@ -71,6 +71,7 @@ func New(ctx context.Context, opts ...Option) (*Node, error) {
 			return nil, fmt.Errorf("%w: %w", ErrInvalidOption, err)
 		}
 		codec = gc
+		registerInterfaceTypes(cfg.types)
 	}
 	sys, err := actor.NewSystem(actor.WithNode(id), actor.WithLogger(log))
 	if err != nil {

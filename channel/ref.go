@@ -1,10 +1,9 @@
 package channel
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/gob"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -47,32 +46,35 @@ func (r Ref) String() string {
 
 func (r Ref) pid() actor.PID { return actor.PID{Node: r.node, ID: r.id} }
 
-// refWire is how a Ref travels: gob encodes only exported fields.
-type refWire struct {
-	Node string
-	ID   string
-	Tag  string
+// GobEncode makes a Ref gob-encodable (in any message field): its node,
+// actor ID and correlation, each a uvarint length and the bytes.
+func (r Ref) GobEncode() ([]byte, error) {
+	b := make([]byte, 0, 3*binary.MaxVarintLen16+len(r.node)+len(r.id)+len(r.tag))
+	for _, f := range [...]string{r.node, r.id, r.tag} {
+		b = binary.AppendUvarint(b, uint64(len(f)))
+		b = append(b, f...)
+	}
+	return b, nil
 }
 
-// GobEncode makes a Ref gob-encodable (in any message field).
-func (r Ref) GobEncode() ([]byte, error) {
-	var b bytes.Buffer
-	if err := gob.NewEncoder(&b).Encode(refWire{Node: r.node, ID: r.id, Tag: r.tag}); err != nil {
-		return nil, err
-	}
-	return b.Bytes(), nil
-}
+// maxRefField bounds each field of a decoded Ref: node IDs and actor IDs
+// are short (the registry's limits), correlation tags shorter.
+const maxRefField = 1024
 
 // GobDecode is GobEncode's inverse.
 func (r *Ref) GobDecode(b []byte) error {
-	var w refWire
-	if err := gob.NewDecoder(bytes.NewReader(b)).Decode(&w); err != nil {
-		return fmt.Errorf("channel: decoding a Ref: %w", err)
+	var f [3]string
+	for i := range f {
+		n, k := binary.Uvarint(b)
+		if k <= 0 || n > maxRefField || n > uint64(len(b)-k) {
+			return errors.New("channel: decoding a Ref: a field is cut short or too long")
+		}
+		f[i], b = string(b[k:k+int(n)]), b[k+int(n):]
 	}
-	if len(w.Node) > 1024 || len(w.ID) > 1024 || len(w.Tag) > 256 {
-		return errors.New("channel: decoding a Ref: a field is too long")
+	if len(b) != 0 {
+		return errors.New("channel: decoding a Ref: trailing bytes")
 	}
-	*r = Ref{node: w.Node, id: w.ID, tag: w.Tag}
+	*r = Ref{node: f[0], id: f[1], tag: f[2]}
 	return nil
 }
 
@@ -130,18 +132,24 @@ func (n *Node) SendTo(ctx context.Context, ref Ref, v any) error {
 	if ref.tag != "" {
 		v = refMessage{Tag: ref.tag, Value: v}
 	}
-	return n.sendTo(ctx, ref, v)
+	return n.sendTo(ctx, ref, v, nil)
 }
 
-func (n *Node) sendTo(ctx context.Context, ref Ref, v any) error {
+// sendTo sends v to ref's receiver. With out, a value to another node
+// goes as a value of a batch: sendTo returns once it is queued, and out
+// hears whether it was accepted.
+func (n *Node) sendTo(ctx context.Context, ref Ref, v any, out *remoting.Outcomes) error {
 	pid := ref.pid()
 	from := actor.PID{Node: n.id}
 	var err error
-	if ref.node == n.id {
+	switch {
+	case ref.node == n.id:
 		err = n.sys.SendFrom(ctx, from, pid, v)
-	} else if !n.isLiveMember(ref.node) {
+	case !n.isLiveMember(ref.node):
 		return fmt.Errorf("channel: send to %v: %w: %s is not a live member", ref, ErrGone, ref.node)
-	} else {
+	case out != nil:
+		_, err = n.ep.SendMany(ctx, pid, from, []any{v}, out)
+	default:
 		res := make(chan error, 1)
 		if err = n.ep.SendTracked(ctx, pid, from, v, func(err error) { res <- err }); err == nil {
 			select {

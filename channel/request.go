@@ -2,6 +2,7 @@ package channel
 
 import (
 	"context"
+	"encoding/gob"
 	"errors"
 	"fmt"
 	"sync"
@@ -10,7 +11,23 @@ import (
 
 	"github.com/dchan-io/dchan/actor"
 	"github.com/dchan-io/dchan/registry"
+	"github.com/dchan-io/dchan/remoting"
 )
+
+// registerInterfaceTypes registers types with gob's process-wide registry,
+// which resolves the values of interface-typed fields (a Call's Request,
+// an answer's Value). A type gob already knows under another name, or one
+// whose name another type took, stays as it is: the program registered it
+// itself (gob.RegisterName), and gob.Register reports the clash by
+// panicking.
+func registerInterfaceTypes(types []any) {
+	for _, t := range types {
+		func() {
+			defer func() { _ = recover() }()
+			gob.Register(t)
+		}()
+	}
+}
 
 // Call is how a request made with Request looks to a plain Receive of its
 // name: the request, and the Ref to answer it at (with SendTo, or with an
@@ -23,6 +40,7 @@ type Call struct {
 // replies is a node's pending requests, answered at its reply receiver.
 type replies struct {
 	pid     actor.PID
+	answers *remoting.Outcomes // hears of the answers this node sent
 	mu      sync.Mutex
 	pending map[string]*pendingRequest // by correlation tag
 }
@@ -38,6 +56,13 @@ type pendingRequest struct {
 // startReplies spawns the node's reply receiver.
 func (n *Node) startReplies() error {
 	rs := &replies{pending: make(map[string]*pendingRequest)}
+	// Nobody waits for an answer's acceptance: the requester waits for
+	// the answer itself. A failure is only worth a debug line.
+	rs.answers = remoting.NewOutcomes(func(vals []any, err error) {
+		if err != nil && n.ctx.Err() == nil {
+			n.log.Debug("answers not delivered", zap.Int("answers", len(vals)), zap.Error(err))
+		}
+	})
 	// The node's one reply receiver: every Request of this run is
 	// answered there, each answer carrying its request's correlation.
 	pid, err := n.sys.SpawnNamed(refActorPrefix+randomHex(), func() actor.Actor {
@@ -110,53 +135,56 @@ func Request[Resp any](ctx context.Context, n *Node, name string, req any) (Resp
 	}()
 	call := Call{Request: req, ReplyTo: n.refOf(rs.pid, tag)}
 	r := n.router(name)
+	// The request goes as a value of a batch: its acceptance may come up
+	// to remoting.AckDelay late, and nobody waits for it, only for the
+	// answer, or a refusal (then it goes to another receiver), or the
+	// failure of its node.
+	outcome := make(chan error, 1) // one outcome per attempt, read before the next
+	out := remoting.NewOutcomes(func(_ []any, err error) { outcome <- err })
+	took := func(to actor.PID) {
+		rs.mu.Lock()
+		p.node = to.Node
+		rs.mu.Unlock()
+	}
 	for {
-		accepted := make(chan error, 1)
-		err := r.routeFrom(ctx, &r.turn, call, func(to actor.PID, err error) {
-			if err == nil {
-				rs.mu.Lock()
-				p.node = to.Node
-				rs.mu.Unlock()
-			}
-			accepted <- err
-		})
-		if err != nil {
+		if err := r.routeOne(ctx, &r.turn, call, out, took); err != nil {
 			n.stats.failed(name, false, 1)
 			return zero, fmt.Errorf("channel: request to %q: %w", name, wrongType(err))
 		}
-		select {
-		case err = <-accepted:
-		case m := <-p.answer: // the answer may overtake the acceptance
-			n.stats.delivered(r.stats, 1)
-			return answerOf[Resp](name, m)
-		case <-ctx.Done():
-			return zero, fmt.Errorf("channel: request to %q: %w", name, ctx.Err())
+		// Its node might have been declared dead before p.node was set:
+		// look once now; failNode tells of a later death.
+		if node := p.nodeOf(rs); node != n.id && !n.isLiveMember(node) {
+			n.stats.failed(name, true, 1)
+			return zero, fmt.Errorf("channel: request to %q: %w: %s was declared dead", name, ErrNodeLost, node)
 		}
-		if err == nil {
-			n.stats.delivered(r.stats, 1)
-			break
+		for waiting := outcome; ; {
+			select {
+			case err := <-waiting:
+				switch {
+				case err == nil:
+					n.stats.delivered(r.stats, 1)
+					waiting = nil // accepted: now only the answer counts
+					continue
+				case refused(err):
+					n.stats.inFlight.Add(-1)
+				default:
+					n.stats.failed(name, true, 1)
+					return zero, fmt.Errorf("channel: request to %q: %w", name, wrongType(err))
+				}
+			case m := <-p.answer:
+				if waiting != nil { // the answer overtook the acceptance
+					n.stats.delivered(r.stats, 1)
+				}
+				return answerOf[Resp](name, m)
+			case err := <-p.lost:
+				return zero, fmt.Errorf("channel: request to %q: %w", name, err)
+			case <-ctx.Done():
+				return zero, fmt.Errorf("channel: request to %q: %w", name, ctx.Err())
+			case <-n.ctx.Done():
+				return zero, ErrClosed
+			}
+			break // refused, never accepted: another receiver may take it
 		}
-		if refused(err) {
-			n.stats.inFlight.Add(-1)
-			continue // never accepted: another receiver may take it
-		}
-		n.stats.failed(name, true, 1)
-		return zero, fmt.Errorf("channel: request to %q: %w", name, wrongType(err))
-	}
-	// The node it went to might have been declared dead before p.node
-	// was set: look once now, then watch.
-	if node := p.nodeOf(rs); node != n.id && !n.isLiveMember(node) {
-		return zero, fmt.Errorf("channel: request to %q: %w: %s was declared dead", name, ErrNodeLost, node)
-	}
-	select {
-	case m := <-p.answer:
-		return answerOf[Resp](name, m)
-	case err := <-p.lost:
-		return zero, fmt.Errorf("channel: request to %q: %w", name, err)
-	case <-ctx.Done():
-		return zero, fmt.Errorf("channel: request to %q: %w", name, ctx.Err())
-	case <-n.ctx.Done():
-		return zero, ErrClosed
 	}
 }
 
@@ -262,7 +290,7 @@ func (n *Node) answer(name string, call Call, h func(context.Context) (any, erro
 	}
 	ctx, cancel := context.WithTimeout(n.ctx, DefaultDrainTimeout)
 	defer cancel()
-	if err := n.sendTo(ctx, call.ReplyTo, m); err != nil && !errors.Is(err, ErrClosed) {
+	if err := n.sendTo(ctx, call.ReplyTo, m, n.replies.answers); err != nil && !errors.Is(err, ErrClosed) {
 		n.log.Debug("answer not delivered", zap.String("name", name), zap.Stringer("to", call.ReplyTo), zap.Error(err))
 	}
 }

@@ -125,21 +125,27 @@ func (r *router) route(ctx context.Context, turn *atomic.Uint64, v any, done fun
 	return err
 }
 
-// routeFrom is route whose done also learns which receiver took v (or
-// turned it away).
-func (r *router) routeFrom(ctx context.Context, turn *atomic.Uint64, v any, done func(actor.PID, error)) error {
-	one := func(err error) (int, error) {
-		if err != nil {
-			return 0, err
-		}
-		return 1, nil
-	}
+// routeOne hands v to one receiver, as route does, but as a value of a
+// batch: out hears its outcome (an acceptance up to remoting.AckDelay
+// late, a refusal at once), and took learns, before routeOne returns,
+// which receiver it went to. For a sender that waits for something else
+// than the acceptance (Request waits for the answer).
+func (r *router) routeOne(ctx context.Context, turn *atomic.Uint64, v any, out *remoting.Outcomes, took func(actor.PID)) error {
+	vals := []any{v}
 	_, err := r.hand(ctx, turn, 1,
 		func(t target, _ int) (int, error) {
-			return one(t.try(v, func(err error) { done(t.pid(), err) }))
+			n, err := t.tryMany(vals, out)
+			if n == 1 {
+				took(t.pid())
+			}
+			return n, err
 		},
 		func(ctx context.Context, t target, _ int) (int, error) {
-			return one(t.block(ctx, v, func(err error) { done(t.pid(), err) }))
+			n, err := t.blockMany(ctx, vals, out)
+			if n == 1 {
+				took(t.pid())
+			}
+			return n, err
 		})
 	return err
 }

@@ -2,9 +2,10 @@
 // nodes play ping/pong over named channels and report throughput and
 // round-trip latency.
 //
-// With no flags it starts a 3-node cluster in this process: n1 sends pings
-// to the name "ping", whose receivers live on n2 and n3; each answers on
-// "pong.n1", which n1 receives.
+// With no flags it starts a 3-node cluster in this process: n1 requests
+// pongs from the name "ping", which n2 and n3 serve (channel.Request and
+// channel.Serve: each pong goes back to its ping's reply address, with no
+// name or registry write per pinger).
 //
 //	go run ./cmd/pingpong                 # 3 nodes, 3 seconds, a line per second
 //	go run ./cmd/pingpong -d 10s -json    # the report as one JSON line
@@ -37,8 +38,7 @@ import (
 	"github.com/dchan-io/dchan/channel"
 )
 
-// Ping goes from a pinger to any receiver of "ping"; Pong comes back on
-// "pong.<From>".
+// Ping is requested from any server of "ping"; its Pong answers it.
 type Ping struct {
 	From string
 	Seq  int64
@@ -167,7 +167,7 @@ func runLocalCluster(ctx context.Context, o options, out io.Writer) error {
 		}
 		nodes = append(nodes, n)
 	}
-	stopResponders := make([]func(), 0, 2)
+	stopResponders := make([]func() error, 0, 2)
 	for _, n := range nodes[1:] {
 		stop, err := respond(n)
 		if err != nil {
@@ -177,7 +177,7 @@ func runLocalCluster(ctx context.Context, o options, out io.Writer) error {
 	}
 	defer func() {
 		for _, stop := range stopResponders {
-			stop()
+			_ = stop()
 		}
 	}()
 	return play(ctx, nodes[0], o, out)

@@ -3,18 +3,19 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/dchan-io/dchan/channel"
 )
 
 // lostAfter is how long a ping waits for its pong before it counts as
-// lost and another takes its place: values are delivered at most once, so
-// a ping to a node that went away mid-flight may never be answered.
+// lost and another takes its place.
 const lostAfter = 5 * time.Second
 
 type report struct {
@@ -30,135 +31,75 @@ type report struct {
 	Names     []string `json:"names"`
 }
 
-// respond answers every Ping received on "ping" with a Pong to its sender.
-// A pong whose send channel is full (its pinger has gone, and nobody
-// receives its pongs) is dropped, so that one absent pinger never stops
-// the answers to the others.
-func respond(n *channel.Node) (stop func(), err error) {
-	pings, closePings, err := channel.ReceiveOf[Ping](n, "ping", 256)
-	if err != nil {
-		return nil, err
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		senders := map[string]chan<- any{}
-		var closers []channel.CloseFunc
-		defer func() {
-			for _, c := range closers {
-				_ = c()
-			}
-		}()
-		for p := range pings {
-			out, ok := senders[p.From]
-			if !ok {
-				var closeOut channel.CloseFunc
-				var serr error
-				out, closeOut, serr = n.Send("pong."+p.From, 256)
-				if serr != nil {
-					continue
-				}
-				senders[p.From] = out
-				closers = append(closers, closeOut)
-			}
-			select {
-			case out <- Pong(p):
-			default:
-			}
-		}
-	}()
-	return func() {
-		_ = closePings()
-		<-done
-	}, nil
+// respond answers every Ping requested on "ping" with its Pong.
+func respond(n *channel.Node) (stop func() error, err error) {
+	return channel.Serve(n, "ping", 256, func(_ context.Context, p Ping) (Pong, error) {
+		return Pong(p), nil
+	})
 }
 
-// play sends pings from n with o.inflight outstanding and measures the
-// round trips until o.duration passes (or, for 0, until ctx ends).
+// play requests pongs from n with o.inflight requests outstanding and
+// measures the round trips until o.duration passes (or, for 0, until ctx
+// ends). A request that fails (its responder's node was lost, or no pong
+// within lostAfter) counts as lost; another takes its place.
 func play(ctx context.Context, n *channel.Node, o options, out io.Writer) error {
-	pongs, closePongs, err := channel.ReceiveOf[Pong](n, "pong."+n.ID(), 1024)
-	if err != nil {
-		return err
-	}
-	defer closePongs()
-	pings, closePings, err := n.Send("ping", 1024)
-	if err != nil {
-		return err
-	}
-	defer closePings()
-
-	rtts := make([]time.Duration, 0, 1<<16)
-	pending := make(map[int64]time.Time, o.inflight) // seq → sent
-	var seq, lost int64
-	start := time.Now()
-	var deadline <-chan time.Time
+	playCtx, stopPlaying := context.WithCancel(ctx)
+	defer stopPlaying()
 	if o.duration > 0 {
-		t := time.NewTimer(o.duration)
+		t := time.AfterFunc(o.duration, stopPlaying)
 		defer t.Stop()
-		deadline = t.C
 	}
-	playing := true
-	send := func() bool {
-		seq++
-		now := time.Now()
-		select {
-		case pings <- Ping{From: n.ID(), Seq: seq, Sent: now.UnixNano()}:
-			pending[seq] = now
-			return true
-		case <-ctx.Done():
-			return false
-		}
-	}
+	var (
+		mu   sync.Mutex
+		rtts = make([]time.Duration, 0, 1<<16)
+		lost int64
+		cl   channel.Cluster // the cluster as it was when playing ended
+	)
+	start := time.Now()
+	var wg sync.WaitGroup
 	for range o.inflight {
-		if !send() {
-			break
-		}
+		wg.Go(func() {
+			// The last request of each finishes after play ends, unless
+			// ctx (a signal) ends first.
+			for seq := int64(0); playCtx.Err() == nil; seq++ {
+				rctx, cancel := context.WithTimeout(ctx, lostAfter)
+				sent := time.Now()
+				_, err := channel.Request[Pong](rctx, n, "ping", Ping{From: n.ID(), Seq: seq, Sent: sent.UnixNano()})
+				rtt := time.Since(sent)
+				cancel()
+				mu.Lock()
+				switch {
+				case err == nil:
+					rtts = append(rtts, rtt)
+				case ctx.Err() == nil || errors.Is(err, channel.ErrNodeLost):
+					lost++ // not just a signal interrupting it
+				}
+				mu.Unlock()
+			}
+		})
 	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	last := 0
-	var cl channel.Cluster // the cluster as it was when playing ended
-	for playing || len(pending) > 0 {
+	for {
 		select {
-		case p, ok := <-pongs:
-			if !ok {
-				return fmt.Errorf("pong channel closed")
-			}
-			if _, ok := pending[p.Seq]; !ok {
-				continue // counted as lost already
-			}
-			delete(pending, p.Seq)
-			rtts = append(rtts, time.Duration(time.Now().UnixNano()-p.Sent))
-			if playing {
-				send()
-			}
 		case now := <-tick.C:
-			for s, sent := range pending {
-				if now.Sub(sent) > lostAfter {
-					delete(pending, s)
-					lost++
-					if playing {
-						send()
-					}
-				}
-			}
+			mu.Lock()
+			trips, l := len(rtts), lost
+			mu.Unlock()
 			if !o.asJSON {
-				fmt.Fprintf(out, "%6.1fs  %9d round trips  %9d/s  %d lost\n", now.Sub(start).Seconds(), len(rtts), len(rtts)-last, lost)
-				last = len(rtts)
+				fmt.Fprintf(out, "%6.1fs  %9d round trips  %9d/s  %d lost\n", now.Sub(start).Seconds(), trips, trips-last, l)
 			}
-		case <-deadline:
-			playing, deadline = false, nil
+			last = trips
+			continue
+		case <-playCtx.Done():
 			cl = n.Cluster()
-		case <-ctx.Done():
-			// Interrupted: report what was played.
-			if playing {
-				cl = n.Cluster()
-			}
-			lost += int64(len(pending))
-			clear(pending)
-			playing = false
 		}
+		break
 	}
+	<-done
 	return writeReport(cl, o, out, rtts, lost, time.Since(start))
 }
 
