@@ -99,16 +99,14 @@ func BenchmarkActorSend8Senders(b *testing.B) {
 	b.ResetTimer()
 	var wg sync.WaitGroup
 	for w := int64(0); w < senders; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for i := w; i < n; i += senders {
 				if err := s.Send(ctx, pid, benchMsg{ID: i}); err != nil {
 					b.Error(err)
 					return
 				}
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	<-done

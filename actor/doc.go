@@ -58,16 +58,19 @@
 // unless enough workers (GOMAXPROCS) already wait, so the number of idle
 // goroutines is bounded by the System, not by its actors. Shutdown stops the
 // idle workers and waits for every run. Delayed restarts run from the
-// strategy's clock.
+// strategy's clock. An actor whose mailbox grew to its whole capacity has a
+// timer (WithTrimAfter, 10 s by default) whose function only queues a
+// system message: the actor's next run lets the large ring go if nothing
+// was pushed since the previous look.
 //
-// An actor that implements Eager is offered each message sent to it alone
-// on the sender's goroutine first, whenever it is idle with an empty
-// mailbox: its TryReceive takes the message without a run (dchan's
-// channel receivers put it straight into the user's buffered channel) or
-// declines it, and a declined message is queued as usual. The offer
-// follows the same rules as a run, so Receive and TryReceive never overlap
-// and each sender's order holds; a panic in TryReceive is supervised like
-// one in Receive.
+// An actor that implements Eager is offered messages on the sender's
+// goroutine first, whenever it is idle with an empty mailbox: one sent
+// alone, or the messages of a TrySendManyFrom in order. Its TryReceive
+// takes each without a run (dchan's channel receivers put it straight into
+// the user's buffered channel) or declines it; a declined message, and
+// what follows it, is queued as usual. The offer follows the same rules as
+// a run, so Receive and TryReceive never overlap and each sender's order
+// holds; a panic in TryReceive is supervised like one in Receive.
 //
 // Nothing in this package uses package-level state: Systems are
 // independent.

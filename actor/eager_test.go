@@ -30,9 +30,7 @@ type eagerActor struct {
 }
 
 func (a *eagerActor) enter() {
-	if !a.busy.CompareAndSwap(false, true) {
-		a.t.Error("TryReceive overlapped Receive or itself")
-	}
+	assert.True(a.t, a.busy.CompareAndSwap(false, true), "TryReceive overlapped Receive or itself")
 }
 
 func (a *eagerActor) Receive(c *actor.Context) {
@@ -87,9 +85,7 @@ func TestEagerActorKeepsEachSendersOrder(t *testing.T) {
 	pid, l := spawnEager(t, s, func(v int) bool { return v%3 != 0 }, actor.WithMailboxSize(16))
 	var wg sync.WaitGroup
 	for snd := range senders {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			from := actor.PID{Node: "far", ID: "s"}
 			for i := range each {
 				v := snd*each + i
@@ -100,8 +96,8 @@ func TestEagerActorKeepsEachSendersOrder(t *testing.T) {
 				case 1:
 					var n int
 					n, err = s.TrySendManyFrom(from, pid, []any{v})
-					if err == nil && n != 1 {
-						t.Errorf("TrySendManyFrom took %d", n)
+					if err == nil {
+						assert.Equal(t, 1, n, "messages TrySendManyFrom took")
 					}
 				default:
 					err = s.TrySendFrom(from, pid, v)
@@ -111,7 +107,7 @@ func TestEagerActorKeepsEachSendersOrder(t *testing.T) {
 					err = s.TrySendFrom(from, pid, v)
 				}
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	ev := l.waitUntil(t, hasLen(1+senders*each))

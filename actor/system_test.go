@@ -137,16 +137,13 @@ func TestSendFIFOPerSender(t *testing.T) {
 	require.NoError(t, err)
 	var wg sync.WaitGroup
 	for snd := 0; snd < senders; snd++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for i := 0; i < each; i++ {
-				if err := s.Send(context.Background(), pid, msg{snd, i}); err != nil {
-					t.Error(err)
+				if !assert.NoError(t, s.Send(context.Background(), pid, msg{snd, i})) {
 					return
 				}
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	select {
@@ -410,11 +407,9 @@ func TestShutdownTwiceIsSafeAndLeakFree(t *testing.T) {
 	ctx := context.Background()
 	var wg sync.WaitGroup
 	for i := 0; i < 3; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			assert.NoError(t, s.Shutdown(ctx))
-		}()
+		})
 	}
 	wg.Wait()
 	assert.NoError(t, s.Shutdown(ctx))
@@ -560,18 +555,15 @@ func TestThousandActorsThousandMessagesNoLossNoDuplicate(t *testing.T) {
 	}
 	var wg sync.WaitGroup
 	for snd := 0; snd < senders; snd++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for v := snd; v < perActor; v += senders {
 				for _, pid := range pids {
-					if err := s.Send(context.Background(), pid, v); err != nil {
-						t.Error(err)
+					if !assert.NoError(t, s.Send(context.Background(), pid, v)) {
 						return
 					}
 				}
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	done := make(chan struct{})

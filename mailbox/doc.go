@@ -7,14 +7,19 @@
 //
 // A mailbox owns no goroutine while it is idle. Each push flips the mailbox's
 // status from idle to running with one compare-and-swap; the pusher that wins
-// hands Mailbox.run to the Dispatcher, which starts one goroutine. That
-// goroutine invokes the Invoker for each message, system messages first,
-// yields the processor after every Throughput messages (runtime.Gosched), and
-// returns once both queues are empty, flipping the status back to idle and
-// re-checking the queues so that no message is ever stranded.
+// hands the mailbox's run to the Dispatcher, which runs it on a goroutine of
+// its choosing. The run invokes the Invoker for each message, system messages
+// first, yields the processor after every Throughput messages
+// (runtime.Gosched), and returns once both queues are empty, flipping the
+// status back to idle and re-checking the queues so that no message is ever
+// stranded.
 //
-// The Dispatcher decides how runs are started; the actor package's dispatcher
-// starts a tracked goroutine per run and waits for all of them on shutdown.
+// The Dispatcher decides where runs go. GoDispatcher starts a goroutine per
+// run. The actor package's dispatcher hands each run to one of its idle
+// worker goroutines, or starts a new worker when none is idle; a worker
+// whose run ended waits for the next one (at most GOMAXPROCS workers, and
+// at least two, wait idle), and the System waits for all of them on
+// shutdown.
 //
 // # Inline delivery
 //
@@ -29,9 +34,12 @@
 // # Backpressure
 //
 // The user queue is bounded. Push blocks while it is full and returns when a
-// slot frees, when ctx ends, or when the mailbox is closed. TryPush never
-// blocks and reports ErrFull. Len and Cap let a flow-control layer grant
-// credit equal to the free space.
+// slot frees, when ctx ends, or when the mailbox is closed. Blocked pushers
+// are woken in batches: once the consumer has freed an eighth of the
+// capacity (at most 512 slots) since the last wake, or when its run ends,
+// so that a pusher and the consumer do not take turns one message at a
+// time. TryPush and TryPushMany never block; TryPush reports ErrFull. Len,
+// Cap and Free let a flow-control layer grant credit from the free space.
 //
 // # Memory
 //

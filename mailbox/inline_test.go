@@ -37,7 +37,7 @@ func TestTryInlineTakesOnTheCallersGoroutineWhenIdleAndEmpty(t *testing.T) {
 }
 
 func TestTryInlineDeclinesWhenAnythingIsAhead(t *testing.T) {
-	never := func(int) bool { t.Error("take called with something ahead"); return true }
+	never := func(int) bool { assert.Fail(t, "take called with something ahead"); return true }
 
 	t.Run("before Start", func(t *testing.T) {
 		m, err := New[int](4)
@@ -141,9 +141,7 @@ func TestTryInlineNeverOverlapsARunAndKeepsEachPushersOrder(t *testing.T) {
 	var order []int
 	var inlined atomic.Int64
 	record := func(v int) {
-		if !busy.CompareAndSwap(false, true) {
-			t.Error("take and the invoker overlapped")
-		}
+		assert.True(t, busy.CompareAndSwap(false, true), "take and the invoker overlapped")
 		mu.Lock()
 		order = append(order, v)
 		mu.Unlock()
@@ -154,17 +152,14 @@ func TestTryInlineNeverOverlapsARunAndKeepsEachPushersOrder(t *testing.T) {
 	m, _ := start(t, 8, r, WithThroughput(3))
 	var wg sync.WaitGroup
 	for p := range pushers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for i := range each {
 				v := p*each + i
 				if i%3 != 0 && m.TryInline([]int{v}, func(v int) bool { record(v); return true }) == 1 {
 					inlined.Add(1)
 					continue
 				}
-				if err := m.Push(context.Background(), v); err != nil {
-					t.Error(err)
+				if !assert.NoError(t, m.Push(context.Background(), v)) {
 					return
 				}
 				if i%10 == 0 {
@@ -175,7 +170,7 @@ func TestTryInlineNeverOverlapsARunAndKeepsEachPushersOrder(t *testing.T) {
 					}
 				}
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	r.wait(t, pushers*each-int(inlined.Load()))

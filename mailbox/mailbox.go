@@ -65,29 +65,35 @@ type Mailbox[T any] struct {
 }
 
 // Option configures a Mailbox.
-type Option func(*config)
+type Option interface{ apply(*config) }
+
+type optionFunc func(*config)
+
+func (f optionFunc) apply(c *config) { f(c) }
 
 type config struct {
 	throughput int
 	onGrow     func()
 }
 
+func defaultConfig() config { return config{throughput: DefaultThroughput} }
+
 // WithThroughput sets how many messages a run processes before it yields
 // (default DefaultThroughput). n must be positive.
-func WithThroughput(n int) Option { return func(c *config) { c.throughput = n } }
+func WithThroughput(n int) Option { return optionFunc(func(c *config) { c.throughput = n }) }
 
 // WithGrowHook sets a function to call each time the user queue allocates
 // its whole capacity (see "Memory" in the package documentation), for an
 // owner that trims idle mailboxes (Trim). It runs on the pushing goroutine
 // and must not block.
-func WithGrowHook(f func()) Option { return func(c *config) { c.onGrow = f } }
+func WithGrowHook(f func()) Option { return optionFunc(func(c *config) { c.onGrow = f }) }
 
 // New returns a mailbox whose user queue holds up to capacity messages.
 // capacity must be at least 1.
 func New[T any](capacity int, opts ...Option) (*Mailbox[T], error) {
-	cfg := config{throughput: DefaultThroughput}
+	cfg := defaultConfig()
 	for _, o := range opts {
-		o(&cfg)
+		o.apply(&cfg)
 	}
 	if capacity < 1 {
 		return nil, fmt.Errorf("mailbox: capacity %d: must be at least 1", capacity)

@@ -19,11 +19,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 type waitDispatcher struct{ wg sync.WaitGroup }
 
 func (d *waitDispatcher) Schedule(fn func()) {
-	d.wg.Add(1)
-	go func() {
-		defer d.wg.Done()
-		fn()
-	}()
+	d.wg.Go(fn)
 }
 
 type event struct {
@@ -108,12 +104,10 @@ func TestFIFOPerSender(t *testing.T) {
 func goProduce(n, each, from, to int, push func(v int) bool) (wait func()) {
 	var wg sync.WaitGroup
 	for p := 0; p < n; p++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for i := from; i < to && push(p*each+i); i++ {
 			}
-		}()
+		})
 	}
 	return wg.Wait
 }
@@ -123,11 +117,7 @@ func goProduce(n, each, from, to int, push func(v int) bool) (wait func()) {
 func pushFromEach(t *testing.T, m *Mailbox[int], n, each int) {
 	t.Helper()
 	goProduce(n, each, 0, each, func(v int) bool {
-		err := m.Push(context.Background(), v)
-		if err != nil {
-			t.Error(err)
-		}
-		return err == nil
+		return assert.NoError(t, m.Push(context.Background(), v))
 	})()
 }
 
@@ -338,23 +328,20 @@ func TestNoMessageStrandedUnderConcurrentPushes(t *testing.T) {
 	m, _ := start(t, 8, r, WithThroughput(3))
 	var wg sync.WaitGroup
 	for p := 0; p < producers; p++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for i := 0; i < each; i++ {
 				err := m.TryPush(p*each + i)
 				if errors.Is(err, ErrFull) {
 					err = m.Push(context.Background(), p*each+i)
 				}
-				if err != nil {
-					t.Error(err)
+				if !assert.NoError(t, err) {
 					return
 				}
 				if i%97 == 0 {
 					m.PushSystem(i)
 				}
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	sys := producers * ((each + 96) / 97)
@@ -380,15 +367,13 @@ func TestNothingLandsAfterClose(t *testing.T) {
 		var accepted atomic.Int64
 		var wg sync.WaitGroup
 		for p := 0; p < 4; p++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
+			wg.Go(func() {
 				for i := 0; i < 100; i++ {
 					if m.TryPush(i) == nil {
 						accepted.Add(1)
 					}
 				}
-			}()
+			})
 		}
 		m.Close()
 		n := m.Len()

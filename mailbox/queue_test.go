@@ -210,9 +210,7 @@ func TestConcurrentProducersNeverOverfillAcrossTheMove(t *testing.T) {
 		var mu sync.Mutex
 		taken := 0
 		for p := 0; p < 4; p++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
+			wg.Go(func() {
 				for {
 					err := m.TryPush(p)
 					if errors.Is(err, ErrFull) {
@@ -222,7 +220,7 @@ func TestConcurrentProducersNeverOverfillAcrossTheMove(t *testing.T) {
 					taken++
 					mu.Unlock()
 				}
-			}()
+			})
 		}
 		wg.Wait()
 		require.Equal(t, capacity, taken, "trial %d", trial)
@@ -285,12 +283,10 @@ func TestOneProducerAllocatesTheLargeRing(t *testing.T) {
 		var start, wg sync.WaitGroup
 		start.Add(1)
 		for p := 0; p < 8; p++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
+			wg.Go(func() {
 				start.Wait()
 				assert.True(t, q.push([48]byte{}))
-			}()
+			})
 		}
 		start.Done()
 		wg.Wait()

@@ -14,9 +14,11 @@
 //
 // OneForOne applies the directive to the failed child only; AllForOne applies
 // Restart and Stop to all of the supervisor's children. Restarts are bounded:
-// more than MaxRestarts failures within Window stop the child instead. A
-// Backoff delays each restart exponentially with jitter; the delay is timed
-// by an injectable Clock, so tests drive it without sleeping.
+// a child that fails more than n times within a window (WithMaxRestarts; 10
+// within 10 seconds by default) is stopped instead. A Backoff (WithBackoff;
+// none by default) delays each restart exponentially with jitter; the delay
+// is timed by an injectable Clock (WithClock), so tests drive it without
+// sleeping.
 //
 // Use a strategy for top-level actors with actor.WithGuardian, and for an
 // actor's children with actor.WithSupervisor.

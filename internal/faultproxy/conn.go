@@ -82,11 +82,7 @@ func (c *conn) run() {
 }
 
 func (c *conn) goFunc(f func()) {
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
-		f()
-	}()
+	c.wg.Go(f)
 }
 
 // pump starts the reader and writer goroutines of one direction.

@@ -35,9 +35,7 @@ func startEcho(t *testing.T) *echoServer {
 		t.Fatal(err)
 	}
 	s := &echoServer{ln: ln}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
+	s.wg.Go(func() {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
@@ -46,9 +44,7 @@ func startEcho(t *testing.T) *echoServer {
 			s.mu.Lock()
 			s.conns = append(s.conns, c)
 			s.mu.Unlock()
-			s.wg.Add(1)
-			go func() {
-				defer s.wg.Done()
+			s.wg.Go(func() {
 				defer c.Close()
 				buf := make([]byte, 4096)
 				for {
@@ -65,9 +61,9 @@ func startEcho(t *testing.T) *echoServer {
 						return
 					}
 				}
-			}()
+			})
 		}
-	}()
+	})
 	t.Cleanup(func() {
 		ln.Close()
 		s.mu.Lock()

@@ -122,11 +122,7 @@ func New(target string, opts ...Option) (*Proxy, error) {
 
 // goFunc runs f in a goroutine that Close waits for.
 func (p *Proxy) goFunc(f func()) {
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		f()
-	}()
+	p.wg.Go(f)
 }
 
 // Addr returns the address clients dial instead of the target.
