@@ -468,14 +468,8 @@ func (s *inStream) senderPID(node, id []byte) (actor.PID, error) {
 	return actor.PID{Node: s.lastNode, ID: s.lastID}, nil
 }
 
-// resolve records the outcome of delivering one message of l, in order,
-// and returns how many acceptances of l wait to be reported.
-func (s *inStream) resolve(l *inLink, err error, tracked bool) uint64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.resolveLocked(l, err, tracked)
-}
-
+// resolveLocked records the outcome of delivering one message of l, in
+// order, and returns how many acceptances of l wait to be reported.
 func (s *inStream) resolveLocked(l *inLink, err error, tracked bool) uint64 {
 	if s.links[l.target.ID] != l {
 		return 0 // link closed meanwhile
