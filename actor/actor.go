@@ -13,8 +13,8 @@ type Actor interface {
 // message (System.Send, SendFrom, TrySendFrom, and Context's Send, Respond
 // and Request) offers it to TryReceive on the sender's goroutine instead
 // of queuing it and starting a run: one goroutine switch fewer per
-// message. TrySendManyFrom does not offer: a transport delivering a batch
-// keeps its pace by leaving the hand-offs to the run.
+// message. TrySendManyFrom offers its messages the same way, in order,
+// until TryReceive declines one; the rest are queued.
 //
 // TryReceive runs under the same rules as Receive: never concurrently with
 // it or with itself, never before Started or after Stopping, and not while

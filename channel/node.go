@@ -66,12 +66,11 @@ func New(ctx context.Context, opts ...Option) (*Node, error) {
 	log := cfg.logger.With(zap.String("node", id))
 	codec := cfg.codec
 	if codec == nil {
-		gc, err := remoting.NewGobCodec(append([]any{Call{}, Ref{}, refMessage{}}, cfg.types...)...)
+		gc, err := remoting.NewGobCodec(append([]any{Call{}, Ref{}}, cfg.types...)...)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrInvalidOption, err)
 		}
 		codec = gc
-		registerInterfaceTypes(cfg.types)
 	}
 	sys, err := actor.NewSystem(actor.WithNode(id), actor.WithLogger(log))
 	if err != nil {

@@ -116,10 +116,6 @@ func WithDataDir(dir string) Option { return optionFunc(func(c *config) { c.data
 // WithTypes registers the types of the values sent through the node with
 // the default gob codec. Pass a zero value of each, e.g.
 // WithTypes(Order{}, &Invoice{}). Every node must register the same types.
-// They are also registered with gob's process-wide registry (gob.Register),
-// which gob consults for values in interface-typed fields: that is how a
-// request (Request) and its answer travel inside their envelopes, and how
-// a message field of type any carries them.
 func WithTypes(values ...any) Option {
 	return optionFunc(func(c *config) { c.types = append(c.types, values...) })
 }

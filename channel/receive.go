@@ -258,7 +258,7 @@ func (r *receiver) Receive(c *actor.Context) {
 		r.closeOut()
 		r.n.forget(r)
 	default:
-		if r.hand(c.Context().Done(), m) {
+		if r.hand(c.Context().Done(), asCall(m)) {
 			r.n.stats.received(r.stats)
 		}
 	}
@@ -269,7 +269,7 @@ func (r *receiver) Receive(c *actor.Context) {
 // delivering goroutine (a stream's reader, a send pump), without a
 // mailbox run.
 func (r *receiver) TryReceive(v any, _ actor.PID) bool {
-	if !r.try(v) {
+	if !r.try(asCall(v)) {
 		return false
 	}
 	r.n.stats.received(r.stats)
@@ -390,8 +390,9 @@ func ReceiveOfContext[T any](ctx context.Context, n *Node, name string, buf int)
 	return out, r.close, nil
 }
 
-// typeFilter refuses a value that is not a T.
+// typeFilter refuses a value that is not a T (a request is a Call).
 func typeFilter[T any](v any) error {
+	v = asCall(v)
 	if _, ok := v.(T); ok {
 		return nil
 	}

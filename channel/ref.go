@@ -49,12 +49,15 @@ func (r Ref) pid() actor.PID { return actor.PID{Node: r.node, ID: r.id} }
 // GobEncode makes a Ref gob-encodable (in any message field): its node,
 // actor ID and correlation, each a uvarint length and the bytes.
 func (r Ref) GobEncode() ([]byte, error) {
-	b := make([]byte, 0, 3*binary.MaxVarintLen16+len(r.node)+len(r.id)+len(r.tag))
+	return r.appendTo(make([]byte, 0, 3*binary.MaxVarintLen16+len(r.node)+len(r.id)+len(r.tag))), nil
+}
+
+func (r Ref) appendTo(b []byte) []byte {
 	for _, f := range [...]string{r.node, r.id, r.tag} {
 		b = binary.AppendUvarint(b, uint64(len(f)))
 		b = append(b, f...)
 	}
-	return b, nil
+	return b
 }
 
 // maxRefField bounds each field of a decoded Ref: node IDs and actor IDs
@@ -63,19 +66,55 @@ const maxRefField = 1024
 
 // GobDecode is GobEncode's inverse.
 func (r *Ref) GobDecode(b []byte) error {
+	ref, err := parseRef(b)
+	if err != nil {
+		return err
+	}
+	*r = ref
+	return nil
+}
+
+func parseRef(b []byte) (Ref, error) {
 	var f [3]string
 	for i := range f {
 		n, k := binary.Uvarint(b)
 		if k <= 0 || n > maxRefField || n > uint64(len(b)-k) {
-			return errors.New("channel: decoding a Ref: a field is cut short or too long")
+			return Ref{}, errors.New("channel: decoding a Ref: a field is cut short or too long")
 		}
 		f[i], b = string(b[k:k+int(n)]), b[k+int(n):]
 	}
 	if len(b) != 0 {
-		return errors.New("channel: decoding a Ref: trailing bytes")
+		return Ref{}, errors.New("channel: decoding a Ref: trailing bytes")
 	}
-	*r = Ref{node: f[0], id: f[1], tag: f[2]}
-	return nil
+	return Ref{node: f[0], id: f[1], tag: f[2]}, nil
+}
+
+// Requests and answers travel as remoting.Tagged values: the request or
+// answer itself keeps the codec's compact encoding (a flat struct skips
+// gob), and the tag says what it is. The tag's first byte is its kind.
+const (
+	tagCall   = 'C' // a request; the rest is the Ref to answer at
+	tagAnswer = 'A' // an answer; the rest is its request's correlation
+	tagError  = 'E' // the handler's error, the Value its text; the rest is the correlation
+)
+
+// callMessage is how a request travels to the receiver of a name.
+func callMessage(req any, replyTo Ref) remoting.Tagged {
+	return remoting.Tagged{Tag: replyTo.appendTo([]byte{tagCall}), Value: req}
+}
+
+// asCall returns the Call a request's message stands for, or v itself if
+// it is not a request.
+func asCall(v any) any {
+	t, ok := v.(remoting.Tagged)
+	if !ok || len(t.Tag) == 0 || t.Tag[0] != tagCall {
+		return v
+	}
+	ref, err := parseRef(t.Tag[1:])
+	if err != nil {
+		return v // not one of ours: handed on as it came
+	}
+	return Call{Request: t.Value, ReplyTo: ref}
 }
 
 // randomHex returns 128 random bits in hex: unguessable, never repeated.
@@ -109,14 +148,6 @@ func (n *Node) refOf(pid actor.PID, tag string) Ref {
 	return Ref{node: n.id, id: pid.ID, tag: tag}
 }
 
-// refMessage is what travels to a Ref that carries a request's
-// correlation: the answer and its correlation, or the handler's error.
-type refMessage struct {
-	Tag   string
-	Value any
-	Err   string // the responder's error, if its handler failed
-}
-
 // SendTo delivers v to the receiver of ref and returns once its buffer
 // accepted v, or with an error: ErrGone (the Ref's receiver was closed, or
 // its node has restarted or is no longer a member), ErrNodeLost (the
@@ -130,7 +161,7 @@ func (n *Node) SendTo(ctx context.Context, ref Ref, v any) error {
 		return fmt.Errorf("%w: the zero Ref", ErrGone)
 	}
 	if ref.tag != "" {
-		v = refMessage{Tag: ref.tag, Value: v}
+		v = answerMessage(ref.tag, v, nil)
 	}
 	return n.sendTo(ctx, ref, v, nil)
 }

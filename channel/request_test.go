@@ -313,3 +313,45 @@ func TestReceiveContextIsBoundedOnTheMinoritySide(t *testing.T) {
 	assert.Empty(t, survivor.reg.Lookup("minority-news"), "nothing registered")
 	kill(survivor) // a Close would wait for a quorum to leave
 }
+
+func TestAPlainReceiverAnswersRequestsItSeesAsCalls(t *testing.T) {
+	nodes := startCluster(t, 2)
+	in, closeIn, err := nodes[1].Receive("manual", 4)
+	require.NoError(t, err)
+	defer closeIn()
+	waitReceivers(t, nodes[0], "manual", 1)
+	go func() {
+		for v := range in {
+			call, ok := v.(Call)
+			if !ok {
+				continue
+			}
+			_ = nodes[1].SendTo(context.Background(), call.ReplyTo, fmt.Sprintf("got %v", call.Request))
+		}
+	}()
+	got, err := Request[string](ctxFor(t, waitFor), nodes[0], "manual", 7)
+	require.NoError(t, err)
+	assert.Equal(t, "got 7", got)
+
+	// A typed receiver of Calls takes requests; one of another type
+	// refuses them.
+	calls, closeCalls, err := ReceiveOf[Call](nodes[1], "typed-calls", 4)
+	require.NoError(t, err)
+	defer closeCalls()
+	ints, closeInts, err := ReceiveOf[int](nodes[1], "ints", 4)
+	require.NoError(t, err)
+	defer closeInts()
+	waitReceivers(t, nodes[0], "typed-calls", 1)
+	waitReceivers(t, nodes[0], "ints", 1)
+	go func() {
+		call := <-calls
+		_ = nodes[1].SendTo(context.Background(), call.ReplyTo, call.Request.(int)+1)
+	}()
+	n, err := Request[int](ctxFor(t, waitFor), nodes[0], "typed-calls", 41)
+	require.NoError(t, err)
+	assert.Equal(t, 42, n)
+	_, err = Request[int](ctxFor(t, waitFor), nodes[0], "ints", 1)
+	require.ErrorIs(t, err, ErrWrongType, "a request is not an int")
+	require.NoError(t, nodes[0].SendContext(ctxFor(t, waitFor), "ints", 5))
+	assert.Equal(t, 5, <-ints)
+}
