@@ -637,3 +637,50 @@ func TestPublishHandleReportsAnUnencodableValue(t *testing.T) {
 	assert.Eventually(t, func() bool { return !cached(1) }, 5*time.Second, 5*time.Millisecond, "the bad value left the cache")
 	assert.True(t, cached(2), "the good value stays cached")
 }
+
+// TestSubscribeOfAndPublishOfCarryTypedValues: a typed publisher's values
+// reach a typed subscriber on another node, in order; a value of another
+// type, published on the same name untyped, is dropped and counted, and
+// the typed stream goes on.
+func TestSubscribeOfAndPublishOfCarryTypedValues(t *testing.T) {
+	nodes := startCluster(t, 2)
+	in, closeIn, err := SubscribeOf[Order](nodes[1], "typed-news", 16)
+	require.NoError(t, err)
+	defer closeIn()
+	waitSubscribers(t, nodes, "typed-news", 1)
+
+	out, closeOut, err := PublishOf[Order](nodes[0], "typed-news", 16)
+	require.NoError(t, err)
+	defer closeOut()
+	for i := 1; i <= 5; i++ {
+		out <- Order{Sender: "p", Seq: i}
+	}
+	for i := 1; i <= 5; i++ {
+		select {
+		case o := <-in:
+			assert.Equal(t, Order{Sender: "p", Seq: i}, o)
+		case <-time.After(waitFor):
+			t.Fatalf("order %d never arrived", i)
+		}
+	}
+
+	untyped, closeUntyped, err := nodes[0].Publish("typed-news", 1)
+	require.NoError(t, err)
+	defer closeUntyped()
+	untyped <- "not an order"
+	out <- Order{Sender: "p", Seq: 6}
+	select {
+	case o := <-in:
+		assert.Equal(t, 6, o.Seq, "the typed stream goes on past the wrong-typed value")
+	case <-time.After(waitFor):
+		t.Fatal("order 6 never arrived")
+	}
+	assert.Eventually(t, func() bool { return nodes[1].Stats().Names["typed-news"].Dropped == 1 },
+		waitFor, 5*time.Millisecond, "the string is counted as dropped")
+	assert.Len(t, in, 0, "nothing but Orders reached the typed subscriber")
+
+	_, _, err = SubscribeOf[Order](nodes[1], "", 1)
+	assert.ErrorIs(t, err, ErrInvalidName)
+	_, _, err = PublishOf[Order](nodes[0], "typed-news", -1)
+	assert.ErrorIs(t, err, ErrInvalidOption)
+}

@@ -2,6 +2,7 @@ package channel_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -185,4 +186,126 @@ func ExampleNode_Sync() {
 	c := node.Cluster()
 	fmt.Println(len(c.Members), "members;", c.Names["jobs"], "receiver of jobs")
 	// Output: 2 members; 1 receiver of jobs
+}
+
+type Add struct{ A, B int }
+
+// Serve answers the requests made to a name; Request, on any node, sends
+// one and waits for its answer. No registry write is made per request.
+func ExampleServe() {
+	ctx := context.Background()
+	seed, err := channel.New(ctx, channel.WithNodeID("q0"), channel.WithTypes(Add{}))
+	if err != nil {
+		panic(err)
+	}
+	defer seed.Close()
+	node, err := channel.New(ctx, channel.WithNodeID("q1"), channel.WithPeers(seed.Addr()), channel.WithTypes(Add{}))
+	if err != nil {
+		panic(err)
+	}
+	defer node.Close()
+
+	stop, err := channel.Serve(seed, "add", 16, func(_ context.Context, r Add) (int, error) {
+		if r.A < 0 || r.B < 0 {
+			return 0, errors.New("negative operand")
+		}
+		return r.A + r.B, nil
+	})
+	if err != nil {
+		panic(err)
+	}
+	defer stop()
+
+	sum, err := channel.Request[int](ctx, node, "add", Add{A: 2, B: 3})
+	fmt.Println(sum, err)
+	_, err = channel.Request[int](ctx, node, "add", Add{A: -1, B: 3})
+	fmt.Println(errors.Is(err, channel.ErrHandler), err)
+	// Output:
+	// 5 <nil>
+	// true channel: request to "add": channel: the responder's handler failed: negative operand
+}
+
+// A plain receiver sees each request as a Call and may answer it at its
+// ReplyTo with SendTo.
+func ExampleRequest() {
+	ctx := context.Background()
+	node, err := channel.New(ctx, channel.WithTypes(Add{}))
+	if err != nil {
+		panic(err)
+	}
+	defer node.Close()
+
+	calls, closeCalls, err := node.Receive("add", 16)
+	if err != nil {
+		panic(err)
+	}
+	defer closeCalls()
+	go func() {
+		for v := range calls {
+			c := v.(channel.Call)
+			r := c.Request.(Add)
+			_ = node.SendTo(ctx, c.ReplyTo, r.A+r.B)
+		}
+	}()
+
+	sum, err := channel.Request[int](ctx, node, "add", Add{A: 40, B: 2})
+	fmt.Println(sum, err)
+	// Output: 42 <nil>
+}
+
+type Job struct {
+	N       int
+	ReplyTo channel.Ref // where the result goes
+}
+
+// A Ref is a reply address: a private receiver, made without a registry
+// write, that can travel inside any message to any node.
+func ExampleNode_ReceiveRef() {
+	ctx := context.Background()
+	seed, err := channel.New(ctx, channel.WithNodeID("w0"), channel.WithTypes(Job{}))
+	if err != nil {
+		panic(err)
+	}
+	defer seed.Close()
+	node, err := channel.New(ctx, channel.WithNodeID("w1"), channel.WithPeers(seed.Addr()), channel.WithTypes(Job{}))
+	if err != nil {
+		panic(err)
+	}
+	defer node.Close()
+
+	// A worker on w0 squares the jobs it receives and sends each result
+	// to the job's ReplyTo.
+	jobs, closeJobs, err := seed.Receive("jobs", 16)
+	if err != nil {
+		panic(err)
+	}
+	defer closeJobs()
+	go func() {
+		for v := range jobs {
+			j := v.(Job)
+			_ = seed.SendTo(ctx, j.ReplyTo, j.N*j.N)
+		}
+	}()
+
+	// w1 sends jobs that name its own private receiver.
+	results, ref, closeResults, err := node.ReceiveRef(16)
+	if err != nil {
+		panic(err)
+	}
+	defer closeResults()
+	toJobs, closeToJobs, err := node.Send("jobs", 16)
+	if err != nil {
+		panic(err)
+	}
+	defer closeToJobs()
+	for i := 1; i <= 3; i++ {
+		toJobs <- Job{N: i, ReplyTo: ref}
+	}
+	for range 3 {
+		fmt.Println(<-results)
+	}
+	// Output:
+	// 1
+	// 4
+	// 9
 }

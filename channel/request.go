@@ -34,7 +34,7 @@ type replies struct {
 type pendingRequest struct {
 	answer chan answer // capacity 1
 	lost   chan error  // capacity 1: its node was declared dead
-	node   string      // where the request was accepted; guarded by replies.mu
+	node   string      // where the request was offered last; guarded by replies.mu
 }
 
 // startReplies spawns the node's reply receiver.
@@ -67,9 +67,9 @@ type replyActor struct{ rs *replies }
 
 func (a replyActor) Receive(c *actor.Context) { a.TryReceive(c.Message(), c.Sender()) }
 
-func (a replyActor) TryReceive(msg any, _ actor.PID) bool {
+func (a replyActor) TryReceive(msg any, sender actor.PID) bool {
 	if t, ok := msg.(remoting.Tagged); ok {
-		a.rs.answer(t)
+		a.rs.answer(t, sender.Node)
 	}
 	return true
 }
@@ -90,9 +90,11 @@ func answerMessage(corr string, v any, herr error) remoting.Tagged {
 	return remoting.Tagged{Tag: append([]byte{tagAnswer}, corr...), Value: v}
 }
 
-// answer hands the answer t carries to the request it answers, if that
-// still waits.
-func (rs *replies) answer(t remoting.Tagged) {
+// answer hands the answer t, from node from, to the request it answers, if
+// that still waits and went to from: the node a request went to is the
+// only one whose answer completes it (any node may learn the request's
+// Ref, from the request itself; the transport authenticates from).
+func (rs *replies) answer(t remoting.Tagged, from string) {
 	if len(t.Tag) == 0 || (t.Tag[0] != tagAnswer && t.Tag[0] != tagError) {
 		return
 	}
@@ -107,7 +109,12 @@ func (rs *replies) answer(t remoting.Tagged) {
 	}
 	rs.mu.Lock()
 	p := rs.pending[string(t.Tag[1:])]
-	delete(rs.pending, string(t.Tag[1:]))
+	if p != nil && p.node != from {
+		p = nil // not from the node the request went to
+	}
+	if p != nil {
+		delete(rs.pending, string(t.Tag[1:]))
+	}
 	rs.mu.Unlock()
 	if p != nil {
 		p.answer <- a // capacity 1, one answer per correlation: never blocks
@@ -164,13 +171,13 @@ func Request[Resp any](ctx context.Context, n *Node, name string, req any) (Resp
 	// failure of its node.
 	outcome := make(chan error, 1) // one outcome per attempt, read before the next
 	out := remoting.NewOutcomes(func(_ []any, err error) { outcome <- err })
-	took := func(to actor.PID) {
+	trying := func(to actor.PID) {
 		rs.mu.Lock()
 		p.node = to.Node
 		rs.mu.Unlock()
 	}
 	for {
-		if err := r.routeOne(ctx, &r.turn, call, out, took); err != nil {
+		if err := r.routeOne(ctx, &r.turn, call, out, trying); err != nil {
 			n.stats.failed(name, false, 1)
 			return zero, fmt.Errorf("channel: request to %q: %w", name, wrongType(err))
 		}

@@ -355,3 +355,27 @@ func TestAPlainReceiverAnswersRequestsItSeesAsCalls(t *testing.T) {
 	require.NoError(t, nodes[0].SendContext(ctxFor(t, waitFor), "ints", 5))
 	assert.Equal(t, 5, <-ints)
 }
+
+// TestAnAnswerFromAnotherNodeDoesNotCompleteARequest: the attack — the
+// node a request went to leaks its ReplyTo to a third member, which answers
+// first with a value of its choosing. Only the answer of the node the
+// request went to completes it.
+func TestAnAnswerFromAnotherNodeDoesNotCompleteARequest(t *testing.T) {
+	nodes := startCluster(t, 3)
+	in, closeIn, err := nodes[1].Receive("leaky", 4)
+	require.NoError(t, err)
+	defer closeIn()
+	waitReceivers(t, nodes[0], "leaky", 1)
+	forged := make(chan error, 1)
+	go func() {
+		call := (<-in).(Call)
+		// The third node answers first, and is told its answer was accepted
+		// (the reply receiver takes it, and ignores it).
+		forged <- nodes[2].SendTo(context.Background(), call.ReplyTo, "forged")
+		_ = nodes[1].SendTo(context.Background(), call.ReplyTo, "genuine")
+	}()
+	got, err := Request[string](ctxFor(t, waitFor), nodes[0], "leaky", 1)
+	require.NoError(t, err)
+	assert.Equal(t, "genuine", got)
+	assert.NoError(t, <-forged)
+}

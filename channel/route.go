@@ -127,25 +127,20 @@ func (r *router) route(ctx context.Context, turn *atomic.Uint64, v any, done fun
 
 // routeOne hands v to one receiver, as route does, but as a value of a
 // batch: out hears its outcome (an acceptance up to remoting.AckDelay
-// late, a refusal at once), and took learns, before routeOne returns,
-// which receiver it went to. For a sender that waits for something else
-// than the acceptance (Request waits for the answer).
-func (r *router) routeOne(ctx context.Context, turn *atomic.Uint64, v any, out *remoting.Outcomes, took func(actor.PID)) error {
+// late, a refusal at once), and trying learns of each receiver before v
+// is offered to it: the last one it learns of is the one that took v (its
+// answer may come before routeOne returns). For a sender that waits for
+// something else than the acceptance (Request waits for the answer).
+func (r *router) routeOne(ctx context.Context, turn *atomic.Uint64, v any, out *remoting.Outcomes, trying func(actor.PID)) error {
 	vals := []any{v}
 	_, err := r.hand(ctx, turn, 1,
 		func(t target, _ int) (int, error) {
-			n, err := t.tryMany(vals, out)
-			if n == 1 {
-				took(t.pid())
-			}
-			return n, err
+			trying(t.pid())
+			return t.tryMany(vals, out)
 		},
 		func(ctx context.Context, t target, _ int) (int, error) {
-			n, err := t.blockMany(ctx, vals, out)
-			if n == 1 {
-				took(t.pid())
-			}
-			return n, err
+			trying(t.pid())
+			return t.blockMany(ctx, vals, out)
 		})
 	return err
 }
