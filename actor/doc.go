@@ -27,8 +27,11 @@
 // to one actor are processed in send order. Messages that cannot be
 // delivered (no such actor, actor stopped, request already timed out) go to
 // dead letters: counted by DeadLetters and observable with
-// WithDeadLetterHandler. PIDs of other nodes are handed to the Remote the
-// node installs with SetRemote; this package has no networking.
+// WithDeadLetterHandler. An actor spawned WithFilter refuses the messages
+// its filter rejects before they are queued: the send fails with
+// ErrRejected and the message is not a dead letter. PIDs of other nodes
+// are handed to the Remote the node installs with SetRemote; this package
+// has no networking.
 //
 // # Stopping
 //
