@@ -169,7 +169,7 @@ func subscribe[T any](ctx context.Context, n *Node, name string, buf int) (<-cha
 			t, ok := v.(T)
 			return ok && tryHand(out, t)
 		},
-		closeOut: func() { close(out) }})
+		closeOut: func() { close(out) }, queued: func() int { return len(out) }})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -255,19 +255,34 @@ func (s *bcastSink) publish(v any) {
 		v, ctx, done = m.v, routeCtx{m}, m.finish
 	}
 	if err := s.n.bcast.Publish(ctx, s.gp, v, done); err != nil {
-		s.n.stats.failed(s.gp.Name(), false, 1)
-		if m != nil && !errors.Is(err, context.DeadlineExceeded) {
-			m.finish(fmt.Errorf("channel: publish to %q: %w", s.gp.Name(), err))
+		s.n.stats.failed(s.gp.Name(), false, err, 1)
+		err = fmt.Errorf("channel: publish to %q: %w", s.gp.Name(), err)
+		switch {
+		case m == nil:
+			s.n.failures.report(failure{name: s.gp.Name(), value: v, err: err})
+		case !errors.Is(err, context.DeadlineExceeded):
+			m.finish(err)
 		}
 	}
 }
+
+func (s *bcastSink) done() {}
 
 // Broadcast has no outcomes to wait for, and nothing comes back.
 func (s *bcastSink) retry() *Message  { return nil }
 func (s *bcastSink) settle() *Message { return nil }
 
 func (s *bcastSink) fail(v any, err error) {
-	if m, ok := v.(*Message); ok {
+	s.n.stats.failed(s.gp.Name(), false, err, 1)
+	m, ok := v.(*Message)
+	switch {
+	case ok && m != nil && m.handle:
 		m.finish(err)
+		return
+	case ok && m != nil:
+		v = m.v
+	case ok:
+		v, err = nil, errNilMessage
 	}
+	s.n.failures.report(failure{name: s.gp.Name(), value: v, err: fmt.Errorf("channel: publish to %q: %w", s.gp.Name(), err)})
 }

@@ -54,6 +54,9 @@ var (
 	ErrUnavailable = registry.ErrUnavailable
 )
 
+// errNilMessage fails a nil *Message written to a send channel.
+var errNilMessage = fmt.Errorf("%w: a nil *Message", ErrInvalidOption)
+
 // wrongType makes a refusal by a typed receiver's filter (actor.ErrRejected,
 // which crosses nodes without its Go error chain) match ErrWrongType.
 func wrongType(err error) error {

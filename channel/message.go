@@ -30,6 +30,7 @@ import (
 type Message struct {
 	v        any
 	handle   bool          // made by WithMessage; false for a bare value routed again
+	start    time.Time     // when WithMessage made it (Stats.AcceptLatency)
 	deadline time.Time     // zero without a timeout
 	timeout  time.Duration // for the timeout's error
 
@@ -61,9 +62,9 @@ func WithMessage(v any, timeout time.Duration) *Message {
 }
 
 func (m *Message) init(v any, timeout time.Duration) {
-	m.v, m.handle = v, true
+	m.v, m.handle, m.start = v, true, time.Now()
 	if timeout > 0 {
-		m.deadline, m.timeout = time.Now().Add(timeout), timeout
+		m.deadline, m.timeout = m.start.Add(timeout), timeout
 	}
 }
 

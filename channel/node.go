@@ -47,6 +47,7 @@ type Node struct {
 	bcast     *gossip.Driver       // the broadcast engine
 	bcastPID  actor.PID            // its actor, the one address broadcast traffic goes to
 	replies   *replies             // the pending Requests
+	failures  *failureReporter     // tells WithFailureHandler's handler
 }
 
 // New starts a node and returns once it has joined the cluster through
@@ -72,7 +73,12 @@ func New(ctx context.Context, opts ...Option) (*Node, error) {
 		}
 		codec = gc
 	}
-	sys, err := actor.NewSystem(actor.WithNode(id), actor.WithLogger(log))
+	failures := newFailureReporter(cfg.onFailure, log.Named("channel"))
+	sysOpts := []actor.Option{actor.WithNode(id), actor.WithLogger(log)}
+	if cfg.onFailure != nil {
+		sysOpts = append(sysOpts, actor.WithDeadLetterHandler(failures.deadLetter))
+	}
+	sys, err := actor.NewSystem(sysOpts...)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidOption, err)
 	}
@@ -80,17 +86,22 @@ func New(ctx context.Context, opts ...Option) (*Node, error) {
 		id:        id,
 		log:       log.Named("channel"),
 		sys:       sys,
+		failures:  failures,
 		closeDone: make(chan struct{}),
 		receivers: make(map[*receiver]struct{}),
 		pumps:     make(map[flusher]struct{}),
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
+	failures.start(n.receiverName)
 	bcast, err := gossip.NewDriver(id, cfg.gossip, gossip.Deps{
 		Membership: bcastMembership{n},
 		Transport:  bcastTransport{n},
 		Counters:   &n.stats.bcast,
 		Logger:     log.Named("broadcast"),
-		Failed:     func(name string) { n.stats.failed(name, false, 1) },
+		Failed: func(f gossip.Failure) {
+			n.stats.failed(f.Name, false, f.Err, 1)
+			n.failures.report(failure{name: f.Name, value: f.Value, err: f.Err})
+		},
 	})
 	if err != nil {
 		_ = sys.Shutdown(context.Background())
@@ -143,6 +154,7 @@ func New(ctx context.Context, opts ...Option) (*Node, error) {
 	}
 	n.wg.Add(1)
 	go n.watchMembers()
+	n.wg.Go(func() { n.sweepLoop(cfg.sweepEvery) })
 	sys.SetRemote(ep)
 	if err := ep.Start(); err != nil {
 		n.teardown(context.Background())
@@ -303,6 +315,7 @@ func (n *Node) teardownWith(ctx context.Context, errs *[]error) {
 	// Actors stopped hard by a late shutdown: make sure none is left.
 	_ = n.sys.Shutdown(context.Background())
 	n.wg.Wait()
+	n.failures.stop() // after every failure of the shutdown
 }
 
 func (n *Node) isClosed() bool {

@@ -39,6 +39,8 @@ type config struct {
 	serverTLS  *tls.Config
 	clientTLS  *tls.Config
 	token      string
+	onFailure  func(name string, value any, err error)
+	sweepEvery time.Duration
 
 	gossip gossip.Config
 
@@ -46,7 +48,7 @@ type config struct {
 }
 
 func defaultConfig() config {
-	return config{listenAddr: "127.0.0.1:0", logger: zap.NewNop(), gossip: gossip.DefaultConfig()}
+	return config{listenAddr: "127.0.0.1:0", logger: zap.NewNop(), gossip: gossip.DefaultConfig(), sweepEvery: DefaultSweepInterval}
 }
 
 func (c *config) validate() error {
@@ -122,6 +124,29 @@ func WithTypes(values ...any) Option {
 
 // WithCodec replaces the default gob codec.
 func WithCodec(codec Codec) Option { return optionFunc(func(c *config) { c.codec = codec }) }
+
+// WithFailureHandler has h told of every value that fails with nobody to
+// tell: a bare value (written to a Send or Publish channel without a
+// Message) that failed — no receiver, its node lost, an encode error, a
+// wrong type, the node closing — and every dead letter of the node's actor
+// system (a message its target actor was gone for: then name is the
+// receiver's, if it was one, and err wraps ErrGone). err matches the
+// sentinels with errors.Is. A failure with a handle or a returned error
+// (WithMessage, SendContext, Request) goes there instead.
+//
+// h runs on a goroutine of its own, one failure at a time, never on the
+// value path: failures wait for it in a queue of up to 4,096; past that
+// they are counted in Stats.FailuresUnreported and logged. Close returns
+// once h has seen the failures of the node's shutdown.
+func WithFailureHandler(h func(name string, value any, err error)) Option {
+	return optionFunc(func(c *config) { c.onFailure = h })
+}
+
+// withSweepInterval sets how often the node forgets the counters and
+// routers of quiet names (tests shorten it).
+func withSweepInterval(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.sweepEvery = d })
+}
 
 // WithLogger sets the logger (default: silent). Each subsystem logs under
 // its own name.

@@ -43,6 +43,8 @@ type sink interface {
 	settle() *Message
 	// fail gives up a value, or a *Message's handle, with err.
 	fail(v any, err error)
+	// done is told when the pump ends.
+	done()
 }
 
 // flusher is a pump of any type, for the node's shutdown.
@@ -94,6 +96,7 @@ func startPump[T any](n *Node, name string, buf int, sink sink, conv func(T) any
 func (p *pump[T]) run() {
 	defer p.n.wg.Done()
 	defer close(p.ended)
+	defer p.sink.done()
 	defer func() {
 		p.n.mu.Lock()
 		delete(p.n.pumps, p)

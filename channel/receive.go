@@ -43,6 +43,11 @@ type receiver struct {
 	hand     func(done <-chan struct{}, v any) bool
 	try      func(v any) bool
 	closeOut func()
+	// queued returns how many values wait in the user's channel; mailbox
+	// is the mailbox's size (Stats: Buffered).
+	queued  func() int
+	mailbox int
+	handing atomic.Bool // a value taken from the mailbox waits for room in the channel
 
 	once sync.Once
 	err  error
@@ -88,7 +93,7 @@ func (n *Node) receive(ctx context.Context, name string, buf int, filter func(an
 	r, err := n.startReceiver(receiverSpec{ctx: ctx, name: name, buf: buf, mailbox: mailbox, mode: registry.Queue, filter: filter,
 		hand:     func(done <-chan struct{}, v any) bool { return handOff(n, name, out, v, done) },
 		try:      func(v any) bool { return tryHand(out, v) },
-		closeOut: func() { close(out) }})
+		closeOut: func() { close(out) }, queued: func() int { return len(out) }})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -147,10 +152,11 @@ type receiverSpec struct {
 	mode    registry.Mode
 	filter  func(v any) error // refuses values before they are accepted (typed receivers)
 
-	// hand, try and closeOut: see receiver.
+	// hand, try, closeOut and queued: see receiver.
 	hand     func(done <-chan struct{}, v any) bool
 	try      func(v any) bool
 	closeOut func()
+	queued   func() int
 }
 
 // DefaultRegisterTimeout bounds the registration of Receive and Subscribe:
@@ -174,8 +180,10 @@ func (n *Node) startReceiver(spec receiverSpec) (*receiver, error) {
 	if n.isClosed() {
 		return nil, ErrClosed
 	}
-	r := &receiver{n: n, name: spec.name, stats: n.stats.name(spec.name), mode: spec.mode,
-		hand: spec.hand, try: spec.try, closeOut: spec.closeOut, private: spec.private}
+	// The counters are held while the receiver is known (forget releases
+	// them).
+	r := &receiver{n: n, name: spec.name, stats: n.stats.hold(spec.name), mode: spec.mode, private: spec.private,
+		hand: spec.hand, try: spec.try, closeOut: spec.closeOut, queued: spec.queued, mailbox: spec.mailbox}
 	opts := []actor.SpawnOption{actor.WithMailboxSize(spec.mailbox)}
 	if spec.filter != nil {
 		opts = append(opts, actor.WithFilter(spec.filter))
@@ -190,12 +198,14 @@ func (n *Node) startReceiver(spec receiverSpec) (*receiver, error) {
 		pid, err = n.sys.Spawn(func() actor.Actor { return r }, opts...)
 	}
 	if err != nil {
+		n.stats.release(r.stats)
 		return nil, fmt.Errorf("channel: receive %q: %w", spec.name, err)
 	}
 	r.pid = pid
 	n.mu.Lock()
 	if n.closed {
 		n.mu.Unlock()
+		n.stats.release(r.stats)
 		_ = n.sys.Poison(context.Background(), pid)
 		return nil, ErrClosed
 	}
@@ -258,9 +268,11 @@ func (r *receiver) Receive(c *actor.Context) {
 		r.closeOut()
 		r.n.forget(r)
 	default:
+		r.handing.Store(true)
 		if r.hand(c.Context().Done(), asCall(m)) {
 			r.n.stats.received(r.stats)
 		}
+		r.handing.Store(false)
 	}
 }
 
@@ -360,8 +372,12 @@ func (n *Node) reregister() {
 
 func (n *Node) forget(r *receiver) {
 	n.mu.Lock()
+	_, known := n.receivers[r]
 	delete(n.receivers, r)
 	n.mu.Unlock()
+	if known {
+		n.stats.release(r.stats)
+	}
 }
 
 // ReceiveOf is Receive for values of type T. A value of another type is
@@ -383,7 +399,7 @@ func ReceiveOfContext[T any](ctx context.Context, n *Node, name string, buf int)
 		// nil, which the filter lets in as well.
 		hand:     func(done <-chan struct{}, v any) bool { t, _ := v.(T); return handOff(n, name, out, t, done) },
 		try:      func(v any) bool { t, _ := v.(T); return tryHand(out, t) },
-		closeOut: func() { close(out) }})
+		closeOut: func() { close(out) }, queued: func() int { return len(out) }})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -135,7 +135,7 @@ func (n *Node) ReceiveRef(buf int) (<-chan any, Ref, CloseFunc, error) {
 	r, err := n.startReceiver(receiverSpec{ctx: n.ctx, private: true, buf: buf, mailbox: mailbox,
 		hand:     func(done <-chan struct{}, v any) bool { return handOff(n, "", out, v, done) },
 		try:      func(v any) bool { return tryHand(out, v) },
-		closeOut: func() { close(out) }})
+		closeOut: func() { close(out) }, queued: func() int { return len(out) }})
 	if err != nil {
 		return nil, Ref{}, nil, err
 	}

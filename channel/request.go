@@ -164,13 +164,25 @@ func Request[Resp any](ctx context.Context, n *Node, name string, req any) (Resp
 		rs.mu.Unlock()
 	}()
 	call := callMessage(req, n.refOf(rs.pid, tag))
-	r := n.router(name)
+	r := n.acquireRouter(name)
+	defer r.release()
 	// The request goes as a value of a batch: its acceptance may come up
 	// to remoting.AckDelay late, and nobody waits for it, only for the
 	// answer, or a refusal (then it goes to another receiver), or the
-	// failure of its node.
+	// failure of its node. Its outcome is counted when it comes, also
+	// after Request returned.
 	outcome := make(chan error, 1) // one outcome per attempt, read before the next
-	out := remoting.NewOutcomes(func(_ []any, err error) { outcome <- err })
+	out := remoting.NewOutcomes(func(_ []any, err error) {
+		switch {
+		case err == nil:
+			n.stats.delivered(r.stats, 1)
+		case refused(err):
+			n.stats.inFlight.Add(-1)
+		default:
+			n.stats.failed(name, true, err, 1)
+		}
+		outcome <- err
+	})
 	trying := func(to actor.PID) {
 		rs.mu.Lock()
 		p.node = to.Node
@@ -178,13 +190,12 @@ func Request[Resp any](ctx context.Context, n *Node, name string, req any) (Resp
 	}
 	for {
 		if err := r.routeOne(ctx, &r.turn, call, out, trying); err != nil {
-			n.stats.failed(name, false, 1)
+			n.stats.failed(name, false, err, 1)
 			return zero, fmt.Errorf("channel: request to %q: %w", name, wrongType(err))
 		}
 		// Its node might have been declared dead before p.node was set:
 		// look once now; failNode tells of a later death.
 		if node := p.nodeOf(rs); node != n.id && !n.isLiveMember(node) {
-			n.stats.failed(name, true, 1)
 			return zero, fmt.Errorf("channel: request to %q: %w: %s was declared dead", name, ErrNodeLost, node)
 		}
 		for waiting := outcome; ; {
@@ -192,19 +203,12 @@ func Request[Resp any](ctx context.Context, n *Node, name string, req any) (Resp
 			case err := <-waiting:
 				switch {
 				case err == nil:
-					n.stats.delivered(r.stats, 1)
 					waiting = nil // accepted: now only the answer counts
 					continue
-				case refused(err):
-					n.stats.inFlight.Add(-1)
-				default:
-					n.stats.failed(name, true, 1)
+				case !refused(err):
 					return zero, fmt.Errorf("channel: request to %q: %w", name, wrongType(err))
 				}
 			case m := <-p.answer:
-				if waiting != nil { // the answer overtook the acceptance
-					n.stats.delivered(r.stats, 1)
-				}
 				return answerOf[Resp](name, m)
 			case err := <-p.lost:
 				return zero, fmt.Errorf("channel: request to %q: %w", name, err)

@@ -57,6 +57,15 @@ type router struct {
 	benched  atomic.Int32  // len(bench), read without benchM
 	benchM   sync.Mutex
 	bench    map[actor.PID]time.Time // a passed-over receiver → when to try it again
+
+	// users counts the send channels and calls using the router now;
+	// forgotten once the sweeper forgot it (no one may use it then).
+	// uses counts every acquisition. seenUses and quiet are the
+	// sweeper's own (Node.sweep).
+	users    atomic.Int32
+	uses     atomic.Uint64
+	seenUses uint64
+	quiet    int
 }
 
 // benchTime is how long a router passes over a receiver that turned a
@@ -95,18 +104,49 @@ func (r *router) view() *queueView {
 // receivers returns the queue receivers of r's name now.
 func (r *router) receivers() []registry.Receiver { return r.view().receivers }
 
-// router returns the node's router for name.
-func (n *Node) router(name string) *router {
-	if r, ok := n.routers.Load(name); ok {
-		return r.(*router)
+// acquireRouter returns the node's router for name, for the caller to use
+// until it calls the router's release. A router no one uses, and no one
+// used for a while, is forgotten (Node.sweep), and a new one made when the
+// name is used again.
+func (n *Node) acquireRouter(name string) *router {
+	for {
+		v, ok := n.routers.Load(name)
+		if !ok {
+			r := newRouter(n, name)
+			var loaded bool
+			if v, loaded = n.routers.LoadOrStore(name, r); loaded {
+				n.stats.release(r.stats)
+			}
+		}
+		r := v.(*router)
+		if r.acquire() {
+			return r
+		}
+		n.routers.CompareAndDelete(name, r) // forgotten: make way for a new one
 	}
-	r, _ := n.routers.LoadOrStore(name, newRouter(n, name))
-	return r.(*router)
 }
 
+// newRouter makes a router for name, holding the name's counters.
 func newRouter(n *Node, name string) *router {
-	return &router{n: n, name: name, stats: n.stats.name(name), benchFor: benchTime}
+	return &router{n: n, name: name, stats: n.stats.hold(name), benchFor: benchTime}
 }
+
+// acquire counts a user of r, unless the sweeper forgot r.
+func (r *router) acquire() bool {
+	for {
+		u := r.users.Load()
+		if u < 0 {
+			return false
+		}
+		if r.users.CompareAndSwap(u, u+1) {
+			r.uses.Add(1)
+			return true
+		}
+	}
+}
+
+// release ends a use of r begun by acquireRouter.
+func (r *router) release() { r.users.Add(-1) }
 
 // route hands v to one receiver, taking the next turn of the
 // round-robin from turn; done reports the outcome (accepted or not). route
@@ -372,9 +412,13 @@ type localTarget struct {
 
 func (t *localTarget) pid() actor.PID { return t.p }
 
+// try and block refuse a value for a receiver that is gone without making
+// it a dead letter (TrySendManyFrom makes none): it goes to another
+// receiver. Only a receiver that stops while block waits for room makes
+// one.
 func (t *localTarget) try(v any, done func(error)) error {
-	if err := t.r.n.sys.TrySendFrom(actor.PID{}, t.p, v); err != nil {
-		return err
+	if _, err := t.r.n.sys.TrySendManyFrom(actor.PID{}, t.p, []any{v}); err != nil {
+		return t.refusal(err)
 	}
 	t.r.n.stats.sent(t.r.stats, t.p.Node, 1)
 	done(nil) // accepted into the local receiver's buffer
@@ -382,8 +426,13 @@ func (t *localTarget) try(v any, done func(error)) error {
 }
 
 func (t *localTarget) block(ctx context.Context, v any, done func(error)) error {
-	if err := t.r.n.sys.SendFrom(ctx, actor.PID{}, t.p, v); err != nil {
-		return err
+	if _, err := t.r.n.sys.TrySendManyFrom(actor.PID{}, t.p, []any{v}); err != nil {
+		if !errors.Is(err, actor.ErrFull) {
+			return t.refusal(err)
+		}
+		if err := t.r.n.sys.SendFrom(ctx, actor.PID{}, t.p, v); err != nil {
+			return t.refusal(err)
+		}
 	}
 	t.r.n.stats.sent(t.r.stats, t.p.Node, 1)
 	done(nil)
@@ -393,12 +442,26 @@ func (t *localTarget) block(ctx context.Context, v any, done func(error)) error 
 func (t *localTarget) tryMany(vals []any, out *remoting.Outcomes) (int, error) {
 	n, err := t.r.n.sys.TrySendManyFrom(actor.PID{}, t.p, vals)
 	t.accepted(vals[:n], out)
+	if err != nil {
+		err = t.refusal(err)
+	}
 	return n, err
 }
 
+// refusal counts err if it is a gone receiver's refusal, and returns it.
+func (t *localTarget) refusal(err error) error {
+	if refused(err) {
+		t.r.n.stats.localGone.Add(1)
+	}
+	return err
+}
+
 func (t *localTarget) blockMany(ctx context.Context, vals []any, out *remoting.Outcomes) (int, error) {
+	if n, err := t.tryMany(vals, out); n > 0 || !errors.Is(err, actor.ErrFull) {
+		return n, err
+	}
 	if err := t.r.n.sys.SendFrom(ctx, actor.PID{}, t.p, vals[0]); err != nil {
-		return 0, err
+		return 0, t.refusal(err)
 	}
 	t.accepted(vals[:1], out)
 	n, _ := t.tryMany(vals[1:], out) // the caller looks again for any left

@@ -51,10 +51,9 @@ func openSend(t *testing.T, n *Node, name string, buf int) chan<- any {
 	return out
 }
 
-// tries counts the times node was told that a receiver is gone: dead
-// letters (a lone value's try, or a wait, on a local one; a batch's try
-// makes none), and remote links closed as Gone.
-func tries(node *Node) uint64 { return node.sys.DeadLetters() + node.ep.Stats().Gone }
+// tries counts the times node was told that a receiver is gone: a local
+// one's refusals, and remote links closed as Gone.
+func tries(node *Node) uint64 { return node.stats.localGone.Load() + node.ep.Stats().Gone }
 
 // A receiver listed but gone turns every value away at once. A sender
 // passes over it for a while instead of asking it again in a loop, and
@@ -71,8 +70,8 @@ func TestASenderPassesOverAReceiverListedButGone(t *testing.T) {
 			out := openSend(t, nodes[0], "orders", 0)
 
 			before := tries(nodes[0])
-			// A handle is routed alone: each try on the local ghost makes
-			// a dead letter.
+			// A handle is routed alone: each try on the local ghost is
+			// counted.
 			m := WithMessage(Order{Seq: 1}, waitFor)
 			out <- m // taken by the pump, which finds only the ghost
 			const watch = 500 * time.Millisecond

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -22,24 +23,26 @@ func (n *Node) SendContext(ctx context.Context, name string, v any) error {
 	if n.isClosed() {
 		return ErrClosed
 	}
-	r := n.router(name)
+	r := n.acquireRouter(name)
+	defer r.release()
+	start := time.Now()
 	for {
 		res := make(chan error, 1)
 		if err := r.route(ctx, &r.turn, v, func(err error) { res <- err }); err != nil {
-			n.stats.failed(name, false, 1)
+			n.stats.failed(name, false, err, 1)
 			return wrongType(err)
 		}
 		select {
 		case err := <-res:
 			if err == nil {
-				n.stats.delivered(r.stats, 1)
+				n.stats.confirmed(r.stats, start)
 				return nil
 			}
 			if refused(err) {
 				n.stats.inFlight.Add(-1)
 				continue // never accepted: another receiver may take it
 			}
-			n.stats.failed(name, true, 1)
+			n.stats.failed(name, true, err, 1)
 			return fmt.Errorf("channel: send to %q: %w", name, wrongType(err))
 		case <-ctx.Done():
 			return fmt.Errorf("channel: send to %q: %w", name, ctx.Err())
@@ -106,10 +109,11 @@ func startSender[T any](n *Node, name string, buf int, conv func(T) any) (chan<-
 	if buf < 0 {
 		return nil, nil, fmt.Errorf("%w: negative buffer %d", ErrInvalidOption, buf)
 	}
-	s := &queueSink{n: n, r: n.router(name)}
+	s := &queueSink{n: n, r: n.acquireRouter(name)}
 	s.plain = remoting.NewOutcomes(s.plainOutcomes)
 	p, err := startPump[T](n, name, buf, s, conv)
 	if err != nil {
+		s.r.release()
 		return nil, nil, err
 	}
 	s.wake = p.signal
@@ -155,7 +159,7 @@ func (s *queueSink) sendValues(vals []any) {
 			fail = len(vals)
 		}
 		s.flight.Add(-fail)
-		s.n.stats.failed(s.r.name, false, fail)
+		s.failValues(vals[:fail], false, err)
 		vals = vals[fail:]
 	}
 }
@@ -186,14 +190,24 @@ func (s *queueSink) plainOutcomes(vals []any, err error) {
 		}
 		return
 	default:
-		s.n.stats.failed(s.r.name, true, len(vals))
+		s.failValues(vals, true, err)
 	}
 	s.flight.Add(-len(vals))
 }
 
+// failValues counts bare values that failed with err, and reports them to
+// the failure handler.
+func (s *queueSink) failValues(vals []any, wasSent bool, err error) {
+	s.n.stats.failed(s.r.name, wasSent, err, len(vals))
+	s.n.failures.values(s.r.name, vals, fmt.Errorf("channel: send to %q: %w", s.r.name, wrongType(err)))
+}
+
+// done ends the sink's use of its router, when its pump ends.
+func (s *queueSink) done() { s.r.release() }
+
 func (s *queueSink) send(m *Message) {
 	if m == nil {
-		s.n.stats.failed(s.r.name, false, 1)
+		s.failValues([]any{nil}, false, errNilMessage)
 		s.n.log.Warn("dropped a nil *Message written to a send channel", zap.String("name", s.r.name))
 		return
 	}
@@ -211,7 +225,7 @@ func (s *queueSink) send(m *Message) {
 	err := s.r.route(ctx, &s.turn, m.v, func(err error) { s.outcome(m, err) })
 	if err != nil {
 		s.flight.Done()
-		s.n.stats.failed(s.r.name, false, 1)
+		s.n.stats.failed(s.r.name, false, err, 1)
 		if ctx.Err() != nil {
 			return // the handle ended first: its timeout reported it
 		}
@@ -225,9 +239,11 @@ func (s *queueSink) outcome(m *Message, err error) {
 	defer s.flight.Done()
 	switch {
 	case err == nil:
-		s.n.stats.delivered(s.r.stats, 1)
 		if m.handle {
+			s.n.stats.confirmed(s.r.stats, m.start)
 			m.finish(nil)
+		} else {
+			s.n.stats.delivered(s.r.stats, 1)
 		}
 	case refused(err) && s.n.ctx.Err() == nil:
 		// Never accepted: route it again (the pump picks it up).
@@ -237,9 +253,11 @@ func (s *queueSink) outcome(m *Message, err error) {
 		s.retryM.Unlock()
 		s.wake()
 	default:
-		s.n.stats.failed(s.r.name, true, 1)
 		if m.handle {
+			s.n.stats.failed(s.r.name, true, err, 1)
 			m.finish(fmt.Errorf("channel: send to %q: %w", s.r.name, wrongType(err)))
+		} else {
+			s.failValues([]any{m.v}, true, err)
 		}
 	}
 }
@@ -252,8 +270,16 @@ func (s *queueSink) retry() *Message {
 }
 
 func (s *queueSink) fail(v any, err error) {
-	s.n.stats.failed(s.r.name, false, 1)
-	if m, ok := v.(*Message); ok && m.handle {
+	m, ok := v.(*Message)
+	switch {
+	case ok && m == nil:
+		s.failValues([]any{nil}, false, errNilMessage)
+	case ok && m.handle:
+		s.n.stats.failed(s.r.name, false, err, 1)
 		m.finish(err)
+	case ok:
+		s.failValues([]any{m.v}, false, err)
+	default:
+		s.failValues([]any{v}, false, err)
 	}
 }

@@ -7,8 +7,11 @@ import (
 	"io"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/dchan-io/dchan/internal/hist"
 )
 
 // fsm is the registry's Raft state machine. It holds the current State
@@ -23,6 +26,8 @@ type fsm struct {
 	mu      sync.Mutex // serializes Apply, ApplyBatch and Restore
 	watches watchSet
 	moved   chan struct{} // closed and replaced when the version moves; under mu
+	// applyTime times each Apply and ApplyBatch (Metrics.FSMApply).
+	applyTime hist.Histogram
 }
 
 var (
@@ -77,11 +82,14 @@ func (f *fsm) current() *State { return f.state.Load() }
 func (f *fsm) Apply(l *raft.Log) any {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	defer f.timeApply(time.Now())
 	next, res := applyEntry(f.state.Load(), l)
 	f.publish(next)
 	f.watches.notify(res)
 	return res
 }
+
+func (f *fsm) timeApply(start time.Time) { f.applyTime.Observe(time.Since(start)) }
 
 // ApplyBatch applies a batch of committed entries, publishes the final
 // State once, then signals watchers. Entries other than commands
@@ -90,6 +98,7 @@ func (f *fsm) Apply(l *raft.Log) any {
 func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	defer f.timeApply(time.Now())
 	out := make([]any, len(logs))
 	s := f.state.Load()
 	results := make([]result, 0, len(logs))

@@ -25,7 +25,8 @@ func (r *Registry) watchHealth() {
 	obsCh := make(chan raft.Observation, 256)
 	obs := raft.NewObserver(obsCh, false, func(o *raft.Observation) bool {
 		switch o.Data.(type) {
-		case raft.FailedHeartbeatObservation, raft.ResumedHeartbeatObservation:
+		case raft.FailedHeartbeatObservation, raft.ResumedHeartbeatObservation,
+			raft.RaftState, raft.LeaderObservation: // the last two only counted (Metrics)
 			return true
 		}
 		return false
@@ -45,6 +46,7 @@ func (r *Registry) watchHealth() {
 		case <-r.ctx.Done():
 			return
 		case o := <-obsCh:
+			r.counters.observe(o.Data)
 			switch d := o.Data.(type) {
 			case raft.FailedHeartbeatObservation:
 				if _, ok := failing[d.PeerID]; !ok {

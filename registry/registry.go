@@ -31,6 +31,7 @@ type Registry struct {
 	disc        discovery     // forming a cluster with bootstrap-expect
 	serving     bool          // the health status last reported; watchHealth's
 	rejoining   atomic.Bool   // a rejoin's join was sent and not yet seen committed
+	counters    counters      // Metrics' counts and timings
 
 	// confMu serialises the leader's membership changes: a join (addMember)
 	// and a health reconciliation must not interleave, or a node that

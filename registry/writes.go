@@ -120,8 +120,13 @@ func (r *Registry) applyResult(ctx context.Context, rf *raft.Raft, data []byte) 
 	if d, ok := ctx.Deadline(); ok {
 		timeout = max(time.Until(d), time.Millisecond)
 	}
+	start := time.Now()
 	f := rf.Apply(data, timeout)
-	if err := r.waitFuture(ctx, f); err != nil {
+	err := r.waitFuture(ctx, f)
+	if err == nil {
+		r.counters.apply.Observe(time.Since(start))
+	}
+	if err != nil {
 		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) ||
 			errors.Is(err, raft.ErrLeadershipTransferInProgress) {
 			return result{}, fmt.Errorf("%w: %w", errNotLeader, err)

@@ -51,8 +51,8 @@ type Deps struct {
 	Counters   *Counters   // nil: counted, but by nobody else
 	Logger     *zap.Logger // nil: silent
 	// Failed, if set, is told of each published value that can never be
-	// sent (its name); it must not block.
-	Failed func(name string)
+	// sent; it must not block.
+	Failed func(Failure)
 }
 
 // Driver runs an Engine for one node: it serialises the engine's calls,
@@ -69,7 +69,7 @@ type Driver struct {
 	tr    Transport
 	stats *Counters
 	log   *zap.Logger
-	fail  func(string)
+	fail  func(Failure)
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -174,8 +174,8 @@ func (d *Driver) applyLocked() {
 		}
 	}
 	if d.fail != nil {
-		for _, name := range rd.Failed {
-			d.fail(name)
+		for _, f := range rd.Failed {
+			d.fail(f)
 		}
 	}
 	for _, s := range rd.Sends {

@@ -90,9 +90,16 @@ type Engine struct {
 type Ready struct {
 	Sends      []Send
 	Deliveries []Delivery
-	// Failed lists the names of published values that can never be sent
-	// (the transport refused the value itself).
-	Failed []string
+	// Failed lists the published values that can never be sent (the
+	// transport refused the value itself).
+	Failed []Failure
+}
+
+// Failure is a published value that can never be sent, and why.
+type Failure struct {
+	Name  string
+	Value any
+	Err   error
 }
 
 // Send is one message for a peer's engine.
@@ -736,7 +743,7 @@ func (e *Engine) Undeliverable(peer string, s Send, err error) {
 		return
 	}
 	if errors.Is(err, ErrValue) {
-		e.rd.Failed = append(e.rd.Failed, m.data.name)
+		e.rd.Failed = append(e.rd.Failed, Failure{Name: m.data.name, Value: m.value, Err: err})
 		e.log.Warn("broadcast value not sent", zap.String("name", m.data.name), zap.Error(err))
 		// Nor can it ever be: do not offer it to grafts again.
 		if st := e.origins[originKey{m.data.name, m.data.origin}]; st != nil {

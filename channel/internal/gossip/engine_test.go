@@ -238,7 +238,9 @@ func TestUndeliverableHopGoesToTheGroupsNextNode(t *testing.T) {
 	e.Undeliverable("n2", first[0], fmt.Errorf("%w: cannot encode", ErrValue))
 	rd = e.Ready()
 	assert.Empty(t, rd.Sends, "a value that cannot be sent is sent nowhere")
-	assert.Equal(t, []string{"x"}, rd.Failed)
+	require.Len(t, rd.Failed, 1)
+	assert.Equal(t, "x", rd.Failed[0].Name)
+	assert.ErrorIs(t, rd.Failed[0].Err, ErrValue)
 }
 
 // The attacks of a member on the engine's bounds. Each sends what an
