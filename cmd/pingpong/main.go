@@ -9,6 +9,7 @@
 //
 //	go run ./cmd/pingpong                 # 3 nodes, 3 seconds, a line per second
 //	go run ./cmd/pingpong -d 10s -json    # the report as one JSON line
+//	go run ./cmd/pingpong -d 1m -metrics 127.0.0.1:9090   # and serve /metrics, /debug/dchan
 //
 // With any of -id, -listen, -join, -data or -bootstrap-expect it runs one
 // node per process, so that terminals, hosts or pods form a real cluster;
@@ -63,6 +64,9 @@ type options struct {
 	tlsKey          string
 	tlsCA           string
 	data            string
+	metrics         string // -metrics: the admin listener's address, or ""
+
+	adminReady func(addr string) // tests: told the admin listener's address
 }
 
 // nodeFlags are the flags that select node mode (one node per process).
@@ -106,6 +110,7 @@ func parseFlags(fs *flag.FlagSet, args []string, getenv func(string) string) (op
 	fs.StringVar(&o.tlsKey, "tls-key", "", "this node's private key (PEM)")
 	fs.StringVar(&o.tlsCA, "tls-ca", "", "the cluster CA's certificate (PEM), which every peer's certificate must chain to")
 	fs.StringVar(&o.data, "data", "", "data directory: Raft log, snapshots, node ID (none keeps everything in memory)")
+	fs.StringVar(&o.metrics, "metrics", "", "serve /metrics (Prometheus) and /debug/dchan (JSON) over HTTP on this address, e.g. 127.0.0.1:9090; unauthenticated, keep it private")
 	if err := fs.Parse(args); err != nil {
 		return o, false, err
 	}
@@ -180,7 +185,25 @@ func runLocalCluster(ctx context.Context, o options, out io.Writer) error {
 			_ = stop()
 		}
 	}()
+	if o.metrics != "" {
+		a, err := startAdmin(o.metrics, nodes)
+		if err != nil {
+			return err
+		}
+		defer a.Close()
+		announceAdmin(a, o, out)
+	}
 	return play(ctx, nodes[0], o, out)
+}
+
+// announceAdmin says where the admin listener is.
+func announceAdmin(a *admin, o options, out io.Writer) {
+	if !o.asJSON {
+		fmt.Fprintf(out, "metrics on http://%s/metrics, state on http://%s/debug/dchan\n", a.Addr(), a.Addr())
+	}
+	if o.adminReady != nil {
+		o.adminReady(a.Addr())
+	}
 }
 
 // runNode runs one node of a multi-process cluster: it joins (or forms) the
@@ -230,6 +253,14 @@ func runNode(ctx context.Context, o options, out, logOut io.Writer) error {
 		return err
 	}
 	defer stop()
+	if o.metrics != "" {
+		a, err := startAdmin(o.metrics, []*channel.Node{n})
+		if err != nil {
+			return err
+		}
+		defer a.Close()
+		announceAdmin(a, o, out)
+	}
 	return play(ctx, n, o, out)
 }
 
