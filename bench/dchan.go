@@ -7,10 +7,15 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"strconv"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/expfmt"
+
 	"github.com/dchan-io/dchan/channel"
+	"github.com/dchan-io/dchan/channel/dchanprom"
 )
 
 // startupTimeout bounds a node's start and its wait for receivers.
@@ -37,6 +42,40 @@ func closeNode(n *channel.Node) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	_ = n.Shutdown(ctx)
+}
+
+// scrapeEvery gathers n's metrics every d, as a Prometheus server scraping
+// it would (the text encoding included), until stop closes; d 0 does
+// nothing.
+func scrapeEvery(c *child, n *channel.Node, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(dchanprom.NewCollector(n))
+	go func() {
+		t := time.NewTicker(d)
+		defer t.Stop()
+		for {
+			select {
+			case <-c.stop:
+				return
+			case <-t.C:
+			}
+			families, err := reg.Gather()
+			if err != nil {
+				c.fail(fmt.Errorf("scrape: %w", err))
+				return
+			}
+			enc := expfmt.NewEncoder(io.Discard, expfmt.NewFormat(expfmt.TypeTextPlain))
+			for _, mf := range families {
+				if err := enc.Encode(mf); err != nil {
+					c.fail(fmt.Errorf("scrape: %w", err))
+					return
+				}
+			}
+		}
+	}()
 }
 
 // awaitReceivers returns once n's registry replica lists at least want
@@ -80,6 +119,7 @@ func dchanRecv(c *child, f *roleFlags) error {
 		}
 	}
 	c.ready(node.Addr())
+	scrapeEvery(c, node, f.scrape)
 	go func() {
 		pace := pacer{every: f.pace}
 		for v := range in {
@@ -118,6 +158,7 @@ func dchanSend(c *child, f *roleFlags) error {
 		}
 	}
 	c.ready(node.Addr())
+	scrapeEvery(c, node, f.scrape)
 	for _, ch := range chans {
 		if f.confirm > 0 {
 			go sendConfirmed(c, ch, f.confirm)
@@ -310,8 +351,13 @@ func dchanRequest(c *child, f *roleFlags) error {
 // dchanOneWay: a receiving node and a sending node; sendArgs add to the
 // sender's flags (-senders, -confirm).
 func dchanOneWay(t *trial, buf int, sendArgs ...string) (measurement, error) {
+	return dchanOneWayWith(t, buf, nil, sendArgs)
+}
+
+// dchanOneWayWith is dchanOneWay with flags for the receiver too.
+func dchanOneWayWith(t *trial, buf int, recvArgs, sendArgs []string) (measurement, error) {
 	b := strconv.Itoa(buf)
-	recv, err := t.start("dchan-recv", "-id", "recv", "-name", "bench", "-buf", b)
+	recv, err := t.start("dchan-recv", append([]string{"-id", "recv", "-name", "bench", "-buf", b}, recvArgs...)...)
 	if err != nil {
 		return measurement{}, err
 	}

@@ -51,6 +51,7 @@ type roleFlags struct {
 	warm       int
 	inflight   int
 	pace       time.Duration
+	scrape     time.Duration
 	cpuprofile string
 }
 
@@ -103,6 +104,7 @@ func main() {
 	flag.IntVar(&rf.warm, "warm", 0, "role flags: echo: untimed pings first")
 	flag.IntVar(&rf.inflight, "inflight", 1, "role flags: raw-rtt, dchan-req: requests in flight")
 	flag.DurationVar(&rf.pace, "pace", 0, "role flags: receivers: take one value per this interval at most (on average)")
+	flag.DurationVar(&rf.scrape, "scrape", 0, "role flags: dchan-recv, dchan-send: gather the node's dchanprom metrics this often, as a Prometheus scrape would")
 	flag.StringVar(&rf.cpuprofile, "cpuprofile", "", "role flags: CPU profile file")
 	flag.Parse()
 

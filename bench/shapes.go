@@ -48,6 +48,20 @@ var shapes = []shape{
 		},
 	},
 	{
+		name: "metrics-1024",
+		about: "one-way throughput at buffer 1024 with both nodes' dchanprom collectors gathered and " +
+			"encoded every second (-scrape 1s), as a Prometheus server scraping them would, against " +
+			"the same without; values received per second",
+		metric: msgsPerSec,
+		cands: []candidate{
+			{"dchan", "dchan", func(t *trial) (measurement, error) { return dchanOneWay(t, 1024) }},
+			{"dchan-scraped", "dchan, scraped every 1 s", func(t *trial) (measurement, error) {
+				scrape := []string{"-scrape", "1s"}
+				return dchanOneWayWith(t, 1024, scrape, scrape)
+			}},
+		},
+	},
+	{
 		name: "rtt",
 		about: "request/reply, one in flight: the requester's round-trip p50, p99 and p999. " +
 			"dchan Request/Serve: node A calls channel.Request on \"req\", node B answers with channel.Serve; " +
