@@ -17,15 +17,28 @@ import (
 // Consecutive values of one type to one target are encoded as a run, one
 // gob []T value (EncodeRun): gob's per-value framing, locking and type
 // lookups are then paid once per run, which makes a value of a small
-// struct about 2.5 times cheaper to encode and decode (BenchmarkGobCodecRun).
+// struct about 2.5 times cheaper to encode and decode
+// (BenchmarkGobCodecRunPlain).
 //
-// A GobCodec made by NewFastGobCodec sends flat struct types — every
-// exported field a bool, integer, float, string or []byte, none embedded,
-// no custom encoding methods — without gob: their fields are written
-// directly, with a field list sent once per stream, and decoded by name
-// with gob's rules (see codec_flat.go), at a quarter to a third of gob's cost.
-// They decode exactly as gob would decode them. Every GobCodec decodes
-// such frames, so nodes with either kind of codec talk to each other.
+// Flat struct types — every exported field a bool, integer, float, string
+// or []byte, none embedded, no custom encoding or decoding methods — are
+// sent without gob: their fields are written directly, with a field list
+// sent once per stream (codec_flat.go), at a quarter to a third of gob's
+// cost per value (BenchmarkGobCodec); a run of them is their fields back
+// to back, at about two thirds of a gob run's cost (BenchmarkGobCodecRun).
+// They decode exactly as gob would decode them: the same Go value, or an
+// error where gob would fail, also when the receiver's version of the type
+// differs from the sender's (fields added, removed, resized, behind
+// pointers, promoted from embedded structs: a receiver type the fast
+// decoder cannot match field by field decodes the flat value through gob
+// itself). Every other type — pointers, nested and embedded structs, maps,
+// arrays, other slices, interfaces, complex numbers, structs with chan or
+// func fields, types with GobEncode, MarshalBinary or MarshalText methods
+// or their decoding counterparts — goes through gob. Every GobCodec reads
+// both kinds of frame, flat or gob, whatever it writes. A flat frame's
+// size is not gob's: it carries zero fields too (a byte, or 8 for a float)
+// and no gob type description; the maximum message size applies to what
+// is sent.
 //
 // # Registration
 //
@@ -73,7 +86,8 @@ import (
 //
 //	marker    one byte: bit 0 reset the stream's state first (else
 //	          continue it), bit 1 a flat struct (else gob), bit 2 a
-//	          run: several values of the type as one gob []T (EncodeRun)
+//	          run: several values of the type (EncodeRun), as one gob
+//	          []T, or flat, their fields back to back
 //	type id   uvarint; 0 is the nil value (nothing follows), 1, 2... name
 //	          the stream's types in order of first use
 //	name      on a type id's first use only: uvarint length, then the
@@ -91,7 +105,7 @@ type GobCodec struct {
 	// shadow reports that some registered type holds a map, so decoders
 	// run a discarding gob pass before each real decode.
 	shadow bool
-	// flat: flat struct types are sent without gob (NewFastGobCodec).
+	// flat: flat struct types are sent without gob (codec_flat.go).
 	flat bool
 }
 
@@ -144,6 +158,10 @@ const maxGobTypeName = 1 << 10
 // maxGobTypeDefs bounds the gob type descriptions one stream may send:
 // every struct, slice and map type inside the registered types is
 // described once per stream, and no registered type needs nearly as many.
+// It counts the gob messages that describe a type; descriptions that gob
+// reads inside a value message (of a concrete type in an interface field)
+// escape it: a peer can make a stream's gob decoder keep any number of
+// those.
 const maxGobTypeDefs = 1024
 
 // gobBasics returns the values whose types every GobCodec registers, the
@@ -160,21 +178,23 @@ func gobBasics() []any {
 }
 
 // NewGobCodec returns a gob codec that sends values of the given values'
-// types, and of Go's basic types. A type registered twice is registered
-// once. It returns an error wrapping ErrEncode if a value is nil, if gob
-// cannot encode its type (a channel, a func, a struct without exported
-// fields), or if two different types have the same name.
-func NewGobCodec(types ...any) (*GobCodec, error) { return newGobCodec(false, types) }
+// types, and of Go's basic types; flat struct types among them go without
+// gob (see GobCodec). A type registered twice is registered once. It
+// returns an error wrapping ErrEncode if a value is nil, if gob cannot
+// encode its type (a channel, a func, a struct without exported fields),
+// if its type's name is longer than the 1024 bytes a peer reads,
+// or if two different types have the same name.
+func NewGobCodec(types ...any) (*GobCodec, error) { return newGobCodec(true, types) }
 
-// NewFastGobCodec is NewGobCodec with the flat-struct fast path (see
-// GobCodec): a registered struct whose exported fields are all bools,
-// integers, floats, strings or []byte is written without gob. The values a
-// peer decodes are the same; the encode+decode cost of such a struct is
-// a quarter to a third of gob's (BenchmarkGobCodec, BenchmarkFastGobCodec). Use it
-// with channel.WithCodec. It is not the default: the default codec is
-// gob's own encoding.
-func NewFastGobCodec(types ...any) (*GobCodec, error) { return newGobCodec(true, types) }
+// NewFastGobCodec is NewGobCodec.
+//
+// Deprecated: NewGobCodec sends flat struct types without gob, as
+// NewFastGobCodec did when NewGobCodec did not; use NewGobCodec.
+func NewFastGobCodec(types ...any) (*GobCodec, error) { return NewGobCodec(types...) }
 
+// newGobCodec makes a GobCodec; flat false makes one that sends every type
+// through gob, as NewGobCodec did before flat structs were its default
+// (tests use it for gob's frames and as the reference of the fast path).
 func newGobCodec(flat bool, types []any) (*GobCodec, error) {
 	basics := gobBasics()
 	c := &GobCodec{
@@ -204,6 +224,9 @@ func (c *GobCodec) register(v any) error {
 		return nil
 	}
 	name := gobTypeName(rt)
+	if len(name) > maxGobTypeName {
+		return fmt.Errorf("%w: the name of type %.40s... is %d bytes, limit %d: peers refuse it", ErrEncode, name, len(name), maxGobTypeName)
+	}
 	if other, ok := c.byName[name]; ok {
 		return fmt.Errorf("%w: types %v and %v have the same name %q", ErrEncode, other.typ, rt, name)
 	}
@@ -346,11 +369,11 @@ func (e *gobEncoder) Encode(dst []byte, v any) ([]byte, error) {
 }
 
 // EncodeRun encodes vs, values of one registered type that the stream has
-// sent before, as one gob []T value. It declines (false) a type new to the
-// stream, a flat type (already cheap one by one), a nil pointer and a
-// pending reset, and leaves those to Encode. A gob failure resets the
-// stream as Encode does; the caller then encodes the values one by one, so
-// the failing value fails alone.
+// sent before, as one gob []T value, or for a flat type as their fields
+// back to back. It declines (false) a type new to the stream, a nil
+// pointer and a pending reset, and leaves those to Encode. A gob failure
+// resets the stream as Encode does; the caller then encodes the values one
+// by one, so the failing value fails alone.
 func (e *gobEncoder) EncodeRun(dst []byte, vs []any) ([]byte, bool, error) {
 	if len(vs) < 2 || vs[0] == nil || e.reset {
 		return dst, false, nil
@@ -770,27 +793,35 @@ func checkGobMessages(b []byte) (typeDefs int, err error) {
 }
 
 // gobRunCount returns the element count of the slice a run frame's gob
-// messages carry: the last message is the value (type id, the singleton
-// field delta 0, then the count); those before it describe types.
+// messages carry. Like gob's decoder, it takes the first message that does
+// not describe a type (a non-negative type id) for the start of the value:
+// type id, the singleton field delta 0, then the count. The value may go
+// on in later messages: gob ends a message where a value in an interface
+// field has a type new to the stream, to describe it (encodeInterface).
 func gobRunCount(b []byte) (uint64, error) {
 	if _, err := checkGobMessages(b); err != nil {
 		return 0, err
 	}
-	var last []byte
+	var value []byte
 	for len(b) > 0 {
 		n, w := gobUint(b)
-		last, b = b[w:w+int(n)], b[w+int(n):]
+		msg := b[w : w+int(n)]
+		b = b[w+int(n):]
+		if id, w := gobUint(msg); w > 0 && id&1 == 0 { // zig-zag: even is non-negative
+			value = msg
+			break
+		}
 	}
-	id, w := gobUint(last) // a signed id, zig-zag: a value's is positive
-	if w == 0 || id&1 != 0 {
+	id, w := gobUint(value)
+	if w == 0 || id == 0 {
 		return 0, errors.New("a run frame without a value")
 	}
-	last = last[w:]
-	delta, w := gobUint(last)
+	value = value[w:]
+	delta, w := gobUint(value)
 	if w == 0 || delta != 0 {
 		return 0, errors.New("a run frame whose value is not a slice")
 	}
-	c, w := gobUint(last[w:])
+	c, w := gobUint(value[w:])
 	if w == 0 {
 		return 0, errors.New("a run frame without a count")
 	}
@@ -838,11 +869,11 @@ func gobTypeName(rt reflect.Type) string {
 var (
 	gobDecoderType        = reflect.TypeFor[gob.GobDecoder]()
 	binaryUnmarshalerType = reflect.TypeFor[encoding.BinaryUnmarshaler]()
-	textUnmarshalerType   = reflect.TypeFor[encoding.TextUnmarshaler]()
 )
 
 // holdsMap reports whether gob, decoding a value of type rt, may size a
-// map from a count in the input. Types that decode themselves, and values
+// map from a count in the input. Types that decode themselves (gob honours
+// GobDecoder and BinaryUnmarshaler, not TextUnmarshaler), and values
 // behind interfaces, are not gob's to size.
 func holdsMap(rt reflect.Type, seen map[reflect.Type]bool) bool {
 	if seen[rt] {
@@ -850,7 +881,7 @@ func holdsMap(rt reflect.Type, seen map[reflect.Type]bool) bool {
 	}
 	seen[rt] = true
 	pt := reflect.PointerTo(rt)
-	if pt.Implements(gobDecoderType) || pt.Implements(binaryUnmarshalerType) || pt.Implements(textUnmarshalerType) {
+	if pt.Implements(gobDecoderType) || pt.Implements(binaryUnmarshalerType) {
 		return false
 	}
 	switch rt.Kind() {

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"github.com/stretchr/testify/assert"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -75,12 +76,39 @@ type testMsg struct {
 
 const testPayload = "0123456789abcdef0123456789abcdef"
 
+// testTypes are the types of newTestCodec.
+func testTypes() []any {
+	return []any{testOrder{}, &testOrder{}, testTree{}, testPair{}, testMap{},
+		testPanicky{}, testMsg{}, time.Time{}, testPromoted{}, flatAll{}, flatPtrs{}, flatTextField{}}
+}
+
+// testPromoted's fields are promoted from an embedded struct: a peer's flat
+// testPromoted with a field ID (another version of the type) decodes
+// through gob, which sets the promoted field.
+type testPromoted struct {
+	testOrder
+	Note string
+}
+
 func newTestCodec(tb testing.TB) *GobCodec {
 	tb.Helper()
-	c, err := NewGobCodec(testOrder{}, &testOrder{}, testTree{}, testPair{}, testMap{},
-		testPanicky{}, testMsg{}, time.Time{})
+	c, err := NewGobCodec(testTypes()...)
 	if err != nil {
 		tb.Fatalf("NewGobCodec: %v", err)
+	}
+	return c
+}
+
+// newPlainGobCodec is NewGobCodec without the flat path: every type goes
+// through gob, as from a node that sends no flat frames.
+func newPlainGobCodec(types ...any) (*GobCodec, error) { return newGobCodec(false, types) }
+
+// newPlainTestCodec is newTestCodec without the flat path.
+func newPlainTestCodec(tb testing.TB) *GobCodec {
+	tb.Helper()
+	c, err := newPlainGobCodec(testTypes()...)
+	if err != nil {
+		tb.Fatalf("newPlainGobCodec: %v", err)
 	}
 	return c
 }
@@ -309,6 +337,9 @@ func TestNewGobCodecErrors(t *testing.T) {
 		{"chan", make(chan int), "chan int"},
 		{"func", func() {}, "func()"},
 		{"no exported fields", testNoExported{}, "testNoExported"},
+		// A receiver refuses a type name over maxGobTypeName: the stream
+		// would fail at the first value.
+		{"name too long", longNamedValue(), "limit 1024"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -321,6 +352,16 @@ func TestNewGobCodecErrors(t *testing.T) {
 	if _, err := NewGobCodec(testOrder{}, testOrder{ID: 1}, 0); err != nil {
 		t.Fatalf("registering a type twice: %v", err)
 	}
+}
+
+// longNamedValue is a value of an unnamed struct type whose name (its
+// String) is longer than a receiver reads.
+func longNamedValue() any {
+	fields := make([]reflect.StructField, 200)
+	for i := range fields {
+		fields[i] = reflect.StructField{Name: fmt.Sprintf("Field%03d", i), Type: reflect.TypeFor[int]()}
+	}
+	return reflect.New(reflect.StructOf(fields)).Elem().Interface()
 }
 
 // gobFrame builds a frame by hand: marker, type id, optional name, rest.
@@ -336,7 +377,7 @@ func gobFrame(marker byte, id uint64, name string, rest ...byte) []byte {
 
 func TestGobDecodeErrors(t *testing.T) {
 	c := newTestCodec(t)
-	enc := c.NewEncoder()
+	enc := newPlainTestCodec(t).NewEncoder() // gob frames for testOrder too
 	v1, _ := enc.Encode(nil, testOrder{ID: 1, Item: "a"})
 	v2, _ := enc.Encode(nil, testOrder{ID: 2, Item: "b"})
 	tree, _ := c.NewEncoder().Encode(nil, testTree{Name: "x", Kids: []*testTree{{Name: "y"}}})
@@ -526,6 +567,15 @@ func TestGobTypeName(t *testing.T) {
 	}
 }
 
+// testTextMap holds a map and has text methods, which gob ignores: gob
+// decodes its map itself.
+type testTextMap struct {
+	M map[string]int
+}
+
+func (testTextMap) MarshalText() ([]byte, error) { return nil, nil }
+func (*testTextMap) UnmarshalText([]byte) error  { return nil }
+
 func TestHoldsMap(t *testing.T) {
 	tests := []struct {
 		v    any
@@ -539,6 +589,7 @@ func TestHoldsMap(t *testing.T) {
 		{testPair{}, false},
 		{time.Time{}, false},
 		{map[int]int(nil), true},
+		{testTextMap{}, true}, // gob ignores UnmarshalText: it sizes the map
 	}
 	for _, tc := range tests {
 		if got := holdsMap(reflect.TypeOf(tc.v), map[reflect.Type]bool{}); got != tc.want {
@@ -676,13 +727,15 @@ func TestGobDeepTypeDescriptions(t *testing.T) {
 	}
 }
 
-// gobFuzzSeeds returns the seed corpus of FuzzGobDecode by file name.
+// gobFuzzSeeds returns the seed corpus of FuzzGobDecode by file name: gob
+// frames, from a codec without the flat path, and flatFuzzSeeds'.
 func gobFuzzSeeds(tb testing.TB, c *GobCodec) map[string][2][]byte {
 	tb.Helper()
+	plain := newPlainTestCodec(tb)
 	// stream encodes vs on a fresh stream, leaving out the values that
 	// fail to encode.
 	stream := func(vs ...any) [][]byte {
-		enc := c.NewEncoder()
+		enc := plain.NewEncoder()
 		var frames [][]byte
 		for _, v := range vs {
 			if b, err := enc.Encode(nil, v); err == nil {
@@ -701,25 +754,11 @@ func gobFuzzSeeds(tb testing.TB, c *GobCodec) map[string][2][]byte {
 		tb.Fatal("expected a reset frame")
 	}
 	nilString := stream(nil, "hello")
-	// The same orders from a NewFastGobCodec node: flat frames.
-	fast, err := NewFastGobCodec(testOrder{})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	fastEnc := fast.NewEncoder()
-	flat1, err1 := fastEnc.Encode(nil, testOrder{ID: 1, Item: "apple", Qty: 2})
-	flat2, err2 := fastEnc.Encode(nil, testOrder{ID: 2, Item: "pear"})
-	if err1 != nil || err2 != nil || flat1[0]&gobFlat == 0 {
-		tb.Fatalf("flat frames: %v %v %x", err1, err2, flat1)
-	}
 	orderName := gobTypeName(reflect.TypeFor[testOrder]())
 	cat := func(bs ...[]byte) []byte { return bytes.Join(bs, nil) }
 
-	return map[string][2][]byte{
+	seeds := map[string][2][]byte{
 		"valid":                {order1, order2},
-		"valid_flat":           {flat1, flat2},
-		"truncated_flat":       {flat1[:len(flat1)-3], flat2},
-		"trailing_flat":        {cat(flat1, []byte{0}), flat2},
 		"valid_tree_pair":      {treePair[0], treePair[1]},
 		"valid_nil_string":     {nilString[0], nilString[1]},
 		"reset":                {reset[0], reset[1]},
@@ -739,6 +778,8 @@ func gobFuzzSeeds(tb testing.TB, c *GobCodec) map[string][2][]byte {
 		"deep_slice_types":     {deepSliceFrame(10_050), nil},
 		"recursive_slice_type": {recursiveSliceFrame(), nil},
 	}
+	maps.Copy(seeds, flatFuzzSeeds(tb, c))
+	return seeds
 }
 
 // absurdSliceFrame is a testTree frame whose Kids announce 2^40 elements.
@@ -760,41 +801,13 @@ func absurdSliceFrame(tb testing.TB, c *GobCodec) []byte {
 	return append(out, body...)
 }
 
-// Hand-made gob messages: see encoding/gob's doc for the wire format.
-// Type ids below 64 are gob's own; 2 is int.
+// Hand-made gob messages (appendGobUint and the others are in
+// codec_flat.go): see encoding/gob's doc for the wire format. Type ids
+// below 64 are gob's own; 2 is int.
 const (
 	gobTInt     = 2
 	gobFirstUse = 64
 )
-
-func appendGobUint(b []byte, x uint64) []byte {
-	if x < 0x80 {
-		return append(b, byte(x))
-	}
-	var buf [8]byte
-	binary.BigEndian.PutUint64(buf[:], x)
-	i := 0
-	for buf[i] == 0 {
-		i++
-	}
-	b = append(b, byte(-int8(8-i)))
-	return append(b, buf[i:]...)
-}
-
-func appendGobInt(b []byte, i int64) []byte {
-	if i < 0 {
-		return appendGobUint(b, uint64(^i)<<1|1)
-	}
-	return appendGobUint(b, uint64(i)<<1)
-}
-
-func appendGobString(b []byte, s string) []byte {
-	return append(appendGobUint(b, uint64(len(s))), s...)
-}
-
-func appendGobMessage(b, body []byte) []byte {
-	return append(appendGobUint(b, uint64(len(body))), body...)
-}
 
 // gobSliceType defines type id as a slice of elem.
 func gobSliceType(id, elem int64) []byte {
@@ -804,30 +817,6 @@ func gobSliceType(id, elem int64) []byte {
 	b = append(b, 0, 1) // end CommonType, sliceType.Elem
 	b = appendGobInt(b, elem)
 	return append(b, 0, 0) // end sliceType, end wireType
-}
-
-// gobStructType defines type id as a struct with the given fields.
-func gobStructType(id int64, name string, fields ...gobField) []byte {
-	b := appendGobInt(nil, -id)
-	b = append(b, 3, 1, 1) // wireType.StructT, structType.CommonType, CommonType.Name
-	b = appendGobString(b, name)
-	b = append(b, 1) // CommonType.Id
-	b = appendGobInt(b, id)
-	b = append(b, 0, 1) // end CommonType, structType.Field
-	b = appendGobUint(b, uint64(len(fields)))
-	for _, f := range fields {
-		b = append(b, 1)
-		b = appendGobString(b, f.name)
-		b = append(b, 1)
-		b = appendGobInt(b, f.id)
-		b = append(b, 0)
-	}
-	return append(b, 0, 0) // end structType, end wireType
-}
-
-type gobField struct {
-	name string
-	id   int64
 }
 
 // gobOrderFrame is a testOrder frame whose wire struct has, besides ID, a

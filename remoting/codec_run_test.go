@@ -3,6 +3,7 @@ package remoting
 import (
 	"errors"
 	"fmt"
+	"math"
 	"reflect"
 	"runtime"
 	"strings"
@@ -99,6 +100,22 @@ func TestGobRunRoundTrip(t *testing.T) {
 	}
 }
 
+// TestGobRunWithTypesNewInInterfaces: a run whose values hold, in
+// interface fields, types new to the stream decodes. gob then splits the
+// run's value over several messages, to describe those types between its
+// parts, so the value's count is in the first message that is not a type
+// description, not in the last.
+func TestGobRunWithTypesNewInInterfaces(t *testing.T) {
+	s := newRunStream(newTestCodec(t))
+	s.one(t, testPair{A: 1})
+	vs := []any{testPair{A: 5793, B: []int{}}, testPair{A: []int{1}, B: 1.5}, testPair{A: []string{"x"}, B: []float64{2}}}
+	got := s.run(t, vs...)
+	want := []any{testPair{A: 5793, B: []int(nil)}, vs[1], vs[2]}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("got %#v\nwant %#v", got, want)
+	}
+}
+
 // TestGobRunValuesDoNotShare checks that decoded run values own their
 // memory: changing one changes neither its neighbours nor the next run.
 func TestGobRunValuesDoNotShare(t *testing.T) {
@@ -141,15 +158,15 @@ func TestGobRunDeclines(t *testing.T) {
 	}
 }
 
-// TestFlatRunRoundTrip: NewFastGobCodec sends runs of a flat type as flat
-// values back to back, which any GobCodec decodes, and values that fit no
-// flat layout still go through gob.
+// TestFlatRunRoundTrip: the default codec sends runs of a flat type as
+// flat values back to back, which any GobCodec decodes, and values that
+// fit no flat layout still go through gob.
 func TestFlatRunRoundTrip(t *testing.T) {
-	fast, err := NewFastGobCodec(testOrder{}, testTree{})
+	fast, err := NewGobCodec(testOrder{}, testTree{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	plain, err := NewGobCodec(testOrder{}, testTree{})
+	plain, err := newPlainGobCodec(testOrder{}, testTree{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,7 +224,7 @@ func TestGobRunFailureResets(t *testing.T) {
 // TestGobRunDecodeErrors feeds run frames where they do not belong.
 func TestGobRunDecodeErrors(t *testing.T) {
 	c := newTestCodec(t)
-	enc := c.NewEncoder().(RunEncoder)
+	enc := newPlainTestCodec(t).NewEncoder().(RunEncoder) // gob runs of testOrder
 	single, err := enc.Encode(nil, testOrder{ID: 1})
 	if err != nil {
 		t.Fatal(err)
@@ -277,6 +294,42 @@ func TestGobRunCountIsCheckedFirst(t *testing.T) {
 	}
 }
 
+// TestGobRunCountIsTheDecodedValues: the count checked is that of the
+// value gob decodes, the frame's first message that describes no type,
+// not that of a value message after it, which gob would never read.
+func TestGobRunCountIsTheDecodedValues(t *testing.T) {
+	c := newTestCodec(t)
+	s := newRunStream(c)
+	s.one(t, testTree{})
+	vs := make([]any, 200_000)
+	for i := range vs {
+		vs[i] = testTree{}
+	}
+	big, ok, err := s.enc.EncodeRun(nil, vs)
+	if err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	two, ok, err := s.enc.EncodeRun(nil, vs[:2])
+	if err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	if big[1] != 1 || two[1] != 1 {
+		t.Fatalf("unexpected headers %x, %x", big[:2], two[:2])
+	}
+	frame := append(append([]byte(nil), big...), two[2:]...) // the values, then a run of 2
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	_, err = s.dec.DecodeRun(nil, frame, 2)
+	runtime.ReadMemStats(&after)
+	if !errors.Is(err, ErrDecode) || !strings.Contains(err.Error(), "announced as 2") {
+		t.Fatalf("DecodeRun = %v; want ErrDecode for the count", err)
+	}
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 1<<20 {
+		t.Fatalf("refusing a %d-byte run allocated %d bytes", len(frame), grew)
+	}
+}
+
 // FuzzGobDecodeRun feeds a decoder a frame, then a run frame said to hold
 // n values: either decodes to exactly that, with values that encode again,
 // or fails with ErrDecode, never panicking or allocating beyond the input.
@@ -311,10 +364,12 @@ func FuzzGobDecodeRun(f *testing.F) {
 	})
 }
 
-// gobRunFuzzSeeds returns the seed corpus of FuzzGobDecodeRun by file name.
+// gobRunFuzzSeeds returns the seed corpus of FuzzGobDecodeRun by file name:
+// gob runs, from a codec without the flat path, and the default codec's
+// flat runs, a bridged flat run (version skew) and a corrupt one.
 func gobRunFuzzSeeds(tb testing.TB, c *GobCodec) map[string]runSeed {
 	tb.Helper()
-	enc := c.NewEncoder().(RunEncoder)
+	enc := newPlainTestCodec(tb).NewEncoder().(RunEncoder)
 	mustOne := func(v any) []byte {
 		b, err := enc.Encode(nil, v)
 		if err != nil {
@@ -333,29 +388,39 @@ func gobRunFuzzSeeds(tb testing.TB, c *GobCodec) map[string]runSeed {
 	orders := mustRun(testOrder{ID: 2, Item: "b"}, testOrder{ID: 3}, testOrder{ID: 4, Qty: 9})
 	mapOne := mustOne(testMap{M: map[string]int{"a": 1}})
 	maps := mustRun(testMap{M: map[string]int{"b": 2}}, testMap{})
-	// Flat frames, from a NewFastGobCodec node.
-	fast, err := NewFastGobCodec(testOrder{})
-	if err != nil {
-		tb.Fatal(err)
+	// Flat frames, from the default codec.
+	fastEnc := c.NewEncoder().(RunEncoder)
+	flatRunOf := func(vs ...any) (first, run []byte) {
+		first, err := fastEnc.Encode(nil, vs[0])
+		if err != nil || first[0]&gobFlat == 0 {
+			tb.Fatalf("flat frame %x, %v", first, err)
+		}
+		run, ok, err := fastEnc.EncodeRun(nil, vs[1:])
+		if err != nil || !ok || run[0] != gobRun|gobFlat {
+			tb.Fatalf("flat run %x, %v, %v", run, ok, err)
+		}
+		return first, run
 	}
-	fastEnc := fast.NewEncoder().(RunEncoder)
-	flatOne, err := fastEnc.Encode(nil, testOrder{ID: 1, Item: "a"})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	flatRun, ok, err := fastEnc.EncodeRun(nil, []any{testOrder{ID: 2}, testOrder{Item: "b", Qty: 3}})
-	if err != nil || !ok {
-		tb.Fatal(ok, err)
-	}
+	flatOne, flatOrders := flatRunOf(testOrder{ID: 1, Item: "a"}, testOrder{ID: 2}, testOrder{Item: "b", Qty: 3})
+	msgOne, msgs := flatRunOf(testMsg{ID: 1, Payload: testPayload}, testMsg{ID: -1}, testMsg{}, testMsg{Payload: "p"})
+	allOne, alls := flatRunOf(flatAll{S: "s"}, flatAllEdges(), flatAll{}, flatAll{F32: float32(math.NaN()), Bs: []byte{0}})
+	promoted := gobTypeName(reflect.TypeFor[testPromoted]())
+	skewOne := flatFrame(promoted, skewPromoted{ID: 1, Note: "n"})
+	skewRun := flatRun(skewPromoted{ID: 2, Item: "i"}, skewPromoted{}, skewPromoted{Qty: -3, Note: "m"})
 	return map[string]runSeed{
-		"flat_orders":     {flatOne, flatRun, 2},
-		"flat_miscount":   {flatOne, flatRun, 3},
-		"orders":          {order, orders, 3},
-		"orders_miscount": {order, orders, 2},
-		"maps":            {mapOne, maps, 2},
-		"absurd_count":    {order, absurdSliceCount(tb, orders), 3},
-		"truncated":       {order, orders[:len(orders)-3], 3},
-		"value_as_run":    {order, order, 1},
+		"flat_orders":      {flatOne, flatOrders, 2},
+		"flat_miscount":    {flatOne, flatOrders, 3},
+		"flat_msgs":        {msgOne, msgs, 3},
+		"flat_all_kinds":   {allOne, alls, 3},
+		"flat_all_cut":     {allOne, alls[:len(alls)-1], 3},
+		"flat_skew_bridge": {skewOne, skewRun, 3},
+		"flat_skew_cut":    {skewOne, skewRun[:len(skewRun)-2], 3},
+		"orders":           {order, orders, 3},
+		"orders_miscount":  {order, orders, 2},
+		"maps":             {mapOne, maps, 2},
+		"absurd_count":     {order, absurdSliceCount(tb, orders), 3},
+		"truncated":        {order, orders[:len(orders)-3], 3},
+		"value_as_run":     {order, order, 1},
 	}
 }
 
