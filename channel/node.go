@@ -48,6 +48,7 @@ type Node struct {
 	bcastPID  actor.PID            // its actor, the one address broadcast traffic goes to
 	replies   *replies             // the pending Requests
 	failures  *failureReporter     // tells WithFailureHandler's handler
+	wireQuiet map[string]wireSeen  // the sweeper's own (sweepWire)
 }
 
 // New starts a node and returns once it has joined the cluster through

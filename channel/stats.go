@@ -53,6 +53,21 @@ type Stats struct {
 	Broadcast BroadcastStats // Publish/Subscribe
 
 	Registry RegistryStats // the node's replica of the registry, and its Raft
+
+	// Wire counts the message streams to and from each peer node, by node
+	// ID. A node that is no longer a live member is forgotten after a
+	// quiet while.
+	Wire map[string]WireStats
+}
+
+// WireStats count the message streams between this node and one peer: the
+// frames of values this node sent and received (Raft's and the registry's
+// RPCs not included), their bytes, and the streams to the peer that failed
+// and were reopened.
+type WireStats struct {
+	SentFrames, SentBytes         uint64
+	ReceivedFrames, ReceivedBytes uint64
+	StreamResets                  uint64
 }
 
 // RegistryStats are a node's registry figures: its Raft replica, its view
@@ -365,6 +380,40 @@ func (n *Node) sweep() {
 	})
 	sweepCounters(&n.stats.names, func(string) bool { return false })
 	sweepCounters(&n.stats.peers, n.isLiveMember)
+	n.sweepWire()
+}
+
+// sweepWire forgets the wire counters of nodes that are no longer live
+// members and have been quiet for forgetAfter sweeps.
+func (n *Node) sweepWire() {
+	if n.wireQuiet == nil {
+		n.wireQuiet = make(map[string]wireSeen)
+	}
+	now := n.ep.WireStats()
+	for node, w := range now {
+		seen := n.wireQuiet[node]
+		if a := w.SentFrames + w.ReceivedFrames + w.StreamResets; a != seen.activity || n.isLiveMember(node) {
+			n.wireQuiet[node] = wireSeen{activity: a}
+			continue
+		}
+		if seen.quiet++; seen.quiet >= forgetAfter {
+			n.ep.ForgetWireStats(node)
+			delete(n.wireQuiet, node)
+			continue
+		}
+		n.wireQuiet[node] = seen
+	}
+	for node := range n.wireQuiet {
+		if _, ok := now[node]; !ok {
+			delete(n.wireQuiet, node)
+		}
+	}
+}
+
+// wireSeen is what the sweeper saw of a peer's wire counters.
+type wireSeen struct {
+	activity uint64
+	quiet    int
 }
 
 // sweepCounters forgets the counters in m that no one holds, that keep is
@@ -421,6 +470,10 @@ func (n *Node) Stats() Stats {
 
 		Broadcast: bcastSnapshot(&s.bcast),
 		Registry:  registryStats(n.reg.Metrics()),
+		Wire:      make(map[string]WireStats),
+	}
+	for node, w := range n.ep.WireStats() {
+		out.Wire[node] = WireStats(w)
 	}
 	s.names.Range(func(k, v any) bool {
 		out.Names[k.(string)] = v.(*counters).snapshot()

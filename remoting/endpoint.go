@@ -113,6 +113,7 @@ type Endpoint struct {
 	closed  bool
 
 	stats stats
+	wire  wireSet
 }
 
 var _ actor.Remote = (*Endpoint)(nil)
@@ -484,6 +485,9 @@ func (e *Endpoint) peerOf(to actor.PID) (*peer, error) {
 	p, err := e.peer(addr)
 	if err != nil {
 		return nil, fmt.Errorf("send to %v: %w", to, err)
+	}
+	if n := p.node.Load(); n == nil || *n != to.Node {
+		p.setNode(to.Node)
 	}
 	return p, nil
 }

@@ -185,6 +185,7 @@ func (s *inStream) readLoop() error {
 	defer frame.Release()
 	var rec wire.Record
 	var r wire.Reader
+	wc := s.e.wire.of(s.peer)
 	for {
 		if err := s.ss.RecvMsg(&frame); err != nil {
 			if errors.Is(err, io.EOF) {
@@ -192,6 +193,8 @@ func (s *inStream) readLoop() error {
 			}
 			return err
 		}
+		wc.recvFrames.Add(1)
+		wc.recvBytes.Add(uint64(len(frame.Data)))
 		// The reader decodes without s.mu and takes it per record to
 		// deliver, so the writer can send the credit that a record
 		// returns while the rest of the frame is decoded.

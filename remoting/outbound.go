@@ -42,6 +42,10 @@ type peer struct {
 
 	// cur is out for sends, which read it without mu.
 	cur atomic.Pointer[outStream]
+	// node is the node sends through this peer were last addressed to,
+	// and wire its counters (nil until a send named it).
+	node atomic.Pointer[string]
+	wire atomic.Pointer[wireCounters]
 
 	mu     sync.Mutex
 	out    *outStream
@@ -51,6 +55,13 @@ type peer struct {
 	// the peer will refuse again.
 	refused      error
 	refusedUntil time.Time
+}
+
+// setNode records that sends through p go to node, whose wire counters
+// count them.
+func (p *peer) setNode(node string) {
+	p.node.Store(&node)
+	p.wire.Store(p.e.wire.of(node))
 }
 
 // incompatibleHold is how long a peer that refused this node's protocol
@@ -595,6 +606,9 @@ func (s *outStream) fail(err error) {
 		return
 	}
 	s.err = err
+	if wc := s.p.wire.Load(); wc != nil && s.p.e.ctx.Err() == nil {
+		wc.resets.Add(1)
+	}
 	var failed []completion
 	for _, l := range s.links {
 		takeCompletions(&l.pending, l.pending.Len(), err, &failed)

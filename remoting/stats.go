@@ -1,6 +1,9 @@
 package remoting
 
-import "sync/atomic"
+import (
+	"sync"
+	"sync/atomic"
+)
 
 // Stats are an endpoint's message counters since it started.
 type Stats struct {
@@ -38,3 +41,48 @@ func (e *Endpoint) Stats() Stats {
 		Gone:      e.stats.gone.Load(),
 	}
 }
+
+// WireStats count one peer node's message streams: the frames and bytes
+// of the message service (not Raft's or the registry's RPCs), and the
+// streams to it that failed and were reopened.
+type WireStats struct {
+	SentFrames, SentBytes         uint64
+	ReceivedFrames, ReceivedBytes uint64
+	StreamResets                  uint64
+}
+
+// wireCounters is the live form of WireStats.
+type wireCounters struct {
+	sentFrames, sentBytes, recvFrames, recvBytes, resets atomic.Uint64
+}
+
+// wireSet holds the wire counters of each peer node.
+type wireSet struct{ m sync.Map } // node ID → *wireCounters
+
+func (w *wireSet) of(node string) *wireCounters {
+	if c, ok := w.m.Load(node); ok {
+		return c.(*wireCounters)
+	}
+	c, _ := w.m.LoadOrStore(node, &wireCounters{})
+	return c.(*wireCounters)
+}
+
+// WireStats returns the wire counters of every peer node this endpoint has
+// exchanged messages with, by node ID.
+func (e *Endpoint) WireStats() map[string]WireStats {
+	out := make(map[string]WireStats)
+	e.wire.m.Range(func(k, v any) bool {
+		c := v.(*wireCounters)
+		out[k.(string)] = WireStats{
+			SentFrames: c.sentFrames.Load(), SentBytes: c.sentBytes.Load(),
+			ReceivedFrames: c.recvFrames.Load(), ReceivedBytes: c.recvBytes.Load(),
+			StreamResets: c.resets.Load(),
+		}
+		return true
+	})
+	return out
+}
+
+// ForgetWireStats drops node's wire counters (a node that left): they
+// start again from zero if it comes back.
+func (e *Endpoint) ForgetWireStats(node string) { e.wire.m.Delete(node) }

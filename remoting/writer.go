@@ -242,6 +242,7 @@ func (w *outWriter) flush() bool {
 		bufp = new([]byte)
 	}
 	*bufp = buf // buf may have outgrown the pooled array
+	size := len(buf)
 	if err := s.cs.SendMsg(rawcodec.Pooled(bufp, framePool)); err != nil {
 		if errors.Is(err, io.EOF) {
 			// The stream ended; its status (Unauthenticated, say) is
@@ -252,6 +253,10 @@ func (w *outWriter) flush() bool {
 		}
 		s.fail(fmt.Errorf("%w: send to %s: %w", ErrNodeLost, s.p.addr, err))
 		return false
+	}
+	if wc := s.p.wire.Load(); wc != nil {
+		wc.sentFrames.Add(1)
+		wc.sentBytes.Add(uint64(size))
 	}
 	return true
 }

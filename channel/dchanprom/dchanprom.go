@@ -64,6 +64,15 @@
 //	dchan_registry_apply_duration_seconds    histogram: a write on the leader, to committed and applied
 //	dchan_registry_fsm_apply_duration_seconds histogram: applying a batch of committed entries
 //
+// The wire, by peer node (the frames of values, not Raft's or the
+// registry's RPCs):
+//
+//	dchan_wire_sent_frames_total{peer}       frames of values sent to the peer
+//	dchan_wire_sent_bytes_total{peer}        their bytes
+//	dchan_wire_received_frames_total{peer}   frames of values received from the peer
+//	dchan_wire_received_bytes_total{peer}    their bytes
+//	dchan_wire_stream_resets_total{peer}     streams to the peer that failed and were reopened
+//
 // docs/operations.md ("Monitoring") suggests alerts on them.
 package dchanprom
 
@@ -135,6 +144,12 @@ var (
 	hbFailuresDesc    = desc("dchan_registry_heartbeat_failures_total", "Heartbeats to a follower that failed while this node led.")
 	applyDesc         = desc("dchan_registry_apply_duration_seconds", "Time from a write handed to Raft on the leader to its result.")
 	fsmApplyDesc      = desc("dchan_registry_fsm_apply_duration_seconds", "Time to apply a batch of committed entries to the replica.")
+
+	wireSentFramesDesc = desc("dchan_wire_sent_frames_total", "Frames of values sent to each peer.", "peer")
+	wireSentBytesDesc  = desc("dchan_wire_sent_bytes_total", "Bytes of the frames of values sent to each peer.", "peer")
+	wireRecvFramesDesc = desc("dchan_wire_received_frames_total", "Frames of values received from each peer.", "peer")
+	wireRecvBytesDesc  = desc("dchan_wire_received_bytes_total", "Bytes of the frames of values received from each peer.", "peer")
+	wireResetsDesc     = desc("dchan_wire_stream_resets_total", "Streams to each peer that failed and were reopened.", "peer")
 )
 
 // Describe sends the descriptions of every metric.
@@ -208,6 +223,14 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	counter(hbFailuresDesc, r.HeartbeatFailures)
 	histogram(ch, applyDesc, r.Apply)
 	histogram(ch, fsmApplyDesc, r.FSMApply)
+
+	for peer, w := range s.Wire {
+		counter(wireSentFramesDesc, w.SentFrames, peer)
+		counter(wireSentBytesDesc, w.SentBytes, peer)
+		counter(wireRecvFramesDesc, w.ReceivedFrames, peer)
+		counter(wireRecvBytesDesc, w.ReceivedBytes, peer)
+		counter(wireResetsDesc, w.StreamResets, peer)
+	}
 
 }
 

@@ -141,6 +141,13 @@ dchan_receiver_buffered_values{name="orders"} 2
 dchan_registry_leader 0
 `), "dchan_values_received_total", "dchan_receiver_buffered_values", "dchan_registry_leader"))
 
+	// What n1's streams sent n2 is what n2 received from n1.
+	out, in := nodes[0].Stats().Wire["n2"], nodes[1].Stats().Wire["n1"]
+	assert.Positive(t, out.SentFrames)
+	assert.Equal(t, out.SentFrames, in.ReceivedFrames)
+	assert.Equal(t, out.SentBytes, in.ReceivedBytes)
+	assert.Equal(t, 1, testutil.CollectAndCount(receiver, "dchan_wire_received_frames_total"))
+
 	// The five confirmations were timed.
 	assert.Equal(t, 1, testutil.CollectAndCount(sender, "dchan_accept_latency_seconds"))
 	assert.Equal(t, uint64(5), nodes[0].Stats().AcceptLatency.Count)
