@@ -272,8 +272,13 @@ func (r *receiver) Receive(c *actor.Context) {
 		r.closeOut()
 		r.n.forget(r)
 	default:
+		v := asCall(m)
+		if r.try(v) { // the user's channel has room: no wait to flag
+			r.n.stats.received(r.stats)
+			return
+		}
 		r.handing.Store(true)
-		if r.hand(c.Context().Done(), asCall(m)) {
+		if r.hand(c.Context().Done(), v) {
 			r.n.stats.received(r.stats)
 		}
 		r.handing.Store(false)
