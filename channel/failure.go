@@ -1,6 +1,7 @@
 package channel
 
 import (
+	"context"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -131,8 +132,9 @@ func (f *failureReporter) call(fl failure) {
 }
 
 // stop reports what is queued and returns once the handler returned for
-// the last of it; failures after stop are counted as unreported.
-func (f *failureReporter) stop() {
+// the last of it, or ctx ended (a handler that blocks is then left to
+// finish on its own); failures after stop are counted as unreported.
+func (f *failureReporter) stop(ctx context.Context) {
 	f.mu.Lock()
 	f.stopping = true
 	f.mu.Unlock()
@@ -140,7 +142,11 @@ func (f *failureReporter) stop() {
 	case f.wake <- struct{}{}:
 	default:
 	}
-	<-f.done
+	select {
+	case <-f.done:
+	case <-ctx.Done():
+		f.log.Warn("closing without waiting for the failure handler: it did not return in time")
+	}
 }
 
 // receiverName returns the name of this node's receiver with actor pid,

@@ -94,6 +94,16 @@ func New(ctx context.Context, opts ...Option) (*Node, error) {
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	failures.start(n.receiverName)
+	// abort undoes what New started before the endpoint and registry exist
+	// (after that, teardown does).
+	abort := func() {
+		if n.bcast != nil {
+			n.bcast.Close()
+		}
+		_ = sys.Shutdown(context.Background())
+		n.cancel()
+		failures.stop(context.Background())
+	}
 	bcast, err := gossip.NewDriver(id, cfg.gossip, gossip.Deps{
 		Membership: bcastMembership{n},
 		Transport:  bcastTransport{n},
@@ -105,7 +115,7 @@ func New(ctx context.Context, opts ...Option) (*Node, error) {
 		},
 	})
 	if err != nil {
-		_ = sys.Shutdown(context.Background())
+		abort()
 		return nil, fmt.Errorf("%w: %w", ErrInvalidOption, err)
 	}
 	n.bcast = bcast
@@ -125,7 +135,7 @@ func New(ctx context.Context, opts ...Option) (*Node, error) {
 	}
 	ep, err := remoting.New(sys, epOpts...)
 	if err != nil {
-		_ = sys.Shutdown(context.Background())
+		abort()
 		return nil, fmt.Errorf("channel: %w", err)
 	}
 	regOpts := append([]registry.Option{
@@ -140,7 +150,7 @@ func New(ctx context.Context, opts ...Option) (*Node, error) {
 	reg, err := registry.New(ep, regOpts...)
 	if err != nil {
 		_ = ep.Close()
-		_ = sys.Shutdown(context.Background())
+		abort()
 		return nil, fmt.Errorf("channel: %w", err)
 	}
 	n.ep, n.reg = ep, reg
@@ -316,7 +326,7 @@ func (n *Node) teardownWith(ctx context.Context, errs *[]error) {
 	// Actors stopped hard by a late shutdown: make sure none is left.
 	_ = n.sys.Shutdown(context.Background())
 	n.wg.Wait()
-	n.failures.stop() // after every failure of the shutdown
+	n.failures.stop(ctx) // after every failure of the shutdown, within ctx
 }
 
 func (n *Node) isClosed() bool {

@@ -137,7 +137,8 @@ func WithCodec(codec Codec) Option { return optionFunc(func(c *config) { c.codec
 // h runs on a goroutine of its own, one failure at a time, never on the
 // value path: failures wait for it in a queue of up to 4,096; past that
 // they are counted in Stats.FailuresUnreported and logged. Close returns
-// once h has seen the failures of the node's shutdown.
+// once h has seen the failures of the node's shutdown (Shutdown: or its
+// ctx ends); so h must not call Close or Shutdown itself.
 func WithFailureHandler(h func(name string, value any, err error)) Option {
 	return optionFunc(func(c *config) { c.onFailure = h })
 }

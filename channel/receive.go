@@ -58,11 +58,12 @@ type receiver struct {
 // anywhere in the cluster reaches one of its receivers.
 //
 // buf is the receiver's buffer: up to buf values (at least 1) are accepted
-// into it before the user reads them. Seven eighths of it (all of it below
-// 8) is the receiver's mailbox, whose free space is the credit a remote
-// sender may have in flight, so a larger buf means more throughput across
-// nodes; the last eighth is the returned channel's own buffer, which spares
-// a goroutine switch per value when the user keeps up.
+// into it before the user reads them. Most of it (seven eighths of a large
+// buf, half of one up to 128) is the receiver's mailbox, whose free space
+// is the credit a remote sender may have in flight, so a larger buf means
+// more throughput across nodes; the rest is the returned channel's own
+// buffer, which spares a goroutine switch per value when the user keeps
+// up.
 //
 // Close with the returned CloseFunc: the receiver is unregistered first,
 // then accepts nothing more (values still on the wire to it fail back to

@@ -32,9 +32,10 @@ type replies struct {
 // pendingRequest waits for one answer: from the node its request was
 // accepted on.
 type pendingRequest struct {
-	answer chan answer // capacity 1
-	lost   chan error  // capacity 1: its node was declared dead
-	node   string      // where the request was offered last; guarded by replies.mu
+	answer   chan answer // capacity 1
+	lost     chan error  // capacity 1: its node was declared dead
+	node     string      // where the request was offered last; guarded by replies.mu
+	accepted bool        // node accepted it: only its answer can end it now; guarded by replies.mu
 }
 
 // startReplies spawns the node's reply receiver.
@@ -122,12 +123,14 @@ func (rs *replies) answer(t remoting.Tagged, from string) {
 }
 
 // failNode fails the requests accepted on node, which the cluster declared
-// dead: their answers will not come.
+// dead: their answers will not come. A request only offered to node (its
+// acceptance not come yet) fails through its outcome instead: its stream
+// to node fails; and one node refused has gone on to another receiver.
 func (rs *replies) failNode(node string, err error) {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
 	for tag, p := range rs.pending {
-		if p.node == node {
+		if p.node == node && p.accepted {
 			delete(rs.pending, tag)
 			p.lost <- err // capacity 1: never blocks
 		}
@@ -175,6 +178,9 @@ func Request[Resp any](ctx context.Context, n *Node, name string, req any) (Resp
 	out := remoting.NewOutcomes(func(_ []any, err error) {
 		switch {
 		case err == nil:
+			rs.mu.Lock()
+			p.accepted = true
+			rs.mu.Unlock()
 			n.stats.delivered(r.stats, 1)
 		case refused(err):
 			n.stats.inFlight.Add(-1)
@@ -185,7 +191,7 @@ func Request[Resp any](ctx context.Context, n *Node, name string, req any) (Resp
 	})
 	trying := func(to actor.PID) {
 		rs.mu.Lock()
-		p.node = to.Node
+		p.node, p.accepted = to.Node, false
 		rs.mu.Unlock()
 	}
 	for {

@@ -27,22 +27,32 @@ func (n *Node) SendContext(ctx context.Context, name string, v any) error {
 	defer r.release()
 	start := time.Now()
 	for {
+		// The outcome is counted when it comes, also after ctx ended and
+		// SendContext returned.
 		res := make(chan error, 1)
-		if err := r.route(ctx, &r.turn, v, func(err error) { res <- err }); err != nil {
+		counted := func(err error) {
+			switch {
+			case err == nil:
+				n.stats.confirmed(r.stats, start)
+			case refused(err):
+				n.stats.inFlight.Add(-1)
+			default:
+				n.stats.failed(name, true, err, 1)
+			}
+			res <- err
+		}
+		if err := r.route(ctx, &r.turn, v, counted); err != nil {
 			n.stats.failed(name, false, err, 1)
 			return wrongType(err)
 		}
 		select {
 		case err := <-res:
 			if err == nil {
-				n.stats.confirmed(r.stats, start)
 				return nil
 			}
 			if refused(err) {
-				n.stats.inFlight.Add(-1)
 				continue // never accepted: another receiver may take it
 			}
-			n.stats.failed(name, true, err, 1)
 			return fmt.Errorf("channel: send to %q: %w", name, wrongType(err))
 		case <-ctx.Done():
 			return fmt.Errorf("channel: send to %q: %w", name, ctx.Err())

@@ -486,8 +486,11 @@ func (e *Endpoint) peerOf(to actor.PID) (*peer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("send to %v: %w", to, err)
 	}
-	if n := p.node.Load(); n == nil || *n != to.Node {
-		p.setNode(to.Node)
+	// The node's wire counters: looked up each time, as the sweeper may
+	// have forgotten the ones p counted in (a node that left and came
+	// back at the same address).
+	if wc := e.wire.of(to.Node); p.wire.Load() != wc {
+		p.wire.Store(wc)
 	}
 	return p, nil
 }

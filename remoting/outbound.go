@@ -42,9 +42,8 @@ type peer struct {
 
 	// cur is out for sends, which read it without mu.
 	cur atomic.Pointer[outStream]
-	// node is the node sends through this peer were last addressed to,
-	// and wire its counters (nil until a send named it).
-	node atomic.Pointer[string]
+	// wire counts the frames to the node sends through this peer were
+	// last addressed to (nil until a send named it).
 	wire atomic.Pointer[wireCounters]
 
 	mu     sync.Mutex
@@ -55,13 +54,6 @@ type peer struct {
 	// the peer will refuse again.
 	refused      error
 	refusedUntil time.Time
-}
-
-// setNode records that sends through p go to node, whose wire counters
-// count them.
-func (p *peer) setNode(node string) {
-	p.node.Store(&node)
-	p.wire.Store(p.e.wire.of(node))
 }
 
 // incompatibleHold is how long a peer that refused this node's protocol

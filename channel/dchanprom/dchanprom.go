@@ -14,7 +14,8 @@
 //
 // Values, by channel name (the names the node sends to or receives from;
 // a name gone quiet on the node is forgotten after a minute or two, and
-// its series end):
+// its series end; a name that is not valid UTF-8 is labelled quoted, with
+// Go's escapes):
 //
 //	dchan_values_sent_total{name}            values handed to a receiver, on this node or on the wire
 //	dchan_values_delivered_total{name}       values a receiver's buffer confirmed
@@ -77,6 +78,9 @@
 package dchanprom
 
 import (
+	"strconv"
+	"unicode/utf8"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/dchan-io/dchan/channel"
@@ -169,6 +173,10 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
 	for name, n := range s.Names {
+		if name == "" {
+			continue // private receivers (ReceiveRef): no name to speak of
+		}
+		name = labelValue(name)
 		counter(sentDesc, n.Sent, name)
 		counter(deliveredDesc, n.Delivered, name)
 		for reason, v := range n.FailedBy {
@@ -232,6 +240,16 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		counter(wireResetsDesc, w.StreamResets, peer)
 	}
 
+}
+
+// labelValue returns name as a label value: itself if it is valid UTF-8
+// (Prometheus refuses other label values, and a refused one would fail the
+// whole scrape), else quoted with Go's escapes, which is.
+func labelValue(name string) string {
+	if utf8.ValidString(name) {
+		return name
+	}
+	return strconv.Quote(name)
 }
 
 // histogram sends h as a Prometheus histogram, in seconds.
