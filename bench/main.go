@@ -84,6 +84,7 @@ func main() {
 	flag.StringVar(&o.shapes, "shapes", "", "comma-separated shapes to run, by name or name prefix (\"oneway\"); all if empty")
 	flag.BoolVar(&o.json, "json", false, "print every measurement and the summary as JSON instead of the table")
 	flag.StringVar(&o.profileDir, "cpuprofile-dir", "", "make every process write a CPU profile of its measuring window into this directory")
+	scale := flag.String("scale", "", "instead of the shapes, the scale table: nodes:names cases, comma-separated, each a cluster in this process (e.g. 3:30000,65:100000)")
 
 	var role string
 	var rf roleFlags
@@ -110,6 +111,14 @@ func main() {
 
 	if role != "" {
 		runRole(role, &rf)
+		return
+	}
+	if *scale != "" {
+		cases, err := parseScale(*scale)
+		if err != nil {
+			fail(err)
+		}
+		runScale(os.Stdout, cases)
 		return
 	}
 	exe, err := os.Executable()
