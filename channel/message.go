@@ -120,6 +120,16 @@ func (m *Message) pastDeadline() bool {
 	return !m.deadline.IsZero() && !time.Now().Before(m.deadline)
 }
 
+// accepted ends m as confirmed at now, or with its timeout if now is past
+// its deadline: finish(nil) for a caller that has read the clock already.
+func (m *Message) accepted(now time.Time) {
+	if !m.deadline.IsZero() && !now.Before(m.deadline) {
+		m.finishTimeout()
+		return
+	}
+	m.end(nil, false)
+}
+
 // routeCtx is the context that bounds the routing of m: done once m's
 // outcome is known, which its timeout includes. It is m itself, so a
 // handle costs no context of its own (a single-pointer struct in an

@@ -33,7 +33,7 @@ func (n *Node) SendContext(ctx context.Context, name string, v any) error {
 		counted := func(err error) {
 			switch {
 			case err == nil:
-				n.stats.confirmed(r.stats, start)
+				n.stats.confirmed(r.stats, start, time.Now())
 			case refused(err):
 				n.stats.inFlight.Add(-1)
 			default:
@@ -250,8 +250,9 @@ func (s *queueSink) outcome(m *Message, err error) {
 	switch {
 	case err == nil:
 		if m.handle {
-			s.n.stats.confirmed(s.r.stats, m.start)
-			m.finish(nil)
+			now := time.Now() // one reading for the latency and the deadline
+			s.n.stats.confirmed(s.r.stats, m.start, now)
+			m.accepted(now)
 		} else {
 			s.n.stats.delivered(s.r.stats, 1)
 		}

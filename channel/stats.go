@@ -314,12 +314,12 @@ func (s *stats) delivered(name *counters, n int) {
 	name.delivered.Add(uint64(n))
 }
 
-// confirmed counts one value confirmed accepted whose sender waits for it,
-// since start.
-func (s *stats) confirmed(name *counters, start time.Time) {
+// confirmed counts one value confirmed accepted at now whose sender waits
+// for it, since start.
+func (s *stats) confirmed(name *counters, start, now time.Time) {
 	s.delivered(name, 1)
 	if !start.IsZero() {
-		s.accept.Observe(time.Since(start))
+		s.accept.Observe(now.Sub(start))
 	}
 }
 
