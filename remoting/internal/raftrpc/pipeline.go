@@ -111,6 +111,13 @@ func (p *pipeline) AppendEntries(args *raft.AppendEntriesRequest, resp *raft.App
 	err = p.stream.SendMsg(&rawcodec.Frame{Data: data})
 	watchdog.Stop()
 	if err != nil {
+		select {
+		case <-p.ended:
+			// The stream failed because a response ended the pipeline
+			// (closed before the cancel): the same error as past ended.
+			return nil, ErrPipelineShutdown
+		default:
+		}
 		return nil, p.err(err)
 	}
 
