@@ -486,11 +486,10 @@ func (e *Endpoint) peerOf(to actor.PID) (*peer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("send to %v: %w", to, err)
 	}
-	// The node's wire counters: looked up each time, as the sweeper may
-	// have forgotten the ones p counted in (a node that left and came
-	// back at the same address).
-	if wc := e.wire.of(to.Node); p.wire.Load() != wc {
-		p.wire.Store(wc)
+	// The node's wire counters: looked up again only when p has none (new,
+	// or ForgetWireStats dropped them) or another node took its address.
+	if wc := p.wire.Load(); wc == nil || wc.node != to.Node {
+		p.wire.Store(e.wire.of(to.Node))
 	}
 	return p, nil
 }

@@ -53,6 +53,7 @@ type WireStats struct {
 
 // wireCounters is the live form of WireStats.
 type wireCounters struct {
+	node                                                 string
 	sentFrames, sentBytes, recvFrames, recvBytes, resets atomic.Uint64
 }
 
@@ -63,7 +64,7 @@ func (w *wireSet) of(node string) *wireCounters {
 	if c, ok := w.m.Load(node); ok {
 		return c.(*wireCounters)
 	}
-	c, _ := w.m.LoadOrStore(node, &wireCounters{})
+	c, _ := w.m.LoadOrStore(node, &wireCounters{node: node})
 	return c.(*wireCounters)
 }
 
@@ -84,5 +85,15 @@ func (e *Endpoint) WireStats() map[string]WireStats {
 }
 
 // ForgetWireStats drops node's wire counters (a node that left): they
-// start again from zero if it comes back.
-func (e *Endpoint) ForgetWireStats(node string) { e.wire.m.Delete(node) }
+// start again from zero if it comes back. Peers that counted in them
+// look them up again on their next send.
+func (e *Endpoint) ForgetWireStats(node string) {
+	c, ok := e.wire.m.LoadAndDelete(node)
+	if !ok {
+		return
+	}
+	e.known.Range(func(_, v any) bool {
+		v.(*peer).wire.CompareAndSwap(c.(*wireCounters), nil)
+		return true
+	})
+}

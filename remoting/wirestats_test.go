@@ -11,7 +11,8 @@ import (
 
 // TestWireStatsCountFramesBothWaysAndResets: what one node's streams send
 // to a peer, by node ID, is what the peer counts as received from it; a
-// stream that fails and is reopened is counted as a reset.
+// stream that fails and is reopened is counted as a reset; counters
+// forgotten count again.
 func TestWireStatsCountFramesBothWaysAndResets(t *testing.T) {
 	nodes := startNodes(t, 2)
 	s := newSink()
@@ -39,7 +40,16 @@ func TestWireStatsCountFramesBothWaysAndResets(t *testing.T) {
 	s.waitCount(t, n+1)
 	assert.Equal(t, uint64(1), nodes[0].ep.WireStats()["n2"].StreamResets)
 
+	// Forgotten (the sweeper, for a node that left), then the node sends
+	// to again: counted afresh (the peer used to keep counting into the
+	// forgotten counters).
 	nodes[0].ep.ForgetWireStats("n2")
 	_, ok := nodes[0].ep.WireStats()["n2"]
 	assert.False(t, ok)
+	for i := n + 2; i <= n+100; i++ {
+		require.NoError(t, nodes[0].sys.Send(ctx, target, item{From: "a", Seq: i}))
+	}
+	s.waitCount(t, n+100)
+	require.Eventually(t, func() bool { return nodes[0].ep.WireStats()["n2"].SentFrames > 0 }, waitFor, 5*time.Millisecond,
+		"frames sent after the forget are counted")
 }
