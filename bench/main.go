@@ -118,6 +118,7 @@ func main() {
 		if err != nil {
 			fail(err)
 		}
+		scaleProfile = rf.cpuprofile
 		runScale(os.Stdout, cases)
 		return
 	}

@@ -10,7 +10,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,6 +21,10 @@ import (
 
 	"github.com/dchan-io/dchan/channel"
 )
+
+// scaleProfile, if set (-cpuprofile), is where the first case's
+// registrations are profiled.
+var scaleProfile string
 
 // scaleCase is one row: nodes in the cluster, names registered.
 type scaleCase struct{ nodes, names int }
@@ -110,6 +116,15 @@ func scaleOne(c scaleCase) (r scaleResult) {
 	var next atomic.Int64
 	var failed atomic.Value
 	var wg sync.WaitGroup
+	if scaleProfile != "" {
+		if f, err := os.Create(scaleProfile); err == nil {
+			if pprof.StartCPUProfile(f) == nil {
+				defer f.Close()
+				defer pprof.StopCPUProfile()
+			}
+			scaleProfile = ""
+		}
+	}
 	start = time.Now()
 	for range inFlight {
 		wg.Go(func() {

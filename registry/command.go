@@ -65,12 +65,26 @@ type setVoterCmd struct {
 	Voter bool
 }
 
+// batchCmd is several receiver writes (registerCmd and unregisterCmd, 1 to
+// maxBatch of them) in one log entry: the leader commits the writes that
+// wait at once together (batcher). They are applied in order, each
+// exactly as if it were an entry of its own at the batch's index: one
+// refused write changes nothing, and the others still apply.
+type batchCmd struct {
+	Cmds []command
+}
+
+// maxBatch bounds the writes of one batchCmd (its entry is at most about
+// maxBatch × 2.3 KB with every field at its bound).
+const maxBatch = 1024
+
 func (joinCmd) isCommand()       {}
 func (leaveCmd) isCommand()      {}
 func (registerCmd) isCommand()   {}
 func (unregisterCmd) isCommand() {}
 func (expireNodeCmd) isCommand() {}
 func (setVoterCmd) isCommand()   {}
+func (batchCmd) isCommand()      {}
 
 func checkString(what, s string, max int) error {
 	switch {
@@ -135,9 +149,33 @@ func (c expireNodeCmd) validate() error {
 
 func (c setVoterCmd) validate() error { return checkString("node ID", c.Node, MaxIDLen) }
 
+func (c batchCmd) validate() error {
+	if len(c.Cmds) == 0 || len(c.Cmds) > maxBatch {
+		return fmt.Errorf("%w: a batch of %d writes, want 1 to %d", ErrInvalidCommand, len(c.Cmds), maxBatch)
+	}
+	for i, sub := range c.Cmds {
+		var err error
+		switch sub := sub.(type) {
+		case registerCmd:
+			err = sub.validate()
+		case unregisterCmd:
+			err = sub.validate()
+		default:
+			err = fmt.Errorf("%w: a %T in a batch", ErrInvalidCommand, sub)
+		}
+		if err != nil {
+			return fmt.Errorf("batch write %d: %w", i, err)
+		}
+	}
+	return nil
+}
+
 // Wire format of a command (one Raft log entry's Data):
 //
 //	format byte (commandFormat) | kind byte | fields of the kind
+//
+// A batch's fields are a uvarint count, then each write's kind byte and
+// fields (kindRegister or kindUnregister only).
 //
 // Strings are a uvarint length and the bytes, integers uvarints, bools and
 // modes one byte (0 or 1). A change of any layout gets a new format byte or
@@ -152,6 +190,7 @@ const (
 	kindUnregister
 	kindExpireNode
 	kindSetVoter
+	kindBatch
 )
 
 // encodeCommand returns the log entry encoding of c. It refuses, with
@@ -172,6 +211,8 @@ func encodeCommand(c command) ([]byte, error) {
 		err = c.validate()
 	case setVoterCmd:
 		err = c.validate()
+	case batchCmd:
+		err = c.validate()
 	default:
 		err = fmt.Errorf("%w: command type %T", ErrInvalidCommand, c)
 	}
@@ -181,11 +222,17 @@ func encodeCommand(c command) ([]byte, error) {
 	return appendCommand(nil, c), nil
 }
 
-// appendCommand encodes c without validating it. c is one of the six
+// appendCommand encodes c without validating it. c is one of the seven
 // command types.
 func appendCommand(b []byte, c command) []byte {
 	w := bin.Writer{B: b}
 	w.Byte(commandFormat)
+	writeBody(&w, c)
+	return w.B
+}
+
+// writeBody writes c's kind and fields.
+func writeBody(w *bin.Writer, c command) {
 	switch c := c.(type) {
 	case joinCmd:
 		w.Byte(kindJoin)
@@ -218,8 +265,13 @@ func appendCommand(b []byte, c command) []byte {
 		w.Byte(kindSetVoter)
 		w.Str(c.Node)
 		w.Bool(c.Voter)
+	case batchCmd:
+		w.Byte(kindBatch)
+		w.Uvarint(uint64(len(c.Cmds)))
+		for _, sub := range c.Cmds {
+			writeBody(w, sub)
+		}
 	}
-	return w.B
 }
 
 // decodeCommand decodes a command that encodeCommand encoded. It never
@@ -235,6 +287,20 @@ func decodeCommand(b []byte) (command, error) {
 	if r.Err() != nil {
 		return nil, r.Err()
 	}
+	c, err := readBody(r, kind, true)
+	if err != nil {
+		return nil, err
+	}
+	r.End()
+	if r.Err() != nil {
+		return nil, r.Err()
+	}
+	return c, nil
+}
+
+// readBody reads the fields of a command of kind; a batch only where
+// batchOK (not inside another).
+func readBody(r *bin.Reader, kind byte, batchOK bool) (command, error) {
 	var c command
 	switch kind {
 	case kindJoin:
@@ -265,10 +331,34 @@ func decodeCommand(b []byte) (command, error) {
 		c = expireNodeCmd{Node: r.Str("node ID", MaxIDLen), Incarnation: r.Uvarint()}
 	case kindSetVoter:
 		c = setVoterCmd{Node: r.Str("node ID", MaxIDLen), Voter: r.Bool()}
+	case kindBatch:
+		if !batchOK {
+			r.Fail("a batch inside a batch")
+			return nil, r.Err()
+		}
+		n := r.Uvarint()
+		if r.Err() == nil && (n == 0 || n > maxBatch) {
+			r.Fail("a batch of %d writes, want 1 to %d", n, maxBatch)
+		}
+		b := batchCmd{Cmds: make([]command, 0, min(n, maxBatch))}
+		for i := uint64(0); i < n && r.Err() == nil; i++ {
+			k := r.Byte()
+			if r.Err() == nil && k != kindRegister && k != kindUnregister {
+				r.Fail("a write of kind %d in a batch", k)
+			}
+			if r.Err() != nil {
+				break
+			}
+			sub, err := readBody(r, k, false)
+			if err != nil {
+				return nil, err
+			}
+			b.Cmds = append(b.Cmds, sub)
+		}
+		c = b
 	default:
 		return nil, fmt.Errorf("%w: command kind %d", ErrUnsupportedVersion, kind)
 	}
-	r.End()
 	if r.Err() != nil {
 		return nil, r.Err()
 	}

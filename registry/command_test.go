@@ -24,6 +24,12 @@ func TestCommandRoundTrip(t *testing.T) {
 		expireNodeCmd{Node: "n1", Incarnation: 2},
 		setVoterCmd{Node: "n1", Voter: true},
 		setVoterCmd{Node: "n1"},
+		batchCmd{Cmds: []command{register("orders", queue("n1", "x", 1))}},
+		batchCmd{Cmds: []command{
+			register("orders", queue("n1", "x", 1)),
+			unregisterCmd{Name: "orders", Node: "n1", ActorID: "y", Incarnation: 7},
+			register(long, broadcast(id, id, 1<<40)),
+		}},
 	} {
 		b, err := encodeCommand(c)
 		if err != nil {
@@ -52,6 +58,11 @@ func TestEncodeCommandRefusesInvalid(t *testing.T) {
 		expireNodeCmd{Node: "n1"},
 		setVoterCmd{},
 		leaveCmd{},
+		batchCmd{},
+		batchCmd{Cmds: make([]command, maxBatch+1)},
+		batchCmd{Cmds: []command{join("n1", 1)}},
+		batchCmd{Cmds: []command{register("a", queue("n1", "x", 1)), batchCmd{Cmds: []command{register("b", queue("n1", "x", 1))}}}},
+		batchCmd{Cmds: []command{register("a", queue("n1", "x", 1)), register("a", queue("n1", "x", 0))}},
 	} {
 		if _, err := encodeCommand(c); !errors.Is(err, ErrInvalidCommand) {
 			t.Errorf("EncodeCommand(%#v) = %v, want ErrInvalidCommand", c, err)
@@ -71,6 +82,15 @@ func TestDecodeCommandErrors(t *testing.T) {
 	badMode[len(badMode)-2] = 2 // mode byte precedes the one-byte incarnation
 	badBool, _ := encodeCommand(setVoterCmd{Node: "n1", Voter: true})
 	badBool[len(badBool)-1] = 2
+	// A batch's writes are its kind's fields without the format byte.
+	batchOf := func(count uint64, writes ...command) []byte {
+		b := binary.AppendUvarint([]byte{commandFormat, kindBatch}, count)
+		for _, w := range writes {
+			b = append(b, appendCommand(nil, w)[1:]...)
+		}
+		return b
+	}
+	reg := register("orders", queue("n1", "x", 1))
 
 	for _, tc := range []struct {
 		name string
@@ -91,6 +111,12 @@ func TestDecodeCommandErrors(t *testing.T) {
 		{"bad varint", []byte{1, 2, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}, ErrMalformed},
 		{"bad mode", badMode, ErrMalformed},
 		{"bad bool", badBool, ErrMalformed},
+		{"empty batch", batchOf(0), ErrMalformed},
+		{"batch over its bound", batchOf(maxBatch+1, reg), ErrMalformed},
+		{"batch shorter than its count", batchOf(3, reg, reg), ErrMalformed},
+		{"batch in a batch", batchOf(1, batchCmd{Cmds: []command{reg}}), ErrMalformed},
+		{"join in a batch", batchOf(2, reg, join("n1", 1)), ErrMalformed},
+		{"batch with a trailing byte", append(batchOf(1, reg), 0), ErrMalformed},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := decodeCommand(tc.b)

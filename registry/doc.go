@@ -32,7 +32,11 @@
 // crashing the process.
 //
 // Writes (Register, Unregister, Leave) go to the leader: on a follower they
-// are forwarded, and they are retried across elections until ctx ends, when
+// are forwarded. Registrations and unregistrations are batched: those that
+// wait on a node while its previous batches commit go in one RPC to the
+// leader (or straight to Raft on the leader) and one log entry, each
+// writer still returning only once its own write is committed, with its
+// own result. Writes are retried across elections until ctx ends, when
 // they fail with ErrUnavailable — a write is never reported done unless it
 // was committed, and the internal not-leader error never reaches a caller.
 // A node writes only for itself: the leader refuses, with
@@ -71,13 +75,15 @@
 //
 // New states share everything that did not change with the old one: names
 // live in a two-level hash trie (64×64 leaves), so a write copies two
-// small arrays and one short leaf whatever the size of the table, and
+// small arrays and one short leaf whatever the size of the table (the
+// writes of one batch copy each array once), and
 // State.Receivers costs one hash and a search in one leaf, with no lock
 // and no allocation.
 //
 // Six commands are the only writes: a member joins, leaves, is expired or
 // has its voter flag set; a receiver is registered or unregistered. Each
-// is one Raft log entry, in a versioned, bounded encoding whose decoder
+// is one Raft log entry, or, for receivers, one write of a batch entry
+// (applied in order, each as if alone), in a versioned, bounded encoding whose decoder
 // never panics on bad bytes; one pure transition applies them (State.apply
 // in state.go states their exact semantics), and every replica refuses the
 // same commands with the same sentinel.
@@ -110,6 +116,7 @@
 //	              handlers, their wire formats and reply status codes, call
 //	writes.go     Register, Unregister and Sync: forwarding, retries across
 //	              elections, leader apply, waiting on Raft futures
+//	batcher.go    receiver writes gathered into batches: one RPC, one entry
 //	join.go       joining through the leader or any known peer, with backoff
 //	membership.go the leader adding a member, Leave, rejoining after expiry
 //	health.go     the failure detector: expiry, promotion, health status
@@ -133,6 +140,12 @@
 //     ends when Close cancels the context; Close waits for it. It observes
 //     heartbeats, sets the Endpoint's health status, expires and promotes
 //     members while this node leads, and rejoins after an expiry.
+//   - The batcher (batcher.run), one per Registry: started by Start, ends
+//     when Close cancels the context. It takes each batch of waiting
+//     receiver writes and starts a committer (batcher.commit) for it, up
+//     to maxBatchesInFlight at once; a committer forwards or applies its
+//     batch, bounded by the attempt timeout, tells each writer its result
+//     and ends; Close waits for both.
 //   - The rejoin callback (OnRejoin's fn), one per rejoin: started by the
 //     health watcher once a rejoin is committed, so that the watcher goes on
 //     watching while fn registers again; Close ends fn's registry writes

@@ -83,7 +83,7 @@ func (f *fsm) Apply(l *raft.Log) any {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	defer f.timeApply(time.Now())
-	next, res := applyEntry(f.state.Load(), l)
+	next, res := applyEntry(f.state.Load(), l, nil)
 	f.publish(next)
 	f.watches.notify(res)
 	return res
@@ -102,12 +102,13 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	out := make([]any, len(logs))
 	s := f.state.Load()
 	results := make([]result, 0, len(logs))
+	var e treeEdit // the States between entries are not published
 	for i, l := range logs {
 		if l == nil || l.Type != raft.LogCommand {
 			continue
 		}
 		var res result
-		s, res = applyEntry(s, l)
+		s, res = applyEntry(s, l, &e)
 		out[i] = res
 		results = append(results, res)
 	}
@@ -119,7 +120,8 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 }
 
 // applyEntry returns the state after the log entry l, and what changed.
-func applyEntry(s *State, l *raft.Log) (*State, result) {
+// Tree nodes e made are written in place (e may be nil).
+func applyEntry(s *State, l *raft.Log, e *treeEdit) (*State, result) {
 	if l == nil {
 		return s, result{Err: fmt.Errorf("%w: nil log entry", ErrInvalidCommand)}
 	}
@@ -127,7 +129,7 @@ func applyEntry(s *State, l *raft.Log) (*State, result) {
 	if err != nil {
 		return s.successor(l.Index), result{Err: fmt.Errorf("entry %d: %w", l.Index, err)}
 	}
-	return s.apply(l.Index, cmd)
+	return s.applyEdit(e, l.Index, cmd)
 }
 
 // Snapshot captures the current State. It copies nothing: the State is

@@ -155,6 +155,11 @@ func TestWriteFuzzCorpus(t *testing.T) {
 		"expire":          expireNodeCmd{Node: "n2", Incarnation: 2},
 		"set_voter":       setVoterCmd{Node: "n1", Voter: true},
 		"set_voter_false": setVoterCmd{Node: "n2"},
+		"batch": batchCmd{Cmds: []command{
+			registerCmd{Name: "a", Receiver: Receiver{Node: "n1", ActorID: "x", Incarnation: 1}},
+			registerCmd{Name: "b", Receiver: Receiver{Node: "n2", ActorID: "y", Incarnation: 1}},
+			unregisterCmd{Name: "a", Node: "n1", ActorID: "x"},
+		}},
 	}
 	seeds := map[string][]byte{
 		"empty":           {},
@@ -170,6 +175,8 @@ func TestWriteFuzzCorpus(t *testing.T) {
 		"trailing":        append(appendCommand(nil, cmds["leave"]), 0),
 		"truncated_join":  appendCommand(nil, cmds["join"])[:8],
 		"nonminimal_uvar": {commandFormat, kindLeave, 0x81, 0x00, 'n', 0x80, 0x00},
+		"nested_batch":    {commandFormat, kindBatch, 1, kindBatch, 1, kindLeave, 1, 'n', 0},
+		"absurd_batch":    {commandFormat, kindBatch, 0xff, 0xff, 0xff, 0xff, 0x0f},
 	}
 	for name, c := range cmds {
 		seeds[name] = appendCommand(nil, c)

@@ -34,6 +34,11 @@ type Metrics struct {
 	LeaderChanges     uint64 // leaders this node saw come or go
 	HeartbeatFailures uint64 // heartbeats to a follower that failed, while this node led
 
+	// Writes counts the receiver writes (registrations, unregistrations)
+	// this node sent in batches, committing them if it led or forwarding
+	// them to the leader; Batches the batches they went in.
+	Writes, Batches uint64
+
 	// Apply is the time from handing a write to Raft, on the leader, to
 	// its result: committed by a quorum and applied to the leader's
 	// replica. FSMApply is the time the replica took to apply each batch
@@ -44,6 +49,7 @@ type Metrics struct {
 // counters are the registry's own counts and timings.
 type counters struct {
 	elections, leaderChanges, heartbeatFailures atomic.Uint64
+	writes, batches                             atomic.Uint64
 	apply                                       hist.Histogram
 }
 
@@ -70,6 +76,8 @@ func (r *Registry) Metrics() Metrics {
 		Elections:         r.counters.elections.Load(),
 		LeaderChanges:     r.counters.leaderChanges.Load(),
 		HeartbeatFailures: r.counters.heartbeatFailures.Load(),
+		Writes:            r.counters.writes.Load(),
+		Batches:           r.counters.batches.Load(),
 		Apply:             r.counters.apply.Snapshot(),
 		FSMApply:          r.fsm.applyTime.Snapshot(),
 	}

@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/hashicorp/raft"
 	"pgregory.net/rapid"
 )
 
@@ -16,8 +17,26 @@ func commandGen() *rapid.Generator[command] {
 	actorID := rapid.SampledFrom([]string{"x", "y"})
 	inc := rapid.SampledFrom([]uint64{1, 1, 1, 2, 2, 3}) // mostly matching
 	mode := rapid.SampledFrom([]Mode{Queue, Broadcast})
+	write := func(t *rapid.T) command {
+		if rapid.IntRange(0, 2).Draw(t, "unregister") == 0 {
+			return unregisterCmd{
+				Name: name.Draw(t, "name"), Node: node.Draw(t, "node"), ActorID: actorID.Draw(t, "actor"),
+				Incarnation: rapid.Uint64Range(0, 3).Draw(t, "inc"),
+			}
+		}
+		return registerCmd{Name: name.Draw(t, "name"), Receiver: Receiver{
+			Node: node.Draw(t, "node"), ActorID: actorID.Draw(t, "actor"),
+			Mode: mode.Draw(t, "mode"), Incarnation: inc.Draw(t, "inc"),
+		}}
+	}
 	return rapid.Custom(func(t *rapid.T) command {
-		switch rapid.IntRange(0, 11).Draw(t, "kind") {
+		switch rapid.IntRange(0, 13).Draw(t, "kind") {
+		case 12, 13:
+			b := batchCmd{Cmds: make([]command, rapid.IntRange(1, 6).Draw(t, "writes"))}
+			for i := range b.Cmds {
+				b.Cmds[i] = write(t)
+			}
+			return b
 		case 0, 1:
 			return joinCmd{Member: Member{
 				ID:          node.Draw(t, "node"),
@@ -46,16 +65,38 @@ func commandGen() *rapid.Generator[command] {
 }
 
 // Replicas that apply the same log agree on everything observable, whether
-// one of them went through Snapshot/Restore midway or not; every state
-// keeps the registry's invariants; states already published never change.
+// one of them went through Snapshot/Restore midway or not, and whether one
+// applies the entries one by one or in batches (ApplyBatch, whose writes
+// share the tree nodes they copy); every state keeps the registry's
+// invariants; states already published never change.
 func TestReplicasAgree(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		cmds := rapid.SliceOfN(commandGen(), 20, 150).Draw(t, "cmds")
 		cut := rapid.IntRange(0, len(cmds)).Draw(t, "restore at")
 
-		a, b := newFSM(), newFSM()
+		a, b, batched := newFSM(), newFSM(), newFSM()
 		var published []*State
 		var views []view
+		var group []*raft.Log // batched's next ApplyBatch
+		var want []result     // a's results for group
+		flush := func() {
+			out := batched.ApplyBatch(group)
+			for k, l := range group {
+				got, ok := out[k].(result)
+				if !ok || errString(got.Err) != errString(want[k].Err) || !reflect.DeepEqual(got.Names, want[k].Names) ||
+					got.Members != want[k].Members || len(got.Batch) != len(want[k].Batch) {
+					t.Fatalf("entry %d: ApplyBatch's result %+v, Apply's %+v", l.Index, out[k], want[k])
+				}
+			}
+			group, want = group[:0], want[:0]
+			s := batched.current()
+			checkState(t, s)
+			if va, vc := views[len(views)-1], observe(s); !reflect.DeepEqual(va, vc) {
+				t.Fatalf("the replica applying batches differs:\n%+v\n%+v", va, vc)
+			}
+			published = append(published, s)
+			views = append(views, observe(s))
+		}
 		for i, c := range cmds {
 			l := logEntry(t, uint64(i+1), c)
 			if i == cut {
@@ -78,6 +119,10 @@ func TestReplicasAgree(t *testing.T) {
 			}
 			published = append(published, sa)
 			views = append(views, va)
+			group, want = append(group, l), append(want, ra)
+			if rapid.IntRange(0, 3).Draw(t, "end batch") == 0 || i == len(cmds)-1 {
+				flush()
+			}
 		}
 		if !bytes.Equal(snapshot(t, a), snapshot(t, b)) {
 			t.Fatal("snapshots differ")

@@ -32,6 +32,7 @@ type Registry struct {
 	serving     bool          // the health status last reported; watchHealth's
 	rejoining   atomic.Bool   // a rejoin's join was sent and not yet seen committed
 	counters    counters      // Metrics' counts and timings
+	batch       *batcher      // the leader's receiver writes, committed in batches
 
 	// confMu serialises the leader's membership changes: a join (addMember)
 	// and a health reconciliation must not interleave, or a node that
@@ -72,6 +73,7 @@ func New(ep *remoting.Endpoint, opts ...Option) (*Registry, error) {
 		ctx:    ctx,
 		cancel: cancel,
 	}
+	r.batch = newBatcher(r)
 	// The start time in nanoseconds: a restart of the node always has a
 	// higher incarnation than the run before.
 	r.incarnation.Store(uint64(time.Now().UnixNano()))
@@ -153,8 +155,9 @@ func (r *Registry) Start(ctx context.Context) error {
 	r.raft = rf
 	r.mu.Unlock()
 
-	r.wg.Add(1)
+	r.wg.Add(2)
 	go r.watchHealth()
+	go r.batch.run()
 
 	self := raft.Server{ID: raft.ServerID(r.cfg.nodeID), Address: raft.ServerAddress(r.ep.AdvertiseAddr())}
 	switch {

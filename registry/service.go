@@ -19,7 +19,8 @@ import (
 // peer connections, same interceptors). Each method is unary, its request
 // and reply raw bytes (rawcodec frames):
 //
-//	Apply     an encoded command (a write forwarded to the leader); empty reply
+//	Apply     an encoded command (a write forwarded to the leader); empty
+//	          reply, or for a batch each write's status (encodeResults)
 //	Join      encodeJoinRequest (a node asking the leader to add it); empty reply
 //	Member    a node ID; decodeMemberStatus (how the leader sees that member)
 //	Sync      empty; encodeVersion (the leader's version after a barrier)
@@ -259,6 +260,19 @@ func (r *Registry) serveApply(ctx context.Context, req []byte) []byte {
 		r.log.Warn("refused a peer's write", zap.String("peer", remoting.PeerID(ctx)), zap.Error(err))
 		return encodeReply(err, nil)
 	}
+	if b, ok := cmd.(batchCmd); ok {
+		// A peer's batch is committed as it came, one entry, and each of
+		// its writes answered.
+		res, err := r.applyResult(ctx, rf, req)
+		if err != nil && res.Err == nil {
+			return encodeReply(err, nil)
+		}
+		errs, err := resultErrs(res, len(b.Cmds))
+		if err != nil {
+			return encodeReply(err, nil)
+		}
+		return encodeReply(nil, encodeResults(errs))
+	}
 	return encodeReply(r.leaderApply(ctx, rf, req, cmd), nil)
 }
 
@@ -275,6 +289,13 @@ func authorize(cmd command, caller string) error {
 		about = c.Node
 	case leaveCmd:
 		about = c.Node
+	case batchCmd:
+		for _, sub := range c.Cmds {
+			if err := authorize(sub, caller); err != nil {
+				return err
+			}
+		}
+		return nil
 	default:
 		return fmt.Errorf("%w: %s may not send a %T; only the leader issues it", ErrPermissionDenied, describeCaller(caller), cmd)
 	}

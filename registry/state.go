@@ -111,6 +111,10 @@ type State struct {
 	members []Member     // sorted by ID; never modified once published
 	names   *rootNode
 	count   int // number of names
+
+	// edit is set only while a batch applies to this State, before it is
+	// published (see treeEdit).
+	edit *treeEdit
 }
 
 // Version returns the Raft index of the last command applied to this state
@@ -191,6 +195,9 @@ type result struct {
 	Names []string
 	// Members reports that the member table changed.
 	Members bool
+	// Batch holds the result of each write of a batchCmd, in order (the
+	// batch's Names are theirs together).
+	Batch []result
 }
 
 // changed reports whether the command changed anything but the version.
@@ -221,8 +228,22 @@ func (r result) changed() bool { return r.Members || len(r.Names) > 0 }
 //     the incarnation matches and the member is Alive; otherwise nothing.
 //   - setVoterCmd sets a member's voter flag; promoting an Expired member is
 //     refused with ErrMemberExpired.
+//   - batchCmd applies each of its writes in order, as if each were an
+//     entry of its own at index; result.Batch holds their results.
 func (s *State) apply(index uint64, cmd command) (*State, result) {
+	return s.applyEdit(nil, index, cmd)
+}
+
+// applyEdit is apply that writes in place into the tree nodes e made (e
+// may be nil). The States it returns must not be published while e is in
+// use.
+func (s *State) applyEdit(e *treeEdit, index uint64, cmd command) (*State, result) {
+	if b, ok := cmd.(batchCmd); ok {
+		return s.applyBatch(e, index, b)
+	}
 	next := s.successor(index)
+	next.edit = e
+	defer func() { next.edit = nil }()
 	var res result
 	switch c := cmd.(type) {
 	case joinCmd:
@@ -247,6 +268,35 @@ func (s *State) apply(index uint64, cmd command) (*State, result) {
 	return next, res
 }
 
+// applyBatch applies the writes of b in order; a refused one changes
+// nothing, and the others still apply.
+func (s *State) applyBatch(e *treeEdit, index uint64, b batchCmd) (*State, result) {
+	if err := b.validate(); err != nil {
+		return s.successor(index), result{Err: err}
+	}
+	if e == nil {
+		e = new(treeEdit)
+	}
+	next := s.successor(index)
+	next.edit = e
+	res := result{Batch: make([]result, len(b.Cmds))}
+	for i, sub := range b.Cmds {
+		var r result
+		switch c := sub.(type) {
+		case registerCmd:
+			r = next.register(c)
+		case unregisterCmd:
+			r = next.unregister(c)
+		}
+		res.Batch[i] = r
+		res.Names = append(res.Names, r.Names...)
+	}
+	next.edit = nil
+	slices.Sort(res.Names)
+	res.Names = slices.Compact(res.Names)
+	return next, res
+}
+
 // successor returns a shallow copy of s at version index. It shares
 // everything with s; handlers replace (never modify) members and names.
 func (s *State) successor(index uint64) *State {
@@ -255,6 +305,7 @@ func (s *State) successor(index uint64) *State {
 		*n = *s
 	}
 	n.version = index
+	n.edit = nil
 	if n.names == nil && n.seed == (maphash.Seed{}) {
 		n.seed = maphash.MakeSeed()
 	}
@@ -364,6 +415,7 @@ func (s *State) register(c registerCmd) result {
 		return result{Err: fmt.Errorf("%w: register %q on node %q with incarnation %d, current is %d",
 			ErrStaleIncarnation, c.Name, r.Node, r.Incarnation, s.members[i].Incarnation)}
 	}
+	r.Node = s.members[i].ID // one copy of the node's ID for all its receivers
 	h := s.hash(c.Name)
 	rs := s.names.lookup(h, c.Name)
 	k, found := findReceiver(rs, r.Node, r.ActorID)
@@ -384,7 +436,7 @@ func (s *State) register(c registerCmd) result {
 			s.count++
 		}
 	}
-	s.names = s.names.with(h, c.Name, nrs)
+	s.names = s.names.edit(s.edit, h, c.Name, nrs)
 	return result{Names: []string{c.Name}}
 }
 
@@ -406,7 +458,7 @@ func (s *State) unregister(c unregisterCmd) result {
 	} else {
 		s.count--
 	}
-	s.names = s.names.with(h, c.Name, nrs)
+	s.names = s.names.edit(s.edit, h, c.Name, nrs)
 	return result{Names: []string{c.Name}}
 }
 

@@ -73,21 +73,25 @@ func (r *rootNode) lookup(h uint64, name string) []Receiver {
 	return nil
 }
 
-// with returns a copy of r in which name has the receivers recv, or is
-// absent when recv is empty. r is not modified; r may be nil.
-func (r *rootNode) with(h uint64, name string, recv []Receiver) *rootNode {
-	i, j := slot(h)
-	nr := new(rootNode)
-	if r != nil {
-		*nr = *r
-	}
-	nm := new(midNode)
-	if old := nr[i]; old != nil {
-		*nm = *old
-	}
-	nr[i] = nm
+// treeEdit lets the writes of one batch of entries, applied to States that
+// are not published until the batch ends (fsm.ApplyBatch, batchCmd), copy
+// the root and each mid node once for the lot instead of once per write:
+// the nodes the edit made are its own to write into until it ends.
+type treeEdit struct {
+	root *rootNode    // the root this edit made, or nil
+	mids [fanout]bool // the mid nodes of root this edit made
+}
 
-	lf := nm[j]
+// edit returns r in which name has the receivers recv, or is absent when
+// recv is empty. It copies the root, the mid node and the leaf it changes,
+// except the nodes e made, which it writes in place (e may be nil). r is
+// not modified unless e made it; r may be nil.
+func (r *rootNode) edit(e *treeEdit, h uint64, name string, recv []Receiver) *rootNode {
+	i, j := slot(h)
+	var lf []entry
+	if r != nil && r[i] != nil {
+		lf = r[i][j]
+	}
 	k, found := search(lf, h, name)
 	var nl []entry
 	switch {
@@ -109,6 +113,27 @@ func (r *rootNode) with(h uint64, name string, recv []Receiver) *rootNode {
 	}
 	if len(nl) == 0 {
 		nl = nil
+	}
+	nr := r
+	if e == nil || r == nil || e.root != r {
+		nr = new(rootNode)
+		if r != nil {
+			*nr = *r
+		}
+		if e != nil {
+			e.root, e.mids = nr, [fanout]bool{}
+		}
+	}
+	nm := nr[i]
+	if e == nil || nm == nil || !e.mids[i] {
+		nm = new(midNode)
+		if old := nr[i]; old != nil {
+			*nm = *old
+		}
+		nr[i] = nm
+		if e != nil {
+			e.mids[i] = true
+		}
 	}
 	nm[j] = nl
 	return nr

@@ -76,6 +76,9 @@ func (r *Registry) applyCommand(ctx context.Context, cmd command) error {
 		return err
 	}
 	return r.retry(ctx, "apply", func(ctx context.Context) error {
+		if batched(cmd) {
+			return r.batch.submit(ctx, cmd)
+		}
 		rf, err := r.raftNode()
 		if err != nil {
 			return err
@@ -92,9 +95,13 @@ func (r *Registry) applyCommand(ctx context.Context, cmd command) error {
 	})
 }
 
-// leaderApply commits a command on the leader. A leaveCmd also takes the node
-// out of the Raft configuration.
+// leaderApply commits a command on the leader: a receiver write in the
+// next batch (batcher), any other in an entry of its own. A leaveCmd also
+// takes the node out of the Raft configuration.
 func (r *Registry) leaderApply(ctx context.Context, rf *raft.Raft, data []byte, cmd command) error {
+	if batched(cmd) {
+		return r.batch.submit(ctx, cmd)
+	}
 	if err := r.applyLocal(ctx, rf, data); err != nil {
 		return err
 	}
