@@ -140,7 +140,7 @@ func subscribe[T any](ctx context.Context, n *Node, name string, buf int) (<-cha
 	hand := func(v any) bool {
 		t, ok := v.(T)
 		if !ok {
-			n.stats.dropped(name)
+			n.stats.Dropped(name)
 			n.log.Warn("dropped a broadcast value of the wrong type", zap.String("name", name),
 				zap.String("type", fmt.Sprintf("%T", v)), zap.Error(ErrWrongType))
 			return false
@@ -152,14 +152,14 @@ func subscribe[T any](ctx context.Context, n *Node, name string, buf int) (<-cha
 		// taken it, in which case there is room anyway).
 		select {
 		case <-out:
-			n.stats.dropped(name)
+			n.stats.Dropped(name)
 		default:
 		}
 		select {
 		case out <- t:
 			return true
 		default: // a concurrent writer (a value sent to the actor directly) took the room
-			n.stats.dropped(name)
+			n.stats.Dropped(name)
 			return false
 		}
 	}
@@ -183,7 +183,7 @@ func subscribe[T any](ctx context.Context, n *Node, name string, buf int) (<-cha
 // wait.
 func (r *receiver) Offer(v any) {
 	if r.hand(nil, v) {
-		r.n.stats.received(r.stats)
+		r.n.stats.Received(r.stats)
 	}
 }
 

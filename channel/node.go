@@ -14,6 +14,7 @@ import (
 
 	"github.com/dchan-io/dchan/actor"
 	"github.com/dchan-io/dchan/channel/internal/gossip"
+	"github.com/dchan-io/dchan/channel/internal/tally"
 	"github.com/dchan-io/dchan/registry"
 	"github.com/dchan-io/dchan/remoting"
 )
@@ -48,7 +49,7 @@ type Node struct {
 	bcastPID  actor.PID            // its actor, the one address broadcast traffic goes to
 	replies   *replies             // the pending Requests
 	failures  *failureReporter     // tells WithFailureHandler's handler
-	wireQuiet map[string]wireSeen  // the sweeper's own (sweepWire)
+	wireQuiet tally.QuietSet       // the sweeper's own, of the wire counters
 }
 
 // New starts a node and returns once it has joined the cluster through

@@ -15,13 +15,13 @@ func waitInFlight0(t *testing.T, n *Node) {
 	t.Helper()
 	deadline := time.Now().Add(3 * time.Second)
 	for time.Now().Before(deadline) {
-		if n.stats.inFlight.Load() == 0 {
+		if n.stats.InFlight() == 0 {
 			return
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
 	st := n.Stats()
-	t.Errorf("inFlight = %d (raw), want 0; Sent=%d Delivered=%d Failed=%d", n.stats.inFlight.Load(), st.Sent, st.Delivered, st.Failed)
+	t.Errorf("inFlight = %d (raw), want 0; Sent=%d Delivered=%d Failed=%d", n.stats.InFlight(), st.Sent, st.Delivered, st.Failed)
 }
 
 // TestSendContextCountsAnOutcomeThatComesAfterItReturned: a SendContext
@@ -41,7 +41,7 @@ func TestSendContextCountsAnOutcomeThatComesAfterItReturned(t *testing.T) {
 	// remote overflow: its acceptance comes only after the user reads.
 	err = nodes[0].SendContext(ctxFor(t, 300*time.Millisecond), "slowrx", 3)
 	require.ErrorIs(t, err, context.DeadlineExceeded)
-	t.Logf("before reading: %+v", nodes[0].stats.inFlight.Load())
+	t.Logf("before reading: %+v", nodes[0].stats.InFlight())
 	assert.Equal(t, 1, recv(t, in))
 	assert.Equal(t, 2, recv(t, in))
 	assert.Equal(t, 3, recv(t, in)) // it did arrive

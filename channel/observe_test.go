@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dchan-io/dchan/actor"
+	"github.com/dchan-io/dchan/channel/internal/tally"
 )
 
 // reported is what a failure handler was told.
@@ -231,7 +232,7 @@ func TestAMillionQuietNamesLeaveTheHeapFlat(t *testing.T) {
 			}
 		}
 		// Routers first, then the counters they held.
-		for range 2*forgetAfter + 2 {
+		for range 2*tally.ForgetAfter + 2 {
 			n.sweep()
 		}
 	}

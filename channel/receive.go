@@ -11,6 +11,7 @@ import (
 
 	"github.com/dchan-io/dchan/actor"
 	"github.com/dchan-io/dchan/channel/internal/gossip"
+	"github.com/dchan-io/dchan/channel/internal/tally"
 	"github.com/dchan-io/dchan/registry"
 )
 
@@ -23,7 +24,7 @@ type CloseFunc func() error
 type receiver struct {
 	n       *Node
 	name    string
-	stats   *counters // the name's
+	stats   *tally.Counters // the name's
 	mode    registry.Mode
 	pid     actor.PID
 	closing atomic.Bool // close began: never register again
@@ -114,7 +115,7 @@ func handOff[T any](n *Node, name string, out chan<- T, v T, done <-chan struct{
 	case out <- v:
 		return true
 	case <-done:
-		n.stats.dropped(name)
+		n.stats.Dropped(name)
 		n.log.Warn("value dropped: receiver stopped before the user read it", zap.String("name", name))
 		return false
 	}
@@ -187,7 +188,7 @@ func (n *Node) startReceiver(spec receiverSpec) (*receiver, error) {
 	}
 	// The counters are held while the receiver is known (forget releases
 	// them).
-	r := &receiver{n: n, name: spec.name, stats: n.stats.hold(spec.name), mode: spec.mode, private: spec.private,
+	r := &receiver{n: n, name: spec.name, stats: n.stats.Hold(spec.name), mode: spec.mode, private: spec.private,
 		hand: spec.hand, try: spec.try, closeOut: spec.closeOut, queued: spec.queued, mailbox: spec.mailbox}
 	opts := []actor.SpawnOption{actor.WithMailboxSize(spec.mailbox)}
 	if spec.filter != nil {
@@ -203,14 +204,14 @@ func (n *Node) startReceiver(spec receiverSpec) (*receiver, error) {
 		pid, err = n.sys.Spawn(func() actor.Actor { return r }, opts...)
 	}
 	if err != nil {
-		n.stats.release(r.stats)
+		n.stats.Release(r.stats)
 		return nil, fmt.Errorf("channel: receive %q: %w", spec.name, err)
 	}
 	r.pid = pid
 	n.mu.Lock()
 	if n.closed {
 		n.mu.Unlock()
-		n.stats.release(r.stats)
+		n.stats.Release(r.stats)
 		_ = n.sys.Poison(context.Background(), pid)
 		return nil, ErrClosed
 	}
@@ -275,12 +276,12 @@ func (r *receiver) Receive(c *actor.Context) {
 	default:
 		v := asCall(m)
 		if r.try(v) { // the user's channel has room: no wait to flag
-			r.n.stats.received(r.stats)
+			r.n.stats.Received(r.stats)
 			return
 		}
 		r.handing.Store(true)
 		if r.hand(c.Context().Done(), v) {
-			r.n.stats.received(r.stats)
+			r.n.stats.Received(r.stats)
 		}
 		r.handing.Store(false)
 	}
@@ -294,7 +295,7 @@ func (r *receiver) TryReceive(v any, _ actor.PID) bool {
 	if !r.try(asCall(v)) {
 		return false
 	}
-	r.n.stats.received(r.stats)
+	r.n.stats.Received(r.stats)
 	return true
 }
 
@@ -386,7 +387,7 @@ func (n *Node) forget(r *receiver) {
 	delete(n.receivers, r)
 	n.mu.Unlock()
 	if known {
-		n.stats.release(r.stats)
+		n.stats.Release(r.stats)
 	}
 }
 

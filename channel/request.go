@@ -181,9 +181,9 @@ func Request[Resp any](ctx context.Context, n *Node, name string, req any) (Resp
 			rs.mu.Lock()
 			p.accepted = true
 			rs.mu.Unlock()
-			n.stats.delivered(r.stats, 1)
+			n.stats.Delivered(r.stats, 1)
 		case refused(err):
-			n.stats.inFlight.Add(-1)
+			n.stats.Refused(1)
 		default:
 			n.stats.failed(name, true, err, 1)
 		}

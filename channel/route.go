@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/dchan-io/dchan/actor"
+	"github.com/dchan-io/dchan/channel/internal/tally"
 	"github.com/dchan-io/dchan/registry"
 	"github.com/dchan-io/dchan/remoting"
 )
@@ -49,8 +50,8 @@ const retrySlice = 20 * time.Millisecond
 type router struct {
 	n     *Node
 	name  string
-	stats *counters     // the name's
-	turn  atomic.Uint64 // SendContext's round-robin; each send channel has its own
+	stats *tally.Counters // the name's
+	turn  atomic.Uint64   // SendContext's round-robin; each send channel has its own
 	queue atomic.Pointer[queueView]
 
 	benchFor time.Duration // benchTime; tests lengthen it
@@ -59,13 +60,11 @@ type router struct {
 	bench    map[actor.PID]time.Time // a passed-over receiver → when to try it again
 
 	// users counts the send channels and calls using the router now;
-	// forgotten once the sweeper forgot it (no one may use it then).
-	// uses counts every acquisition. seenUses and quiet are the
-	// sweeper's own (Node.sweep).
-	users    atomic.Int32
-	uses     atomic.Uint64
-	seenUses uint64
-	quiet    int
+	// no one may use it once the sweeper forgot it. uses counts every
+	// acquisition. quiet is the sweeper's own (Node.sweep).
+	users tally.Holders
+	uses  atomic.Uint64
+	quiet tally.Quiet
 }
 
 // benchTime is how long a router passes over a receiver that turned a
@@ -115,7 +114,7 @@ func (n *Node) acquireRouter(name string) *router {
 			r := newRouter(n, name)
 			var loaded bool
 			if v, loaded = n.routers.LoadOrStore(name, r); loaded {
-				n.stats.release(r.stats)
+				n.stats.Release(r.stats)
 			}
 		}
 		r := v.(*router)
@@ -128,25 +127,20 @@ func (n *Node) acquireRouter(name string) *router {
 
 // newRouter makes a router for name, holding the name's counters.
 func newRouter(n *Node, name string) *router {
-	return &router{n: n, name: name, stats: n.stats.hold(name), benchFor: benchTime}
+	return &router{n: n, name: name, stats: n.stats.Hold(name), benchFor: benchTime}
 }
 
 // acquire counts a user of r, unless the sweeper forgot r.
 func (r *router) acquire() bool {
-	for {
-		u := r.users.Load()
-		if u < 0 {
-			return false
-		}
-		if r.users.CompareAndSwap(u, u+1) {
-			r.uses.Add(1)
-			return true
-		}
+	if !r.users.Acquire() {
+		return false
 	}
+	r.uses.Add(1)
+	return true
 }
 
 // release ends a use of r begun by acquireRouter.
-func (r *router) release() { r.users.Add(-1) }
+func (r *router) release() { r.users.Release() }
 
 // route hands v to one receiver, taking the next turn of the
 // round-robin from turn; done reports the outcome (accepted or not). route
@@ -420,7 +414,7 @@ func (t *localTarget) try(v any, done func(error)) error {
 	if _, err := t.r.n.sys.TrySendManyFrom(actor.PID{}, t.p, []any{v}); err != nil {
 		return t.refusal(err)
 	}
-	t.r.n.stats.sent(t.r.stats, t.p.Node, 1)
+	t.r.n.stats.Sent(t.r.stats, t.p.Node, 1)
 	done(nil) // accepted into the local receiver's buffer
 	return nil
 }
@@ -434,7 +428,7 @@ func (t *localTarget) block(ctx context.Context, v any, done func(error)) error 
 			return t.refusal(err)
 		}
 	}
-	t.r.n.stats.sent(t.r.stats, t.p.Node, 1)
+	t.r.n.stats.Sent(t.r.stats, t.p.Node, 1)
 	done(nil)
 	return nil
 }
@@ -474,7 +468,7 @@ func (t *localTarget) accepted(vals []any, out *remoting.Outcomes) {
 	if len(vals) == 0 {
 		return
 	}
-	t.r.n.stats.sent(t.r.stats, t.p.Node, len(vals))
+	t.r.n.stats.Sent(t.r.stats, t.p.Node, len(vals))
 	out.Report(vals, nil)
 }
 
@@ -492,7 +486,7 @@ func (t *remoteTarget) try(v any, done func(error)) error {
 	if err := t.r.n.ep.TrySendTracked(t.p, actor.PID{}, v, done); err != nil {
 		return err
 	}
-	t.r.n.stats.sent(t.r.stats, t.p.Node, 1)
+	t.r.n.stats.Sent(t.r.stats, t.p.Node, 1)
 	return nil
 }
 
@@ -500,18 +494,18 @@ func (t *remoteTarget) block(ctx context.Context, v any, done func(error)) error
 	if err := t.r.n.ep.SendTracked(ctx, t.p, actor.PID{}, v, done); err != nil {
 		return err
 	}
-	t.r.n.stats.sent(t.r.stats, t.p.Node, 1)
+	t.r.n.stats.Sent(t.r.stats, t.p.Node, 1)
 	return nil
 }
 
 func (t *remoteTarget) tryMany(vals []any, out *remoting.Outcomes) (int, error) {
 	n, err := t.r.n.ep.TrySendMany(t.p, actor.PID{}, vals, out)
-	t.r.n.stats.sent(t.r.stats, t.p.Node, n)
+	t.r.n.stats.Sent(t.r.stats, t.p.Node, n)
 	return n, err
 }
 
 func (t *remoteTarget) blockMany(ctx context.Context, vals []any, out *remoting.Outcomes) (int, error) {
 	n, err := t.r.n.ep.SendMany(ctx, t.p, actor.PID{}, vals, out)
-	t.r.n.stats.sent(t.r.stats, t.p.Node, n)
+	t.r.n.stats.Sent(t.r.stats, t.p.Node, n)
 	return n, err
 }

@@ -33,9 +33,9 @@ func (n *Node) SendContext(ctx context.Context, name string, v any) error {
 		counted := func(err error) {
 			switch {
 			case err == nil:
-				n.stats.confirmed(r.stats, start, time.Now())
+				n.stats.Confirmed(r.stats, start, time.Now())
 			case refused(err):
-				n.stats.inFlight.Add(-1)
+				n.stats.Refused(1)
 			default:
 				n.stats.failed(name, true, err, 1)
 			}
@@ -193,7 +193,7 @@ func (s *queueSink) settle() *Message {
 func (s *queueSink) plainOutcomes(vals []any, err error) {
 	switch {
 	case err == nil:
-		s.n.stats.delivered(s.r.stats, len(vals))
+		s.n.stats.Delivered(s.r.stats, len(vals))
 	case refused(err) && s.n.ctx.Err() == nil:
 		for _, v := range vals {
 			s.outcome(&Message{v: v}, err) // routed again, as a Message
@@ -251,14 +251,14 @@ func (s *queueSink) outcome(m *Message, err error) {
 	case err == nil:
 		if m.handle {
 			now := time.Now() // one reading for the latency and the deadline
-			s.n.stats.confirmed(s.r.stats, m.start, now)
+			s.n.stats.Confirmed(s.r.stats, m.start, now)
 			m.accepted(now)
 		} else {
-			s.n.stats.delivered(s.r.stats, 1)
+			s.n.stats.Delivered(s.r.stats, 1)
 		}
 	case refused(err) && s.n.ctx.Err() == nil:
 		// Never accepted: route it again (the pump picks it up).
-		s.n.stats.inFlight.Add(-1)
+		s.n.stats.Refused(1)
 		s.retryM.Lock()
 		s.retryQ.Push(m)
 		s.retryM.Unlock()

@@ -3,13 +3,12 @@ package channel
 import (
 	"context"
 	"errors"
-	"math"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/dchan-io/dchan/actor"
 	"github.com/dchan-io/dchan/channel/internal/gossip"
+	"github.com/dchan-io/dchan/channel/internal/tally"
 	"github.com/dchan-io/dchan/internal/hist"
 	"github.com/dchan-io/dchan/registry"
 )
@@ -150,286 +149,75 @@ func histogramOf(s hist.Snapshot) Histogram {
 	return Histogram{Bounds: hist.Bounds, Counts: s.Counts[:], Count: s.Count, Sum: s.Sum}
 }
 
-// reason is why a value failed, as FailedBy tells them apart.
-type reason uint8
-
-const (
-	reasonTimeout reason = iota
-	reasonCanceled
-	reasonNoReceivers
-	reasonNodeLost
-	reasonEncode
-	reasonTooLarge
-	reasonWrongType
-	reasonGone
-	reasonClosed
-	reasonOther
-	numReasons
-)
-
-var reasonNames = [numReasons]string{
-	"timeout", "canceled", "no_receivers", "node_lost", "encode", "too_large", "wrong_type", "gone", "closed", "other",
-}
-
-func (r reason) String() string { return reasonNames[r] }
-
 // reasonOf classifies a failure's error.
-func reasonOf(err error) reason {
+func reasonOf(err error) tally.Reason {
 	switch {
 	case errors.Is(err, ErrNoReceivers):
-		return reasonNoReceivers
+		return tally.NoReceivers
 	case errors.Is(err, ErrNodeLost):
-		return reasonNodeLost
+		return tally.NodeLost
 	case errors.Is(err, ErrEncode):
-		return reasonEncode
+		return tally.Encode
 	case errors.Is(err, ErrTooLarge):
-		return reasonTooLarge
+		return tally.TooLarge
 	case errors.Is(err, ErrWrongType), errors.Is(err, actor.ErrRejected):
-		return reasonWrongType
+		return tally.WrongType
 	case errors.Is(err, ErrGone), errors.Is(err, actor.ErrNotFound), errors.Is(err, actor.ErrStopped):
-		return reasonGone
+		return tally.Gone
 	case errors.Is(err, ErrClosed):
-		return reasonClosed
+		return tally.Closed
 	case errors.Is(err, ErrTimeout), errors.Is(err, context.DeadlineExceeded):
-		return reasonTimeout
+		return tally.Timeout
 	case errors.Is(err, context.Canceled):
-		return reasonCanceled
+		return tally.Canceled
 	}
-	return reasonOther
+	return tally.Other
 }
 
-// counters is the live, lock-free form of Counters: the counters of one
-// name, one peer, or the node. The send pump, the outcome callbacks and
-// the receivers update sent, delivered and received from different
-// goroutines, usually on different cores: each sits on a cache line of its
-// own, so that they do not take the line from each other.
-type counters struct {
-	sent            atomic.Uint64
-	_               [56]byte
-	delivered       atomic.Uint64
-	_               [56]byte
-	received        atomic.Uint64
-	_               [56]byte
-	failed, dropped atomic.Uint64
-	failedBy        [numReasons]atomic.Uint64
-
-	// holders counts the routers and receivers that keep a pointer to
-	// these counters: they are never forgotten while held. forgotten once
-	// forgotten. (A count made through the map, not held, by a goroutine
-	// that looked them up just before they were forgotten is lost with
-	// them: they had been quiet for a minute or more.)
-	holders atomic.Int32
-	// seen and quiet are the sweeper's own: the activity it saw last, and
-	// for how many sweeps in a row it has not changed.
-	seen  uint64
-	quiet int
-}
-
-func (c *counters) snapshot() Counters {
-	out := Counters{
-		Sent: c.sent.Load(), Delivered: c.delivered.Load(), Failed: c.failed.Load(),
-		Dropped: c.dropped.Load(), Received: c.received.Load(),
-	}
-	if out.Failed > 0 {
-		out.FailedBy = c.failedByMap()
-	}
-	return out
-}
-
-func (c *counters) failedByMap() map[string]uint64 {
-	m := make(map[string]uint64)
-	for r := range numReasons {
-		if v := c.failedBy[r].Load(); v > 0 {
-			m[r.String()] = v
-		}
-	}
-	return m
-}
-
-// activity sums every count: unchanged between two sweeps means quiet.
-func (c *counters) activity() uint64 {
-	return c.sent.Load() + c.delivered.Load() + c.received.Load() + c.failed.Load() + c.dropped.Load()
-}
-
-// stats counts without locks on the value path: a name's or peer's counters
-// are created once (sync.Map) and then only atomically incremented.
+// stats are a node's counters: package tally's, and broadcast's.
 type stats struct {
-	bcast    gossip.Counters
-	total    counters
-	inFlight atomic.Int64
-	_        [56]byte
-	names    sync.Map // string → *counters
-	peers    sync.Map // string → *counters
-	accept   hist.Histogram
+	bcast gossip.Counters
+	tally.Tally
 	// localGone counts values this node's receivers that were gone turned
 	// away (each went to another receiver, or waited).
 	localGone atomic.Uint64
 }
 
-// hold returns the counters of name for a router or receiver to keep
-// (release gives them back): held counters are never forgotten.
-func (s *stats) hold(name string) *counters {
-	for {
-		c := counterFor(&s.names, name)
-		if h := c.holders.Load(); h >= 0 && c.holders.CompareAndSwap(h, h+1) {
-			return c
-		}
-		if c.holders.Load() < 0 {
-			s.names.CompareAndDelete(name, c) // forgotten: make way for new ones
-		}
-	}
-}
-
-func (s *stats) release(c *counters) { c.holders.Add(-1) }
-
-func counterFor(m *sync.Map, key string) *counters {
-	for {
-		v, ok := m.Load(key)
-		if !ok {
-			v, _ = m.LoadOrStore(key, &counters{})
-		}
-		c := v.(*counters)
-		if c.holders.Load() >= 0 {
-			return c
-		}
-		m.CompareAndDelete(key, c) // forgotten: make way for new ones
-	}
-}
-
-// sent counts n values handed to a receiver on peer.
-func (s *stats) sent(name *counters, peer string, n int) {
-	if n == 0 {
-		return
-	}
-	s.total.sent.Add(uint64(n))
-	s.inFlight.Add(int64(n))
-	name.sent.Add(uint64(n))
-	counterFor(&s.peers, peer).sent.Add(uint64(n))
-}
-
-// delivered counts n values confirmed accepted.
-func (s *stats) delivered(name *counters, n int) {
-	s.total.delivered.Add(uint64(n))
-	s.inFlight.Add(-int64(n))
-	name.delivered.Add(uint64(n))
-}
-
-// confirmed counts one value confirmed accepted at now whose sender waits
-// for it, since start.
-func (s *stats) confirmed(name *counters, start, now time.Time) {
-	s.delivered(name, 1)
-	if !start.IsZero() {
-		s.accept.Observe(now.Sub(start))
-	}
-}
-
-// failed counts n values that failed with err; wasSent says whether they
-// had been handed to a receiver (and so counted in flight).
+// failed counts n values of name that failed with err; wasSent says
+// whether they had been handed to a receiver (and so counted in flight).
 func (s *stats) failed(name string, wasSent bool, err error, n int) {
-	r := reasonOf(err)
-	s.total.failed.Add(uint64(n))
-	s.total.failedBy[r].Add(uint64(n))
-	if wasSent {
-		s.inFlight.Add(-int64(n))
-	}
-	c := counterFor(&s.names, name)
-	c.failed.Add(uint64(n))
-	c.failedBy[r].Add(uint64(n))
+	s.Failed(name, wasSent, reasonOf(err), n)
 }
-
-func (s *stats) dropped(name string) {
-	s.total.dropped.Add(1)
-	counterFor(&s.names, name).dropped.Add(1)
-}
-
-func (s *stats) received(name *counters) {
-	s.total.received.Add(1)
-	name.received.Add(1)
-}
-
-// forgotten is the count of users or holders of a router or counters the
-// sweeper forgot: below any count, so that no one takes them up again.
-const forgotten = math.MinInt32
-
-// forgetAfter is how many sweeps in a row a name's or peer's counters must
-// have been quiet, and not held, before they are forgotten.
-const forgetAfter = 2
 
 // DefaultSweepInterval is how often a node looks for names and peers gone
 // quiet, to forget their counters and routers.
 const DefaultSweepInterval = time.Minute
 
-// sweep forgets the routers, and then the counters, of names gone quiet,
-// and the counters of peers that are no longer live members: a program
-// that uses a name per request or per client does not grow them without
-// bound. It runs on one goroutine (sweepLoop).
+// sweep forgets the routers, and then the counters, of names gone quiet
+// (tally.ForgetAfter sweeps in a row), and the counters of peers that are
+// no longer live members: a program that uses a name per request or per
+// client does not grow them without bound. It runs on one goroutine
+// (sweepLoop).
 func (n *Node) sweep() {
 	n.routers.Range(func(k, v any) bool {
 		r := v.(*router)
-		if u := r.uses.Load(); r.users.Load() != 0 || u != r.seenUses {
-			r.seenUses, r.quiet = u, 0
-			return true
-		}
 		// Dead only if still unused: an acquire that comes after it
 		// makes a new router.
-		if r.quiet++; r.quiet >= forgetAfter && r.users.CompareAndSwap(0, forgotten) {
+		if r.quiet.Idle(r.uses.Load(), r.users.Held()) && r.users.Forget() {
 			n.routers.CompareAndDelete(k, r)
-			n.stats.release(r.stats)
+			n.stats.Release(r.stats)
 		}
 		return true
 	})
-	sweepCounters(&n.stats.names, func(string) bool { return false })
-	sweepCounters(&n.stats.peers, n.isLiveMember)
-	n.sweepWire()
-}
-
-// sweepWire forgets the wire counters of nodes that are no longer live
-// members and have been quiet for forgetAfter sweeps.
-func (n *Node) sweepWire() {
-	if n.wireQuiet == nil {
-		n.wireQuiet = make(map[string]wireSeen)
+	n.stats.Sweep(n.isLiveMember)
+	// The wire counters of nodes that are no longer live members.
+	activity := make(map[string]uint64)
+	for node, w := range n.ep.WireStats() {
+		activity[node] = w.SentFrames + w.ReceivedFrames + w.StreamResets
 	}
-	now := n.ep.WireStats()
-	for node, w := range now {
-		seen := n.wireQuiet[node]
-		if a := w.SentFrames + w.ReceivedFrames + w.StreamResets; a != seen.activity || n.isLiveMember(node) {
-			n.wireQuiet[node] = wireSeen{activity: a}
-			continue
-		}
-		if seen.quiet++; seen.quiet >= forgetAfter {
-			n.ep.ForgetWireStats(node)
-			delete(n.wireQuiet, node)
-			continue
-		}
-		n.wireQuiet[node] = seen
+	for _, node := range n.wireQuiet.Sweep(activity, n.isLiveMember) {
+		n.ep.ForgetWireStats(node)
 	}
-	for node := range n.wireQuiet {
-		if _, ok := now[node]; !ok {
-			delete(n.wireQuiet, node)
-		}
-	}
-}
-
-// wireSeen is what the sweeper saw of a peer's wire counters.
-type wireSeen struct {
-	activity uint64
-	quiet    int
-}
-
-// sweepCounters forgets the counters in m that no one holds, that keep is
-// false for, and that have not changed for forgetAfter sweeps.
-func sweepCounters(m *sync.Map, keep func(key string) bool) {
-	m.Range(func(k, v any) bool {
-		c := v.(*counters)
-		if a := c.activity(); c.holders.Load() > 0 || a != c.seen || keep(k.(string)) {
-			c.seen, c.quiet = a, 0
-			return true
-		}
-		if c.quiet++; c.quiet >= forgetAfter && c.holders.CompareAndSwap(0, forgotten) {
-			m.CompareAndDelete(k, c)
-		}
-		return true
-	})
 }
 
 func (n *Node) sweepLoop(every time.Duration) {
@@ -445,6 +233,10 @@ func (n *Node) sweepLoop(every time.Duration) {
 	}
 }
 
+func countersOf(c tally.Snapshot) Counters {
+	return Counters{Sent: c.Sent, Delivered: c.Delivered, Failed: c.Failed, Dropped: c.Dropped, Received: c.Received, FailedBy: c.FailedBy}
+}
+
 func bcastSnapshot(c *gossip.Counters) BroadcastStats {
 	return BroadcastStats{
 		Published: c.Published.Load(), Sent: c.Sent.Load(), Duplicates: c.Duplicates.Load(),
@@ -457,14 +249,14 @@ func bcastSnapshot(c *gossip.Counters) BroadcastStats {
 // Stats returns a copy of the node's counters.
 func (n *Node) Stats() Stats {
 	s := &n.stats
-	t := s.total.snapshot()
+	t := s.Total()
 	out := Stats{
 		Sent: t.Sent, Delivered: t.Delivered, Failed: t.Failed, Dropped: t.Dropped, Received: t.Received,
-		InFlight:           uint64(max(s.inFlight.Load(), 0)),
-		FailedBy:           s.total.failedByMap(),
+		InFlight:           uint64(max(s.InFlight(), 0)),
+		FailedBy:           t.FailedBy,
 		Names:              make(map[string]Counters),
 		Peers:              make(map[string]Counters),
-		AcceptLatency:      histogramOf(s.accept.Snapshot()),
+		AcceptLatency:      histogramOf(s.AcceptLatency()),
 		DeadLetters:        n.sys.DeadLetters(),
 		FailuresUnreported: n.failures.unreported.Load(),
 
@@ -475,14 +267,12 @@ func (n *Node) Stats() Stats {
 	for node, w := range n.ep.WireStats() {
 		out.Wire[node] = WireStats(w)
 	}
-	s.names.Range(func(k, v any) bool {
-		out.Names[k.(string)] = v.(*counters).snapshot()
-		return true
-	})
-	s.peers.Range(func(k, v any) bool {
-		out.Peers[k.(string)] = v.(*counters).snapshot()
-		return true
-	})
+	for name, c := range s.Names() {
+		out.Names[name] = countersOf(c)
+	}
+	for peer, c := range s.Peers() {
+		out.Peers[peer] = countersOf(c)
+	}
 	n.mu.Lock()
 	rs := make([]*receiver, 0, len(n.receivers))
 	for r := range n.receivers {
