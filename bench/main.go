@@ -71,6 +71,8 @@ var roles = map[string]func(*child, *roleFlags) error{
 	"nats-server": natsServer,
 	"nats-sub":    natsSub,
 	"nats-pub":    natsPub,
+
+	"scale-victim": scaleVictim,
 }
 
 func main() {
@@ -101,7 +103,7 @@ func main() {
 	flag.IntVar(&rf.streams, "streams", 1, "role flags: raw-send: goroutines, each with its own streams")
 	flag.IntVar(&rf.expect, "expect", 1, "role flags: dchan-send: receivers to wait for")
 	flag.IntVar(&rf.confirm, "confirm", 0, "role flags: dchan-send: WithMessage handles outstanding; 0 sends bare values")
-	flag.IntVar(&rf.n, "n", 0, "role flags: echo: pings")
+	flag.IntVar(&rf.n, "n", 0, "role flags: echo: pings; scale-victim: receivers")
 	flag.IntVar(&rf.warm, "warm", 0, "role flags: echo: untimed pings first")
 	flag.IntVar(&rf.inflight, "inflight", 1, "role flags: raw-rtt, dchan-req: requests in flight")
 	flag.DurationVar(&rf.pace, "pace", 0, "role flags: receivers: take one value per this interval at most (on average)")

@@ -8,11 +8,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -52,22 +54,44 @@ type scaleResult struct {
 	heapMB       float64 // the whole process, after GC, with every receiver open
 	perNodeMB    float64
 	bytesPerName float64 // heap added by the registrations, per name per replica
+	rssMB        float64 // the process's resident memory then
+
+	joinServe    time.Duration // a new node: New called to its first value accepted
+	replicaBytes float64       // the heap a joining replica adds per name
+	expiry       expiryResult
+	bcastP50     time.Duration // publish to the last subscriber's receipt
+	bcastMax     time.Duration
 	err          error
 }
 
-// runScale measures each case in turn and prints the table to w.
+// runScale measures each case in turn and prints the tables to w.
 func runScale(w io.Writer, cases []scaleCase) {
 	fmt.Fprintf(w, "dchan scale: nodes in one process, %s %s/%s, %d CPUs\n\n", runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.NumCPU())
-	fmt.Fprintln(w, "| nodes | names | cluster formed | registrations | heap, whole process | per node | heap added per name per node (receivers included) |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|")
+	var rs []scaleResult
 	for _, c := range cases {
-		r := scaleOne(c)
+		rs = append(rs, scaleOne(c))
+	}
+	fmt.Fprintln(w, "| nodes | names | cluster formed | registrations | heap, whole process | RSS | per node | heap added per name per node (receivers included) |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|")
+	for _, r := range rs {
 		if r.err != nil {
-			fmt.Fprintf(w, "| %d | %d | failed: %v | | | | |\n", c.nodes, c.names, r.err)
+			fmt.Fprintf(w, "| %d | %d | failed: %v | | | | | |\n", r.nodes, r.names, r.err)
 			continue
 		}
-		fmt.Fprintf(w, "| %d | %d | %.2f s | %.0f /s | %.0f MB | %.1f MB | %.0f B |\n",
-			c.nodes, c.names, r.formed.Seconds(), r.regsPerSec, r.heapMB, r.perNodeMB, r.bytesPerName)
+		fmt.Fprintf(w, "| %d | %d | %.2f s | %.0f /s | %.0f MB | %.0f MB | %.1f MB | %.0f B |\n",
+			r.nodes, r.names, r.formed.Seconds(), r.regsPerSec, r.heapMB, r.rssMB, r.perNodeMB, r.bytesPerName)
+	}
+	fmt.Fprintf(w, "\nWith every name registered: a node joining and serving; the heap a replica holds per name; a node of %d receivers killed (SIGKILL, a process of its own; failure detection grace 3 s, the default); a value published to a subscriber on every node.\n\n",
+		victimReceivers)
+	fmt.Fprintln(w, "| nodes | names | join, to the first value accepted | heap per name per replica | dead node's receivers gone on every node | its in-flight handles failed | broadcast, full coverage p50 / max |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|")
+	for _, r := range rs {
+		if r.err != nil {
+			continue
+		}
+		fmt.Fprintf(w, "| %d | %d | %.2f s | %.0f B | %s | %s | %.1f / %.1f ms |\n",
+			r.nodes, r.names, r.joinServe.Seconds(), r.replicaBytes, r.expiry.gone, r.expiry.handles,
+			float64(r.bcastP50.Microseconds())/1e3, float64(r.bcastMax.Microseconds())/1e3)
 	}
 }
 
@@ -80,7 +104,7 @@ func heapNow() uint64 {
 
 func scaleOne(c scaleCase) (r scaleResult) {
 	r.scaleCase = c
-	nodes := make([]*channel.Node, 0, c.nodes)
+	nodes := make([]*channel.Node, 0, c.nodes+1)
 	defer func() {
 		// Forced past a second: a graceful close of every receiver is
 		// not what is measured.
@@ -110,6 +134,13 @@ func scaleOne(c scaleCase) (r scaleResult) {
 		nodes = append(nodes, n)
 	}
 	r.formed = time.Since(start)
+
+	// A join into the empty cluster: what a replica costs without names.
+	baseJoin, _, err := joinAndServe(nodes[0].Addr(), "j0", "")
+	if err != nil {
+		r.err = err
+		return r
+	}
 
 	before := heapNow()
 	const inFlight = 64
@@ -150,9 +181,230 @@ func scaleOne(c scaleCase) (r scaleResult) {
 	r.regsPerSec = float64(c.names) / elapsed.Seconds()
 	after := heapNow()
 	r.heapMB = float64(after) / 1e6
+	r.rssMB, _ = residentMB(os.Getpid())
 	r.perNodeMB = r.heapMB / float64(c.nodes)
-	if c.names > 0 {
-		r.bytesPerName = float64(int64(after)-int64(before)) / float64(c.names) / float64(c.nodes)
+	if c.names == 0 {
+		return r
+	}
+	r.bytesPerName = float64(int64(after)-int64(before)) / float64(c.names) / float64(c.nodes)
+
+	added, took, err := joinAndServe(nodes[0].Addr(), "j1", "scale.1")
+	if err != nil {
+		r.err = err
+		return r
+	}
+	r.joinServe = took
+	r.replicaBytes = float64(int64(added)-int64(baseJoin)) / float64(c.names)
+	if r.expiry, err = expireVictim(nodes); err != nil {
+		r.err = err
+		return r
+	}
+	if r.bcastP50, r.bcastMax, err = coverage(nodes); err != nil {
+		r.err = err
 	}
 	return r
+}
+
+// joinAndServe starts a node that joins through addr and, if name is set,
+// sends it one value: it returns the heap the node added once joined
+// (after GC) and the time from its start to the value's acceptance. The
+// node leaves again before it returns.
+func joinAndServe(addr, id, name string) (heap uint64, took time.Duration, err error) {
+	before := heapNow()
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), startupTimeout)
+	defer cancel()
+	n, err := channel.New(ctx, channel.WithNodeID(id), channel.WithListenAddr("127.0.0.1:0"), channel.WithPeers(addr))
+	if err != nil {
+		return 0, 0, fmt.Errorf("joining %s: %w", id, err)
+	}
+	defer closeNode(n)
+	if name != "" {
+		if err := n.SendContext(ctx, name, 1); err != nil {
+			return 0, 0, fmt.Errorf("%s sending to %s: %w", id, name, err)
+		}
+	}
+	took = time.Since(start)
+	if err := n.Sync(ctx); err != nil {
+		return 0, 0, err
+	}
+	after := heapNow()
+	return after - min(before, after), took, nil
+}
+
+// victimReceivers is how many receivers the killed node holds.
+const victimReceivers = 10_000
+
+// expiryResult is what the kill of a node showed.
+type expiryResult struct {
+	gone    string // time to its receivers gone on every node
+	handles string // time to the failure of the last handle in flight to it
+}
+
+// expireVictim starts a node of victimReceivers receivers as a process of
+// its own, holds WithMessage handles in flight to one of them, kills the
+// process and times the cluster's recovery.
+func expireVictim(nodes []*channel.Node) (expiryResult, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return expiryResult{}, err
+	}
+	t := &trial{o: &options{exe: exe}, shape: "scale", cand: "victim"}
+	defer t.close()
+	base := nodes[0].Stats().Registry.Names
+	p, err := t.start("scale-victim", "-join", nodes[0].Addr(), "-id", "victim", "-n", fmt.Sprint(victimReceivers))
+	if err != nil {
+		return expiryResult{}, err
+	}
+	namesOnAll := func(want int) bool {
+		for _, n := range nodes {
+			if n.Stats().Registry.Names != want {
+				return false
+			}
+		}
+		return true
+	}
+	deadline := time.Now().Add(startupTimeout)
+	for !namesOnAll(base + victimReceivers) {
+		if time.Now().After(deadline) {
+			return expiryResult{}, fmt.Errorf("the victim's %d names did not reach every node", victimReceivers)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Values to a receiver that never reads: the first few fill its
+	// buffer, the rest stay in flight.
+	in, closeIn, err := nodes[0].Send("victim.0", 1)
+	if err != nil {
+		return expiryResult{}, err
+	}
+	defer closeIn()
+	var handles []*channel.Message
+	for i := range 16 {
+		m := channel.WithMessage(i, time.Minute)
+		in <- m
+		handles = append(handles, m)
+	}
+	time.Sleep(200 * time.Millisecond) // the accepted ones are confirmed
+	var pending []*channel.Message
+	for _, m := range handles {
+		if errors.Is(m.Err(), channel.ErrPending) {
+			pending = append(pending, m)
+		}
+	}
+	killed := time.Now()
+	if err := p.cmd.Process.Kill(); err != nil {
+		return expiryResult{}, err
+	}
+	var res expiryResult
+	var handlesDone time.Duration
+	for _, m := range pending {
+		select {
+		case <-m.Done():
+			handlesDone = time.Since(killed)
+		case <-time.After(time.Minute):
+			return expiryResult{}, fmt.Errorf("a handle in flight to the killed node did not end within a minute")
+		}
+	}
+	res.handles = fmt.Sprintf("%.2f s (%d of %d)", handlesDone.Seconds(), len(pending), len(handles))
+	if len(pending) == 0 {
+		res.handles = "none in flight"
+	}
+	for !namesOnAll(base) {
+		if time.Since(killed) > time.Minute {
+			return expiryResult{}, fmt.Errorf("the killed node's names were still listed after a minute")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	res.gone = fmt.Sprintf("%.2f s", time.Since(killed).Seconds())
+	return res, nil
+}
+
+// scaleVictim is the killed node's role: it joins, opens -n receivers
+// that never read, reports ready and waits to be killed.
+func scaleVictim(c *child, f *roleFlags) error {
+	n, err := startNode(f.id, f.join)
+	if err != nil {
+		return err
+	}
+	var next atomic.Int64
+	var failed atomic.Value
+	var wg sync.WaitGroup
+	for range 64 {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= f.n {
+					return
+				}
+				if _, _, err := n.Receive(fmt.Sprintf("victim.%d", i), 1); err != nil {
+					failed.CompareAndSwap(nil, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err, _ := failed.Load().(error); err != nil {
+		return err
+	}
+	c.ready(n.Addr())
+	<-c.stop
+	closeNode(n)
+	return nil
+}
+
+// coverageRounds is how many values coverage publishes.
+const coverageRounds = 20
+
+// coverage subscribes on every node and publishes coverageRounds values
+// from the first, one at a time: the p50 and the longest of the times
+// from a Publish to the last subscriber's receipt.
+func coverage(nodes []*channel.Node) (p50, longest time.Duration, err error) {
+	const name = "scale.broadcast"
+	arrived := make(chan struct{}, len(nodes)*coverageRounds)
+	var closers []channel.CloseFunc
+	defer func() {
+		for _, cl := range closers {
+			_ = cl()
+		}
+	}()
+	for _, n := range nodes {
+		out, cl, err := n.Subscribe(name, coverageRounds)
+		if err != nil {
+			return 0, 0, err
+		}
+		closers = append(closers, cl)
+		go func() {
+			for range out {
+				arrived <- struct{}{}
+			}
+		}()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), startupTimeout)
+	defer cancel()
+	for _, n := range nodes {
+		if err := n.Sync(ctx); err != nil {
+			return 0, 0, err
+		}
+	}
+	pub, closePub, err := nodes[0].Publish(name, 1)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer closePub()
+	var times []time.Duration
+	for i := range coverageRounds {
+		start := time.Now()
+		pub <- i
+		for range nodes {
+			select {
+			case <-arrived:
+			case <-time.After(10 * time.Second):
+				return 0, 0, fmt.Errorf("broadcast %d did not reach every node within 10 s", i)
+			}
+		}
+		times = append(times, time.Since(start))
+	}
+	slices.Sort(times)
+	return times[len(times)/2], times[len(times)-1], nil
 }
