@@ -259,7 +259,7 @@ func (s *bcastSink) publish(v any) {
 		err = fmt.Errorf("channel: publish to %q: %w", s.gp.Name(), err)
 		switch {
 		case m == nil:
-			s.n.failures.report(failure{name: s.gp.Name(), value: v, err: err})
+			s.n.failures.Report(failure{name: s.gp.Name(), value: v, err: err})
 		case !errors.Is(err, context.DeadlineExceeded):
 			m.finish(err)
 		}
@@ -284,5 +284,5 @@ func (s *bcastSink) fail(v any, err error) {
 	case ok:
 		v, err = nil, errNilMessage
 	}
-	s.n.failures.report(failure{name: s.gp.Name(), value: v, err: fmt.Errorf("channel: publish to %q: %w", s.gp.Name(), err)})
+	s.n.failures.Report(failure{name: s.gp.Name(), value: v, err: fmt.Errorf("channel: publish to %q: %w", s.gp.Name(), err)})
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/dchan-io/dchan/actor"
 	"github.com/dchan-io/dchan/channel/internal/gossip"
+	"github.com/dchan-io/dchan/channel/internal/report"
 	"github.com/dchan-io/dchan/channel/internal/tally"
 	"github.com/dchan-io/dchan/registry"
 	"github.com/dchan-io/dchan/remoting"
@@ -44,12 +45,12 @@ type Node struct {
 	closeErr  error
 	closeDone chan struct{}
 	receivers map[*receiver]struct{}
-	pumps     map[flusher]struct{} // Send, SendOf and Publish channels
-	bcast     *gossip.Driver       // the broadcast engine
-	bcastPID  actor.PID            // its actor, the one address broadcast traffic goes to
-	replies   *replies             // the pending Requests
-	failures  *failureReporter     // tells WithFailureHandler's handler
-	wireQuiet tally.QuietSet       // the sweeper's own, of the wire counters
+	pumps     map[flusher]struct{}      // Send, SendOf and Publish channels
+	bcast     *gossip.Driver            // the broadcast engine
+	bcastPID  actor.PID                 // its actor, the one address broadcast traffic goes to
+	replies   *replies                  // the pending Requests
+	failures  *report.Reporter[failure] // tells WithFailureHandler's handler
+	wireQuiet tally.QuietSet            // the sweeper's own, of the wire counters
 }
 
 // New starts a node and returns once it has joined the cluster through
@@ -75,16 +76,17 @@ func New(ctx context.Context, opts ...Option) (*Node, error) {
 		}
 		codec = gc
 	}
-	failures := newFailureReporter(cfg.onFailure, log.Named("channel"))
+	var n *Node
+	failures := newFailureReporter(cfg.onFailure, func(pid actor.PID) string { return n.receiverName(pid) }, log.Named("channel"))
 	sysOpts := []actor.Option{actor.WithNode(id), actor.WithLogger(log)}
 	if cfg.onFailure != nil {
-		sysOpts = append(sysOpts, actor.WithDeadLetterHandler(failures.deadLetter))
+		sysOpts = append(sysOpts, actor.WithDeadLetterHandler(func(dl actor.DeadLetter) { failures.Report(deadLetter(dl)) }))
 	}
 	sys, err := actor.NewSystem(sysOpts...)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidOption, err)
 	}
-	n := &Node{
+	n = &Node{
 		id:        id,
 		log:       log.Named("channel"),
 		sys:       sys,
@@ -94,7 +96,7 @@ func New(ctx context.Context, opts ...Option) (*Node, error) {
 		pumps:     make(map[flusher]struct{}),
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
-	failures.start(n.receiverName)
+	failures.Start()
 	// abort undoes what New started before the endpoint and registry exist
 	// (after that, teardown does).
 	abort := func() {
@@ -103,7 +105,7 @@ func New(ctx context.Context, opts ...Option) (*Node, error) {
 		}
 		_ = sys.Shutdown(context.Background())
 		n.cancel()
-		failures.stop(context.Background())
+		failures.Stop(context.Background())
 	}
 	bcast, err := gossip.NewDriver(id, cfg.gossip, gossip.Deps{
 		Membership: bcastMembership{n},
@@ -112,7 +114,7 @@ func New(ctx context.Context, opts ...Option) (*Node, error) {
 		Logger:     log.Named("broadcast"),
 		Failed: func(f gossip.Failure) {
 			n.stats.failed(f.Name, false, f.Err, 1)
-			n.failures.report(failure{name: f.Name, value: f.Value, err: f.Err})
+			n.failures.Report(failure{name: f.Name, value: f.Value, err: f.Err})
 		},
 	})
 	if err != nil {
@@ -327,7 +329,7 @@ func (n *Node) teardownWith(ctx context.Context, errs *[]error) {
 	// Actors stopped hard by a late shutdown: make sure none is left.
 	_ = n.sys.Shutdown(context.Background())
 	n.wg.Wait()
-	n.failures.stop(ctx) // after every failure of the shutdown, within ctx
+	n.failures.Stop(ctx) // after every failure of the shutdown, within ctx
 }
 
 func (n *Node) isClosed() bool {

@@ -209,7 +209,7 @@ func (s *queueSink) plainOutcomes(vals []any, err error) {
 // the failure handler.
 func (s *queueSink) failValues(vals []any, wasSent bool, err error) {
 	s.n.stats.failed(s.r.name, wasSent, err, len(vals))
-	s.n.failures.values(s.r.name, vals, fmt.Errorf("channel: send to %q: %w", s.r.name, wrongType(err)))
+	s.n.reportValues(s.r.name, vals, fmt.Errorf("channel: send to %q: %w", s.r.name, wrongType(err)))
 }
 
 // done ends the sink's use of its router, when its pump ends.

@@ -258,7 +258,7 @@ func (n *Node) Stats() Stats {
 		Peers:              make(map[string]Counters),
 		AcceptLatency:      histogramOf(s.AcceptLatency()),
 		DeadLetters:        n.sys.DeadLetters(),
-		FailuresUnreported: n.failures.unreported.Load(),
+		FailuresUnreported: n.failures.Unreported(),
 
 		Broadcast: bcastSnapshot(&s.bcast),
 		Registry:  registryStats(n.reg.Metrics()),
