@@ -2,6 +2,7 @@ package registry
 
 import (
 	"fmt"
+	"runtime"
 	"testing"
 )
 
@@ -162,4 +163,53 @@ func snapshotOf(b *testing.B, s *State) []byte {
 		}
 	}
 	return snapshot(b, f)
+}
+
+// BenchmarkBytesPerName: the heap a replica holds per name, one queue
+// receiver each, with 100k names registered one by one (as entries apply)
+// and restored from a snapshot (as a joining replica gets them). Names
+// are 20 bytes, actor IDs 4 to 5 (what actor.System.Spawn makes).
+func BenchmarkBytesPerName(b *testing.B) {
+	const n = 100_000
+	members := applyAll(b, nil, join("n0", 1), join("n1", 1), join("n2", 1), join("n3", 1))
+	cmds := make([][]byte, n)
+	for i := range cmds {
+		cmds[i] = logEntry(b, 0, register(fmt.Sprintf("service.%07d.reqs", i), queue(fmt.Sprintf("n%d", i%4), "$"+itoa(i), 1))).Data
+	}
+	b.Run("applied", func(b *testing.B) {
+		for b.Loop() {
+			before := heapInUse()
+			f := newFSM()
+			f.publish(members)
+			for i, data := range cmds {
+				f.Apply(raftLog{uint64(i + 10), data}.log())
+			}
+			b.ReportMetric(float64(heapInUse()-before)/n, "B/name")
+			runtime.KeepAlive(f)
+		}
+	})
+	f := newFSM()
+	f.publish(members)
+	for i, data := range cmds {
+		f.Apply(raftLog{uint64(i + 10), data}.log())
+	}
+	snap := snapshotOf(b, f.current())
+	b.Run("restored", func(b *testing.B) {
+		for b.Loop() {
+			before := heapInUse()
+			g := newFSM()
+			if err := restore(g, snap); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(heapInUse()-before)/n, "B/name")
+			runtime.KeepAlive(g)
+		}
+	})
+}
+
+func heapInUse() uint64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
 }

@@ -74,11 +74,11 @@
 // may coexist under one name.
 //
 // New states share everything that did not change with the old one: names
-// live in a two-level hash trie (64×64 leaves), so a write copies two
-// small arrays and one short leaf whatever the size of the table (the
-// writes of one batch copy each array once), and
-// State.Receivers costs one hash and a search in one leaf, with no lock
-// and no allocation.
+// live in a hash array mapped trie (32-way inner nodes, leaves of up to 8
+// names) whose depth follows the table's size, so a write copies a few
+// small nodes on its path and one short leaf (the writes of one batch
+// copy each node once), and State.Receivers costs one hash, a load per
+// level and a search in one leaf, with no lock and no allocation.
 //
 // Six commands are the only writes: a member joins, leaves, is expired or
 // has its voter flag set; a receiver is registered or unregistered. Each

@@ -209,11 +209,13 @@ func decodeState(body []byte, seed maphash.Seed) (*State, error) {
 				r.Fail("name %q: receivers out of order", name)
 				break
 			}
-			if m, ok := s.Member(x.Node); !ok || m.Status != Alive || m.Incarnation != x.Incarnation {
+			m, ok := s.Member(x.Node)
+			if !ok || m.Status != Alive || m.Incarnation != x.Incarnation {
 				r.Fail("name %q: receiver of node %q incarnation %d is not of an alive member",
 					name, x.Node, x.Incarnation)
 				break
 			}
+			x.Node = m.ID // one copy of the node's ID for all its receivers
 			recv = append(recv, x)
 		}
 		if r.Err() == nil {

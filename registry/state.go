@@ -109,7 +109,7 @@ type State struct {
 	version uint64
 	seed    maphash.Seed // layout only; per fsm instance
 	members []Member     // sorted by ID; never modified once published
-	names   *rootNode
+	names   *node
 	count   int // number of names
 
 	// edit is set only while a batch applies to this State, before it is

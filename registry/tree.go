@@ -1,28 +1,33 @@
 package registry
 
 import (
-	"cmp"
+	"math/bits"
 	"slices"
-	"strings"
 )
 
-// The name table is a persistent (immutable, copy-on-write) two-level hash
-// trie: the top 6 bits of a name's 64-bit maphash pick one of 64 mid nodes,
-// the next 6 bits one of its 64 leaves, and a leaf is a slice of entries
-// sorted by (hash, name). A write copies the root (64 pointers), one mid
-// node (64 slice headers) and one leaf (a few entries: ~2.5 at 10k names,
-// ~25 at 100k), whatever the size of the table, and everything else is
-// shared with the previous State. A lookup is one hash, two loads and a
-// search in one short leaf, and allocates nothing.
+// The name table is a persistent (immutable, copy-on-write) hash array
+// mapped trie over each name's 64-bit maphash. A leaf holds up to maxLeaf
+// entries sorted by (hash, name); an inner node has a child for each of
+// the 32 values of its 5 bits of the hash that it holds names for, kept
+// compact behind a bitmap. A leaf that would grow past maxLeaf splits into
+// an inner node one level down, so the depth follows the table's size
+// (3 levels of inner nodes at 10k names, 4 at 100k) and every node is
+// small: a write copies the path to its leaf — a few 64-byte nodes, their
+// child arrays and one leaf of at most maxLeaf entries, about 1.4 KB at
+// 100k names against 3.8 KB for a two-level 64×64 table — and shares the
+// rest with the previous State. A lookup is one hash, a load per level and
+// a search in one short leaf, and allocates nothing.
 //
 // The layout depends on the hash seed, which differs between fsm instances
 // (replicas): only the content is deterministic. Everything observable
 // (Names, snapshots, result.Names) is sorted by name, never by layout.
 const (
-	fanBits   = 6
-	fanout    = 1 << fanBits
-	rootShift = 64 - fanBits
-	midShift  = 64 - 2*fanBits
+	fanBits = 5
+	fanMask = 1<<fanBits - 1
+	maxLeaf = 8
+	// topShift is the shift of the root's 5 bits; a level at shift < 0
+	// has no bits left, and its leaf grows past maxLeaf instead.
+	topShift = 64 - fanBits
 )
 
 // entry is one name and its receivers. recv is never empty and is sorted by
@@ -33,236 +38,285 @@ type entry struct {
 	recv []Receiver
 }
 
-type midNode [fanout][]entry
-
-type rootNode [fanout]*midNode
-
-func slot(h uint64) (i, j int) {
-	return int(h >> rootShift), int(h>>midShift) & (fanout - 1)
+// node is a leaf (kids == nil: ents, sorted by (hash, name)) or an inner
+// node (kids, one per bit set in bitmap, in bit order: the bit for each
+// value of the node's 5 bits of the hash). A nil *node is the
+// empty table. owner is the treeEdit that made it: that edit may write
+// into it in place; every other write copies it.
+type node struct {
+	owner  *treeEdit
+	kids   []*node
+	ents   []entry
+	bitmap uint32
 }
 
-// search returns the position of (h, name) in lf and whether it is there.
-func search(lf []entry, h uint64, name string) (int, bool) {
-	lo, hi := 0, len(lf)
+// treeEdit lets the writes of one batch of entries, applied to States that
+// are not published until the batch ends (fsm.ApplyBatch, batchCmd), copy
+// each node of the paths they share once for the lot instead of once per
+// write: the nodes the edit made are its own to write into until it ends.
+// A new treeEdit (never a reused one) for each batch: a node remembers the
+// edit that made it.
+type treeEdit struct {
+	_ byte // not zero-sized: every edit has an address of its own
+}
+
+// owns reports whether e made n and may write into it.
+func (e *treeEdit) owns(n *node) bool { return e != nil && n.owner == e }
+
+// search returns the position of (h, name) in ents and whether it is there.
+func search(ents []entry, h uint64, name string) (int, bool) {
+	lo, hi := 0, len(ents)
 	for lo < hi {
 		m := int(uint(lo+hi) >> 1)
-		e := &lf[m]
+		e := &ents[m]
 		if e.hash < h || (e.hash == h && e.name < name) {
 			lo = m + 1
 		} else {
 			hi = m
 		}
 	}
-	return lo, lo < len(lf) && lf[lo].hash == h && lf[lo].name == name
+	return lo, lo < len(ents) && ents[lo].hash == h && ents[lo].name == name
 }
 
-// lookup returns the receivers of name, or nil. r may be nil.
-func (r *rootNode) lookup(h uint64, name string) []Receiver {
-	if r == nil {
-		return nil
-	}
-	i, j := slot(h)
-	m := r[i]
-	if m == nil {
-		return nil
-	}
-	lf := m[j]
-	if k, ok := search(lf, h, name); ok {
-		return lf[k].recv
+// index returns the bit of h's 5 bits at shift and the position of its child among
+// n's kids.
+func (n *node) index(h uint64, shift int) (bit uint32, pos int) {
+	bit = 1 << ((h >> uint(shift)) & fanMask)
+	return bit, bits.OnesCount32(n.bitmap & (bit - 1))
+}
+
+// lookup returns the receivers of name, or nil. n may be nil.
+func (n *node) lookup(h uint64, name string) []Receiver {
+	for shift := topShift; n != nil; shift -= fanBits {
+		if n.kids == nil {
+			if k, ok := search(n.ents, h, name); ok {
+				return n.ents[k].recv
+			}
+			return nil
+		}
+		bit, pos := n.index(h, shift)
+		if n.bitmap&bit == 0 {
+			return nil
+		}
+		n = n.kids[pos]
 	}
 	return nil
 }
 
-// treeEdit lets the writes of one batch of entries, applied to States that
-// are not published until the batch ends (fsm.ApplyBatch, batchCmd), copy
-// the root and each mid node once for the lot instead of once per write:
-// the nodes the edit made are its own to write into until it ends.
-type treeEdit struct {
-	root *rootNode    // the root this edit made, or nil
-	mids [fanout]bool // the mid nodes of root this edit made
+// edit returns the table n in which name has the receivers recv, or is
+// absent when recv is empty. It copies the nodes on name's path, except those e made, which
+// it writes in place (e may be nil). n is not modified unless e made it;
+// n may be nil.
+func (n *node) edit(e *treeEdit, h uint64, name string, recv []Receiver) *node {
+	return n.editAt(e, topShift, h, name, recv)
 }
 
-// edit returns r in which name has the receivers recv, or is absent when
-// recv is empty. It copies the root, the mid node and the leaf it changes,
-// except the nodes e made, which it writes in place (e may be nil). r is
-// not modified unless e made it; r may be nil.
-func (r *rootNode) edit(e *treeEdit, h uint64, name string, recv []Receiver) *rootNode {
-	i, j := slot(h)
-	var lf []entry
-	if r != nil && r[i] != nil {
-		lf = r[i][j]
+func (n *node) editAt(e *treeEdit, shift int, h uint64, name string, recv []Receiver) *node {
+	switch {
+	case n == nil:
+		if len(recv) == 0 {
+			return nil
+		}
+		return &node{owner: e, ents: []entry{{hash: h, name: name, recv: recv}}}
+	case n.kids == nil:
+		return n.editLeaf(e, shift, h, name, recv)
 	}
-	k, found := search(lf, h, name)
-	var nl []entry
+	bit, pos := n.index(h, shift)
+	var child *node
+	if n.bitmap&bit != 0 {
+		child = n.kids[pos]
+	}
+	nc := child.editAt(e, shift-fanBits, h, name, recv)
+	if nc == child {
+		return n
+	}
+	out := n
+	switch {
+	case child != nil && nc != nil: // a child replaced
+		if !e.owns(n) {
+			out = &node{owner: e, kids: slices.Clone(n.kids), bitmap: n.bitmap}
+		}
+		out.kids[pos] = nc
+	case child == nil: // a child added
+		kids := make([]*node, len(n.kids)+1)
+		copy(kids, n.kids[:pos])
+		kids[pos] = nc
+		copy(kids[pos+1:], n.kids[pos:])
+		out = &node{owner: e, kids: kids, bitmap: n.bitmap | bit}
+	default: // a child removed
+		if len(n.kids) == 1 {
+			return nil
+		}
+		kids := make([]*node, len(n.kids)-1)
+		copy(kids, n.kids[:pos])
+		copy(kids[pos:], n.kids[pos+1:])
+		out = &node{owner: e, kids: kids, bitmap: n.bitmap &^ bit}
+	}
+	return out
+}
+
+// editLeaf is editAt on a leaf: a leaf's entries are always copied (exact
+// size: a leaf has no spare capacity to carry), and a leaf that grows past
+// maxLeaf, with hash bits left at its level, splits.
+func (n *node) editLeaf(e *treeEdit, shift int, h uint64, name string, recv []Receiver) *node {
+	k, found := search(n.ents, h, name)
+	var ents []entry
 	switch {
 	case found && len(recv) == 0:
-		nl = make([]entry, len(lf)-1)
-		copy(nl, lf[:k])
-		copy(nl[k:], lf[k+1:])
+		if len(n.ents) == 1 {
+			return nil
+		}
+		ents = make([]entry, len(n.ents)-1)
+		copy(ents, n.ents[:k])
+		copy(ents[k:], n.ents[k+1:])
 	case found:
-		nl = make([]entry, len(lf))
-		copy(nl, lf)
-		nl[k].recv = recv
+		ents = slices.Clone(n.ents)
+		ents[k].recv = recv
 	case len(recv) == 0:
-		return r
+		return n
 	default:
-		nl = make([]entry, len(lf)+1)
-		copy(nl, lf[:k])
-		nl[k] = entry{hash: h, name: name, recv: recv}
-		copy(nl[k+1:], lf[k:])
+		ents = make([]entry, len(n.ents)+1)
+		copy(ents, n.ents[:k])
+		ents[k] = entry{hash: h, name: name, recv: recv}
+		copy(ents[k+1:], n.ents[k:])
 	}
-	if len(nl) == 0 {
-		nl = nil
+	if len(ents) > maxLeaf && shift >= 0 {
+		return split(e, shift, ents)
 	}
-	nr := r
-	if e == nil || r == nil || e.root != r {
-		nr = new(rootNode)
-		if r != nil {
-			*nr = *r
-		}
-		if e != nil {
-			e.root, e.mids = nr, [fanout]bool{}
-		}
+	if e.owns(n) {
+		n.ents = ents
+		return n
 	}
-	nm := nr[i]
-	if e == nil || nm == nil || !e.mids[i] {
-		nm = new(midNode)
-		if old := nr[i]; old != nil {
-			*nm = *old
-		}
-		nr[i] = nm
-		if e != nil {
-			e.mids[i] = true
-		}
-	}
-	nm[j] = nl
-	return nr
+	return &node{owner: e, ents: ents}
 }
 
-// dropNode returns a copy of r without the receivers of node, the names
-// whose receivers changed (unsorted) and how many names disappeared. Only the
-// leaves holding such receivers (and their mid nodes and the root) are
-// copied. It visits every entry: O(names), for rare membership events.
-func (r *rootNode) dropNode(node string) (*rootNode, []string, int) {
-	if r == nil {
-		return nil, nil, 0
-	}
-	var (
-		nr      *rootNode
-		names   []string
-		removed int
-	)
-	for i, m := range r {
-		if m == nil {
-			continue
+// split makes an inner node at shift of ents, sorted by (hash, name): a
+// leaf for each value of their bits at shift (itself split if they all
+// share it and still exceed maxLeaf).
+func split(e *treeEdit, shift int, ents []entry) *node {
+	n := &node{owner: e}
+	for len(ents) > 0 {
+		b := (ents[0].hash >> uint(shift)) & fanMask
+		end := 1
+		for end < len(ents) && (ents[end].hash>>uint(shift))&fanMask == b {
+			end++
 		}
-		var nm *midNode
-		for j, lf := range m {
-			var nl []entry // nil until this leaf changes
-			for k := range lf {
-				e := &lf[k]
-				if !slices.ContainsFunc(e.recv, func(x Receiver) bool { return x.Node == node }) {
-					if nl != nil {
-						nl = append(nl, *e)
-					}
-					continue
+		var kid *node
+		if end > maxLeaf && shift-fanBits >= 0 {
+			kid = split(e, shift-fanBits, ents[:end])
+		} else {
+			kid = &node{owner: e, ents: slices.Clip(ents[:end])}
+		}
+		n.kids = append(n.kids, kid)
+		n.bitmap |= 1 << b
+		ents = ents[end:]
+	}
+	n.kids = slices.Clip(n.kids)
+	return n
+}
+
+// dropNode returns the table n without the receivers of node, the names
+// whose receivers changed (unsorted) and how many names disappeared. Only
+// the nodes on the paths to such receivers are copied. It visits every
+// entry: O(names), for rare membership events.
+func (n *node) dropNode(node string) (*node, []string, int) {
+	var names []string
+	removed := 0
+	out := n.drop(node, &names, &removed)
+	return out, names, removed
+}
+
+func (n *node) drop(id string, names *[]string, removed *int) *node {
+	if n == nil {
+		return nil
+	}
+	if n.kids == nil {
+		var ents []entry // nil until an entry changes
+		for k := range n.ents {
+			e := &n.ents[k]
+			if !slices.ContainsFunc(e.recv, func(x Receiver) bool { return x.Node == id }) {
+				if ents != nil {
+					ents = append(ents, *e)
 				}
-				if nl == nil {
-					nl = make([]entry, k, len(lf))
-					copy(nl, lf[:k])
-				}
-				names = append(names, e.name)
-				keep := make([]Receiver, 0, len(e.recv))
-				for _, x := range e.recv {
-					if x.Node != node {
-						keep = append(keep, x)
-					}
-				}
-				if len(keep) == 0 {
-					removed++
-					continue
-				}
-				nl = append(nl, entry{hash: e.hash, name: e.name, recv: slices.Clip(keep)})
-			}
-			if nl == nil {
 				continue
 			}
-			if nm == nil {
-				nm = new(midNode)
-				*nm = *m
+			if ents == nil {
+				ents = make([]entry, k, len(n.ents))
+				copy(ents, n.ents[:k])
 			}
-			if len(nl) == 0 {
-				nl = nil
+			*names = append(*names, e.name)
+			keep := make([]Receiver, 0, len(e.recv))
+			for _, x := range e.recv {
+				if x.Node != id {
+					keep = append(keep, x)
+				}
 			}
-			nm[j] = nl
+			if len(keep) == 0 {
+				*removed++
+				continue
+			}
+			ents = append(ents, entry{hash: e.hash, name: e.name, recv: slices.Clip(keep)})
 		}
-		if nm == nil {
+		switch {
+		case ents == nil:
+			return n
+		case len(ents) == 0:
+			return nil
+		}
+		return &node{ents: slices.Clip(ents)}
+	}
+	var kids []*node // nil until a child changes
+	var bitmap uint32
+	pos := 0
+	for b := range uint32(1 << fanBits) {
+		bit := uint32(1) << b
+		if n.bitmap&bit == 0 {
 			continue
 		}
-		if nr == nil {
-			nr = new(rootNode)
-			*nr = *r
+		kid := n.kids[pos]
+		pos++
+		nk := kid.drop(id, names, removed)
+		if nk != kid && kids == nil {
+			kids = make([]*node, 0, len(n.kids))
+			kids = append(kids, n.kids[:pos-1]...)
+			bitmap = n.bitmap & (bit - 1)
 		}
-		nr[i] = nm
+		if kids != nil && nk != nil {
+			kids = append(kids, nk)
+			bitmap |= bit
+		}
 	}
-	if nr == nil {
-		return r, nil, 0
+	switch {
+	case kids == nil:
+		return n
+	case len(kids) == 0:
+		return nil
 	}
-	return nr, names, removed
+	return &node{kids: slices.Clip(kids), bitmap: bitmap}
 }
 
 // each calls f for every entry, in layout order.
-func (r *rootNode) each(f func(e *entry)) {
-	if r == nil {
+func (n *node) each(f func(e *entry)) {
+	if n == nil {
 		return
 	}
-	for _, m := range r {
-		if m == nil {
-			continue
-		}
-		for _, lf := range m {
-			for k := range lf {
-				f(&lf[k])
-			}
-		}
+	for k := range n.ents {
+		f(&n.ents[k])
+	}
+	for _, kid := range n.kids {
+		kid.each(f)
 	}
 }
 
-// builder makes a tree from scratch by mutation (Restore): one allocation
-// per leaf instead of a copy-on-write per name. Nothing built is shared
-// until build returns.
+// builder makes a table from scratch (Restore): every node is its own
+// edit's, so each insertion writes in place instead of copying its path.
 type builder struct {
-	root *rootNode
+	root *node
+	e    treeEdit
 }
 
 func (b *builder) add(h uint64, name string, recv []Receiver) {
-	if b.root == nil {
-		b.root = new(rootNode)
-	}
-	i, j := slot(h)
-	if b.root[i] == nil {
-		b.root[i] = new(midNode)
-	}
-	b.root[i][j] = append(b.root[i][j], entry{hash: h, name: name, recv: recv})
+	b.root = b.root.edit(&b.e, h, name, recv)
 }
 
-func (b *builder) build() *rootNode {
-	if b.root == nil {
-		return nil
-	}
-	for _, m := range b.root {
-		if m == nil {
-			continue
-		}
-		for j, lf := range m {
-			slices.SortFunc(lf, func(x, y entry) int {
-				if c := cmp.Compare(x.hash, y.hash); c != 0 {
-					return c
-				}
-				return strings.Compare(x.name, y.name)
-			})
-			m[j] = slices.Clip(lf)
-		}
-	}
-	return b.root
-}
+func (b *builder) build() *node { return b.root }
