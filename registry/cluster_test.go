@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/raft"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -79,7 +80,12 @@ func tryStartTestNodeWithEndpoint(t testing.TB, id string, peers []string, epOpt
 
 func tryStartTestNodeFull(t testing.TB, extraEp []remoting.Option, id, listen, dir string, peers []string, opts ...Option) (*testNode, error) {
 	t.Helper()
-	log := zaptest.NewLogger(t)
+	return tryStartTestNodeLog(t, zaptest.NewLogger(t), extraEp, id, listen, dir, peers, opts...)
+}
+
+// tryStartTestNodeLog is tryStartTestNodeFull logging to log.
+func tryStartTestNodeLog(t testing.TB, log *zap.Logger, extraEp []remoting.Option, id, listen, dir string, peers []string, opts ...Option) (*testNode, error) {
+	t.Helper()
 	sys, err := actor.NewSystem(actor.WithNode(id), actor.WithLogger(log))
 	require.NoError(t, err)
 	if listen == "" {
