@@ -364,7 +364,7 @@ func (n *Node) watchMembers() {
 			if _, ok := now[id]; !ok {
 				n.log.Debug("failing values in flight to a node declared dead", zap.String("peer", id))
 				n.ep.ResetPeer(addr)
-				n.replies.failNode(id, fmt.Errorf("%w: %s was declared dead", ErrNodeLost, id))
+				n.replies.FailNode(id, fmt.Errorf("%w: %s was declared dead", ErrNodeLost, id))
 			}
 		}
 		alive = now

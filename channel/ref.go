@@ -9,6 +9,7 @@ import (
 	"fmt"
 
 	"github.com/dchan-io/dchan/actor"
+	"github.com/dchan-io/dchan/channel/internal/reply"
 	"github.com/dchan-io/dchan/remoting"
 )
 
@@ -91,12 +92,10 @@ func parseRef(b []byte) (Ref, error) {
 
 // Requests and answers travel as remoting.Tagged values: the request or
 // answer itself keeps the codec's compact encoding (a flat struct skips
-// gob), and the tag says what it is. The tag's first byte is its kind.
-const (
-	tagCall   = 'C' // a request; the rest is the Ref to answer at
-	tagAnswer = 'A' // an answer; the rest is its request's correlation
-	tagError  = 'E' // the handler's error, the Value its text; the rest is the correlation
-)
+// gob), and the tag says what it is. The tag's first byte is its kind:
+// 'C' a request, the rest the Ref to answer at; answers are package
+// reply's ('A' and 'E').
+const tagCall = 'C'
 
 // callMessage is how a request travels to the receiver of a name.
 func callMessage(req any, replyTo Ref) remoting.Tagged {
@@ -161,7 +160,7 @@ func (n *Node) SendTo(ctx context.Context, ref Ref, v any) error {
 		return fmt.Errorf("%w: the zero Ref", ErrGone)
 	}
 	if ref.tag != "" {
-		v = answerMessage(ref.tag, v, nil)
+		v = reply.Message(ref.tag, v, nil)
 	}
 	return n.sendTo(ctx, ref, v, nil)
 }

@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/dchan-io/dchan/actor"
+	"github.com/dchan-io/dchan/channel/internal/reply"
 	"github.com/dchan-io/dchan/registry"
 	"github.com/dchan-io/dchan/remoting"
 )
@@ -21,26 +22,17 @@ type Call struct {
 	ReplyTo Ref
 }
 
-// replies is a node's pending requests, answered at its reply receiver.
+// replies is the node's reply receiver and the requests waiting for an
+// answer there.
 type replies struct {
+	*reply.Table
 	pid     actor.PID
 	answers *remoting.Outcomes // hears of the answers this node sent
-	mu      sync.Mutex
-	pending map[string]*pendingRequest // by correlation tag
-}
-
-// pendingRequest waits for one answer: from the node its request was
-// accepted on.
-type pendingRequest struct {
-	answer   chan answer // capacity 1
-	lost     chan error  // capacity 1: its node was declared dead
-	node     string      // where the request was offered last; guarded by replies.mu
-	accepted bool        // node accepted it: only its answer can end it now; guarded by replies.mu
 }
 
 // startReplies spawns the node's reply receiver.
 func (n *Node) startReplies() error {
-	rs := &replies{pending: make(map[string]*pendingRequest)}
+	rs := &replies{Table: reply.NewTable()}
 	// Nobody waits for an answer's acceptance: the requester waits for
 	// the answer itself. A failure is only worth a debug line.
 	rs.answers = remoting.NewOutcomes(func(vals []any, err error) {
@@ -70,71 +62,9 @@ func (a replyActor) Receive(c *actor.Context) { a.TryReceive(c.Message(), c.Send
 
 func (a replyActor) TryReceive(msg any, sender actor.PID) bool {
 	if t, ok := msg.(remoting.Tagged); ok {
-		a.rs.answer(t, sender.Node)
+		a.rs.Deliver(t, sender.Node)
 	}
 	return true
-}
-
-// answer is what a requester gets back: the handler's result, or its
-// error's text.
-type answer struct {
-	value any
-	err   string
-}
-
-// answerMessage is how an answer travels: v, or herr's text, tagged with
-// the request's correlation.
-func answerMessage(corr string, v any, herr error) remoting.Tagged {
-	if herr != nil {
-		return remoting.Tagged{Tag: append([]byte{tagError}, corr...), Value: herr.Error()}
-	}
-	return remoting.Tagged{Tag: append([]byte{tagAnswer}, corr...), Value: v}
-}
-
-// answer hands the answer t, from node from, to the request it answers, if
-// that still waits and went to from: the node a request went to is the
-// only one whose answer completes it (any node may learn the request's
-// Ref, from the request itself; the transport authenticates from).
-func (rs *replies) answer(t remoting.Tagged, from string) {
-	if len(t.Tag) == 0 || (t.Tag[0] != tagAnswer && t.Tag[0] != tagError) {
-		return
-	}
-	var a answer
-	if t.Tag[0] == tagError {
-		a.err, _ = t.Value.(string)
-		if a.err == "" {
-			a.err = "(no text)"
-		}
-	} else {
-		a.value = t.Value
-	}
-	rs.mu.Lock()
-	p := rs.pending[string(t.Tag[1:])]
-	if p != nil && p.node != from {
-		p = nil // not from the node the request went to
-	}
-	if p != nil {
-		delete(rs.pending, string(t.Tag[1:]))
-	}
-	rs.mu.Unlock()
-	if p != nil {
-		p.answer <- a // capacity 1, one answer per correlation: never blocks
-	}
-}
-
-// failNode fails the requests accepted on node, which the cluster declared
-// dead: their answers will not come. A request only offered to node (its
-// acceptance not come yet) fails through its outcome instead: its stream
-// to node fails; and one node refused has gone on to another receiver.
-func (rs *replies) failNode(node string, err error) {
-	rs.mu.Lock()
-	defer rs.mu.Unlock()
-	for tag, p := range rs.pending {
-		if p.node == node && p.accepted {
-			delete(rs.pending, tag)
-			p.lost <- err // capacity 1: never blocks
-		}
-	}
 }
 
 // Request sends req to one receiver of name, as a Call, and waits for its
@@ -157,15 +87,8 @@ func Request[Resp any](ctx context.Context, n *Node, name string, req any) (Resp
 	}
 	rs := n.replies
 	tag := randomHex()
-	p := &pendingRequest{answer: make(chan answer, 1), lost: make(chan error, 1)}
-	rs.mu.Lock()
-	rs.pending[tag] = p
-	rs.mu.Unlock()
-	defer func() {
-		rs.mu.Lock()
-		delete(rs.pending, tag)
-		rs.mu.Unlock()
-	}()
+	p := rs.Add(tag)
+	defer p.Done()
 	call := callMessage(req, n.refOf(rs.pid, tag))
 	r := n.acquireRouter(name)
 	defer r.release()
@@ -178,9 +101,7 @@ func Request[Resp any](ctx context.Context, n *Node, name string, req any) (Resp
 	out := remoting.NewOutcomes(func(_ []any, err error) {
 		switch {
 		case err == nil:
-			rs.mu.Lock()
-			p.accepted = true
-			rs.mu.Unlock()
+			p.Accepted()
 			n.stats.Delivered(r.stats, 1)
 		case refused(err):
 			n.stats.Refused(1)
@@ -189,19 +110,15 @@ func Request[Resp any](ctx context.Context, n *Node, name string, req any) (Resp
 		}
 		outcome <- err
 	})
-	trying := func(to actor.PID) {
-		rs.mu.Lock()
-		p.node, p.accepted = to.Node, false
-		rs.mu.Unlock()
-	}
+	trying := func(to actor.PID) { p.Trying(to.Node) }
 	for {
 		if err := r.routeOne(ctx, &r.turn, call, out, trying); err != nil {
 			n.stats.failed(name, false, err, 1)
 			return zero, fmt.Errorf("channel: request to %q: %w", name, wrongType(err))
 		}
 		// Its node might have been declared dead before p.node was set:
-		// look once now; failNode tells of a later death.
-		if node := p.nodeOf(rs); node != n.id && !n.isLiveMember(node) {
+		// look once now; FailNode tells of a later death.
+		if node := p.Node(); node != n.id && !n.isLiveMember(node) {
 			return zero, fmt.Errorf("channel: request to %q: %w: %s was declared dead", name, ErrNodeLost, node)
 		}
 		for waiting := outcome; ; {
@@ -214,9 +131,9 @@ func Request[Resp any](ctx context.Context, n *Node, name string, req any) (Resp
 				case !refused(err):
 					return zero, fmt.Errorf("channel: request to %q: %w", name, wrongType(err))
 				}
-			case m := <-p.answer:
+			case m := <-p.Answer():
 				return answerOf[Resp](name, m)
-			case err := <-p.lost:
+			case err := <-p.Lost():
 				return zero, fmt.Errorf("channel: request to %q: %w", name, err)
 			case <-ctx.Done():
 				return zero, fmt.Errorf("channel: request to %q: %w", name, ctx.Err())
@@ -228,24 +145,18 @@ func Request[Resp any](ctx context.Context, n *Node, name string, req any) (Resp
 	}
 }
 
-func (p *pendingRequest) nodeOf(rs *replies) string {
-	rs.mu.Lock()
-	defer rs.mu.Unlock()
-	return p.node
-}
-
 // answerOf turns an answer into Request's result.
-func answerOf[Resp any](name string, a answer) (Resp, error) {
+func answerOf[Resp any](name string, a reply.Answer) (Resp, error) {
 	var zero Resp
-	if a.err != "" {
-		return zero, fmt.Errorf("channel: request to %q: %w: %s", name, ErrHandler, a.err)
+	if a.Err != "" {
+		return zero, fmt.Errorf("channel: request to %q: %w: %s", name, ErrHandler, a.Err)
 	}
-	if a.value == nil {
+	if a.Value == nil {
 		return zero, nil
 	}
-	resp, ok := a.value.(Resp)
+	resp, ok := a.Value.(Resp)
 	if !ok {
-		return zero, fmt.Errorf("channel: request to %q: %w: the answer is a %T, want %T", name, ErrWrongType, a.value, zero)
+		return zero, fmt.Errorf("channel: request to %q: %w: the answer is a %T, want %T", name, ErrWrongType, a.Value, zero)
 	}
 	return resp, nil
 }
@@ -322,7 +233,7 @@ func (n *Node) answer(name string, call Call, h func(context.Context) (any, erro
 	m := any(resp)
 	switch {
 	case call.ReplyTo.tag != "":
-		m = answerMessage(call.ReplyTo.tag, resp, herr)
+		m = reply.Message(call.ReplyTo.tag, resp, herr)
 	case herr != nil:
 		n.log.Debug("request handler failed, and its Call has no correlation to report it to",
 			zap.String("name", name), zap.Error(herr))

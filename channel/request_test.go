@@ -55,7 +55,7 @@ func TestRequestAnswersTenThousandConcurrentRequestsAcrossNodes(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	assert.Empty(t, nodes[0].replies.pending, "no request left waiting")
+	assert.Zero(t, nodes[0].replies.Len(), "no request left waiting")
 	assert.Equal(t, uint64(requests), nodes[0].Stats().Delivered)
 }
 
@@ -120,7 +120,7 @@ func TestRequestCancelledReturnsTheContextsError(t *testing.T) {
 	time.AfterFunc(100*time.Millisecond, cancel)
 	_, err = Request[int](ctx, nodes[0], "slow", 1)
 	require.ErrorIs(t, err, context.Canceled)
-	assert.Empty(t, nodes[0].replies.pending, "the cancelled request stops waiting")
+	assert.Zero(t, nodes[0].replies.Len(), "the cancelled request stops waiting")
 
 	// A request to a name nobody receives waits for a receiver until
 	// its deadline.

@@ -117,6 +117,10 @@
 //	writes.go     Register, Unregister and Sync: forwarding, retries across
 //	              elections, leader apply, waiting on Raft futures
 //	batcher.go    receiver writes gathered into batches: one RPC, one entry
+//	follow.go     the Follow stream: a replica's entries (or its State
+//	              whole, then entries) for a copy kept without Raft, and
+//	              the follower that keeps one, resuming at another replica
+//	applied.go    the last entries a replica applied, bounded, for followers
 //	join.go       joining through the leader or any known peer, with backoff
 //	membership.go the leader adding a member, Leave, rejoining after expiry
 //	health.go     the failure detector: expiry, promotion, health status
@@ -160,4 +164,6 @@
 //
 // Discovery, joins and writes run on their caller's goroutine; the RPC
 // handlers run on the Endpoint's gRPC server, which Endpoint.Close stops.
+// A Follow stream's handler runs until its follower goes or Close; a
+// follower runs on the goroutine its owner gives it, until its ctx ends.
 package registry

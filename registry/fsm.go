@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"io"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,6 +29,9 @@ type fsm struct {
 	moved   chan struct{} // closed and replaced when the version moves; under mu
 	// applyTime times each Apply and ApplyBatch (Metrics.FSMApply).
 	applyTime hist.Histogram
+	// applied is the command entries applied last, for followers
+	// (Follow); under mu.
+	applied appliedLog
 }
 
 var (
@@ -68,6 +72,24 @@ func (f *fsm) publish(s *State) {
 	f.moved = make(chan struct{})
 }
 
+// follow returns what a follower at version v needs now: the entries
+// applied after v, or, when some of them are no longer held, the current
+// State to send whole (and no entries); and a channel closed when the
+// version next moves.
+func (f *fsm) follow(v uint64) (snap *State, entries []appliedEntry, moved <-chan struct{}) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	cur := f.state.Load()
+	if cur.Version() <= v {
+		return nil, nil, f.moved
+	}
+	held, ok := f.applied.since(v)
+	if !ok {
+		return cur, nil, f.moved
+	}
+	return nil, slices.Clone(held), f.moved
+}
+
 // current returns the latest applied State. It takes no lock and allocates
 // nothing; the State it returns never changes.
 func (f *fsm) current() *State { return f.state.Load() }
@@ -84,6 +106,9 @@ func (f *fsm) Apply(l *raft.Log) any {
 	defer f.mu.Unlock()
 	defer f.timeApply(time.Now())
 	next, res := applyEntry(f.state.Load(), l, nil)
+	if l != nil {
+		f.applied.add(l.Index, l.Data)
+	}
 	f.publish(next)
 	f.watches.notify(res)
 	return res
@@ -109,6 +134,7 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 		}
 		var res result
 		s, res = applyEntry(s, l, &e)
+		f.applied.add(l.Index, l.Data)
 		out[i] = res
 		results = append(results, res)
 	}
@@ -150,6 +176,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.applied.reset(s.Version())
 	f.publish(s)
 	f.watches.notifyAll()
 	return nil

@@ -25,6 +25,7 @@ import (
 //	Member    a node ID; decodeMemberStatus (how the leader sees that member)
 //	Sync      empty; encodeVersion (the leader's version after a barrier)
 //	Discover  discoverReq; discoverReply (forming a cluster, discovery.go)
+//	Follow    a stream: the registry's entries for a follower (follow.go)
 //
 // A reply is a status byte (stOK...), the error's text unless the status
 // is stOK, then the body (encodeReply, decodeReply). Apply, Join, Member
@@ -208,6 +209,12 @@ func (r *Registry) registerService(s grpc.ServiceRegistrar) {
 			unary("Sync", r.serveSync),
 			unary("Discover", r.serveDiscover),
 		},
+		Streams: []grpc.StreamDesc{{
+			StreamName:    "Follow",
+			Handler:       r.serveFollow,
+			ServerStreams: true,
+			ClientStreams: true,
+		}},
 	}, struct{}{})
 }
 

@@ -1,0 +1,265 @@
+package registry
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+
+	"github.com/dchan-io/dchan/internal/bin"
+	"github.com/dchan-io/dchan/internal/rawcodec"
+	"github.com/dchan-io/dchan/remoting"
+)
+
+// A replica serves the registry to followers, nodes that keep a copy of it
+// without taking part in Raft (the Follow stream): the entries it applied
+// after the version the follower holds, in order, each with its Raft
+// index, and from then on every entry it applies; or, when it no longer
+// holds some of those entries (see appliedLog), its State whole, then the
+// entries after it. A follower's copy is therefore always some State a
+// replica held, and moves forward only; a follower that loses its replica
+// resumes from its version at another.
+//
+// The stream's messages are rawcodec frames. The follower sends one: the
+// version it holds (uvarint; 0 for none). The replica then sends:
+//
+//	followSnapshot | last byte (0 or 1) | a piece of a snapshot (writeSnapshot)
+//	followEntries  | count (uvarint) | count × (index uvarint | data, a string)
+//
+// A snapshot comes in pieces of at most followChunk bytes, the last one
+// marked; an entries frame holds at most about followChunk bytes.
+const methodFollow = "/" + serviceName + "/Follow"
+
+const (
+	followSnapshot byte = iota + 1
+	followEntries
+)
+
+// followChunk bounds a frame of the Follow stream (well under the 4 MiB
+// a peer accepts by default).
+const followChunk = 1 << 20
+
+// maxFollowSnapshot bounds the snapshot a follower accepts: a snapshot of
+// a million names with their receivers is about 70 MB.
+const maxFollowSnapshot = 1 << 30
+
+func followStreamDesc() *grpc.StreamDesc {
+	return &grpc.StreamDesc{StreamName: "Follow", ServerStreams: true, ClientStreams: true}
+}
+
+// serveFollow serves a follower until it goes, the registry closes, or a
+// send fails.
+func (r *Registry) serveFollow(_ any, stream grpc.ServerStream) error {
+	var in rawcodec.Frame
+	if err := stream.RecvMsg(&in); err != nil {
+		return err
+	}
+	rd := bin.NewReader(in.Data, ErrMalformed)
+	have := rd.Uvarint()
+	rd.End()
+	if rd.Err() != nil {
+		return rd.Err()
+	}
+	if _, err := r.raftNode(); err != nil {
+		return err // not a replica (yet)
+	}
+	ctx := stream.Context()
+	for {
+		snap, entries, moved := r.fsm.follow(have)
+		if snap != nil {
+			if err := sendSnapshotFrames(stream, snap); err != nil {
+				return err
+			}
+			have = snap.Version()
+		}
+		if len(entries) > 0 {
+			if err := sendEntryFrames(stream, entries); err != nil {
+				return err
+			}
+			have = entries[len(entries)-1].index
+		}
+		if snap != nil || len(entries) > 0 {
+			continue // more may have been applied meanwhile
+		}
+		select {
+		case <-moved:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-r.ctx.Done():
+			return ErrClosed
+		}
+	}
+}
+
+// sendSnapshotFrames sends s as a snapshot in pieces.
+func sendSnapshotFrames(stream grpc.ServerStream, s *State) error {
+	var buf bytes.Buffer
+	if err := writeSnapshot(&buf, s); err != nil {
+		return err
+	}
+	b := buf.Bytes()
+	for {
+		n := min(len(b), followChunk)
+		last := byte(0)
+		if n == len(b) {
+			last = 1
+		}
+		frame := append([]byte{followSnapshot, last}, b[:n]...)
+		if err := stream.SendMsg(&rawcodec.Frame{Data: frame}); err != nil {
+			return err
+		}
+		if b = b[n:]; len(b) == 0 {
+			return nil
+		}
+	}
+}
+
+// sendEntryFrames sends entries in frames of about followChunk bytes.
+func sendEntryFrames(stream grpc.ServerStream, entries []appliedEntry) error {
+	for len(entries) > 0 {
+		n, size := 0, 0
+		for n < len(entries) && (n == 0 || size+len(entries[n].data) <= followChunk) {
+			size += len(entries[n].data) + 16
+			n++
+		}
+		w := bin.Writer{B: make([]byte, 0, size+16)}
+		w.Byte(followEntries)
+		w.Uvarint(uint64(n))
+		for _, e := range entries[:n] {
+			w.Uvarint(e.index)
+			w.Str(string(e.data))
+		}
+		if err := stream.SendMsg(&rawcodec.Frame{Data: w.B}); err != nil {
+			return err
+		}
+		entries = entries[n:]
+	}
+	return nil
+}
+
+// follower keeps an fsm current from the Follow stream of a replica,
+// going from one replica to the next when a stream fails.
+type follower struct {
+	f        *fsm
+	ep       *remoting.Endpoint
+	log      *zap.Logger
+	replicas func() []string // the addresses to follow, in the order to try them
+
+	snapshots int // snapshots received; the follower's goroutine's own
+}
+
+// run follows until ctx ends.
+func (fl *follower) run(ctx context.Context) {
+	backoff := 10 * time.Millisecond
+	for ctx.Err() == nil {
+		for _, addr := range fl.replicas() {
+			before := fl.f.current().Version()
+			err := fl.followOnce(ctx, addr)
+			if ctx.Err() != nil {
+				return
+			}
+			if fl.f.current().Version() > before {
+				backoff = 10 * time.Millisecond // it made progress
+			}
+			fl.log.Debug("registry follow stream ended", zap.String("replica", addr), zap.Error(err))
+		}
+		select {
+		case <-time.After(backoff):
+			backoff = min(2*backoff, time.Second)
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// followOnce follows the replica at addr until its stream fails.
+func (fl *follower) followOnce(ctx context.Context, addr string) error {
+	conn, err := fl.ep.Conn(addr)
+	if err != nil {
+		return err
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := conn.NewStream(sctx, followStreamDesc(), methodFollow, rawcodec.CallOption())
+	if err != nil {
+		return err
+	}
+	w := bin.Writer{}
+	w.Uvarint(fl.f.current().Version())
+	if err := stream.SendMsg(&rawcodec.Frame{Data: w.B}); err != nil {
+		return err
+	}
+	if err := stream.CloseSend(); err != nil {
+		return err
+	}
+	var snap []byte // the snapshot being received
+	for {
+		var in rawcodec.Frame
+		if err := stream.RecvMsg(&in); err != nil {
+			return err
+		}
+		if len(in.Data) == 0 {
+			return fmt.Errorf("%w: an empty follow frame from %s", ErrMalformed, addr)
+		}
+		switch in.Data[0] {
+		case followSnapshot:
+			if len(in.Data) < 2 || len(snap)+len(in.Data)-2 > maxFollowSnapshot {
+				return fmt.Errorf("%w: a snapshot frame of %d bytes from %s (%d so far)", ErrMalformed, len(in.Data), addr, len(snap))
+			}
+			snap = append(snap, in.Data[2:]...)
+			if in.Data[1] == 1 {
+				if err := fl.f.Restore(nopCloser{bytes.NewReader(snap)}); err != nil {
+					return fmt.Errorf("a snapshot from %s: %w", addr, err)
+				}
+				fl.snapshots++
+				snap = nil
+			}
+		case followEntries:
+			if snap != nil {
+				return fmt.Errorf("%w: entries inside a snapshot from %s", ErrMalformed, addr)
+			}
+			logs, err := decodeEntryFrame(in.Data[1:], fl.f.current().Version())
+			if err != nil {
+				return fmt.Errorf("entries from %s: %w", addr, err)
+			}
+			fl.f.ApplyBatch(logs)
+		default:
+			return fmt.Errorf("%w: follow frame kind %d from %s", ErrUnsupportedVersion, in.Data[0], addr)
+		}
+	}
+}
+
+// decodeEntryFrame decodes an entries frame's body into log entries, which
+// must come after version, in order.
+func decodeEntryFrame(b []byte, version uint64) ([]*raft.Log, error) {
+	rd := bin.NewReader(b, ErrMalformed)
+	n := rd.Count("entry", 2)
+	logs := make([]*raft.Log, 0, n)
+	last := version
+	for range n {
+		index := rd.Uvarint()
+		data := rd.Take(rd.Uvarint()) // the frame is this decoder's own copy
+		if rd.Err() != nil {
+			break
+		}
+		if index <= last {
+			rd.Fail("entry %d after %d", index, last)
+			break
+		}
+		last = index
+		logs = append(logs, &raft.Log{Index: index, Type: raft.LogCommand, Data: data})
+	}
+	rd.End()
+	if rd.Err() != nil {
+		return nil, rd.Err()
+	}
+	return logs, nil
+}
+
+type nopCloser struct{ *bytes.Reader }
+
+func (nopCloser) Close() error { return nil }
