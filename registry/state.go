@@ -416,27 +416,33 @@ func (s *State) register(c registerCmd) result {
 			ErrStaleIncarnation, c.Name, r.Node, r.Incarnation, s.members[i].Incarnation)}
 	}
 	r.Node = s.members[i].ID // one copy of the node's ID for all its receivers
-	h := s.hash(c.Name)
-	rs := s.names.lookup(h, c.Name)
-	k, found := findReceiver(rs, r.Node, r.ActorID)
-	var nrs []Receiver
-	if found {
-		if rs[k] == r {
-			return result{}
+	changed, added := false, false
+	s.names = s.names.update(s.edit, s.hash(c.Name), c.Name, func(rs []Receiver) ([]Receiver, bool) {
+		k, found := findReceiver(rs, r.Node, r.ActorID)
+		var nrs []Receiver
+		if found {
+			if rs[k] == r {
+				return rs, false
+			}
+			nrs = make([]Receiver, len(rs))
+			copy(nrs, rs)
+			nrs[k] = r
+		} else {
+			nrs = make([]Receiver, len(rs)+1)
+			copy(nrs, rs[:k])
+			nrs[k] = r
+			copy(nrs[k+1:], rs[k:])
+			added = len(rs) == 0
 		}
-		nrs = make([]Receiver, len(rs))
-		copy(nrs, rs)
-		nrs[k] = r
-	} else {
-		nrs = make([]Receiver, len(rs)+1)
-		copy(nrs, rs[:k])
-		nrs[k] = r
-		copy(nrs[k+1:], rs[k:])
-		if len(rs) == 0 {
-			s.count++
-		}
+		changed = true
+		return nrs, true
+	})
+	if added {
+		s.count++
 	}
-	s.names = s.names.edit(s.edit, h, c.Name, nrs)
+	if !changed {
+		return result{}
+	}
 	return result{Names: []string{c.Name}}
 }
 
@@ -444,21 +450,28 @@ func (s *State) unregister(c unregisterCmd) result {
 	if err := c.validate(); err != nil {
 		return result{Err: err}
 	}
-	h := s.hash(c.Name)
-	rs := s.names.lookup(h, c.Name)
-	k, found := findReceiver(rs, c.Node, c.ActorID)
-	if !found || (c.Incarnation != 0 && rs[k].Incarnation != c.Incarnation) {
-		return result{}
-	}
-	var nrs []Receiver
-	if len(rs) > 1 {
-		nrs = make([]Receiver, len(rs)-1)
+	changed, gone := false, false
+	s.names = s.names.update(s.edit, s.hash(c.Name), c.Name, func(rs []Receiver) ([]Receiver, bool) {
+		k, found := findReceiver(rs, c.Node, c.ActorID)
+		if !found || (c.Incarnation != 0 && rs[k].Incarnation != c.Incarnation) {
+			return rs, false
+		}
+		changed = true
+		if len(rs) == 1 {
+			gone = true
+			return nil, true
+		}
+		nrs := make([]Receiver, len(rs)-1)
 		copy(nrs, rs[:k])
 		copy(nrs[k:], rs[k+1:])
-	} else {
+		return nrs, true
+	})
+	if !changed {
+		return result{}
+	}
+	if gone {
 		s.count--
 	}
-	s.names = s.names.edit(s.edit, h, c.Name, nrs)
 	return result{Names: []string{c.Name}}
 }
 

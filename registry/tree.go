@@ -108,25 +108,33 @@ func (n *node) lookup(h uint64, name string) []Receiver {
 // it writes in place (e may be nil). n is not modified unless e made it;
 // n may be nil.
 func (n *node) edit(e *treeEdit, h uint64, name string, recv []Receiver) *node {
-	return n.editAt(e, topShift, h, name, recv)
+	return n.update(e, h, name, func([]Receiver) ([]Receiver, bool) { return recv, true })
 }
 
-func (n *node) editAt(e *treeEdit, shift int, h uint64, name string, recv []Receiver) *node {
+// update is edit with name's new receivers made by f from its current
+// ones (nil if it has none), in the same walk down the trie; f reports
+// false for no change, and then update returns n as it is.
+func (n *node) update(e *treeEdit, h uint64, name string, f func(old []Receiver) ([]Receiver, bool)) *node {
+	return n.updateAt(e, topShift, h, name, f)
+}
+
+func (n *node) updateAt(e *treeEdit, shift int, h uint64, name string, f func([]Receiver) ([]Receiver, bool)) *node {
 	switch {
 	case n == nil:
-		if len(recv) == 0 {
+		recv, ok := f(nil)
+		if !ok || len(recv) == 0 {
 			return nil
 		}
 		return &node{owner: e, ents: []entry{{hash: h, name: name, recv: recv}}}
 	case n.kids == nil:
-		return n.editLeaf(e, shift, h, name, recv)
+		return n.updateLeaf(e, shift, h, name, f)
 	}
 	bit, pos := n.index(h, shift)
 	var child *node
 	if n.bitmap&bit != 0 {
 		child = n.kids[pos]
 	}
-	nc := child.editAt(e, shift-fanBits, h, name, recv)
+	nc := child.updateAt(e, shift-fanBits, h, name, f)
 	if nc == child {
 		return n
 	}
@@ -155,11 +163,19 @@ func (n *node) editAt(e *treeEdit, shift int, h uint64, name string, recv []Rece
 	return out
 }
 
-// editLeaf is editAt on a leaf: a leaf's entries are always copied (exact
-// size: a leaf has no spare capacity to carry), and a leaf that grows past
-// maxLeaf, with hash bits left at its level, splits.
-func (n *node) editLeaf(e *treeEdit, shift int, h uint64, name string, recv []Receiver) *node {
+// updateLeaf is updateAt on a leaf: a leaf's entries are always copied
+// (exact size: a leaf has no spare capacity to carry), and a leaf that
+// grows past maxLeaf, with hash bits left at its level, splits.
+func (n *node) updateLeaf(e *treeEdit, shift int, h uint64, name string, f func([]Receiver) ([]Receiver, bool)) *node {
 	k, found := search(n.ents, h, name)
+	var old []Receiver
+	if found {
+		old = n.ents[k].recv
+	}
+	recv, ok := f(old)
+	if !ok {
+		return n
+	}
 	var ents []entry
 	switch {
 	case found && len(recv) == 0:
