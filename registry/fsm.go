@@ -203,11 +203,16 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 // cancel removes the subscription; it is idempotent and does not close the
 // channel.
 func (f *fsm) watch(name string) (<-chan struct{}, func()) {
-	return f.watches.add(name, false)
+	return f.watches.add(name, watchName)
 }
 
 // watchAll is watch for any change: of any name's receivers or of the
 // member table (a join, a new address, an expiry, a promotion).
 func (f *fsm) watchAll() (<-chan struct{}, func()) {
-	return f.watches.add("", true)
+	return f.watches.add("", watchAll)
+}
+
+// watchMembers is watch for changes of the member table only.
+func (f *fsm) watchMembers() (<-chan struct{}, func()) {
+	return f.watches.add("", watchMembers)
 }

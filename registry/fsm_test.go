@@ -291,10 +291,15 @@ func TestWatch(t *testing.T) {
 	defer cancelB()
 	all, cancelAll := f.watchAll()
 	defer cancelAll()
+	members, cancelMembers := f.watchMembers()
+	defer cancelMembers()
 
 	f.Apply(logEntry(t, 2, register("a", queue("n1", "x", 1))))
 	if !signalled(a) || !signalled(a2) || !signalled(all) {
 		t.Fatal("watchers of a not signalled")
+	}
+	if signalled(members) {
+		t.Fatal("a name's change signalled the member watcher")
 	}
 	if signalled(b) {
 		t.Fatal("watcher of b signalled by a change of a")
@@ -308,15 +313,15 @@ func TestWatch(t *testing.T) {
 		t.Fatal("signalled without a change")
 	}
 
-	// Member changes signal WatchAll only.
+	// Member changes signal WatchAll and WatchMembers only.
 	f.Apply(logEntry(t, 6, join("n2", 1)))
-	if !signalled(all) || signalled(a) {
+	if !signalled(all) || !signalled(members) || signalled(a) {
 		t.Fatal("member change: wrong watchers signalled")
 	}
 
 	// Removing a node signals the names it had receivers under.
 	f.Apply(logEntry(t, 7, expireNodeCmd{Node: "n1", Incarnation: 1}))
-	if !signalled(a) || signalled(b) || !signalled(all) {
+	if !signalled(a) || signalled(b) || !signalled(all) || !signalled(members) {
 		t.Fatal("expiry: wrong watchers signalled")
 	}
 
@@ -333,7 +338,7 @@ func TestWatch(t *testing.T) {
 	if err := restore(f, snapshot(t, g)); err != nil {
 		t.Fatal(err)
 	}
-	if !signalled(a2) || !signalled(b) || !signalled(all) {
+	if !signalled(a2) || !signalled(b) || !signalled(all) || !signalled(members) {
 		t.Fatal("Restore did not signal every watcher")
 	}
 }

@@ -116,6 +116,10 @@ func (r *Registry) Watch(name string) (<-chan struct{}, func()) { return r.fsm.w
 // member table (a join, a new address, an expiry, a promotion).
 func (r *Registry) WatchAll() (<-chan struct{}, func()) { return r.fsm.watchAll() }
 
+// WatchMembers is Watch for changes of the member table only (a join, a
+// new address, an expiry, a promotion, a leave), not of names.
+func (r *Registry) WatchMembers() (<-chan struct{}, func()) { return r.fsm.watchMembers() }
+
 // Resolve implements remoting.Resolver from the member table.
 func (r *Registry) Resolve(node string) (string, error) {
 	m, ok := r.fsm.current().Member(node)
@@ -183,7 +187,7 @@ func (r *Registry) Start(ctx context.Context) error {
 			r.joined.Store(true)
 			return nil
 		}
-		ch, stop := r.fsm.watchAll()
+		ch, stop := r.fsm.watchMembers()
 		if m, ok := r.fsm.current().Member(r.cfg.nodeID); ok && m.Incarnation == r.Incarnation() {
 			stop()
 			r.joined.Store(true)

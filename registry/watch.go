@@ -20,21 +20,37 @@ func (w *watcher) signal() {
 // watchSet holds the subscriptions of one fsm. Its lock is never held
 // while user code runs: signalling is a non-blocking send.
 type watchSet struct {
-	mu     sync.Mutex
-	byName map[string]map[*watcher]struct{}
-	all    map[*watcher]struct{}
+	mu      sync.Mutex
+	byName  map[string]map[*watcher]struct{}
+	all     map[*watcher]struct{}
+	members map[*watcher]struct{}
 }
 
-func (ws *watchSet) add(name string, all bool) (<-chan struct{}, func()) {
+// watchScope is what a subscription watches.
+type watchScope uint8
+
+const (
+	watchName    watchScope = iota // one name's receivers
+	watchAll                       // any change
+	watchMembers                   // the member table
+)
+
+func (ws *watchSet) add(name string, scope watchScope) (<-chan struct{}, func()) {
 	w := &watcher{ch: make(chan struct{}, 1)}
 	ws.mu.Lock()
 	defer ws.mu.Unlock()
-	if all {
+	switch scope {
+	case watchAll:
 		if ws.all == nil {
 			ws.all = make(map[*watcher]struct{})
 		}
 		ws.all[w] = struct{}{}
-	} else {
+	case watchMembers:
+		if ws.members == nil {
+			ws.members = make(map[*watcher]struct{})
+		}
+		ws.members[w] = struct{}{}
+	default:
 		if ws.byName == nil {
 			ws.byName = make(map[string]map[*watcher]struct{})
 		}
@@ -48,8 +64,12 @@ func (ws *watchSet) add(name string, all bool) (<-chan struct{}, func()) {
 	cancel := func() {
 		ws.mu.Lock()
 		defer ws.mu.Unlock()
-		if all {
+		switch scope {
+		case watchAll:
 			delete(ws.all, w)
+			return
+		case watchMembers:
+			delete(ws.members, w)
 			return
 		}
 		if set := ws.byName[name]; set != nil {
@@ -62,8 +82,8 @@ func (ws *watchSet) add(name string, all bool) (<-chan struct{}, func()) {
 	return w.ch, cancel
 }
 
-// notify signals the watchers of the names in res and, if anything
-// changed, the watchers of everything.
+// notify signals the watchers of the names in res, of the member table if
+// it changed, and, if anything changed, the watchers of everything.
 func (ws *watchSet) notify(res result) {
 	if !res.changed() {
 		return
@@ -78,6 +98,11 @@ func (ws *watchSet) notify(res result) {
 	for w := range ws.all {
 		w.signal()
 	}
+	if res.Members {
+		for w := range ws.members {
+			w.signal()
+		}
+	}
 }
 
 // notifyAll signals every watcher (after Restore).
@@ -90,6 +115,9 @@ func (ws *watchSet) notifyAll() {
 		}
 	}
 	for w := range ws.all {
+		w.signal()
+	}
+	for w := range ws.members {
 		w.signal()
 	}
 }
