@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -149,7 +150,8 @@ type follower struct {
 	log      *zap.Logger
 	replicas func() []string // the addresses to follow, in the order to try them
 
-	snapshots int // snapshots received; the follower's goroutine's own
+	snapshots atomic.Int64 // snapshots received
+	batches   atomic.Int64 // entry frames received
 }
 
 // run follows until ctx ends.
@@ -215,7 +217,7 @@ func (fl *follower) followOnce(ctx context.Context, addr string) error {
 				if err := fl.f.Restore(nopCloser{bytes.NewReader(snap)}); err != nil {
 					return fmt.Errorf("a snapshot from %s: %w", addr, err)
 				}
-				fl.snapshots++
+				fl.snapshots.Add(1)
 				snap = nil
 			}
 		case followEntries:
@@ -227,6 +229,7 @@ func (fl *follower) followOnce(ctx context.Context, addr string) error {
 				return fmt.Errorf("entries from %s: %w", addr, err)
 			}
 			fl.f.ApplyBatch(logs)
+			fl.batches.Add(1)
 		default:
 			return fmt.Errorf("%w: follow frame kind %d from %s", ErrUnsupportedVersion, in.Data[0], addr)
 		}
