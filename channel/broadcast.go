@@ -225,20 +225,20 @@ func publish[T any](n *Node, name string, buf int) (chan<- T, CloseFunc, error) 
 		return nil, nil, ErrClosed
 	}
 	s := &bcastSink{n: n, gp: n.bcast.AddPublisher(name)}
-	p, err := startPump[T](n, name, buf, s, nil)
+	p, err := startPump[T](n, buf, s, nil)
 	if err != nil {
 		n.bcast.ClosePublisher(s.gp)
 		return nil, nil, err
 	}
-	stop := p.closeFunc()
-	return p.in, func() error {
+	stop := pumpCloseFunc(name, p)
+	return p.In(), func() error {
 		err := stop()
 		n.bcast.ClosePublisher(s.gp) // its values stay cached for repairs a while
 		return err
 	}, nil
 }
 
-func (s *bcastSink) route(vals []any) {
+func (s *bcastSink) Route(vals []any) {
 	for _, v := range vals {
 		s.publish(v)
 	}
@@ -266,13 +266,13 @@ func (s *bcastSink) publish(v any) {
 	}
 }
 
-func (s *bcastSink) done() {}
+func (s *bcastSink) Done() {}
 
 // Broadcast has no outcomes to wait for, and nothing comes back.
-func (s *bcastSink) retry() *Message  { return nil }
-func (s *bcastSink) settle() *Message { return nil }
+func (s *bcastSink) Retry() (any, bool)  { return nil, false }
+func (s *bcastSink) Settle() (any, bool) { return nil, false }
 
-func (s *bcastSink) fail(v any, err error) {
+func (s *bcastSink) Fail(v any, err error) {
 	s.n.stats.failed(s.gp.Name(), false, err, 1)
 	m, ok := v.(*Message)
 	switch {

@@ -285,7 +285,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 
 	var errs []error
 	for _, p := range pumps {
-		_ = p.close(ctx)
+		_ = p.Close(ctx)
 	}
 	if err := n.reg.Leave(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("leaving the cluster: %w", err))

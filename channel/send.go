@@ -121,19 +121,19 @@ func startSender[T any](n *Node, name string, buf int, conv func(T) any) (chan<-
 	}
 	s := &queueSink{n: n, r: n.acquireRouter(name)}
 	s.plain = remoting.NewOutcomes(s.plainOutcomes)
-	p, err := startPump[T](n, name, buf, s, conv)
+	p, err := startPump(n, buf, s, conv)
 	if err != nil {
 		s.r.release()
 		return nil, nil, err
 	}
-	s.wake = p.signal
-	return p.in, p.closeFunc(), nil
+	s.wake = p.Signal
+	return p.In(), pumpCloseFunc(name, p), nil
 }
 
-// route routes the values of a batch, in order: each *Message with its
+// Route routes the values of a batch, in order: each *Message with its
 // handle, and each stretch of bare values between them together
 // (sendValues).
-func (s *queueSink) route(vals []any) {
+func (s *queueSink) Route(vals []any) {
 	for i := 0; i < len(vals); {
 		if m, ok := vals[i].(*Message); ok {
 			s.send(m)
@@ -174,18 +174,18 @@ func (s *queueSink) sendValues(vals []any) {
 	}
 }
 
-// settle waits for the outcomes of values in flight (their refusals may
+// Settle waits for the outcomes of values in flight (their refusals may
 // need routing again) and returns one to route again, if any.
-func (s *queueSink) settle() *Message {
+func (s *queueSink) Settle() (any, bool) {
 	done := make(chan struct{})
 	go func() { s.flight.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-s.n.ctx.Done():
 		<-done // in-flight outcomes arrive promptly once the node stops
-		return nil
+		return nil, false
 	}
-	return s.retry()
+	return s.Retry()
 }
 
 // plainOutcomes reports the outcome of bare values; several at a time, as
@@ -212,8 +212,8 @@ func (s *queueSink) failValues(vals []any, wasSent bool, err error) {
 	s.n.reportValues(s.r.name, vals, fmt.Errorf("channel: send to %q: %w", s.r.name, wrongType(err)))
 }
 
-// done ends the sink's use of its router, when its pump ends.
-func (s *queueSink) done() { s.r.release() }
+// Done ends the sink's use of its router, when its pump ends.
+func (s *queueSink) Done() { s.r.release() }
 
 func (s *queueSink) send(m *Message) {
 	if m == nil {
@@ -273,14 +273,13 @@ func (s *queueSink) outcome(m *Message, err error) {
 	}
 }
 
-func (s *queueSink) retry() *Message {
+func (s *queueSink) Retry() (any, bool) {
 	s.retryM.Lock()
 	defer s.retryM.Unlock()
-	m, _ := s.retryQ.Pop()
-	return m
+	return s.retryQ.Pop()
 }
 
-func (s *queueSink) fail(v any, err error) {
+func (s *queueSink) Fail(v any, err error) {
 	m, ok := v.(*Message)
 	switch {
 	case ok && m == nil:
