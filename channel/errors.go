@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/dchan-io/dchan/actor"
+	"github.com/dchan-io/dchan/channel/internal/route"
 	"github.com/dchan-io/dchan/registry"
 	"github.com/dchan-io/dchan/remoting"
 )
@@ -69,6 +70,4 @@ func wrongType(err error) error {
 // refused reports an error that proves the value was not accepted (the
 // receiver had gone or was stopping), so it may go to another receiver
 // without risking a duplicate.
-func refused(err error) bool {
-	return errors.Is(err, actor.ErrNotFound) || errors.Is(err, actor.ErrStopped)
-}
+func refused(err error) bool { return route.Refused(err) }

@@ -76,7 +76,7 @@ func TestASenderPassesOverAReceiverListedButGone(t *testing.T) {
 			out <- m // taken by the pump, which finds only the ghost
 			const watch = 500 * time.Millisecond
 			time.Sleep(watch)
-			// Once per benchTime (20 ms) is about 25; asking again at once
+			// Once per route.DefaultBenchFor (20 ms) is about 25; asking again at once
 			// was 350,000 dead letters (local) or thousands of Gone links
 			// (remote) in the same time.
 			asked := tries(nodes[0]) - before
@@ -122,11 +122,7 @@ func TestASenderPassesOverOnlyTheReceiverThatIsGone(t *testing.T) {
 // benchRouter is name's router on n with a long bench, so that a test can
 // tell a router that waits out a bench from one that does not without
 // timing it.
-func benchRouter(n *Node, name string) *router {
-	r := newRouter(n, name)
-	r.benchFor = time.Minute
-	return r
-}
+func benchRouter(n *Node, name string) *router { return newRouter(n, name, time.Minute) }
 
 // A receiver that registers while the router tries the others is seen at
 // once, even when every receiver it read is passed over: the router
@@ -138,10 +134,10 @@ func TestARouterSeesAReceiverThatRegisteredDuringItsTries(t *testing.T) {
 	r := benchRouter(n, "orders")
 	first := true
 	var tookBy string
-	_, err := r.hand(ctxFor(t, 30*time.Second), &r.turn, 1,
+	_, err := r.Hand(ctxFor(t, 30*time.Second), &r.turn, 1,
 		func(t2 target, _ int) (int, error) {
-			if t2.pid().ID != "ghost" {
-				tookBy = t2.pid().ID
+			if t2.PID().ID != "ghost" {
+				tookBy = t2.PID().ID
 				return 1, nil
 			}
 			if first { // a live receiver registers meanwhile
@@ -166,17 +162,16 @@ func TestARouterDoesNotSpinOnAReceiverThatLeft(t *testing.T) {
 	nodes := startCluster(t, 1)
 	n := nodes[0]
 	listGhost(t, nodes, n, "orders")
-	r := newRouter(n, "orders")
-	r.benchFor = 200 * time.Millisecond
-	r.benchReceiver(actor.PID{Node: n.ID(), ID: "left"}) // no longer listed
+	r := newRouter(n, "orders", 200*time.Millisecond)
+	r.Bench(actor.PID{Node: n.ID(), ID: "left"}) // no longer listed
 	time.Sleep(100 * time.Millisecond)
-	r.benchReceiver(actor.PID{Node: n.ID(), ID: "ghost"})
+	r.Bench(actor.PID{Node: n.ID(), ID: "ghost"})
 	time.Sleep(150 * time.Millisecond) // "left" is due, the ghost is not
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
 	looks := r.turn.Load()
-	_, err := r.hand(ctx, &r.turn, 1,
+	_, err := r.Hand(ctx, &r.turn, 1,
 		func(target, int) (int, error) { return 0, fmt.Errorf("test: %w", actor.ErrNotFound) },
 		func(context.Context, target, int) (int, error) {
 			return 0, fmt.Errorf("test: %w", actor.ErrNotFound)
@@ -217,7 +212,7 @@ func TestARouterDoesNotPassOverAReceiverWhoseStreamWasReset(t *testing.T) {
 		}
 	}()
 	require.NoError(t, <-routed, "the router waited out a bench (a minute) instead")
-	assert.False(t, r.isBenched(live))
+	assert.False(t, r.IsBenched(live))
 }
 
 // SendContext calls share their node's router for the name: a gone
