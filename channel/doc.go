@@ -59,6 +59,14 @@
 // package gives it the registry's view of the cluster, the node's streams
 // and the subscribers' channels.
 //
+// The machinery is in packages of its own under channel/internal, each
+// with its own tests: gossip (the broadcast engine), route (the routing
+// policy above), pump (the goroutine behind a send or publish channel),
+// tally (the counters of Stats, and the sweeping of quiet names' and
+// peers'), reply (a node's pending requests and how answers travel) and
+// report (the failure handler's queue and goroutine). This package wires
+// them to the actor system, the endpoint and the registry.
+//
 // # Goroutines
 //
 // A Node owns: the actor system's mailbox runs (one per busy receiver,
@@ -66,7 +74,8 @@
 // goroutines, Raft's goroutines, the registry's health watcher, the
 // node's member watcher (it fails the values in flight to nodes the
 // cluster declares dead), one pump per Send channel (SendOf's included)
-// and per Publish channel, and the broadcast driver's ticker and its
-// sender per peer with queued messages. Close (or Shutdown) stops and
-// waits for all of them.
+// and per Publish channel, the broadcast driver's ticker and its sender
+// per peer with queued messages, the sweeper (it forgets the counters and
+// routers of names gone quiet), and, with WithFailureHandler, the failure
+// reporter. Close (or Shutdown) stops and waits for all of them.
 package channel
