@@ -353,7 +353,7 @@ func (n *Node) watchMembers() {
 	defer n.wg.Done()
 	alive := make(map[string]string) // node ID → address
 	for {
-		changed, stop := n.reg.WatchAll()
+		changed, stop := n.reg.WatchMembers()
 		now := make(map[string]string)
 		for _, m := range n.reg.State().Members() {
 			if m.Status == registry.Alive && m.ID != n.id {

@@ -2,6 +2,8 @@ package registry
 
 import (
 	"fmt"
+	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -13,7 +15,8 @@ import (
 	"go.uber.org/zap/zaptest"
 )
 
-// TestSixtyFiveReplicas: 65 nodes in one process (17 with -short): 5
+// TestSixtyFiveReplicas: 65 nodes in one process (17 with -short;
+// DCHAN_SCALE_NODES=n for another size, the long form: 200): 5
 // voters, the rest non-voting replicas, joining one after the other
 // through the first. 100 registrations per node, 64 at a time spread over
 // the nodes, commit (in batches), and every replica ends with the same
@@ -25,6 +28,11 @@ func TestSixtyFiveReplicas(t *testing.T) {
 	size := 65
 	if testing.Short() {
 		size = 17
+	}
+	if v := os.Getenv("DCHAN_SCALE_NODES"); v != "" {
+		n, err := strconv.Atoi(v)
+		require.NoError(t, err, "DCHAN_SCALE_NODES")
+		size = n
 	}
 	const perNode = 100
 	// Timings for a loaded machine: a 64-follower leader under the race
@@ -69,7 +77,15 @@ func TestSixtyFiveReplicas(t *testing.T) {
 	for err := range errs {
 		require.NoError(t, err)
 	}
-	t.Logf("%d registrations in %v", size*perNode, time.Since(start).Round(time.Millisecond))
+	regs := time.Since(start)
+	var writes, batches uint64
+	for _, n := range nodes {
+		m := n.reg.Metrics()
+		writes, batches = writes+m.Writes, batches+m.Batches
+	}
+	t.Logf("%d registrations in %v: %.0f/s; %d writes sent in %d batches; %d log entries",
+		size*perNode, regs.Round(time.Millisecond), float64(size*perNode)/regs.Seconds(),
+		writes, batches, leader.reg.Metrics().LastIndex-m.LastIndex)
 
 	want := leader.reg.State()
 	for _, n := range nodes {
