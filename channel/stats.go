@@ -90,6 +90,11 @@ type RegistryStats struct {
 	LeaderChanges     uint64 // leaders this node saw come or go
 	HeartbeatFailures uint64 // heartbeats to a follower that failed while this node led
 
+	// Writes counts this node's registrations and unregistrations, and
+	// Batches the batches they were committed in (on the leader) or
+	// forwarded to it in: Writes/Batches is the batching achieved.
+	Writes, Batches uint64
+
 	// Apply is the time from a write handed to Raft on the leader to its
 	// result (committed and applied there); FSMApply the time the replica
 	// took to apply each batch of committed entries.
@@ -102,6 +107,7 @@ func registryStats(m registry.Metrics) RegistryStats {
 		CommitIndex: m.CommitIndex, AppliedIndex: m.AppliedIndex, LastContact: m.LastContact,
 		Alive: m.Alive, Expired: m.Expired, Voters: m.Voters, Names: m.Names,
 		Elections: m.Elections, LeaderChanges: m.LeaderChanges, HeartbeatFailures: m.HeartbeatFailures,
+		Writes: m.Writes, Batches: m.Batches,
 		Apply: histogramOf(m.Apply), FSMApply: histogramOf(m.FSMApply),
 	}
 }

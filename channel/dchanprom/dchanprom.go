@@ -62,6 +62,8 @@
 //	dchan_registry_elections_total           elections this node started
 //	dchan_registry_leader_changes_total      leaders this node saw come or go
 //	dchan_registry_heartbeat_failures_total  heartbeats to a follower that failed while this node led
+//	dchan_registry_writes_total              registrations and unregistrations this node committed or forwarded
+//	dchan_registry_write_batches_total       the batches they went in
 //	dchan_registry_apply_duration_seconds    histogram: a write on the leader, to committed and applied
 //	dchan_registry_fsm_apply_duration_seconds histogram: applying a batch of committed entries
 //
@@ -146,6 +148,8 @@ var (
 	electionsDesc     = desc("dchan_registry_elections_total", "Elections this node started.")
 	leaderChangesDesc = desc("dchan_registry_leader_changes_total", "Leaders this node saw come or go.")
 	hbFailuresDesc    = desc("dchan_registry_heartbeat_failures_total", "Heartbeats to a follower that failed while this node led.")
+	writesDesc        = desc("dchan_registry_writes_total", "Registrations and unregistrations this node committed (leading) or forwarded to the leader.")
+	batchesDesc       = desc("dchan_registry_write_batches_total", "Batches this node's registry writes were committed or forwarded in.")
 	applyDesc         = desc("dchan_registry_apply_duration_seconds", "Time from a write handed to Raft on the leader to its result.")
 	fsmApplyDesc      = desc("dchan_registry_fsm_apply_duration_seconds", "Time to apply a batch of committed entries to the replica.")
 
@@ -229,6 +233,8 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	counter(electionsDesc, r.Elections)
 	counter(leaderChangesDesc, r.LeaderChanges)
 	counter(hbFailuresDesc, r.HeartbeatFailures)
+	counter(writesDesc, r.Writes)
+	counter(batchesDesc, r.Batches)
 	histogram(ch, applyDesc, r.Apply)
 	histogram(ch, fsmApplyDesc, r.FSMApply)
 

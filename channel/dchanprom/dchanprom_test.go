@@ -148,6 +148,13 @@ dchan_registry_leader 0
 	assert.Equal(t, out.SentBytes, in.ReceivedBytes)
 	assert.Equal(t, 1, testutil.CollectAndCount(receiver, "dchan_wire_received_frames_total"))
 
+	// n2's registration of orders went to the leader in a batch.
+	r2 := nodes[1].Stats().Registry
+	assert.Positive(t, r2.Batches)
+	assert.LessOrEqual(t, r2.Batches, r2.Writes)
+	assert.Equal(t, 1, testutil.CollectAndCount(receiver, "dchan_registry_writes_total"))
+	assert.Equal(t, 1, testutil.CollectAndCount(receiver, "dchan_registry_write_batches_total"))
+
 	// The five confirmations were timed.
 	assert.Equal(t, 1, testutil.CollectAndCount(sender, "dchan_accept_latency_seconds"))
 	assert.Equal(t, uint64(5), nodes[0].Stats().AcceptLatency.Count)
