@@ -172,7 +172,7 @@ func decodeState(body []byte, seed maphash.Seed) (*State, error) {
 		s.members = append(s.members, m)
 	}
 
-	var b builder
+	b := builder{hash: func(name string) uint64 { return maphash.String(seed, name) }}
 	nn := r.Count("name", minNameSize)
 	prev := ""
 	for i := 0; i < nn && r.Err() == nil; i++ {
@@ -219,7 +219,7 @@ func decodeState(body []byte, seed maphash.Seed) (*State, error) {
 			recv = append(recv, x)
 		}
 		if r.Err() == nil {
-			b.add(maphash.String(seed, name), name, recv)
+			b.add(name, recv)
 		}
 	}
 	r.End()

@@ -417,7 +417,7 @@ func (s *State) register(c registerCmd) result {
 	}
 	r.Node = s.members[i].ID // one copy of the node's ID for all its receivers
 	changed, added := false, false
-	s.names = s.names.update(s.edit, s.hash(c.Name), c.Name, func(rs []Receiver) ([]Receiver, bool) {
+	s.names = s.names.update(s.edit, s.hash, s.hash(c.Name), c.Name, func(rs []Receiver) ([]Receiver, bool) {
 		k, found := findReceiver(rs, r.Node, r.ActorID)
 		var nrs []Receiver
 		if found {
@@ -451,7 +451,7 @@ func (s *State) unregister(c unregisterCmd) result {
 		return result{Err: err}
 	}
 	changed, gone := false, false
-	s.names = s.names.update(s.edit, s.hash(c.Name), c.Name, func(rs []Receiver) ([]Receiver, bool) {
+	s.names = s.names.update(s.edit, s.hash, s.hash(c.Name), c.Name, func(rs []Receiver) ([]Receiver, bool) {
 		k, found := findReceiver(rs, c.Node, c.ActorID)
 		if !found || (c.Incarnation != 0 && rs[k].Incarnation != c.Incarnation) {
 			return rs, false

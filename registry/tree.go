@@ -7,7 +7,8 @@ import (
 
 // The name table is a persistent (immutable, copy-on-write) hash array
 // mapped trie over each name's 64-bit maphash. A leaf holds up to maxLeaf
-// entries sorted by (hash, name); an inner node has a child for each of
+// entries sorted by name (their hashes are not kept: a split, rare, hashes
+// its names again); an inner node has a child for each of
 // the 32 values of its 5 bits of the hash that it holds names for, kept
 // compact behind a bitmap. A leaf that would grow past maxLeaf splits into
 // an inner node one level down, so the depth follows the table's size
@@ -33,12 +34,15 @@ const (
 // entry is one name and its receivers. recv is never empty and is sorted by
 // (Node, ActorID); len(recv) == cap(recv).
 type entry struct {
-	hash uint64
 	name string
 	recv []Receiver
 }
 
-// node is a leaf (kids == nil: ents, sorted by (hash, name)) or an inner
+// hasher gives a name's 64-bit hash: maphash with the State's seed (tests
+// give their own, to make names collide).
+type hasher func(name string) uint64
+
+// node is a leaf (kids == nil: ents, sorted by name) or an inner
 // node (kids, one per bit set in bitmap, in bit order: the bit for each
 // value of the node's 5 bits of the hash). A nil *node is the
 // empty table. owner is the treeEdit that made it: that edit may write
@@ -63,19 +67,18 @@ type treeEdit struct {
 // owns reports whether e made n and may write into it.
 func (e *treeEdit) owns(n *node) bool { return e != nil && n.owner == e }
 
-// search returns the position of (h, name) in ents and whether it is there.
-func search(ents []entry, h uint64, name string) (int, bool) {
+// search returns the position of name in ents and whether it is there.
+func search(ents []entry, name string) (int, bool) {
 	lo, hi := 0, len(ents)
 	for lo < hi {
 		m := int(uint(lo+hi) >> 1)
-		e := &ents[m]
-		if e.hash < h || (e.hash == h && e.name < name) {
+		if ents[m].name < name {
 			lo = m + 1
 		} else {
 			hi = m
 		}
 	}
-	return lo, lo < len(ents) && ents[lo].hash == h && ents[lo].name == name
+	return lo, lo < len(ents) && ents[lo].name == name
 }
 
 // index returns the bit of h's 5 bits at shift and the position of its child among
@@ -89,7 +92,7 @@ func (n *node) index(h uint64, shift int) (bit uint32, pos int) {
 func (n *node) lookup(h uint64, name string) []Receiver {
 	for shift := topShift; n != nil; shift -= fanBits {
 		if n.kids == nil {
-			if k, ok := search(n.ents, h, name); ok {
+			if k, ok := search(n.ents, name); ok {
 				return n.ents[k].recv
 			}
 			return nil
@@ -107,34 +110,34 @@ func (n *node) lookup(h uint64, name string) []Receiver {
 // absent when recv is empty. It copies the nodes on name's path, except those e made, which
 // it writes in place (e may be nil). n is not modified unless e made it;
 // n may be nil.
-func (n *node) edit(e *treeEdit, h uint64, name string, recv []Receiver) *node {
-	return n.update(e, h, name, func([]Receiver) ([]Receiver, bool) { return recv, true })
+func (n *node) edit(e *treeEdit, hash hasher, h uint64, name string, recv []Receiver) *node {
+	return n.update(e, hash, h, name, func([]Receiver) ([]Receiver, bool) { return recv, true })
 }
 
 // update is edit with name's new receivers made by f from its current
 // ones (nil if it has none), in the same walk down the trie; f reports
 // false for no change, and then update returns n as it is.
-func (n *node) update(e *treeEdit, h uint64, name string, f func(old []Receiver) ([]Receiver, bool)) *node {
-	return n.updateAt(e, topShift, h, name, f)
+func (n *node) update(e *treeEdit, hash hasher, h uint64, name string, f func(old []Receiver) ([]Receiver, bool)) *node {
+	return n.updateAt(e, hash, topShift, h, name, f)
 }
 
-func (n *node) updateAt(e *treeEdit, shift int, h uint64, name string, f func([]Receiver) ([]Receiver, bool)) *node {
+func (n *node) updateAt(e *treeEdit, hash hasher, shift int, h uint64, name string, f func([]Receiver) ([]Receiver, bool)) *node {
 	switch {
 	case n == nil:
 		recv, ok := f(nil)
 		if !ok || len(recv) == 0 {
 			return nil
 		}
-		return &node{owner: e, ents: []entry{{hash: h, name: name, recv: recv}}}
+		return &node{owner: e, ents: []entry{{name: name, recv: recv}}}
 	case n.kids == nil:
-		return n.updateLeaf(e, shift, h, name, f)
+		return n.updateLeaf(e, hash, shift, name, f)
 	}
 	bit, pos := n.index(h, shift)
 	var child *node
 	if n.bitmap&bit != 0 {
 		child = n.kids[pos]
 	}
-	nc := child.updateAt(e, shift-fanBits, h, name, f)
+	nc := child.updateAt(e, hash, shift-fanBits, h, name, f)
 	if nc == child {
 		return n
 	}
@@ -166,8 +169,8 @@ func (n *node) updateAt(e *treeEdit, shift int, h uint64, name string, f func([]
 // updateLeaf is updateAt on a leaf: a leaf's entries are always copied
 // (exact size: a leaf has no spare capacity to carry), and a leaf that
 // grows past maxLeaf, with hash bits left at its level, splits.
-func (n *node) updateLeaf(e *treeEdit, shift int, h uint64, name string, f func([]Receiver) ([]Receiver, bool)) *node {
-	k, found := search(n.ents, h, name)
+func (n *node) updateLeaf(e *treeEdit, hash hasher, shift int, name string, f func([]Receiver) ([]Receiver, bool)) *node {
+	k, found := search(n.ents, name)
 	var old []Receiver
 	if found {
 		old = n.ents[k].recv
@@ -193,11 +196,11 @@ func (n *node) updateLeaf(e *treeEdit, shift int, h uint64, name string, f func(
 	default:
 		ents = make([]entry, len(n.ents)+1)
 		copy(ents, n.ents[:k])
-		ents[k] = entry{hash: h, name: name, recv: recv}
+		ents[k] = entry{name: name, recv: recv}
 		copy(ents[k+1:], n.ents[k:])
 	}
 	if len(ents) > maxLeaf && shift >= 0 {
-		return split(e, shift, ents)
+		return split(e, hash, shift, ents)
 	}
 	if e.owns(n) {
 		n.ents = ents
@@ -206,26 +209,28 @@ func (n *node) updateLeaf(e *treeEdit, shift int, h uint64, name string, f func(
 	return &node{owner: e, ents: ents}
 }
 
-// split makes an inner node at shift of ents, sorted by (hash, name): a
-// leaf for each value of their bits at shift (itself split if they all
-// share it and still exceed maxLeaf).
-func split(e *treeEdit, shift int, ents []entry) *node {
+// split makes an inner node at shift of ents, sorted by name: a leaf for
+// each value of their hashes' bits at shift, in name order (itself split
+// if they all share it and still exceed maxLeaf).
+func split(e *treeEdit, hash hasher, shift int, ents []entry) *node {
+	var groups [1 << fanBits][]entry
+	for _, en := range ents {
+		b := (hash(en.name) >> uint(shift)) & fanMask
+		groups[b] = append(groups[b], en)
+	}
 	n := &node{owner: e}
-	for len(ents) > 0 {
-		b := (ents[0].hash >> uint(shift)) & fanMask
-		end := 1
-		for end < len(ents) && (ents[end].hash>>uint(shift))&fanMask == b {
-			end++
+	for b, g := range groups {
+		if len(g) == 0 {
+			continue
 		}
 		var kid *node
-		if end > maxLeaf && shift-fanBits >= 0 {
-			kid = split(e, shift-fanBits, ents[:end])
+		if len(g) > maxLeaf && shift-fanBits >= 0 {
+			kid = split(e, hash, shift-fanBits, g)
 		} else {
-			kid = &node{owner: e, ents: slices.Clip(ents[:end])}
+			kid = &node{owner: e, ents: slices.Clip(g)}
 		}
 		n.kids = append(n.kids, kid)
 		n.bitmap |= 1 << b
-		ents = ents[end:]
 	}
 	n.kids = slices.Clip(n.kids)
 	return n
@@ -271,7 +276,7 @@ func (n *node) drop(id string, names *[]string, removed *int) *node {
 				*removed++
 				continue
 			}
-			ents = append(ents, entry{hash: e.hash, name: e.name, recv: slices.Clip(keep)})
+			ents = append(ents, entry{name: e.name, recv: slices.Clip(keep)})
 		}
 		switch {
 		case ents == nil:
@@ -329,10 +334,11 @@ func (n *node) each(f func(e *entry)) {
 type builder struct {
 	root *node
 	e    treeEdit
+	hash hasher
 }
 
-func (b *builder) add(h uint64, name string, recv []Receiver) {
-	b.root = b.root.edit(&b.e, h, name, recv)
+func (b *builder) add(name string, recv []Receiver) {
+	b.root = b.root.edit(&b.e, b.hash, b.hash(name), name, recv)
 }
 
 func (b *builder) build() *node { return b.root }

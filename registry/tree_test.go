@@ -15,10 +15,10 @@ func treeContent(n *node) map[string][]Receiver {
 	return out
 }
 
-// checkTree checks a table's shape: leaves sorted and at most maxLeaf
-// entries unless their hash bits are used up; inner nodes with a child per
-// bit, each non-empty, and every entry on the path of its hash.
-func checkTree(t *rapid.T, n *node, shift int, prefix, mask uint64) {
+// checkTree checks a table's shape: leaves sorted by name and at most
+// maxLeaf entries unless their hash bits are used up; inner nodes with a
+// child per bit, each non-empty, and every entry on the path of its hash.
+func checkTree(t *rapid.T, hash hasher, n *node, shift int, prefix, mask uint64) {
 	if n == nil {
 		return
 	}
@@ -30,10 +30,10 @@ func checkTree(t *rapid.T, n *node, shift int, prefix, mask uint64) {
 			t.Fatalf("a leaf of %d entries at shift %d", len(n.ents), shift)
 		}
 		for i, e := range n.ents {
-			if e.hash&mask != prefix {
-				t.Fatalf("entry %q (hash %x) off its path (prefix %x mask %x)", e.name, e.hash, prefix, mask)
+			if h := hash(e.name); h&mask != prefix {
+				t.Fatalf("entry %q (hash %x) off its path (prefix %x mask %x)", e.name, h, prefix, mask)
 			}
-			if i > 0 && (n.ents[i-1].hash > e.hash || n.ents[i-1].hash == e.hash && n.ents[i-1].name >= e.name) {
+			if i > 0 && n.ents[i-1].name >= e.name {
 				t.Fatalf("leaf out of order at %q", e.name)
 			}
 		}
@@ -47,7 +47,7 @@ func checkTree(t *rapid.T, n *node, shift int, prefix, mask uint64) {
 		if n.bitmap&(1<<b) == 0 {
 			continue
 		}
-		checkTree(t, n.kids[pos], shift-fanBits, prefix|b<<uint(shift), mask|fanMask<<uint(shift))
+		checkTree(t, hash, n.kids[pos], shift-fanBits, prefix|b<<uint(shift), mask|fanMask<<uint(shift))
 		if n.kids[pos] == nil {
 			t.Fatalf("a nil kid at shift %d", shift)
 		}
@@ -79,6 +79,11 @@ func TestTreeIsAPersistentMap(t *testing.T) {
 				0, 1, 2, 1 << 59, 1<<63 | 5, 0xffff_ffff_ffff_ffff, 0x1234_5678_9abc_def0,
 			}).Draw(t, "hi") ^ rapid.Uint64Range(0, 3).Draw(t, "lo")<<uint(rapid.SampledFrom([]int{0, 4, 28, 60}).Draw(t, "at"))
 		}
+		byName := make(map[string]uint64, names)
+		for i, h := range hashes {
+			byName["name-"+itoa(i)] = h
+		}
+		hash := func(name string) uint64 { return byName[name] }
 		recv := []Receiver{{Node: "n1", ActorID: "x", Incarnation: 1}}
 		var tree *node
 		model := map[string][]Receiver{}
@@ -108,7 +113,7 @@ func TestTreeIsAPersistentMap(t *testing.T) {
 					r = append(r, Receiver{Node: "n2", ActorID: "y", Incarnation: 1})
 				}
 			}
-			tree = tree.edit(e, hashes[i], name, r)
+			tree = tree.edit(e, hash, hashes[i], name, r)
 			if len(r) == 0 {
 				delete(model, name)
 			} else {
@@ -118,7 +123,7 @@ func TestTreeIsAPersistentMap(t *testing.T) {
 				t.Fatalf("lookup %q = %v, want %v", name, got, model[name])
 			}
 		}
-		checkTree(t, tree, topShift, 0, 0)
+		checkTree(t, hash, tree, topShift, 0, 0)
 		if got := treeContent(tree); !maps.EqualFunc(got, model, slices.Equal) {
 			t.Fatalf("the table holds %d names, the model %d", len(got), len(model))
 		}
@@ -142,7 +147,7 @@ func TestTreeIsAPersistentMap(t *testing.T) {
 				want[name] = rs[1:]
 			}
 		}
-		checkTree(t, dropped, topShift, 0, 0)
+		checkTree(t, hash, dropped, topShift, 0, 0)
 		if got := treeContent(dropped); !maps.EqualFunc(got, want, slices.Equal) || len(changed) != len(model) || removed != len(model)-len(want) {
 			t.Fatalf("dropNode: %d names left (want %d), %d changed, %d removed of %d", len(got), len(want), len(changed), removed, len(model))
 		}
@@ -157,8 +162,9 @@ func TestTreeIsAPersistentMap(t *testing.T) {
 func TestTreeKeepsNamesOfOneHash(t *testing.T) {
 	var tree *node
 	recv := []Receiver{{Node: "n1", ActorID: "x", Incarnation: 1}}
+	same := func(string) uint64 { return 42 }
 	for i := range 3 * maxLeaf {
-		tree = tree.edit(nil, 42, "name-"+itoa(i), recv)
+		tree = tree.edit(nil, same, 42, "name-"+itoa(i), recv)
 	}
 	for i := range 3 * maxLeaf {
 		if tree.lookup(42, "name-"+itoa(i)) == nil {
