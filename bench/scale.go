@@ -283,6 +283,7 @@ func expireVictim(nodes []*channel.Node) (expiryResult, error) {
 			pending = append(pending, m)
 		}
 	}
+	expiredBefore := nodes[0].Stats().Registry.Expired
 	killed := time.Now()
 	if err := p.cmd.Process.Kill(); err != nil {
 		return expiryResult{}, err
@@ -301,13 +302,19 @@ func expireVictim(nodes []*channel.Node) (expiryResult, error) {
 	if len(pending) == 0 {
 		res.handles = "none in flight"
 	}
+	// When the first node's replica counts the victim expired, and when
+	// every replica has dropped its names.
+	var expired time.Duration
 	for !namesOnAll(base) {
+		if expired == 0 && nodes[0].Stats().Registry.Expired > expiredBefore {
+			expired = time.Since(killed)
+		}
 		if time.Since(killed) > time.Minute {
 			return expiryResult{}, fmt.Errorf("the killed node's names were still listed after a minute")
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	res.gone = fmt.Sprintf("%.2f s", time.Since(killed).Seconds())
+	res.gone = fmt.Sprintf("%.2f s (declared dead at %.2f s)", time.Since(killed).Seconds(), expired.Seconds())
 	return res, nil
 }
 
