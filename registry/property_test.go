@@ -13,7 +13,11 @@ import (
 // collisions: rejoins, stale incarnations, expiries, re-registrations.
 func commandGen() *rapid.Generator[command] {
 	node := rapid.SampledFrom([]string{"n1", "n2", "n3"})
-	name := rapid.SampledFrom([]string{"a", "b", "c", "d"})
+	names := []string{"a", "b", "c", "d"}
+	for i := range 60 {
+		names = append(names, "n"+itoa(i))
+	}
+	name := rapid.SampledFrom(names)
 	actorID := rapid.SampledFrom([]string{"x", "y"})
 	inc := rapid.SampledFrom([]uint64{1, 1, 1, 2, 2, 3}) // mostly matching
 	mode := rapid.SampledFrom([]Mode{Queue, Broadcast})
@@ -71,7 +75,7 @@ func commandGen() *rapid.Generator[command] {
 // invariants; states already published never change.
 func TestReplicasAgree(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
-		cmds := rapid.SliceOfN(commandGen(), 20, 150).Draw(t, "cmds")
+		cmds := rapid.SliceOfN(commandGen(), 20, 600).Draw(t, "cmds")
 		cut := rapid.IntRange(0, len(cmds)).Draw(t, "restore at")
 
 		a, b, batched := newFSM(), newFSM(), newFSM()

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/assert"
@@ -179,19 +180,32 @@ func TestAScrapeThroughPromhttpParses(t *testing.T) {
 	srv := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.HTTPErrorOnError}))
 	defer srv.Close()
 
-	resp, err := http.Get(srv.URL)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	require.Equal(t, http.StatusOK, resp.StatusCode)
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(resp.Body)
-	require.NoError(t, err)
-
-	leaders := 0.0
-	for _, m := range families["dchan_registry_leader"].GetMetric() {
-		leaders += m.GetGauge().GetValue()
+	scrape := func() map[string]*dto.MetricFamily {
+		resp, err := http.Get(srv.URL)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		parser := expfmt.NewTextParser(model.UTF8Validation)
+		families, err := parser.TextToMetricFamilies(resp.Body)
+		require.NoError(t, err)
+		return families
 	}
-	assert.Equal(t, 1.0, leaders, "one leader among the three")
+	leaders := func(families map[string]*dto.MetricFamily) float64 {
+		n := 0.0
+		for _, m := range families["dchan_registry_leader"].GetMetric() {
+			n += m.GetGauge().GetValue()
+		}
+		return n
+	}
+	// One leader among the three; a scrape during an election (the Raft
+	// timeouts are short, and a loaded machine misses heartbeats) may see
+	// none for a moment.
+	families := scrape()
+	for deadline := time.Now().Add(wait); leaders(families) != 1 && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+		families = scrape()
+	}
+	assert.Equal(t, 1.0, leaders(families), "one leader among the three")
 	assert.Len(t, families["dchan_registry_term"].GetMetric(), 3, "one series per node")
 	received := map[string]float64{}
 	for _, m := range families["dchan_values_received_total"].GetMetric() {
