@@ -43,6 +43,7 @@ type batcher struct {
 
 // pendingWrite is one write waiting for its batch's commit.
 type pendingWrite struct {
+	ctx  context.Context // its caller's: once it ends, nobody waits for the write
 	cmd  command
 	done chan error // capacity 1
 }
@@ -64,9 +65,11 @@ func batched(cmd command) bool {
 // batch and returns its result once the batch is committed and applied on
 // the leader, or the error that failed the batch (errNotLeader and the
 // like: the caller retries), or ctx's error, or ErrClosed. A write whose
-// caller gave up may still commit.
+// caller gave up before its batch was taken is never sent (a retry of it
+// must not race a stale copy sent later); one already sent may still
+// commit.
 func (b *batcher) submit(ctx context.Context, cmd command) error {
-	w := &pendingWrite{cmd: cmd, done: make(chan error, 1)}
+	w := &pendingWrite{ctx: ctx, cmd: cmd, done: make(chan error, 1)}
 	b.mu.Lock()
 	b.queue = append(b.queue, w)
 	b.mu.Unlock()
@@ -84,17 +87,23 @@ func (b *batcher) submit(ctx context.Context, cmd command) error {
 	}
 }
 
-// take removes up to maxBatch writes from the head of the queue.
+// take removes up to maxBatch writes from the head of the queue, and
+// drops the writes whose callers gave up meanwhile.
 func (b *batcher) take() []*pendingWrite {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	n := min(len(b.queue), maxBatch)
-	if n == 0 {
-		return nil
+	var ws []*pendingWrite
+	taken := 0
+	for _, w := range b.queue {
+		if len(ws) == maxBatch {
+			break
+		}
+		taken++
+		if w.ctx.Err() == nil {
+			ws = append(ws, w)
+		}
 	}
-	ws := make([]*pendingWrite, n)
-	copy(ws, b.queue)
-	rest := copy(b.queue, b.queue[n:])
+	rest := copy(b.queue, b.queue[taken:])
 	clear(b.queue[rest:])
 	b.queue = b.queue[:rest]
 	return ws

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"context"
 	"fmt"
 	"sync"
 	"testing"
@@ -95,4 +96,30 @@ func TestForgedWriteInsideABatchIsRefused(t *testing.T) {
 	}
 	unchanged(t, leader, victim, before)
 	assert.Empty(t, leader.reg.Lookup("own"), "the attacker's own write in the batch did not commit either")
+}
+
+// TestAWriteGivenUpBeforeItsBatchIsNeverSent: a write whose caller gave
+// up while it waited in the queue is dropped when its batch is taken, so
+// that a stale copy cannot commit after the caller's retry and later
+// writes; the others keep their order.
+func TestAWriteGivenUpBeforeItsBatchIsNeverSent(t *testing.T) {
+	gone, cancel := context.WithCancel(context.Background())
+	cancel()
+	live := context.Background()
+	b := &batcher{}
+	var want []*pendingWrite
+	for i, ctx := range []context.Context{live, gone, live, gone, live} {
+		w := &pendingWrite{ctx: ctx, cmd: registerCmd{Name: fmt.Sprintf("n%d", i)}}
+		b.queue = append(b.queue, w)
+		if ctx == live {
+			want = append(want, w)
+		}
+	}
+	assert.Equal(t, want, b.take())
+	assert.Empty(t, b.queue)
+	assert.Nil(t, b.take(), "an empty queue")
+
+	b.queue = []*pendingWrite{{ctx: gone}, {ctx: gone}}
+	assert.Nil(t, b.take(), "every write given up: nothing to send")
+	assert.Empty(t, b.queue)
 }
