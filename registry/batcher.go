@@ -173,11 +173,7 @@ func (b *batcher) send(data []byte, n int) ([]error, error) {
 	ctx, cancel := context.WithTimeout(r.ctx, r.attemptTimeout())
 	defer cancel()
 	if rf.State() == raft.Leader {
-		res, err := r.applyResult(ctx, rf, data)
-		if err != nil && res.Err == nil {
-			return nil, err // Raft's: not committed
-		}
-		return resultErrs(res, n)
+		return r.applyWrites(ctx, rf, data, n)
 	}
 	addr, ok := r.leaderAddr()
 	if !ok {
@@ -191,6 +187,17 @@ func (b *batcher) send(data []byte, n int) ([]error, error) {
 		return []error{nil}, nil
 	}
 	return decodeResults(body, n)
+}
+
+// applyWrites commits data, the entry of n receiver writes, on this node,
+// the leader, and returns each write's result, or Raft's error when the
+// entry was not committed.
+func (r *Registry) applyWrites(ctx context.Context, rf *raft.Raft, data []byte, n int) ([]error, error) {
+	res, err := r.applyResult(ctx, rf, data)
+	if err != nil && res.Err == nil {
+		return nil, err
+	}
+	return resultErrs(res, n)
 }
 
 // resultErrs is the error of each of the n writes of an entry whose

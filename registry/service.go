@@ -270,11 +270,7 @@ func (r *Registry) serveApply(ctx context.Context, req []byte) []byte {
 	if b, ok := cmd.(batchCmd); ok {
 		// A peer's batch is committed as it came, one entry, and each of
 		// its writes answered.
-		res, err := r.applyResult(ctx, rf, req)
-		if err != nil && res.Err == nil {
-			return encodeReply(err, nil)
-		}
-		errs, err := resultErrs(res, len(b.Cmds))
+		errs, err := r.applyWrites(ctx, rf, req, len(b.Cmds))
 		if err != nil {
 			return encodeReply(err, nil)
 		}
