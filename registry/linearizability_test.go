@@ -14,9 +14,11 @@ import (
 	"github.com/dchan-io/dchan/internal/regmodel"
 )
 
-// TestRegistryIsLinearizable runs 5 clients, one per node, doing Register,
-// Unregister and linearizable Lookup on one name while the leader is killed
-// once, and checks the history with porcupine. Failed calls are open
+// TestRegistryIsLinearizable runs 10 clients, two per node, doing
+// Register, Unregister and linearizable Lookup on one name while the leader
+// is killed once, and checks the history with porcupine. Two clients per
+// node put writes of one node in one batch (registry writes are batched)
+// as well as batches of several nodes in one entry. Failed calls are open
 // operations: they may or may not have taken effect.
 func TestRegistryIsLinearizable(t *testing.T) {
 	nodes := startCluster(t, 5)
@@ -30,7 +32,9 @@ func TestRegistryIsLinearizable(t *testing.T) {
 		unknown int
 	)
 	never := int64(time.Hour) * 1000 // the return time of an operation with no answer
-	for c, n := range nodes {
+	const perNode = 2
+	for i := range len(nodes) * perNode {
+		c, n := i, nodes[i/perNode]
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -79,7 +83,7 @@ func TestRegistryIsLinearizable(t *testing.T) {
 	leader.kill()
 	wg.Wait()
 	history = append(history, porcupine.Operation{
-		ClientId: len(nodes), Input: regmodel.Input{Kind: regmodel.Expire, Name: name, Member: leader.id},
+		ClientId: len(nodes) * perNode, Input: regmodel.Input{Kind: regmodel.Expire, Name: name, Member: leader.id},
 		Call: killed, Output: regmodel.Output{Unknown: true}, Return: never,
 	})
 
