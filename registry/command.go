@@ -239,7 +239,7 @@ func writeBody(w *bin.Writer, c command) {
 		w.Str(c.Member.ID)
 		w.Str(c.Member.Addr)
 		w.Uvarint(c.Member.Incarnation)
-		w.Bool(c.Member.Voter)
+		w.Byte(c.Member.role())
 	case leaveCmd:
 		w.Byte(kindLeave)
 		w.Str(c.Node)
@@ -308,7 +308,7 @@ func readBody(r *bin.Reader, kind byte, batchOK bool) (command, error) {
 		m.ID = r.Str("node ID", MaxIDLen)
 		m.Addr = r.Str("address", MaxAddrLen)
 		m.Incarnation = r.Uvarint()
-		m.Voter = r.Bool()
+		readRole(r, &m)
 		c = joinCmd{Member: m}
 	case kindLeave:
 		c = leaveCmd{Node: r.Str("node ID", MaxIDLen), Incarnation: r.Uvarint()}

@@ -31,15 +31,27 @@ import (
 //
 //	followSnapshot | last byte (0 or 1) | a piece of a snapshot (writeSnapshot)
 //	followEntries  | count (uvarint) | count × (index uvarint | data, a string)
+//	followBeat     | the leader's address the replica knows (a string)
 //
 // A snapshot comes in pieces of at most followChunk bytes, the last one
-// marked; an entries frame holds at most about followChunk bytes.
+// marked; an entries frame holds at most about followChunk bytes. A
+// replica sends a beat every beat interval (beatEvery) while it is in
+// contact with the leader: a follower that hears nothing for
+// followSilence moves to another replica, and learns from the beats where
+// to send its writes. The follower, for its part, sends an empty frame
+// every beat interval: a registry client's liveness, which the replica
+// reports to the leader (client.go).
 const methodFollow = "/" + serviceName + "/Follow"
 
 const (
 	followSnapshot byte = iota + 1
 	followEntries
+	followBeat
 )
+
+// followSilence is how many beat intervals a follower waits for a frame
+// before it gives up on its replica.
+const followSilence = 4
 
 // followChunk bounds a frame of the Follow stream (well under the 4 MiB
 // a peer accepts by default).
@@ -69,7 +81,25 @@ func (r *Registry) serveFollow(_ any, stream grpc.ServerStream) error {
 	if _, err := r.raftNode(); err != nil {
 		return err // not a replica (yet)
 	}
+	if r.client.on.Load() {
+		return fmt.Errorf("%w: node %q is a registry client, not a replica", ErrUnavailable, r.cfg.nodeID)
+	}
 	ctx := stream.Context()
+	peer := remoting.PeerID(ctx)
+	r.heard.note(peer)
+	// The follower's beats. This goroutine ends when the stream does,
+	// which is once this handler has returned.
+	go func() {
+		for {
+			var beat rawcodec.Frame
+			if err := stream.RecvMsg(&beat); err != nil {
+				return
+			}
+			r.heard.note(peer)
+		}
+	}()
+	tick := time.NewTicker(r.beatEvery())
+	defer tick.Stop()
 	for {
 		snap, entries, moved := r.fsm.follow(have)
 		if snap != nil {
@@ -89,6 +119,16 @@ func (r *Registry) serveFollow(_ any, stream grpc.ServerStream) error {
 		}
 		select {
 		case <-moved:
+		case <-tick.C:
+			if !r.inContact() {
+				continue // its copy may be stale: let the follower go elsewhere
+			}
+			leader, _ := r.leaderAddr()
+			w := bin.Writer{B: []byte{followBeat}}
+			w.Str(leader)
+			if err := stream.SendMsg(&rawcodec.Frame{Data: w.B}); err != nil {
+				return err
+			}
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-r.ctx.Done():
@@ -145,15 +185,30 @@ func sendEntryFrames(stream grpc.ServerStream, entries []appliedEntry) error {
 }
 
 // follower keeps an fsm current from the Follow stream of a replica,
-// going from one replica to the next when a stream fails.
+// going from one replica to the next when a stream fails or falls silent.
 type follower struct {
-	f        *fsm
-	ep       *remoting.Endpoint
-	log      *zap.Logger
-	replicas func() []string // the addresses to follow, in the order to try them
+	f         *fsm
+	ep        *remoting.Endpoint
+	log       *zap.Logger
+	replicas  func() []string   // the addresses to follow, in the order to try them
+	beatEvery time.Duration     // how often it beats; 0: defaultBeat
+	onLeader  func(addr string) // the leader a replica names in its beats (may be nil)
 
-	snapshots atomic.Int64 // snapshots received
-	batches   atomic.Int64 // entry frames received
+	lastFrame atomic.Int64           // when a frame last came, in Unix nanoseconds
+	following atomic.Pointer[string] // the replica followed now, if any
+	snapshots atomic.Int64           // snapshots received
+	batches   atomic.Int64           // entry frames received
+}
+
+// defaultBeat is a follower's beat interval when none is set.
+const defaultBeat = 500 * time.Millisecond
+
+// lastContact is when a frame last came from a replica (zero: never).
+func (fl *follower) lastContact() time.Time {
+	if n := fl.lastFrame.Load(); n != 0 {
+		return time.Unix(0, n)
+	}
+	return time.Time{}
 }
 
 // run follows until ctx ends.
@@ -192,19 +247,56 @@ func (fl *follower) followOnce(ctx context.Context, addr string) error {
 	if err != nil {
 		return err
 	}
+	fl.following.Store(&addr)
+	defer fl.following.Store(nil)
 	w := bin.Writer{}
 	w.Uvarint(fl.f.current().Version())
 	if err := stream.SendMsg(&rawcodec.Frame{Data: w.B}); err != nil {
 		return err
 	}
-	if err := stream.CloseSend(); err != nil {
-		return err
+	every := fl.beatEvery
+	if every <= 0 {
+		every = defaultBeat
 	}
+	// The beats, and the watch for a replica fallen silent: a blackholed
+	// or paused one leaves the stream open.
+	heard := make(chan struct{}, 1)
+	beats := make(chan struct{})
+	go func() {
+		defer close(beats)
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		last := time.Now()
+		for {
+			select {
+			case <-sctx.Done():
+				return
+			case <-heard:
+				last = time.Now()
+			case <-tick.C:
+				if time.Since(last) > followSilence*every {
+					fl.log.Debug("registry follow stream silent; moving on", zap.String("replica", addr))
+					cancel()
+					return
+				}
+				if stream.SendMsg(&rawcodec.Frame{}) != nil {
+					cancel()
+					return
+				}
+			}
+		}
+	}()
+	defer func() { cancel(); <-beats }()
 	var snap []byte // the snapshot being received
 	for {
 		var in rawcodec.Frame
 		if err := stream.RecvMsg(&in); err != nil {
 			return err
+		}
+		fl.lastFrame.Store(time.Now().UnixNano())
+		select {
+		case heard <- struct{}{}:
+		default:
 		}
 		if len(in.Data) == 0 {
 			return fmt.Errorf("%w: an empty follow frame from %s", ErrMalformed, addr)
@@ -232,6 +324,16 @@ func (fl *follower) followOnce(ctx context.Context, addr string) error {
 			}
 			fl.f.ApplyBatch(logs)
 			fl.batches.Add(1)
+		case followBeat:
+			rd := bin.NewReader(in.Data[1:], ErrMalformed)
+			leader := rd.Str("leader address", MaxAddrLen)
+			rd.End()
+			if rd.Err() != nil {
+				return fmt.Errorf("a beat from %s: %w", addr, rd.Err())
+			}
+			if leader != "" && fl.onLeader != nil {
+				fl.onLeader(leader)
+			}
 		default:
 			return fmt.Errorf("%w: follow frame kind %d from %s", ErrUnsupportedVersion, in.Data[0], addr)
 		}

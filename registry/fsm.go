@@ -104,6 +104,9 @@ func (f *fsm) current() *State { return f.state.Load() }
 func (f *fsm) Apply(l *raft.Log) any {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if l != nil && l.Index <= f.state.Load().Version() {
+		return result{} // applied already (see ApplyBatch)
+	}
 	defer f.timeApply(time.Now())
 	next, res := applyEntry(f.state.Load(), l, nil)
 	if l != nil {
@@ -120,6 +123,11 @@ func (f *fsm) timeApply(start time.Time) { f.applyTime.Observe(time.Since(start)
 // State once, then signals watchers. Entries other than commands
 // (configuration changes) are skipped with a nil response and do not
 // advance the version, as with Apply, which Raft never calls for them.
+//
+// Entries at or below the current version are skipped too: a client
+// promoted to replica has applied them from a replica's Follow stream
+// before Raft replays them (from its first index, or after a snapshot
+// older than what the client holds).
 func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -129,7 +137,7 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	results := make([]result, 0, len(logs))
 	var e treeEdit // the States between entries are not published
 	for i, l := range logs {
-		if l == nil || l.Type != raft.LogCommand {
+		if l == nil || l.Type != raft.LogCommand || l.Index <= s.Version() {
 			continue
 		}
 		var res result
@@ -167,7 +175,10 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 // Restore replaces the state with the snapshot read from rc, closes rc, and
 // signals every watcher. A snapshot that fails to decode or to verify
 // returns an error wrapping ErrCorruptSnapshot and leaves the state as it
-// was.
+// was. A snapshot older than the current State is read and dropped: the
+// State moves forward only (a promoted client may hold more than the
+// leader's last snapshot; Raft then replays the entries after it, which
+// Apply skips up to the current version).
 func (f *fsm) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
 	s, err := readSnapshot(rc, f.seed)
@@ -176,6 +187,9 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if s.Version() <= f.state.Load().Version() && f.state.Load().Version() > 0 {
+		return nil
+	}
 	f.applied.reset(s.Version())
 	f.publish(s)
 	f.watches.notifyAll()

@@ -79,8 +79,10 @@ func (r *Registry) watchHealth() {
 				// expired this node. If its leader says so, rejoin.
 				// A rejoin whose join has not shown up in the replica
 				// within a grace is tried again the same way.
-				since := time.Since(rf.LastContact())
-				if r.joined.Load() && (since > r.cfg.expireAfter || r.rejoining.Load()) && time.Since(lastCheck) > r.cfg.expireAfter {
+				// A client also sees its expiry in its own copy.
+				since := time.Since(r.lastContact(rf))
+				r.clientPromoted()
+				if r.joined.Load() && (since > r.cfg.expireAfter || r.rejoining.Load() || r.clientExpired()) && time.Since(lastCheck) > r.cfg.expireAfter {
 					lastCheck = time.Now()
 					ctx, cancel := context.WithTimeout(r.ctx, r.cfg.expireAfter)
 					if r.expiredByCluster(ctx) {
@@ -118,13 +120,13 @@ func (r *Registry) watchHealth() {
 // cut off for longer than the grace — by then the cluster may have expired
 // it and its receivers.
 func (r *Registry) reportServing(rf *raft.Raft) {
-	serving := r.joined.Load() && (rf.State() == raft.Leader || time.Since(rf.LastContact()) <= r.cfg.expireAfter)
+	serving := r.joined.Load() && (rf.State() == raft.Leader || time.Since(r.lastContact(rf)) <= r.cfg.expireAfter)
 	if serving != r.serving {
 		r.serving = serving
 		r.ep.SetServing(serving)
 		if !serving && r.joined.Load() {
 			r.log.Warn("cut off from the leader for longer than the grace; health NOT_SERVING",
-				zap.Duration("since_contact", time.Since(rf.LastContact())))
+				zap.Duration("since_contact", time.Since(r.lastContact(rf))))
 		} else if serving {
 			r.log.Debug("health SERVING")
 		}
@@ -211,9 +213,20 @@ func (r *Registry) reconcile(rf *raft.Raft, failing map[raft.ServerID]failure, o
 				r.removeServer(ctx, rf, s, &voters)
 				delete(orphans, s.ID)
 			}
+		case m.Client:
+			// A promoted client whose record the promotion did not commit
+			// (leadership changed in between): commit it now.
+			m.Client = false
+			if data, err := encodeCommand(joinCmd{Member: m}); err == nil {
+				_ = r.applyLocal(ctx, rf, data)
+			}
 		default:
 			delete(orphans, s.ID)
 		}
+	}
+	r.expireClients(ctx, rf, state, seen)
+	if cf := rf.GetConfiguration(); cf.Error() == nil {
+		r.promoteClient(ctx, rf, r.fsm.current(), len(cf.Configuration().Servers))
 	}
 	if voters >= r.cfg.maxVoters {
 		return

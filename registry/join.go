@@ -83,7 +83,11 @@ func (r *Registry) joinAttempt(ctx context.Context, m Member, req []byte, tried 
 	if rf.State() == raft.Leader {
 		actx, cancel := context.WithTimeout(ctx, r.attemptTimeout())
 		defer cancel()
-		return r.addMember(actx, rf, m)
+		_, err := r.addMember(actx, rf, m) // the leader is a replica
+		if err == nil {
+			r.becomeReplica()
+		}
+		return err
 	}
 	var targets []string
 	if addr, ok := r.leaderAddr(); ok && !r.isSelf(addr) {
@@ -104,9 +108,18 @@ func (r *Registry) joinAttempt(ctx context.Context, m Member, req []byte, tried 
 	for i := 0; i < len(targets); i++ {
 		addr := targets[i]
 		actx, cancel := context.WithTimeout(ctx, r.attemptTimeout())
-		_, err := r.callReply(actx, addr, methodJoin, req)
+		body, err := r.callReply(actx, addr, methodJoin, req)
 		cancel()
 		if err == nil {
+			client, err := decodeJoinReply(body)
+			if err != nil {
+				return fmt.Errorf("the join reply of %s: %w", addr, err)
+			}
+			if client {
+				r.becomeClient(addr)
+			} else {
+				r.becomeReplica()
+			}
 			return nil
 		}
 		if !retryable(err) {

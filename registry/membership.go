@@ -12,16 +12,20 @@ import (
 )
 
 // addMember runs on the leader: it adds m to the Raft configuration, as a
-// voter while there are fewer than maxVoters, and commits its joinCmd.
-func (r *Registry) addMember(ctx context.Context, rf *raft.Raft, m Member) error {
+// voter while there are fewer than maxVoters, and commits its joinCmd. A
+// node not in the configuration while it holds the replica limit
+// (WithMaxReplicas) joins as a client instead: its joinCmd only. It
+// reports whether m joined as a client.
+func (r *Registry) addMember(ctx context.Context, rf *raft.Raft, m Member) (client bool, err error) {
 	r.confMu.Lock()
 	defer r.confMu.Unlock()
 	cf := rf.GetConfiguration()
 	if err := cf.Error(); err != nil {
-		return fmt.Errorf("%w: %w", errNotLeader, err)
+		return false, fmt.Errorf("%w: %w", errNotLeader, err)
 	}
+	servers := cf.Configuration().Servers
 	voters, voter, known, sameAddr := 0, false, false, false
-	for _, s := range cf.Configuration().Servers {
+	for _, s := range servers {
 		if s.Suffrage == raft.Voter {
 			voters++
 		}
@@ -31,17 +35,27 @@ func (r *Registry) addMember(ctx context.Context, rf *raft.Raft, m Member) error
 			voter = s.Suffrage == raft.Voter
 		}
 	}
+	n := len(servers)
 	if known && !sameAddr && m.ID != r.cfg.nodeID {
 		// Another node restarted on another address. Raft could update the
 		// address in place, but replication then races on the peer's
 		// address (hashicorp/raft#681), so take it out and add it back.
 		if err := r.waitFuture(ctx, rf.RemoveServer(raft.ServerID(m.ID), 0, 0)); err != nil {
-			return fmt.Errorf("%w: %w", errNotLeader, err)
+			return false, fmt.Errorf("%w: %w", errNotLeader, err)
 		}
 		if voter {
 			voters--
 		}
 		known = false
+		n--
+	}
+	if limit := r.cfg.replicaLimit(); !known && limit > 0 && n >= limit {
+		m.Client, m.Voter = true, false
+		data, err := encodeCommand(joinCmd{Member: m})
+		if err != nil {
+			return false, err
+		}
+		return true, r.applyLocal(ctx, rf, data)
 	}
 	if !known || !sameAddr {
 		// Adding a server that is already there updates its address in
@@ -56,15 +70,15 @@ func (r *Registry) addMember(ctx context.Context, rf *raft.Raft, m Member) error
 			f = rf.AddNonvoter(raft.ServerID(m.ID), raft.ServerAddress(m.Addr), 0, 0)
 		}
 		if err := r.waitFuture(ctx, f); err != nil {
-			return fmt.Errorf("%w: %w", errNotLeader, err)
+			return false, fmt.Errorf("%w: %w", errNotLeader, err)
 		}
 	}
-	m.Voter = voter
+	m.Voter, m.Client = voter, false
 	data, err := encodeCommand(joinCmd{Member: m})
 	if err != nil {
-		return err
+		return false, err
 	}
-	return r.applyLocal(ctx, rf, data)
+	return false, r.applyLocal(ctx, rf, data)
 }
 
 // Leave removes this node's receivers and membership and takes it out of the

@@ -28,7 +28,15 @@ type Metrics struct {
 
 	Alive, Expired int // members by status
 	Voters         int // members with a vote
-	Names          int // names with at least one receiver
+	Clients        int // live members outside the Raft configuration (WithMaxReplicas)
+
+	// Client: this node is a registry client; Following is the address of
+	// the replica whose Follow stream it reads ("" while it reads none).
+	// A client's State is "follower" (its Raft runs idle) and its
+	// LastContact is the last frame of that stream.
+	Client    bool
+	Following string
+	Names     int // names with at least one receiver
 
 	Elections         uint64 // elections this node started (it became a candidate)
 	LeaderChanges     uint64 // leaders this node saw come or go
@@ -91,7 +99,18 @@ func (r *Registry) Metrics() Metrics {
 		if mb.Voter && mb.Status == Alive {
 			m.Voters++
 		}
+		if mb.Client && mb.Status == Alive {
+			m.Clients++
+		}
 	}
+	m.Client = r.client.on.Load()
+	r.client.mu.Lock()
+	if fl := r.client.fl; fl != nil && m.Client {
+		if p := fl.following.Load(); p != nil {
+			m.Following = *p
+		}
+	}
+	r.client.mu.Unlock()
 	rf, err := r.raftNode()
 	if err != nil {
 		return m
@@ -102,7 +121,7 @@ func (r *Registry) Metrics() Metrics {
 	m.Leader = string(id)
 	m.Term, m.LastIndex = rf.CurrentTerm(), rf.LastIndex()
 	m.CommitIndex, m.AppliedIndex = rf.CommitIndex(), rf.AppliedIndex()
-	switch last := rf.LastContact(); {
+	switch last := r.lastContact(rf); {
 	case state == raft.Leader:
 		m.LastContact = 0
 	case !last.IsZero():

@@ -15,6 +15,7 @@ const (
 	defaultElectionTimeout  = 500 * time.Millisecond
 	defaultExpireAfter      = 3 * time.Second
 	defaultMaxVoters        = 5
+	defaultMaxReplicas      = 9
 )
 
 // Option configures a Registry.
@@ -30,6 +31,7 @@ type config struct {
 	peers            []string
 	logger           *zap.Logger
 	maxVoters        int
+	maxReplicas      int // 0: every member a replica
 	heartbeatTimeout time.Duration
 	electionTimeout  time.Duration
 	expireAfter      time.Duration
@@ -42,6 +44,7 @@ func defaultConfig() config {
 	return config{
 		logger:           zap.NewNop(),
 		maxVoters:        defaultMaxVoters,
+		maxReplicas:      defaultMaxReplicas,
 		heartbeatTimeout: defaultHeartbeatTimeout,
 		electionTimeout:  defaultElectionTimeout,
 		expireAfter:      defaultExpireAfter,
@@ -59,6 +62,8 @@ func (c *config) validate() error {
 		return fmt.Errorf("%w: nil logger", ErrInvalidOption)
 	case c.maxVoters < 1:
 		return fmt.Errorf("%w: max voters %d must be at least 1", ErrInvalidOption, c.maxVoters)
+	case c.maxReplicas < 0:
+		return fmt.Errorf("%w: max replicas %d is negative", ErrInvalidOption, c.maxReplicas)
 	case c.heartbeatTimeout < 5*time.Millisecond:
 		return fmt.Errorf("%w: heartbeat timeout %v below 5ms", ErrInvalidOption, c.heartbeatTimeout)
 	case c.electionTimeout < c.heartbeatTimeout:
@@ -104,6 +109,25 @@ func WithLogger(l *zap.Logger) Option { return optionFunc(func(c *config) { c.lo
 // WithMaxVoters bounds the Raft voters (default 5); further members join as
 // non-voters holding a full replica.
 func WithMaxVoters(n int) Option { return optionFunc(func(c *config) { c.maxVoters = n }) }
+
+// WithMaxReplicas bounds the members that hold the registry through Raft
+// (default 9: the voters and up to 4 non-voters). Every further member is
+// a client: it is not in the Raft configuration, keeps its copy of the
+// registry from one replica's Follow stream, sends its writes to the
+// leader, and is failure-detected by the replicas it follows. When a
+// replica dies, the leader promotes a client. n below the voters
+// (WithMaxVoters) counts as the voters; 0 makes every member a replica.
+// The leader's setting is the one that counts.
+func WithMaxReplicas(n int) Option { return optionFunc(func(c *config) { c.maxReplicas = n }) }
+
+// replicaLimit is how many members the leader keeps in the Raft
+// configuration (0: no limit).
+func (c *config) replicaLimit() int {
+	if c.maxReplicas == 0 {
+		return 0
+	}
+	return max(c.maxReplicas, c.maxVoters)
+}
 
 // WithTimeouts sets Raft's heartbeat and election timeouts (defaults 500ms
 // each). The leader lease is half the heartbeat timeout.

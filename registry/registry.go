@@ -33,6 +33,8 @@ type Registry struct {
 	rejoining   atomic.Bool   // a rejoin's join was sent and not yet seen committed
 	counters    counters      // Metrics' counts and timings
 	batch       *batcher      // the leader's receiver writes, committed in batches
+	client      clientRole    // this node as a registry client (client.go)
+	heard       heardSet      // when followers last beat (client.go)
 
 	// confMu serialises the leader's membership changes: a join (addMember)
 	// and a health reconciliation must not interleave, or a node that
@@ -159,9 +161,10 @@ func (r *Registry) Start(ctx context.Context) error {
 	r.raft = rf
 	r.mu.Unlock()
 
-	r.wg.Add(2)
+	r.wg.Add(3)
 	go r.watchHealth()
 	go r.batch.run()
+	go r.reportHeard()
 
 	self := raft.Server{ID: raft.ServerID(r.cfg.nodeID), Address: raft.ServerAddress(r.ep.AdvertiseAddr())}
 	switch {
@@ -260,8 +263,15 @@ func (r *Registry) leaderAddr() (string, bool) {
 	if err != nil {
 		return "", false
 	}
-	addr, _ := rf.LeaderWithID()
-	return string(addr), addr != ""
+	if addr, _ := rf.LeaderWithID(); addr != "" {
+		return string(addr), true
+	}
+	// A client's Raft hears from no leader: it goes by the address the
+	// join, the replicas' beats and refusals named.
+	if p := r.client.leader.Load(); p != nil && r.client.on.Load() {
+		return *p, true
+	}
+	return "", false
 }
 
 // addCloser adds f to what Close calls once Raft has shut down (the log

@@ -21,7 +21,9 @@ import (
 //
 //	Apply     an encoded command (a write forwarded to the leader); empty
 //	          reply, or for a batch each write's status (encodeResults)
-//	Join      encodeJoinRequest (a node asking the leader to add it); empty reply
+//	Join      encodeJoinRequest (a node asking the leader to add it); reply:
+//	          one byte, 1 when it joined as a client (client.go), else 0
+//	Heard     node IDs: the followers a replica heard from (client.go)
 //	Member    a node ID; decodeMemberStatus (how the leader sees that member)
 //	Sync      empty; encodeVersion (the leader's version after a barrier)
 //	Discover  discoverReq; discoverReply (forming a cluster, discovery.go)
@@ -208,6 +210,7 @@ func (r *Registry) registerService(s grpc.ServiceRegistrar) {
 			unary("Member", r.serveMember),
 			unary("Sync", r.serveSync),
 			unary("Discover", r.serveDiscover),
+			unary("Heard", r.serveHeard),
 		},
 		Streams: []grpc.StreamDesc{{
 			StreamName:    "Follow",
@@ -244,6 +247,9 @@ func (r *Registry) callReply(ctx context.Context, addr, method string, req []byt
 	reply, err := decodeReply(b)
 	if err != nil {
 		return nil, err
+	}
+	if nl, ok := reply.err.(*notLeaderError); ok && r.client.on.Load() {
+		r.setLeaderHint(nl.leader)
 	}
 	return reply.body, reply.err
 }
@@ -336,7 +342,31 @@ func (r *Registry) serveJoin(ctx context.Context, req []byte) []byte {
 		// forwarded join would reach the leader under this node's identity.
 		return encodeReply(r.notLeader(), nil)
 	}
-	return encodeReply(r.addMember(ctx, rf, m), nil)
+	client, err := r.addMember(ctx, rf, m)
+	if err != nil {
+		return encodeReply(err, nil)
+	}
+	return encodeReply(nil, encodeJoinReply(client))
+}
+
+// encodeJoinReply encodes serveJoin's reply body: whether the node joined
+// as a client.
+func encodeJoinReply(client bool) []byte {
+	w := bin.Writer{}
+	w.Bool(client)
+	return w.B
+}
+
+// decodeJoinReply decodes serveJoin's reply body; an empty one (a leader
+// from before clients) means a replica.
+func decodeJoinReply(b []byte) (client bool, err error) {
+	if len(b) == 0 {
+		return false, nil
+	}
+	rd := bin.NewReader(b, ErrMalformed)
+	client = rd.Bool()
+	rd.End()
+	return client, rd.Err()
 }
 
 // serveSync answers, on the leader only, the version of its State once a

@@ -26,7 +26,8 @@ import (
 //
 //	uvarint version
 //	uvarint member count, members sorted by ID:
-//	    ID, Addr (strings), Incarnation (uvarint), Voter (byte), Status (byte)
+//	    ID, Addr (strings), Incarnation (uvarint), role (byte: non-voter,
+//	    voter, client), Status (byte)
 //	uvarint name count, names sorted:
 //	    name (string), uvarint receiver count, receivers sorted by (Node, ActorID):
 //	        Node, ActorID (strings), Mode (byte), Incarnation (uvarint)
@@ -65,7 +66,7 @@ func encodeState(s *State) []byte {
 		w.Str(m.ID)
 		w.Str(m.Addr)
 		w.Uvarint(m.Incarnation)
-		w.Bool(m.Voter)
+		w.Byte(m.role())
 		w.Byte(byte(m.Status))
 	}
 	w.Uvarint(uint64(len(entries)))
@@ -155,9 +156,9 @@ func decodeState(body []byte, seed maphash.Seed) (*State, error) {
 			ID:          r.Str("node ID", MaxIDLen),
 			Addr:        r.Str("address", MaxAddrLen),
 			Incarnation: r.Uvarint(),
-			Voter:       r.Bool(),
-			Status:      MemberStatus(r.Byte()),
 		}
+		readRole(r, &m)
+		m.Status = MemberStatus(r.Byte())
 		if r.Err() != nil {
 			break
 		}

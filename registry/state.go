@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/dchan-io/dchan/actor"
+	"github.com/dchan-io/dchan/internal/bin"
 )
 
 // MemberStatus is the liveness of a member as the registry records it.
@@ -40,7 +41,42 @@ type Member struct {
 	// with a higher one. It is never 0.
 	Incarnation uint64
 	Voter       bool // a Raft voter, rather than a non-voter replica
-	Status      MemberStatus
+	// Client: the node is not in the Raft configuration; it keeps its copy
+	// of the registry from a replica's Follow stream (WithMaxReplicas).
+	// Never set together with Voter.
+	Client bool
+	Status MemberStatus
+}
+
+// Roles as a member record encodes them (commands and snapshots): one
+// byte, where a replica's non-voter/voter byte was a bool before clients.
+const (
+	roleNonvoter byte = iota
+	roleVoter
+	roleClient
+)
+
+func (m Member) role() byte {
+	switch {
+	case m.Client:
+		return roleClient
+	case m.Voter:
+		return roleVoter
+	}
+	return roleNonvoter
+}
+
+// readRole sets m's Voter and Client from a role byte read from rd.
+func readRole(rd *bin.Reader, m *Member) {
+	switch rd.Byte() {
+	case roleNonvoter:
+	case roleVoter:
+		m.Voter = true
+	case roleClient:
+		m.Client = true
+	default:
+		rd.Fail("member %q: bad role", m.ID)
+	}
 }
 
 // Mode says how a receiver shares the values sent to its name.

@@ -106,8 +106,8 @@ func (r *Registry) leaderApply(ctx context.Context, rf *raft.Raft, data []byte, 
 		return err
 	}
 	leave, ok := cmd.(leaveCmd)
-	if !ok || leave.Node == r.cfg.nodeID {
-		return nil // the leader itself hands over leadership before leaving
+	if !ok || leave.Node == r.cfg.nodeID || !r.inConfiguration(rf, leave.Node) {
+		return nil // the leader itself hands over leadership before leaving; a client is in no configuration
 	}
 	if err := r.waitFuture(ctx, rf.RemoveServer(raft.ServerID(leave.Node), 0, 0)); err != nil {
 		return fmt.Errorf("%w: %w", errNotLeader, err)
