@@ -22,7 +22,10 @@ type Member struct {
 	ID    string
 	Addr  string
 	Voter bool // a Raft voter, rather than a non-voter replica
-	Alive bool // false once the leader expired it after failure detection
+	// Client: outside the Raft configuration, holding its copy of the
+	// registry from a replica (WithMaxReplicas).
+	Client bool
+	Alive  bool // false once the leader expired it after failure detection
 }
 
 // Cluster returns the members and names the local replica knows.
@@ -30,7 +33,8 @@ func (n *Node) Cluster() Cluster {
 	st := n.reg.State()
 	c := Cluster{Names: make(map[string]int)}
 	for _, m := range st.Members() {
-		c.Members = append(c.Members, Member{ID: m.ID, Addr: m.Addr, Voter: m.Voter, Alive: m.Status == registry.Alive})
+		c.Members = append(c.Members, Member{ID: m.ID, Addr: m.Addr, Voter: m.Voter, Client: m.Client,
+			Alive: m.Status == registry.Alive})
 	}
 	for _, name := range st.Names() {
 		c.Names[name] = len(st.Receivers(name))

@@ -173,6 +173,18 @@ func WithExpireAfter(d time.Duration) Option {
 	return optionFunc(func(c *config) { c.registryOpts = append(c.registryOpts, registry.WithExpireAfter(d)) })
 }
 
+// WithMaxReplicas bounds the nodes that hold the registry through Raft
+// (default 9: 5 voters and up to 4 non-voters). Every further node is a
+// registry client: it keeps its copy of the registry from one replica's
+// stream, sends its registrations to the leader, and is failure-detected
+// by the replicas; lookups stay local on every node. When a replica dies
+// the leader promotes a client. 0 makes every node a replica (the Raft
+// leader then replicates to all of them). The leader's setting counts
+// (docs/architecture.md, "Toward 1,000 nodes").
+func WithMaxReplicas(n int) Option {
+	return optionFunc(func(c *config) { c.registryOpts = append(c.registryOpts, registry.WithMaxReplicas(n)) })
+}
+
 // WithRaftTimeouts sets the registry's Raft heartbeat and election timeouts
 // (default 500ms each, for a LAN). Raise them on slow or loaded networks.
 func WithRaftTimeouts(heartbeat, election time.Duration) Option {

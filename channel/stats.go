@@ -84,7 +84,13 @@ type RegistryStats struct {
 
 	Alive, Expired int // members by status
 	Voters         int // live members with a vote
+	Clients        int // live members outside the Raft configuration (WithMaxReplicas)
 	Names          int // names with at least one receiver
+
+	// Client: this node is a registry client (WithMaxReplicas);
+	// Following: the address of the replica it follows, "" while none.
+	Client    bool
+	Following string
 
 	Elections         uint64 // elections this node started
 	LeaderChanges     uint64 // leaders this node saw come or go
@@ -105,7 +111,8 @@ func registryStats(m registry.Metrics) RegistryStats {
 	return RegistryStats{
 		State: m.State, Leader: m.Leader, Term: m.Term, LastIndex: m.LastIndex,
 		CommitIndex: m.CommitIndex, AppliedIndex: m.AppliedIndex, LastContact: m.LastContact,
-		Alive: m.Alive, Expired: m.Expired, Voters: m.Voters, Names: m.Names,
+		Alive: m.Alive, Expired: m.Expired, Voters: m.Voters, Clients: m.Clients, Names: m.Names,
+		Client: m.Client, Following: m.Following,
 		Elections: m.Elections, LeaderChanges: m.LeaderChanges, HeartbeatFailures: m.HeartbeatFailures,
 		Writes: m.Writes, Batches: m.Batches,
 		Apply: histogramOf(m.Apply), FSMApply: histogramOf(m.FSMApply),

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dchan-io/dchan/internal/bin"
+	"github.com/dchan-io/dchan/internal/faultproxy"
 )
 
 // clientOptions keep 3 replicas (3 voters): a fourth node is a client.
@@ -202,10 +204,15 @@ func TestAClientCannotKeepADeadClientAlive(t *testing.T) {
 	stop := time.Now().Add(4 * time.Second)
 	refused := 0
 	for time.Now().Before(stop) && len(leader.reg.Lookup("v")) > 0 {
+		// To whichever replica leads now (elections happen on a loaded
+		// machine).
+		leader = waitLeaderOf(t, nodes[:3]...)
 		_, err := liar.reg.callReply(ctxWithin(t, time.Second), leader.addr, methodHeard, w.B)
-		if err != nil {
-			require.ErrorIs(t, err, ErrPermissionDenied)
+		switch {
+		case errors.Is(err, ErrPermissionDenied):
 			refused++
+		case err == nil:
+			t.Fatal("the leader took a client's report of heard followers")
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -231,4 +238,72 @@ func TestTheReplicaLimitCountsTheVoters(t *testing.T) {
 	for _, n := range nodes {
 		assert.False(t, n.reg.IsClient())
 	}
+}
+
+// TestACutOffClientIsExpiredAndRejoinsAfterTheHeal: a client whose every
+// link is cut beats no more and hears no replica; the leader expires it,
+// and after the heal it sees its expiry, rejoins under a new incarnation
+// (OnRejoin), and a registration it made while expired commits then.
+func TestACutOffClientIsExpiredAndRejoinsAfterTheHeal(t *testing.T) {
+	network := faultproxy.NewNetwork()
+	defer network.Close()
+	var nodes []*testNode
+	for i := 1; i <= 4; i++ {
+		var peers []string
+		if i > 1 {
+			peers = []string{nodes[0].addr}
+		}
+		n, err := tryStartTestNodeVia(t, network, fmt.Sprintf("n%d", i), "", "", peers, clientOptions()...)
+		require.NoError(t, err)
+		nodes = append(nodes, n)
+	}
+	leader := waitLeaderOf(t, nodes...)
+	victim := nodes[3]
+	require.True(t, victim.reg.IsClient())
+	rejoined := make(chan struct{}, 1)
+	victim.reg.OnRejoin(func() { rejoined <- struct{}{} })
+	require.NoError(t, victim.reg.Register(ctxWithin(t, clusterWait), "svc", "$1", Queue))
+	waitReceivers(t, "svc", 1, nodes...)
+	oldInc := victim.reg.Incarnation()
+
+	for _, a := range nodes {
+		for _, b := range nodes {
+			if a != b {
+				_, err := network.Link(a.id, b.addr)
+				require.NoError(t, err)
+			}
+		}
+	}
+	others := map[string]string{}
+	for _, n := range nodes[:3] {
+		others[n.id] = n.addr
+	}
+	cutOff := map[string]string{victim.id: victim.addr}
+	require.NoError(t, network.Partition(cutOff, others))
+	require.Eventually(t, func() bool {
+		m, ok := leader.reg.State().Member(victim.id)
+		return !ok || m.Status == Expired
+	}, clusterWait, 20*time.Millisecond, "the cut-off client is expired")
+	assert.Empty(t, leader.reg.Lookup("svc"), "its names are gone")
+	during := make(chan error, 1)
+	go func() { during <- victim.reg.Register(ctxWithin(t, clusterWait), "during", "$2", Queue) }()
+
+	require.NoError(t, network.Reconnect(cutOff, others))
+	select {
+	case <-rejoined:
+	case <-time.After(clusterWait):
+		t.Fatal("the client never rejoined")
+	}
+	require.NoError(t, <-during, "a registration made while expired commits after the rejoin")
+	require.NoError(t, leader.reg.Sync(ctxWithin(t, clusterWait)))
+	if rs := leader.reg.Lookup("during"); assert.Len(t, rs, 1) {
+		assert.Equal(t, victim.reg.Incarnation(), rs[0].Incarnation, "registered under the new incarnation")
+	}
+	m, ok := leader.reg.State().Member(victim.id)
+	require.True(t, ok)
+	assert.Equal(t, Alive, m.Status)
+	assert.Greater(t, m.Incarnation, oldInc)
+	assert.True(t, m.Client, "it rejoined as a client: the replicas are full")
+	require.NoError(t, victim.reg.Sync(ctxWithin(t, clusterWait)))
+	assert.Len(t, victim.reg.Lookup("during"), 1, "its own copy after a Sync")
 }

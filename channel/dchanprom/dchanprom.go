@@ -58,6 +58,7 @@
 //	dchan_registry_last_contact_seconds      since the leader was last heard from; 0 on the leader, -1 never
 //	dchan_registry_members{status}           members by status: alive, expired
 //	dchan_registry_voters                    live members with a vote
+//	dchan_registry_clients                   live members following a replica
 //	dchan_registry_names                     names with at least one receiver
 //	dchan_registry_elections_total           elections this node started
 //	dchan_registry_leader_changes_total      leaders this node saw come or go
@@ -144,6 +145,7 @@ var (
 	lastContactDesc   = desc("dchan_registry_last_contact_seconds", "Time since the registry's leader was last heard from: 0 on the leader, -1 never.")
 	membersDesc       = desc("dchan_registry_members", "Members of the cluster by status.", "status")
 	votersDesc        = desc("dchan_registry_voters", "Live members with a vote.")
+	clientsDesc       = desc("dchan_registry_clients", "Live members outside the Raft configuration, following a replica.")
 	namesDesc         = desc("dchan_registry_names", "Names with at least one receiver.")
 	electionsDesc     = desc("dchan_registry_elections_total", "Elections this node started.")
 	leaderChangesDesc = desc("dchan_registry_leader_changes_total", "Leaders this node saw come or go.")
@@ -229,6 +231,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(membersDesc, float64(r.Alive), "alive")
 	gauge(membersDesc, float64(r.Expired), "expired")
 	gauge(votersDesc, float64(r.Voters))
+	gauge(clientsDesc, float64(r.Clients))
 	gauge(namesDesc, float64(r.Names))
 	counter(electionsDesc, r.Elections)
 	counter(leaderChangesDesc, r.LeaderChanges)
