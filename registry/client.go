@@ -246,17 +246,8 @@ func (r *Registry) reportHeard() {
 		if !ok {
 			continue // report them to the next leader
 		}
-		slices.Sort(ids)
-		if len(ids) > maxHeard {
-			ids = ids[:maxHeard]
-		}
-		w := bin.Writer{}
-		w.Uvarint(uint64(len(ids)))
-		for _, id := range ids {
-			w.Str(id)
-		}
 		ctx, cancel := context.WithTimeout(r.ctx, every)
-		_, err = r.callReply(ctx, addr, methodHeard, w.B)
+		_, err = r.callReply(ctx, addr, methodHeard, encodeHeard(ids))
 		cancel()
 		if err != nil {
 			r.log.Debug("reporting heard followers failed", zap.String("leader", addr), zap.Error(err))
@@ -269,18 +260,9 @@ func (r *Registry) reportHeard() {
 // serveHeard takes a replica's report of the followers it heard from, on
 // the leader only.
 func (r *Registry) serveHeard(ctx context.Context, req []byte) []byte {
-	rd := bin.NewReader(req, ErrMalformed)
-	n := rd.Count("node ID", 1)
-	ids := make([]string, 0, min(n, maxHeard))
-	for range n {
-		ids = append(ids, rd.Str("node ID", MaxIDLen))
-	}
-	rd.End()
-	if rd.Err() != nil {
-		return encodeReply(rd.Err(), nil)
-	}
-	if n > maxHeard {
-		return encodeReply(fmt.Errorf("%w: %d node IDs in one report, at most %d", ErrMalformed, n, maxHeard), nil)
+	ids, err := decodeHeard(req)
+	if err != nil {
+		return encodeReply(err, nil)
 	}
 	rf, err := r.raftNode()
 	if err != nil {
@@ -300,6 +282,36 @@ func (r *Registry) serveHeard(ctx context.Context, req []byte) []byte {
 		r.heard.noteAt(id, now)
 	}
 	return encodeReply(nil, nil)
+}
+
+// encodeHeard encodes a Heard request: up to maxHeard of ids, sorted.
+func encodeHeard(ids []string) []byte {
+	slices.Sort(ids)
+	ids = ids[:min(len(ids), maxHeard)]
+	w := bin.Writer{}
+	w.Uvarint(uint64(len(ids)))
+	for _, id := range ids {
+		w.Str(id)
+	}
+	return w.B
+}
+
+// decodeHeard decodes a Heard request.
+func decodeHeard(b []byte) ([]string, error) {
+	rd := bin.NewReader(b, ErrMalformed)
+	n := rd.Count("node ID", 1)
+	if n > maxHeard {
+		return nil, fmt.Errorf("%w: %d node IDs in one report, at most %d", ErrMalformed, n, maxHeard)
+	}
+	ids := make([]string, 0, n)
+	for range n {
+		ids = append(ids, rd.Str("node ID", MaxIDLen))
+	}
+	rd.End()
+	if rd.Err() != nil {
+		return nil, rd.Err()
+	}
+	return ids, nil
 }
 
 // inConfiguration reports whether id is a server of the Raft configuration.

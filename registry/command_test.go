@@ -15,6 +15,7 @@ func TestCommandRoundTrip(t *testing.T) {
 	for _, c := range []command{
 		join("n1", 1),
 		joinCmd{Member: Member{ID: id, Addr: addr, Incarnation: 1<<64 - 1, Voter: true}},
+		joinCmd{Member: Member{ID: "n9", Addr: "h:1", Incarnation: 3, Client: true}},
 		leaveCmd{Node: "n1"},
 		leaveCmd{Node: "n1", Incarnation: 300},
 		register("orders", queue("n1", "x", 1)),
@@ -82,6 +83,8 @@ func TestDecodeCommandErrors(t *testing.T) {
 	badMode[len(badMode)-2] = 2 // mode byte precedes the one-byte incarnation
 	badBool, _ := encodeCommand(setVoterCmd{Node: "n1", Voter: true})
 	badBool[len(badBool)-1] = 2
+	badRole, _ := encodeCommand(join("n1", 1))
+	badRole[len(badRole)-1] = 3 // roles are non-voter, voter, client
 	// A batch's writes are its kind's fields without the format byte.
 	batchOf := func(count uint64, writes ...command) []byte {
 		b := binary.AppendUvarint([]byte{commandFormat, kindBatch}, count)
@@ -108,6 +111,7 @@ func TestDecodeCommandErrors(t *testing.T) {
 		{"trailing", append(append([]byte(nil), valid...), 0), ErrMalformed},
 		{"over-long name", overlong, ErrMalformed},
 		{"absurd length", huge, ErrMalformed},
+		{"bad role", badRole, ErrMalformed},
 		{"bad varint", []byte{1, 2, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}, ErrMalformed},
 		{"bad mode", badMode, ErrMalformed},
 		{"bad bool", badBool, ErrMalformed},

@@ -124,9 +124,7 @@ func (r *Registry) serveFollow(_ any, stream grpc.ServerStream) error {
 				continue // its copy may be stale: let the follower go elsewhere
 			}
 			leader, _ := r.leaderAddr()
-			w := bin.Writer{B: []byte{followBeat}}
-			w.Str(leader)
-			if err := stream.SendMsg(&rawcodec.Frame{Data: w.B}); err != nil {
+			if err := stream.SendMsg(&rawcodec.Frame{Data: encodeBeat(leader)}); err != nil {
 				return err
 			}
 		case <-ctx.Done():
@@ -325,11 +323,9 @@ func (fl *follower) followOnce(ctx context.Context, addr string) error {
 			fl.f.ApplyBatch(logs)
 			fl.batches.Add(1)
 		case followBeat:
-			rd := bin.NewReader(in.Data[1:], ErrMalformed)
-			leader := rd.Str("leader address", MaxAddrLen)
-			rd.End()
-			if rd.Err() != nil {
-				return fmt.Errorf("a beat from %s: %w", addr, rd.Err())
+			leader, err := decodeBeat(in.Data)
+			if err != nil {
+				return fmt.Errorf("a beat from %s: %w", addr, err)
 			}
 			if leader != "" && fl.onLeader != nil {
 				fl.onLeader(leader)
@@ -338,6 +334,24 @@ func (fl *follower) followOnce(ctx context.Context, addr string) error {
 			return fmt.Errorf("%w: follow frame kind %d from %s", ErrUnsupportedVersion, in.Data[0], addr)
 		}
 	}
+}
+
+// encodeBeat encodes a replica's beat frame, naming the leader it knows.
+func encodeBeat(leader string) []byte {
+	w := bin.Writer{B: []byte{followBeat}}
+	w.Str(leader)
+	return w.B
+}
+
+// decodeBeat decodes a beat frame (its kind byte first).
+func decodeBeat(b []byte) (leader string, err error) {
+	rd := bin.NewReader(b, ErrMalformed)
+	if rd.Byte() != followBeat {
+		rd.Fail("not a beat frame")
+	}
+	leader = rd.Str("leader address", MaxAddrLen)
+	rd.End()
+	return leader, rd.Err()
 }
 
 // decodeEntryFrame decodes an entries frame's body into log entries, which

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
 	"sync"
 	"testing"
@@ -427,4 +428,47 @@ func TestWaitVersionSeesEntriesThatChangeNothing(t *testing.T) {
 	if err := f.waitVersion(short, 99); !errors.Is(err, context.Canceled) {
 		t.Fatalf("WaitVersion with a cancelled ctx = %v", err)
 	}
+}
+
+// TestTheStateMovesForwardOnly: entries at or below the current version,
+// and snapshots older than it, change nothing. A client promoted to
+// replica holds entries Raft then replays, after a snapshot that may be
+// older than its copy.
+func TestTheStateMovesForwardOnly(t *testing.T) {
+	older := snapshot(t, newFSMAt(t, 4))
+	f := sampleFSM(t) // version 10
+	before := observe(f.current())
+	for _, index := range []uint64{3, 10} {
+		res := f.Apply(logEntry(t, index, register("late", queue("n1", "x", 1)))).(result)
+		if res.changed() || res.Err != nil {
+			t.Fatalf("entry %d at version 10: %+v", index, res)
+		}
+	}
+	out := f.ApplyBatch([]*raft.Log{
+		logEntry(t, 9, register("late", queue("n1", "x", 1))),
+		logEntry(t, 11, register("next", queue("n1", "x", 1))),
+	})
+	if out[0] != nil || out[1].(result).Err != nil {
+		t.Fatalf("ApplyBatch = %+v", out)
+	}
+	if err := restore(f, older); err != nil {
+		t.Fatal(err)
+	}
+	after := observe(f.current())
+	if after.Version != 11 || len(f.current().Receivers("late")) != 0 || len(f.current().Receivers("next")) != 1 {
+		t.Fatalf("version %d, late %v, next %v", after.Version, f.current().Receivers("late"), f.current().Receivers("next"))
+	}
+	if before.Version != 10 {
+		t.Fatalf("sample at version %d", before.Version)
+	}
+}
+
+// newFSMAt returns an fsm that applied n joins, at version n.
+func newFSMAt(t testing.TB, n int) *fsm {
+	t.Helper()
+	f := newFSM()
+	for i := 1; i <= n; i++ {
+		f.Apply(logEntry(t, uint64(i), join(fmt.Sprintf("j%d", i), 1)))
+	}
+	return f
 }

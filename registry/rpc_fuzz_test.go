@@ -21,6 +21,9 @@ func FuzzDecodeRPC(f *testing.F) {
 	f.Add([]byte{stOther, 0xff, 0xff, 0xff, 0xff, 0x0f})
 	f.Add([]byte{0x05, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f})
 	f.Add([]byte{})
+	f.Add(encodeHeard([]string{"n2", "n1"}))
+	f.Add(encodeBeat("127.0.0.1:7000"))
+	f.Add(encodeJoinReply(true))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		check := func(what string, err error) {
 			if err != nil && !errors.Is(err, ErrMalformed) {
@@ -39,10 +42,27 @@ func FuzzDecodeRPC(f *testing.F) {
 		check("member status", err)
 		_, err = decodeJoinRequest(b)
 		check("join request", err)
+		_, err = decodeJoinReply(b)
+		check("join reply", err)
+		_, err = decodeHeard(b)
+		check("heard report", err)
+		_, err = decodeBeat(b)
+		check("beat frame", err)
 	})
 }
 
 func TestRPCCodecsRoundTrip(t *testing.T) {
+	if ids, err := decodeHeard(encodeHeard([]string{"n2", "n1"})); err != nil || len(ids) != 2 || ids[0] != "n1" {
+		t.Fatalf("heard round trip: %v %v", ids, err)
+	}
+	if addr, err := decodeBeat(encodeBeat("10.0.0.1:7000")); err != nil || addr != "10.0.0.1:7000" {
+		t.Fatalf("beat round trip: %q %v", addr, err)
+	}
+	for _, c := range []bool{false, true} {
+		if got, err := decodeJoinReply(encodeJoinReply(c)); err != nil || got != c {
+			t.Fatalf("join reply round trip: %v %v", got, err)
+		}
+	}
 	reply, err := decodeReply(encodeReply(nil, encodeVersion(1<<40)))
 	if err != nil || reply.err != nil {
 		t.Fatal(err, reply.err)
