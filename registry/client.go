@@ -351,14 +351,7 @@ func (r *Registry) expireClients(ctx context.Context, rf *raft.Raft, state *Stat
 		if now.Sub(last) <= r.cfg.expireAfter {
 			continue
 		}
-		r.log.Info("expiring a client no replica heard from", zap.String("node", m.ID), zap.Duration("silent", now.Sub(last)))
-		data, err := encodeCommand(expireNodeCmd{Node: m.ID, Incarnation: m.Incarnation})
-		if err == nil {
-			_, err = r.applyResult(ctx, rf, data)
-		}
-		if err != nil {
-			r.log.Warn("expire failed", zap.String("node", m.ID), zap.Error(err))
-		}
+		_, _ = r.expireMember(ctx, rf, m, now.Sub(last))
 	}
 }
 

@@ -180,26 +180,16 @@ func (r *Registry) reconcile(rf *raft.Raft, failing map[raft.ServerID]failure, o
 		since := f.since
 		switch {
 		case known && m.Status == Alive && down && now.Sub(since) > r.cfg.expireAfter:
-			r.log.Info("expiring unreachable member", zap.String("node", m.ID), zap.Duration("unreachable", now.Sub(since)))
-			data, err := encodeCommand(expireNodeCmd{Node: m.ID, Incarnation: m.Incarnation})
-			var res result
-			if err == nil {
-				res, err = r.applyResult(ctx, rf, data)
-			}
+			expired, err := r.expireMember(ctx, rf, m, now.Sub(since))
 			if err != nil {
-				r.log.Warn("expire failed", zap.String("node", m.ID), zap.Error(err))
 				continue
 			}
-			if !res.Members {
-				// The entry was a no-op: the member rejoined under a new
-				// incarnation after this tick read the state. It is not
-				// the member that failed: keep it in the configuration.
-				r.log.Info("expiry had no effect: the member rejoined", zap.String("node", m.ID))
-				delete(failing, s.ID)
-				continue
+			if expired {
+				r.removeServer(ctx, rf, s, &voters)
 			}
-			r.log.Info("expired member", zap.String("node", m.ID))
-			r.removeServer(ctx, rf, s, &voters)
+			// Not expired: the member rejoined under a new incarnation
+			// after this tick read the state. It is not the member that
+			// failed: keep it in the configuration.
 			delete(failing, s.ID)
 		case !known || m.Status != Alive:
 			// The member left or was expired (or is joining: its join is
@@ -253,6 +243,30 @@ func (r *Registry) reconcile(rf *raft.Raft, failing map[raft.ServerID]failure, o
 			_ = r.applyLocal(ctx, rf, data)
 		}
 	}
+}
+
+// expireMember commits the expiry of m, unreachable (or unheard of) for
+// silent, on the leader. It reports false when the entry had no effect
+// (m rejoined under a new incarnation meanwhile). Its log messages are
+// what the chaos tests read (internal/chaos/chaosnode): keep them.
+func (r *Registry) expireMember(ctx context.Context, rf *raft.Raft, m Member, silent time.Duration) (bool, error) {
+	r.log.Info("expiring unreachable member", zap.String("node", m.ID), zap.Bool("client", m.Client),
+		zap.Duration("unreachable", silent))
+	data, err := encodeCommand(expireNodeCmd{Node: m.ID, Incarnation: m.Incarnation})
+	var res result
+	if err == nil {
+		res, err = r.applyResult(ctx, rf, data)
+	}
+	if err != nil {
+		r.log.Warn("expire failed", zap.String("node", m.ID), zap.Error(err))
+		return false, err
+	}
+	if !res.Members {
+		r.log.Info("expiry had no effect: the member rejoined", zap.String("node", m.ID))
+		return false, nil
+	}
+	r.log.Info("expired member", zap.String("node", m.ID))
+	return true, nil
 }
 
 func (r *Registry) removeServer(ctx context.Context, rf *raft.Raft, s raft.Server, voters *int) {
