@@ -91,6 +91,7 @@ type options struct {
 	linNames            int           // how many names ("lin-0", ...) it operates on
 	statsEvery          time.Duration
 	joinTimeout         time.Duration
+	maxReplicas         int // channel.WithMaxReplicas; -1: the default
 }
 
 func main() {
@@ -133,6 +134,7 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.linNames, "lin-names", 2, "names the linearizability client operates on")
 	fs.DurationVar(&o.statsEvery, "stats", time.Second, "period of S lines")
 	fs.DurationVar(&o.joinTimeout, "join-timeout", 30*time.Second, "bound on channel.New")
+	fs.IntVar(&o.maxReplicas, "max-replicas", -1, "channel.WithMaxReplicas (-1: the default)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -199,6 +201,9 @@ func run(o options) error {
 	}
 	if o.dataDir != "" {
 		opts = append(opts, channel.WithDataDir(o.dataDir))
+	}
+	if o.maxReplicas >= 0 {
+		opts = append(opts, channel.WithMaxReplicas(o.maxReplicas))
 	}
 	node, err := channel.New(ctx, opts...)
 	cancel()
@@ -390,7 +395,7 @@ func probe(w *out, node *channel.Node, tag string) {
 }
 
 // digest returns this node's view of the registry after a Sync, as one
-// word: its members (ID, alive, voter) and its names with their numbers of
+// word: its members (ID, alive, voter, client) and its names with their numbers of
 // receivers, sorted; or "sync-failed".
 func digest(node *channel.Node) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -401,7 +406,7 @@ func digest(node *channel.Node) string {
 	c := node.Cluster()
 	var parts []string
 	for _, m := range c.Members {
-		parts = append(parts, fmt.Sprintf("m:%s@%s:%t:%t", m.ID, m.Addr, m.Alive, m.Voter))
+		parts = append(parts, fmt.Sprintf("m:%s@%s:%t:%t:%t", m.ID, m.Addr, m.Alive, m.Voter, m.Client))
 	}
 	for name, n := range c.Names {
 		parts = append(parts, fmt.Sprintf("n:%s:%d", name, n))
