@@ -23,8 +23,11 @@
 // With no peers and no state, Start bootstraps a one-node cluster. With
 // peers, it joins through any of them: the request goes to the leader,
 // which adds the node as a voter while there are fewer than WithMaxVoters
-// (5), as a non-voter (a full replica) after that, then commits the node's
-// join with its incarnation (the start time in nanoseconds, so a restart
+// (5), as a non-voter (a full replica) while the Raft configuration holds
+// fewer than WithMaxReplicas (9), and otherwise as a client (see client.go:
+// outside Raft, its copy kept from a replica's Follow stream, its failure
+// detected by the replicas it beats to), then commits the node's join with
+// its incarnation (the start time in nanoseconds, so a restart
 // always joins with a higher one and clears its previous names). With a
 // data dir, the Raft log lives in raft.db (BoltDB) and snapshots next to
 // it; a second process opening the same dir fails within a second with
@@ -48,8 +51,9 @@
 // Failure detection uses Raft's own heartbeats: the leader observes failed
 // and resumed heartbeats to each peer; a member unreachable for longer than
 // WithExpireAfter (3 s) is expired — its receivers removed, watchers told —
-// and taken out of the Raft configuration, and a healthy non-voter is
-// promoted if voters are missing. A member expired while it was only cut
+// and taken out of the Raft configuration, a healthy non-voter is promoted
+// if voters are missing, and a live client if replicas are. A client no
+// replica has heard from within the grace is expired the same way. A member expired while it was only cut
 // off notices after the heal — having heard from no leader for longer than
 // the grace, it asks the leader how it is seen — and rejoins under a new
 // incarnation; OnRejoin tells its owner to register again.
