@@ -30,10 +30,16 @@ type appliedLog struct {
 	dropped uint64
 
 	maxEntries, maxBytes int // 0: the package's bounds
+	// off: nothing is kept (a registry client serves no followers).
+	off bool
 }
 
 // add appends the entry at index. Entries come in index order.
 func (a *appliedLog) add(index uint64, data []byte) {
+	if a.off {
+		a.dropped = index
+		return
+	}
 	a.entries = append(a.entries, appliedEntry{index, data})
 	a.bytes += len(data)
 	maxEntries, maxBytes := a.maxEntries, a.maxBytes
@@ -67,6 +73,12 @@ func (a *appliedLog) reset(version uint64) {
 	a.entries = a.entries[:0]
 	a.bytes = 0
 	a.dropped = version
+}
+
+// keep turns keeping entries on or off; the fsm is at version.
+func (a *appliedLog) keep(on bool, version uint64) {
+	a.reset(version)
+	a.off = !on
 }
 
 // since returns the entries after version v, and whether they are all

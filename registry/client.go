@@ -155,6 +155,7 @@ func (r *Registry) becomeClient(leader string) {
 	defer r.client.mu.Unlock()
 	if !r.client.on.Swap(true) {
 		r.log.Info("joined as a registry client: following a replica")
+		r.fsm.keepApplied(false)
 	}
 	if r.client.stop != nil {
 		return
@@ -185,6 +186,7 @@ func (r *Registry) becomeReplica() {
 		stop()
 	}
 	if wasClient {
+		r.fsm.keepApplied(true)
 		r.log.Info("now a registry replica")
 	}
 }

@@ -141,6 +141,18 @@ func TestAppliedLog(t *testing.T) {
 	assert.Empty(t, ok(9))
 	_, held = a.since(8)
 	assert.False(t, held, "a restored State: nothing before it is held")
+
+	// A client keeps nothing; promoted, it keeps entries from then on.
+	a.keep(false, 9)
+	a.add(10, []byte("e"))
+	assert.Empty(t, a.entries)
+	_, held = a.since(9)
+	assert.False(t, held, "a client holds no entries")
+	a.keep(true, 10)
+	a.add(11, []byte("f"))
+	assert.Equal(t, []uint64{11}, ok(10))
+	_, held = a.since(9)
+	assert.False(t, held)
 }
 
 // TestDecodeEntryFrameRefusesDisorder: entries must come after the

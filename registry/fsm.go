@@ -90,6 +90,17 @@ func (f *fsm) follow(v uint64) (snap *State, entries []appliedEntry, moved <-cha
 	return nil, slices.Clone(held), f.moved
 }
 
+// keepApplied turns on or off keeping the applied entries for followers
+// (off on a registry client, which serves none).
+func (f *fsm) keepApplied(on bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.applied.off == !on {
+		return
+	}
+	f.applied.keep(on, f.state.Load().Version())
+}
+
 // current returns the latest applied State. It takes no lock and allocates
 // nothing; the State it returns never changes.
 func (f *fsm) current() *State { return f.state.Load() }
