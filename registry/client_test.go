@@ -307,3 +307,23 @@ func TestACutOffClientIsExpiredAndRejoinsAfterTheHeal(t *testing.T) {
 	require.NoError(t, victim.reg.Sync(ctxWithin(t, clusterWait)))
 	assert.Len(t, victim.reg.Lookup("during"), 1, "its own copy after a Sync")
 }
+
+// TestAClientWritesAndSyncsThroughANewLeader: the leader a client sends
+// its writes to dies; the client finds the new one (through the replica
+// it follows) and its writes and Syncs go on.
+func TestAClientWritesAndSyncsThroughANewLeader(t *testing.T) {
+	nodes := startCluster(t, 4, clientOptions()...)
+	leader := waitLeaderOf(t, nodes...)
+	client := nodes[3]
+	require.NoError(t, client.reg.Register(ctxWithin(t, clusterWait), "before", "$1", Queue))
+	leader.kill()
+	killed := time.Now()
+	live := followersOf(leader, nodes)
+	require.NoError(t, client.reg.Register(ctxWithin(t, clusterWait), "after", "$1", Queue))
+	t.Logf("a client's write committed %v after its leader was killed", time.Since(killed).Round(time.Millisecond))
+	next := waitLeaderOf(t, live...)
+	require.NoError(t, next.reg.Register(ctxWithin(t, clusterWait), "on-new-leader", "$1", Queue))
+	require.NoError(t, client.reg.Sync(ctxWithin(t, clusterWait)))
+	assert.Len(t, client.reg.Lookup("on-new-leader"), 1, "a Sync'd read on the client")
+	waitReceivers(t, "after", 1, live...)
+}

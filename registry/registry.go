@@ -267,9 +267,21 @@ func (r *Registry) leaderAddr() (string, bool) {
 		return string(addr), true
 	}
 	// A client's Raft hears from no leader: it goes by the address the
-	// join, the replicas' beats and refusals named.
-	if p := r.client.leader.Load(); p != nil && r.client.on.Load() {
+	// join, the replicas' beats and refusals named, else asks the replica
+	// it follows, which names the leader in its refusal.
+	if !r.client.on.Load() {
+		return "", false
+	}
+	if p := r.client.leader.Load(); p != nil && *p != "" {
 		return *p, true
+	}
+	r.client.mu.Lock()
+	fl := r.client.fl
+	r.client.mu.Unlock()
+	if fl != nil {
+		if p := fl.following.Load(); p != nil {
+			return *p, true
+		}
 	}
 	return "", false
 }

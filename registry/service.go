@@ -242,6 +242,11 @@ func (r *Registry) call(ctx context.Context, addr, method string, req []byte) ([
 func (r *Registry) callReply(ctx context.Context, addr, method string, req []byte) ([]byte, error) {
 	b, err := r.call(ctx, addr, method, req)
 	if err != nil {
+		if p := r.client.leader.Load(); p != nil && *p == addr && r.client.on.Load() {
+			// The leader a client went by is unreachable: ask the
+			// replica it follows next (leaderAddr).
+			r.client.leader.CompareAndSwap(p, nil)
+		}
 		return nil, err
 	}
 	reply, err := decodeReply(b)
