@@ -86,6 +86,7 @@ func main() {
 	flag.StringVar(&o.shapes, "shapes", "", "comma-separated shapes to run, by name or name prefix (\"oneway\"); all if empty")
 	flag.BoolVar(&o.json, "json", false, "print every measurement and the summary as JSON instead of the table")
 	flag.StringVar(&o.profileDir, "cpuprofile-dir", "", "make every process write a CPU profile of its measuring window into this directory")
+	maxReplicas := flag.Int("max-replicas", -1, "with -scale: channel.WithMaxReplicas for every node (-1: the default, 9; 0: every node a replica)")
 	scale := flag.String("scale", "", "instead of the shapes, the scale table: nodes:names cases, comma-separated, each a cluster in this process (e.g. 3:30000,65:100000)")
 
 	var role string
@@ -121,6 +122,7 @@ func main() {
 			fail(err)
 		}
 		scaleProfile = rf.cpuprofile
+		setScaleMaxReplicas(*maxReplicas)
 		runScale(os.Stdout, cases)
 		return
 	}

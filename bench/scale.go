@@ -94,6 +94,17 @@ func runScale(w io.Writer, cases []scaleCase) {
 	}
 }
 
+// scaleOpts are options every node of the scale table gets (-max-replicas).
+var scaleOpts []channel.Option
+
+// setScaleMaxReplicas gives every node of the scale table
+// channel.WithMaxReplicas(n), unless n is negative.
+func setScaleMaxReplicas(n int) {
+	if n >= 0 {
+		scaleOpts = append(scaleOpts, channel.WithMaxReplicas(n))
+	}
+}
+
 func heapNow() uint64 {
 	runtime.GC()
 	var ms runtime.MemStats
@@ -119,7 +130,7 @@ func scaleOne(c scaleCase) (r scaleResult) {
 	}()
 	start := time.Now()
 	for i := range c.nodes {
-		opts := []channel.Option{channel.WithNodeID(fmt.Sprintf("s%d", i+1)), channel.WithListenAddr("127.0.0.1:0")}
+		opts := append([]channel.Option{channel.WithNodeID(fmt.Sprintf("s%d", i+1)), channel.WithListenAddr("127.0.0.1:0")}, scaleOpts...)
 		if i > 0 {
 			opts = append(opts, channel.WithPeers(nodes[0].Addr()))
 		}
