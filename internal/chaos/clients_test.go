@@ -50,9 +50,12 @@ func TestClientChurn(t *testing.T) {
 		}
 		return peers
 	}
-	rate := max(400/size, 5) // the whole cluster sends about 400 values a second
+	// The whole cluster sends about 400 values a second and makes about 50
+	// linearizability operations a second, whatever its size.
+	rate := max(400/size, 5)
+	linEvery := max(200*time.Millisecond, time.Duration(size)*20*time.Millisecond)
 	common := []string{"-max-replicas", fmt.Sprint(replicas), "-buf", "16", "-timeout", "10s", "-expire", "2s",
-		"-lin-every", "200ms", "-stats", "2s"}
+		"-lin-every", linEvery.String(), "-stats", "2s"}
 	for i, p := range c.procs {
 		switch {
 		case i == 0:
