@@ -85,8 +85,8 @@ func (r *Registry) watchHealth() {
 				if r.joined.Load() && (since > r.cfg.expireAfter || r.rejoining.Load() || r.clientExpired()) && time.Since(lastCheck) > r.cfg.expireAfter {
 					lastCheck = time.Now()
 					ctx, cancel := context.WithTimeout(r.ctx, r.cfg.expireAfter)
-					if r.expiredByCluster(ctx) {
-						if err := r.rejoin(ctx); err != nil {
+					if seen, expired := r.expiredByCluster(ctx); expired {
+						if err := r.rejoin(ctx, seen); err != nil {
 							r.log.Warn("rejoin after expiry failed; will retry", zap.Error(err))
 						}
 					}

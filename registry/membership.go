@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -55,7 +56,7 @@ func (r *Registry) addMember(ctx context.Context, rf *raft.Raft, m Member) (clie
 		if err != nil {
 			return false, err
 		}
-		return true, r.applyLocal(ctx, rf, data)
+		return true, r.applyJoin(ctx, rf, data, m)
 	}
 	if !known || !sameAddr {
 		// Adding a server that is already there updates its address in
@@ -78,7 +79,23 @@ func (r *Registry) addMember(ctx context.Context, rf *raft.Raft, m Member) (clie
 	if err != nil {
 		return false, err
 	}
-	return false, r.applyLocal(ctx, rf, data)
+	return false, r.applyJoin(ctx, rf, data, m)
+}
+
+// applyJoin commits m's joinCmd, data, on the leader. A join under a new
+// incarnation drops the receivers of the member's previous one
+// (State.join). After an expiry none are left, so a join that drops some
+// is worth a line: a restart that kept its data dir does, and so would a
+// rejoin under a new incarnation while the previous one was alive (see
+// rejoin). Its message is what the chaos tests read
+// (internal/chaos/chaosnode): keep it.
+func (r *Registry) applyJoin(ctx context.Context, rf *raft.Raft, data []byte, m Member) error {
+	res, err := r.applyResult(ctx, rf, data)
+	if err == nil && len(res.Names) > 0 {
+		r.log.Info("join dropped the receivers of the member's previous incarnation", zap.String("node", m.ID),
+			zap.Uint64("incarnation", m.Incarnation), zap.Strings("names", res.Names))
+	}
+	return err
 }
 
 // Leave removes this node's receivers and membership and takes it out of the
@@ -122,10 +139,17 @@ func (r *Registry) otherVoters(rf *raft.Raft) int {
 	return n
 }
 
+// memberView is how a leader sees a member (the Member RPC).
+type memberView struct {
+	present     bool
+	incarnation uint64
+	status      MemberStatus
+}
+
 // expiredByCluster asks the members this node knows whether the leader still
 // counts it as a member under its current incarnation. It reports true only
-// on a leader's positive answer that it does not.
-func (r *Registry) expiredByCluster(ctx context.Context) bool {
+// on a leader's positive answer that it does not, with that answer.
+func (r *Registry) expiredByCluster(ctx context.Context) (memberView, bool) {
 	w := bin.Writer{}
 	w.Str(r.cfg.nodeID)
 	for _, addr := range r.knownPeers(ctx) {
@@ -135,25 +159,45 @@ func (r *Registry) expiredByCluster(ctx context.Context) bool {
 		}
 		present, inc, st, err := decodeMemberStatus(body)
 		if err != nil {
-			return false
+			return memberView{}, false
 		}
-		return !present || inc != r.Incarnation() || st != Alive
+		seen := memberView{present: present, incarnation: inc, status: st}
+		return seen, !present || inc != r.Incarnation() || st != Alive
 	}
-	return false
+	return memberView{}, false
 }
 
 // rejoin brings back a node the cluster expired while it was cut off: it
 // joins under a new incarnation (its old registrations are gone) and tells
-// the owner through OnRejoin.
+// the owner through OnRejoin. seen is how the leader sees this node.
 //
 // A join that fails on this side may still have been committed (its reply
 // was lost): the rejoin then stays pending, and the health watcher
 // finishes it (finishRejoin) once the replica shows this incarnation as a
-// live member, or tries again.
-func (r *Registry) rejoin(ctx context.Context) error {
+// live member, or tries again. A try again keeps the incarnation unless
+// the leader has seen it: a join under a newer one drops every receiver
+// of the node (State.join), and the earlier join may land after the leader
+// answered, and registrations under it commit (Register retries with the
+// current incarnation, and returns). Joining again under the same
+// incarnation changes nothing if the earlier join landed. Only once the
+// leader shows this incarnation (committed, then expired: it can never be
+// alive again) or none (the member is gone) does the rejoin take a new one.
+func (r *Registry) rejoin(ctx context.Context, seen memberView) error {
 	r.rejoining.Store(true)
-	r.incarnation.Store(max(uint64(time.Now().UnixNano()), r.Incarnation()+1))
-	if err := r.join(ctx, r.self()); err != nil {
+	fresh := !seen.present || seen.incarnation >= r.Incarnation()
+	if fresh {
+		r.incarnation.Store(max(uint64(time.Now().UnixNano()), r.Incarnation()+1, seen.incarnation+1))
+	}
+	r.log.Info("rejoining after expiry", zap.Uint64("incarnation", r.Incarnation()), zap.Bool("new_incarnation", fresh),
+		zap.Bool("leader_knows_member", seen.present), zap.Uint64("leader_sees_incarnation", seen.incarnation),
+		zap.Bool("leader_sees_alive", seen.status == Alive))
+	err := r.join(ctx, r.self())
+	if errors.Is(err, ErrStaleIncarnation) {
+		// It landed and was expired since the leader answered: the next
+		// try takes a new one.
+		r.incarnation.Store(max(uint64(time.Now().UnixNano()), r.Incarnation()+1))
+	}
+	if err != nil {
 		return err
 	}
 	r.finishRejoin()

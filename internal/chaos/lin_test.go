@@ -29,6 +29,9 @@ type linHistory struct {
 	// processes reported, in order: an expiry of the node applies to its
 	// latest owner.
 	owners map[string][]string
+	// rejoining maps an owner to its REJOINING lines since its last
+	// REJOIN: when each join of the rejoin under way was sent.
+	rejoining map[string][]time.Time
 }
 
 // linFault is what a fault may do to an owner's registrations: a kill or
@@ -40,8 +43,16 @@ type linFault struct {
 	owner     string
 	at, until time.Time // until: zero for an open operation
 	cut       time.Time // Restore: when the fault that may have hidden the receivers began
-	certain   bool      // it happened (between at and until); else it may have
-	failed    []string  // Restore: names for which it may have failed
+	// joins: Restore: when each join of the rejoin was sent (REJOINING).
+	// A join whose reply was lost or late lands before the node reports
+	// the rejoin (REJOIN, at), and a Register that was waiting for the
+	// rejoin commits under the join's incarnation from then on: a
+	// receiver it registered before an expiry hid it may be back before
+	// at. (A join that landed may even be expired before the node hears
+	// of it, and the rejoin go on under another incarnation.)
+	joins   []time.Time
+	certain bool     // it happened (between at and until); else it may have
+	failed  []string // Restore: names for which it may have failed
 }
 
 // never is the return time of an open operation: after every other.
@@ -49,7 +60,7 @@ const never = math.MaxInt64 / 2
 
 func newLinHistory() *linHistory {
 	return &linHistory{pending: make(map[string]*porcupine.Operation), names: make(map[string]bool),
-		clients: make(map[string]int), owners: make(map[string][]string)}
+		clients: make(map[string]int), owners: make(map[string][]string), rejoining: make(map[string][]time.Time)}
 }
 
 // line takes one LI or LR line's fields; it reports false for a malformed one.
@@ -104,7 +115,16 @@ func (h *linHistory) line(f []string) bool {
 		if err != nil {
 			return false
 		}
-		if i := h.lastFault(regmodel.Restore, f[1]); i >= 0 {
+		// The re-registrations of one rejoin may still run when the node
+		// rejoins again (each rejoin starts its own): the line does not
+		// say which rejoin's ended, so it ends the earliest still open.
+		// That is sound: of the first k RESTORED lines one at least comes
+		// from the k-th rejoin or a later one, which registered again
+		// every receiver the k-th rejoin had to, by the k-th line.
+		// Ending the last rejoin instead would let an earlier rejoin's
+		// line end a later rejoin whose receivers are still being
+		// registered, and leave the earlier one open for good.
+		if i := h.firstOpen(regmodel.Restore, f[1]); i >= 0 {
 			h.faults[i].until = time.UnixMicro(at)
 		}
 		return true
@@ -116,7 +136,16 @@ func (h *linHistory) line(f []string) bool {
 		}
 		return true
 	case f[0] == "RESTORE_FAILED" && len(f) == 3: // a receiver of name was not registered again
-		if i := h.lastFault(regmodel.Restore, f[1]); i >= 0 {
+		// By one of the rejoins still open, which one is not said: all
+		// of them may have failed to.
+		open := false
+		for i := range h.faults {
+			if g := &h.faults[i]; g.kind == regmodel.Restore && g.owner == f[1] && g.until.IsZero() {
+				g.failed = append(g.failed, f[2])
+				open = true
+			}
+		}
+		if i := h.lastFault(regmodel.Restore, f[1]); !open && i >= 0 {
 			h.faults[i].failed = append(h.faults[i].failed, f[2])
 		}
 		return true
@@ -126,7 +155,16 @@ func (h *linHistory) line(f []string) bool {
 			return false
 		}
 		// Open until RESTORED reports the re-registrations done.
-		h.fault(linFault{kind: regmodel.Restore, owner: f[1], at: time.UnixMicro(at), certain: true})
+		joins := h.rejoining[f[1]]
+		delete(h.rejoining, f[1])
+		h.fault(linFault{kind: regmodel.Restore, owner: f[1], at: time.UnixMicro(at), joins: joins, certain: true})
+		return true
+	case f[0] == "REJOINING" && len(f) == 3: // REJOINING owner µs: owner is about to send a join under a new incarnation
+		at, err := strconv.ParseInt(f[2], 10, 64)
+		if err != nil {
+			return false
+		}
+		h.rejoining[f[1]] = append(h.rejoining[f[1]], time.UnixMicro(at))
 		return true
 	case f[0] == "LR" && len(f) == 5:
 		op, ok := h.pending[f[1]]
@@ -168,6 +206,17 @@ func (h *linHistory) fault(f linFault) { h.faults = append(h.faults, f) }
 func (h *linHistory) lastFault(kind, owner string) int {
 	for i := len(h.faults) - 1; i >= 0; i-- {
 		if h.faults[i].kind == kind && h.faults[i].owner == owner {
+			return i
+		}
+	}
+	return -1
+}
+
+// firstOpen returns the index of the first fault of kind for owner not
+// reported finished (until zero), or -1.
+func (h *linHistory) firstOpen(kind, owner string) int {
+	for i, f := range h.faults {
+		if f.kind == kind && f.owner == owner && f.until.IsZero() {
 			return i
 		}
 	}
@@ -227,8 +276,8 @@ func (h *linHistory) history() (ops []porcupine.Operation, unknown int) {
 	// the cut may commit before the node is expired: a node whose replies
 	// are dropped still reaches the leader.)
 	type reg struct {
-		in               regmodel.Input
-		call, unregister int64 // unregister: when an unregistration of it returned; 0: none
+		in                    regmodel.Input
+		call, ret, unregister int64 // unregister: when an unregistration of it returned; 0: none
 	}
 	var regs []reg
 	index := make(map[string]int)
@@ -237,7 +286,7 @@ func (h *linHistory) history() (ops []porcupine.Operation, unknown int) {
 		// receiver is not registered again after a rejoin.
 		if in := op.Input.(regmodel.Input); in.Kind == regmodel.Register && !op.Output.(regmodel.Output).Unknown {
 			index[in.Member] = len(regs)
-			regs = append(regs, reg{in: in, call: op.Call})
+			regs = append(regs, reg{in: in, call: op.Call, ret: op.Return})
 		}
 	}
 	for _, op := range h.ops {
@@ -253,14 +302,14 @@ func (h *linHistory) history() (ops []porcupine.Operation, unknown int) {
 		if !f.until.IsZero() {
 			ret = f.until.UnixMicro()
 		}
-		add := func(in regmodel.Input) {
+		add := func(in regmodel.Input, call time.Time) {
 			unknown := !f.certain || slices.Contains(f.failed, in.Name)
 			r := ret
 			if unknown {
 				r = never // it may still happen, any time
 			}
 			ops = append(ops, porcupine.Operation{ClientId: client, Input: in,
-				Call: f.at.UnixMicro(), Output: regmodel.Output{Unknown: unknown}, Return: r})
+				Call: call.UnixMicro(), Output: regmodel.Output{Unknown: unknown}, Return: r})
 			client++
 		}
 		if f.kind == regmodel.Restore {
@@ -270,13 +319,37 @@ func (h *linHistory) history() (ops []porcupine.Operation, unknown int) {
 			}
 			for _, r := range regs {
 				if strings.HasPrefix(r.in.Member, f.owner+"/") && r.call < heal && (r.unregister == 0 || r.unregister > cut) {
-					add(regmodel.Input{Kind: regmodel.Restore, Name: r.in.Name, Member: r.in.Member})
+					in := regmodel.Input{Kind: regmodel.Restore, Name: r.in.Name, Member: r.in.Member}
+					add(in, f.at)
+					// A Register in flight when a join of the rejoin was
+					// sent may commit again under that join's incarnation
+					// as soon as it lands, before REJOIN, and returns after
+					// that commit: a Restore of its receiver that may
+					// happen between the two, for each such join (once per
+					// expiry in between: one from the first such join
+					// covers the later ones). Every other receiver comes
+					// back through the re-registration that REJOIN starts
+					// (or an earlier rejoin's, still open, whose own
+					// Restore covers that).
+					var last time.Time
+					for _, j := range f.joins {
+						at := j.UnixMicro()
+						if at >= heal || r.call >= at || r.ret <= at {
+							continue
+						}
+						if last.IsZero() || h.lastExpire(f.owner, j).After(last) {
+							ops = append(ops, porcupine.Operation{ClientId: client, Input: in, Call: at,
+								Output: regmodel.Output{Unknown: true}, Return: r.ret})
+							client++
+							last = j
+						}
+					}
 				}
 			}
 			continue
 		}
 		for name := range h.names {
-			add(regmodel.Input{Kind: f.kind, Name: name, Member: f.owner})
+			add(regmodel.Input{Kind: f.kind, Name: name, Member: f.owner}, f.at)
 		}
 	}
 	for _, op := range ops {

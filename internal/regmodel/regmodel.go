@@ -12,7 +12,10 @@
 // cut, open. A node that was cut off and rejoins registers its live
 // receivers again, one by one: a Restore operation per receiver, called at
 // the heal, brings back that receiver if an Expire hid it (and it was not
-// unregistered since).
+// unregistered since). A registration that waited for the rejoin commits
+// again as soon as the rejoin's join lands, which may be before the node
+// hears so: a Restore of unknown outcome, from when that join was sent
+// until the registration returned.
 package regmodel
 
 import (

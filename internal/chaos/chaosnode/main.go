@@ -9,8 +9,13 @@
 //	EXPIRED <node> <unix-µs>           ... and has (committed)
 //	EXPIRE_FAILED <node>               ... or could not
 //	RESTORED <sender> <unix-µs>        it has registered its receivers again after a rejoin
+//	REJOINING <sender> <unix-µs>       this node is about to send a join after the cluster expired it
+//	                                   (again, if an earlier join's reply was lost: it may have landed)
 //	REJOIN <sender> <unix-µs>          this node rejoined after the cluster expired it
 //	RESTORE_FAILED <sender> <name>     it could not register a receiver of name again
+//	JOINDROP <node> <unix-µs>          this node, leading, committed a join of node that dropped receivers
+//	                                   of its previous incarnation (a restart; or a rejoin while that
+//	                                   incarnation was alive, which the registry history does not model)
 //	R <receiver> <name> <sender> <seq> a receiver of name handed this value to user code
 //	M <name> <sender> <seq> <ok|err> <latency-µs> <writtenAt-unix-µs> <error>
 //	                                   the outcome of a WithMessage handle
@@ -560,6 +565,14 @@ func (c eventCore) Write(e zapcore.Entry, fields []zapcore.Field) error {
 				c.w.printf("EXPIRE_FAILED %s", f.String)
 			}
 		}
+	case "join dropped the receivers of the member's previous incarnation": // on the leader
+		for _, f := range fields {
+			if f.Key == "node" {
+				c.w.printf("JOINDROP %s %d", f.String, time.Now().UnixMicro())
+			}
+		}
+	case "rejoining after expiry": // before it sends a join (possibly again) under a new incarnation
+		c.w.printf("REJOINING %s %d", c.owner, time.Now().UnixMicro())
 	case "rejoined the cluster after expiry": // before it registers its receivers again
 		c.w.printf("REJOIN %s %d", c.owner, time.Now().UnixMicro())
 	case "registering a receiver again after rejoining failed":
