@@ -430,6 +430,62 @@ func TestBatchWithAnUnencodableValue(t *testing.T) {
 	assert.EqualValues(t, 20, st.Delivered)
 }
 
+// TestHandlesInABatchEachHaveTheirOwnOutcome: handles written together
+// are routed together (sendHandles), to a remote receiver and a local
+// one; each still ends with its own outcome: a value the codec refuses
+// fails its handle alone with ErrEncode, a handle whose timeout has passed
+// before the pump took it is not delivered and reports ErrTimeout, and
+// the others are confirmed and arrive in order.
+func TestHandlesInABatchEachHaveTheirOwnOutcome(t *testing.T) {
+	nodes := startCluster(t, 2)
+	for _, to := range nodes {
+		name := "handles." + to.ID()
+		in, closeIn, err := to.Receive(name, 64)
+		require.NoError(t, err)
+		defer closeIn()
+		out, closeOut, err := nodes[0].Send(name, 64)
+		require.NoError(t, err)
+		var ms []*Message
+		expired := WithMessage(Order{Seq: -1}, time.Nanosecond)
+		bad := WithMessage(notRegistered{X: 1}, waitFor)
+		for i := range 30 {
+			switch i {
+			case 10:
+				out <- bad
+			case 20:
+				time.Sleep(time.Millisecond)
+				out <- expired
+			}
+			m := WithMessage(Order{Seq: i}, waitFor)
+			ms = append(ms, m)
+			out <- m
+		}
+		local := to == nodes[0] // takes any value: nothing is encoded
+		for i, m := range ms {
+			<-m.Done()
+			require.NoError(t, m.Err(), "handle %d to %s", i, to.ID())
+			if i == 10 && local {
+				require.Equal(t, notRegistered{X: 1}, recv(t, in))
+			}
+			require.Equal(t, Order{Seq: i}, recv(t, in), "to %s", to.ID())
+		}
+		<-bad.Done()
+		<-expired.Done()
+		if local {
+			require.NoError(t, bad.Err())
+		} else {
+			assert.ErrorIs(t, bad.Err(), ErrEncode, "a remote receiver's codec")
+		}
+		assert.ErrorIs(t, expired.Err(), ErrTimeout)
+		require.NoError(t, closeOut())
+		select {
+		case v := <-in:
+			t.Fatalf("%v arrived at %s after the confirmed values", v, to.ID())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
 // TestSendOfSharesTheBatchedPump: a typed send channel routes like Send —
 // its values arrive in order and its close flushes them — and validates
 // its arguments the same way.

@@ -217,7 +217,7 @@ func (t *localTarget) block(ctx context.Context, v any, done func(error)) error 
 }
 
 func (t *localTarget) tryMany(vals []any, out *remoting.Outcomes) (int, error) {
-	n, err := t.r.n.sys.TrySendManyFrom(actor.PID{}, t.p, vals)
+	n, err := t.r.n.sys.TrySendManyFrom(actor.PID{}, t.p, payloads(vals, out))
 	t.accepted(vals[:n], out)
 	if err != nil {
 		err = t.refusal(err)
@@ -237,12 +237,25 @@ func (t *localTarget) blockMany(ctx context.Context, vals []any, out *remoting.O
 	if n, err := t.tryMany(vals, out); n > 0 || !errors.Is(err, actor.ErrFull) {
 		return n, err
 	}
-	if err := t.r.n.sys.SendFrom(ctx, actor.PID{}, t.p, vals[0]); err != nil {
+	if err := t.r.n.sys.SendFrom(ctx, actor.PID{}, t.p, out.Payload(vals[0])); err != nil {
 		return 0, t.refusal(err)
 	}
 	t.accepted(vals[:1], out)
 	n, _ := t.tryMany(vals[1:], out) // the caller looks again for any left
 	return 1 + n, nil
+}
+
+// payloads returns what the receiver gets for vals: vals itself, or, for
+// handles, a new slice of their values.
+func payloads(vals []any, out *remoting.Outcomes) []any {
+	if !out.Wraps() {
+		return vals
+	}
+	ps := make([]any, len(vals))
+	for i, v := range vals {
+		ps[i] = out.Payload(v)
+	}
+	return ps
 }
 
 // accepted counts vals, accepted into the receiver's buffer, and reports

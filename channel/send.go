@@ -71,8 +71,9 @@ type queueSink struct {
 	wake   func()               // wakes the pump for a value to route again
 	flight sync.WaitGroup       // values handed to a receiver, outcome pending
 
-	turn  atomic.Uint64      // this channel's round-robin among the receivers
-	plain *remoting.Outcomes // reports to plainOutcomes
+	turn    atomic.Uint64      // this channel's round-robin among the receivers
+	plain   *remoting.Outcomes // reports to plainOutcomes
+	handles *remoting.Outcomes // reports to handleOutcomes; sends each handle's value
 }
 
 // Send returns a channel whose values each go to one receiver of name,
@@ -121,6 +122,7 @@ func startSender[T any](n *Node, name string, buf int, conv func(T) any) (chan<-
 	}
 	s := &queueSink{n: n, r: n.acquireRouter(name)}
 	s.plain = remoting.NewOutcomes(s.plainOutcomes)
+	s.handles = remoting.NewTrackedOutcomes(s.handleOutcomes, handleValue)
 	p, err := startPump(n, buf, s, conv)
 	if err != nil {
 		s.r.release()
@@ -130,26 +132,107 @@ func startSender[T any](n *Node, name string, buf int, conv func(T) any) (chan<-
 	return p.In(), pumpCloseFunc(name, p), nil
 }
 
-// Route routes the values of a batch, in order: each *Message with its
-// handle, and each stretch of bare values between them together
-// (sendValues).
+// Route routes the values of a batch, in order: each stretch of handles
+// (WithMessage) together (sendHandles), each stretch of bare values
+// between them together (sendValues), and anything else (a nil *Message,
+// a bare value routed again) alone.
 func (s *queueSink) Route(vals []any) {
 	for i := 0; i < len(vals); {
-		if m, ok := vals[i].(*Message); ok {
-			s.send(m)
-			i++
-			continue
-		}
 		j := i + 1
-		for j < len(vals) {
-			if _, ok := vals[j].(*Message); ok {
-				break
+		switch {
+		case isHandle(vals[i]):
+			for j < len(vals) && isHandle(vals[j]) {
+				j++
 			}
-			j++
+			s.sendHandles(vals[i:j])
+		case isMessage(vals[i]):
+			s.send(vals[i].(*Message))
+		default:
+			for j < len(vals) && !isMessage(vals[j]) {
+				j++
+			}
+			s.sendValues(vals[i:j])
 		}
-		s.sendValues(vals[i:j])
 		i = j
 	}
+}
+
+func isMessage(v any) bool { _, ok := v.(*Message); return ok }
+
+// isHandle reports whether v is a handle made by WithMessage.
+func isHandle(v any) bool {
+	m, ok := v.(*Message)
+	return ok && m != nil && m.handle
+}
+
+// handleValue is what goes to a receiver for a handle: its value.
+func handleValue(v any) any { return v.(*Message).v }
+
+// sendHandles routes a stretch of handles together, as sendValues routes
+// bare values: one lookup and one turn of the round-robin for the lot,
+// each receiver taking as many as it has room for, and their outcomes
+// reported together (handleOutcomes), each frame's at once. The routing
+// waits for a receiver no longer than the deadline of the first handle
+// not yet handed; a handle that ended before it was handed (its timeout)
+// is not sent.
+func (s *queueSink) sendHandles(ms []any) {
+	for len(ms) > 0 {
+		m := ms[0].(*Message)
+		if m.Err() != ErrPending {
+			ms = ms[1:] // timed out before the pump got to it
+			continue
+		}
+		ctx, cancel := s.n.ctx, context.CancelFunc(func() {})
+		if !m.deadline.IsZero() {
+			ctx, cancel = context.WithDeadline(s.n.ctx, m.deadline)
+		}
+		s.flight.Add(len(ms))
+		n, err := s.r.routeMany(ctx, &s.turn, ms, s.handles)
+		waitEnded := ctx.Err() != nil
+		cancel()
+		ms = ms[n:]
+		s.flight.Add(-len(ms))
+		if err == nil {
+			return
+		}
+		m = ms[0].(*Message)
+		switch {
+		case s.n.ctx.Err() != nil:
+			for _, v := range ms {
+				s.n.stats.failed(s.r.name, false, err, 1)
+				v.(*Message).finish(err)
+			}
+			return
+		case m.Err() != ErrPending:
+			// Its deadline passed while it waited for a receiver: its
+			// timeout has reported it.
+			s.n.stats.failed(s.r.name, false, err, 1)
+		case waitEnded:
+			continue // the first handle's deadline, not this one's
+		default:
+			s.n.stats.failed(s.r.name, false, err, 1)
+			m.finish(err) // the codec refused its value
+		}
+		ms = ms[1:]
+	}
+}
+
+// handleOutcomes reports the outcomes of handles sent together; it runs
+// on a stream's goroutine or the pump's and must not block.
+func (s *queueSink) handleOutcomes(ms []any, err error) {
+	if err != nil {
+		for _, v := range ms {
+			s.outcome(v.(*Message), err)
+		}
+		return
+	}
+	now := time.Now() // one reading for the latencies and the deadlines
+	for _, v := range ms {
+		m := v.(*Message)
+		s.n.stats.Confirmed(s.r.stats, m.start, now)
+		m.accepted(now)
+	}
+	s.flight.Add(-len(ms))
 }
 
 // sendValues routes bare values written to the channel, without making a

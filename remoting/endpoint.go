@@ -405,11 +405,36 @@ func (e *Endpoint) TrySendTracked(to, from actor.PID, msg any, done func(error))
 // goroutines, several at once; it must not block, and must not keep msgs
 // (its array is reused) — only its elements.
 type Outcomes struct {
-	report func(msgs []any, err error)
+	report  func(msgs []any, err error)
+	payload func(msg any) any // what goes on the wire for msg; nil: msg
+	tracked bool              // acceptances reported at once (NewTrackedOutcomes)
 }
 
 // NewOutcomes returns an Outcomes that reports to f.
 func NewOutcomes(f func(msgs []any, err error)) *Outcomes { return &Outcomes{report: f} }
+
+// NewTrackedOutcomes returns an Outcomes for messages whose senders wait
+// on each outcome: the receiver reports the acceptances of each frame at
+// once, as for SendTracked, rather than up to AckDelay later. payload, if
+// not nil, gives what SendMany encodes for each message it is passed
+// (a handle's value, say), while f hears of the messages themselves.
+func NewTrackedOutcomes(f func(msgs []any, err error), payload func(msg any) any) *Outcomes {
+	return &Outcomes{report: f, payload: payload, tracked: true}
+}
+
+// Wraps reports whether o was made with a payload function: whether what
+// goes to the receiver differs from the messages o reports.
+func (o *Outcomes) Wraps() bool { return o.payload != nil }
+
+// Payload returns what goes to the receiver for msg: payload(msg) for an
+// Outcomes made with one, else msg. A sender that delivers some messages
+// itself (locally) hands the receiver this.
+func (o *Outcomes) Payload(msg any) any {
+	if o.payload == nil {
+		return msg
+	}
+	return o.payload(msg)
+}
 
 // Report calls o's function: for a sender that settles some messages
 // itself (ones it delivered locally, say) and reports them the same way.

@@ -309,7 +309,7 @@ func (s *outStream) sendMany(ctx context.Context, to, from actor.PID, msgs []any
 	// The first is checked before waiting, so that a value the codec
 	// refuses fails at once; the others once credit is taken for them,
 	// so that each is checked once, and only if it could be queued.
-	if err := s.p.e.check(msgs[0]); err != nil {
+	if err := s.p.e.check(out.Payload(msgs[0])); err != nil {
 		return 0, refuse(err)
 	}
 	l, n, err := s.reserve(ctx, to, len(msgs), mode&sendTry != 0)
@@ -318,7 +318,7 @@ func (s *outStream) sendMany(ctx context.Context, to, from actor.PID, msgs []any
 	}
 	ok, checkErr := n, error(nil)
 	for i, msg := range msgs[1:n] {
-		if err := s.p.e.check(msg); err != nil {
+		if err := s.p.e.check(out.Payload(msg)); err != nil {
 			ok, checkErr = i+1, err
 			break
 		}
@@ -326,8 +326,12 @@ func (s *outStream) sendMany(ctx context.Context, to, from actor.PID, msgs []any
 	for range n - ok {
 		_ = l.w.Untake() // taken above, not sent: cannot fail
 	}
+	var flags uint8
+	if out.tracked {
+		flags = wire.FlagTracked
+	}
 	for _, msg := range msgs[:ok] {
-		s.queue = append(s.queue, outMsg{l: l, to: to, from: from, msg: msg, done: notify{many: out, msg: msg}})
+		s.queue = append(s.queue, outMsg{l: l, to: to, from: from, flags: flags, msg: out.Payload(msg), done: notify{many: out, msg: msg}})
 	}
 	s.mu.Unlock()
 	s.signal()
