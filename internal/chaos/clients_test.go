@@ -51,12 +51,18 @@ func TestClientChurn(t *testing.T) {
 		}
 		return peers
 	}
-	// The whole cluster sends about 400 values a second and makes about 50
-	// linearizability operations a second, whatever its size.
+	// The whole cluster sends about 400 values a second, makes about 50
+	// linearizability operations and 20 private registrations a second,
+	// whatever its size.
 	rate := max(400/size, 5)
 	linEvery := max(200*time.Millisecond, time.Duration(size)*20*time.Millisecond)
+	// Names to operate on grow with the cluster too: the checker searches
+	// each name's history on its own, and a long one of a name many nodes
+	// share with kills among them is more than it can search in time.
+	linNames := max(2, size/10)
+	churnEvery := max(time.Second, time.Duration(size)*50*time.Millisecond) // private names: about 20 a second
 	common := []string{"-max-replicas", fmt.Sprint(replicas), "-buf", "16", "-timeout", "10s",
-		"-lin-every", linEvery.String()}
+		"-lin-every", linEvery.String(), "-lin-names", fmt.Sprint(linNames)}
 	grace := 2 * time.Second
 	if size <= 20 {
 		common = append(common, "-expire", "2s", "-stats", "2s")
@@ -78,7 +84,7 @@ func TestClientChurn(t *testing.T) {
 		default:
 			p.args = func(int) []string {
 				return append(common, "-send", "churn", "-rate", fmt.Sprint(rate), "-message-every", "2",
-					"-registry-churn", "1s")
+					"-registry-churn", churnEvery.String())
 			}
 		}
 	}
