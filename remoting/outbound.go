@@ -316,22 +316,23 @@ func (s *outStream) sendMany(ctx context.Context, to, from actor.PID, msgs []any
 	if err != nil {
 		return 0, err
 	}
-	ok, checkErr := n, error(nil)
-	for i, msg := range msgs[1:n] {
-		if err := s.p.e.check(out.Payload(msg)); err != nil {
-			ok, checkErr = i+1, err
-			break
-		}
-	}
-	for range n - ok {
-		_ = l.w.Untake() // taken above, not sent: cannot fail
-	}
 	var flags uint8
 	if out.tracked {
 		flags = wire.FlagTracked
 	}
-	for _, msg := range msgs[:ok] {
-		s.queue = append(s.queue, outMsg{l: l, to: to, from: from, flags: flags, msg: out.Payload(msg), done: notify{many: out, msg: msg}})
+	ok, checkErr := n, error(nil)
+	for i, msg := range msgs[:n] {
+		payload := out.Payload(msg)
+		if i > 0 { // the first was checked above
+			if err := s.p.e.check(payload); err != nil {
+				ok, checkErr = i, err
+				break
+			}
+		}
+		s.queue = append(s.queue, outMsg{l: l, to: to, from: from, flags: flags, msg: payload, done: notify{many: out, msg: msg}})
+	}
+	for range n - ok {
+		_ = l.w.Untake() // taken above, not sent: cannot fail
 	}
 	s.mu.Unlock()
 	s.signal()
