@@ -266,39 +266,7 @@ func TestACutOffClientIsExpiredAndRejoinsAfterTheHeal(t *testing.T) {
 	waitReceivers(t, "svc", 1, nodes...)
 	oldInc := victim.reg.Incarnation()
 
-	for _, a := range nodes {
-		for _, b := range nodes {
-			if a != b {
-				_, err := network.Link(a.id, b.addr)
-				require.NoError(t, err)
-			}
-		}
-	}
-	others := map[string]string{}
-	for _, n := range nodes[:3] {
-		others[n.id] = n.addr
-	}
-	cutOff := map[string]string{victim.id: victim.addr}
-	require.NoError(t, network.Partition(cutOff, others))
-	require.Eventually(t, func() bool {
-		m, ok := leader.reg.State().Member(victim.id)
-		return !ok || m.Status == Expired
-	}, clusterWait, 20*time.Millisecond, "the cut-off client is expired")
-	assert.Empty(t, leader.reg.Lookup("svc"), "its names are gone")
-	during := make(chan error, 1)
-	go func() { during <- victim.reg.Register(ctxWithin(t, clusterWait), "during", "$2", Queue) }()
-
-	require.NoError(t, network.Reconnect(cutOff, others))
-	select {
-	case <-rejoined:
-	case <-time.After(clusterWait):
-		t.Fatal("the client never rejoined")
-	}
-	require.NoError(t, <-during, "a registration made while expired commits after the rejoin")
-	require.NoError(t, leader.reg.Sync(ctxWithin(t, clusterWait)))
-	if rs := leader.reg.Lookup("during"); assert.Len(t, rs, 1) {
-		assert.Equal(t, victim.reg.Incarnation(), rs[0].Incarnation, "registered under the new incarnation")
-	}
+	cutUntilExpiredThenHeal(t, network, nodes, leader, victim, rejoined)
 	m, ok := leader.reg.State().Member(victim.id)
 	require.True(t, ok)
 	assert.Equal(t, Alive, m.Status)

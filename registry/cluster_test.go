@@ -527,6 +527,22 @@ func TestNodeExpiredByAPartitionRejoinsAfterTheHeal(t *testing.T) {
 	waitReceivers(t, "svc", 1, nodes...)
 	oldInc := victim.reg.Incarnation()
 
+	cutUntilExpiredThenHeal(t, network, nodes, leader, victim, rejoined)
+	require.Eventually(t, func() bool {
+		m, ok := leader.reg.State().Member(victim.id)
+		return ok && m.Status == Alive && m.Incarnation > oldInc
+	}, clusterWait, 20*time.Millisecond)
+	require.NoError(t, victim.reg.Register(ctxWithin(t, clusterWait), "svc", "$1", Queue), "it can register again")
+	waitReceivers(t, "svc", 1, nodes...)
+}
+
+// cutUntilExpiredThenHeal cuts victim off from the other nodes until the
+// leader has expired it (its receivers gone), has it register while
+// expired, heals, and checks that it rejoins (rejoined, its OnRejoin's
+// signal) and that the registration made while expired commits under the
+// new incarnation.
+func cutUntilExpiredThenHeal(t *testing.T, network *faultproxy.Network, nodes []*testNode, leader, victim *testNode, rejoined <-chan struct{}) {
+	t.Helper()
 	for _, a := range nodes {
 		for _, b := range nodes {
 			if a != b {
@@ -564,12 +580,6 @@ func TestNodeExpiredByAPartitionRejoinsAfterTheHeal(t *testing.T) {
 	if rs := leader.reg.Lookup("during"); assert.Len(t, rs, 1) {
 		assert.Equal(t, victim.reg.Incarnation(), rs[0].Incarnation, "registered under the new incarnation")
 	}
-	require.Eventually(t, func() bool {
-		m, ok := leader.reg.State().Member(victim.id)
-		return ok && m.Status == Alive && m.Incarnation > oldInc
-	}, clusterWait, 20*time.Millisecond)
-	require.NoError(t, victim.reg.Register(ctxWithin(t, clusterWait), "svc", "$1", Queue), "it can register again")
-	waitReceivers(t, "svc", 1, nodes...)
 }
 
 func TestRestartOnAnotherAddressUpdatesTheConfiguration(t *testing.T) {

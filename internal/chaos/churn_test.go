@@ -86,16 +86,7 @@ func TestCrashChurn(t *testing.T) {
 		lastRestart = time.Now()
 	}
 	// Liveness: values are confirmed again after the last restart.
-	recovered := c.waitFor(15*time.Second, func() bool {
-		led.mu.Lock()
-		defer led.mu.Unlock()
-		for _, h := range led.handles[max(len(led.handles)-200, 0):] {
-			if h.ok && h.written.After(lastRestart) {
-				return true
-			}
-		}
-		return false
-	})
+	recovered := c.waitFor(15*time.Second, func() bool { return led.confirmedWrittenAfter(lastRestart) })
 	c.stopAll(30 * time.Second)
 	checkConverged(t, c)
 	if !c.waitFor(20*time.Second, func() bool { return led.confirmedReceived("churn") }) {

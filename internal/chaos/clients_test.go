@@ -108,16 +108,7 @@ func TestClientChurn(t *testing.T) {
 		c.start(victim)
 		lastRestart = time.Now()
 	}
-	recovered := c.waitFor(15*time.Second, func() bool {
-		led.mu.Lock()
-		defer led.mu.Unlock()
-		for _, h := range led.handles[max(len(led.handles)-200, 0):] {
-			if h.ok && h.written.After(lastRestart) {
-				return true
-			}
-		}
-		return false
-	})
+	recovered := c.waitFor(15*time.Second, func() bool { return led.confirmedWrittenAfter(lastRestart) })
 	c.stopAll(30 * time.Second)
 	checkConverged(t, c)
 	if views, err := c.views(); err == nil {

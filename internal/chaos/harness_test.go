@@ -679,6 +679,19 @@ func (l *ledger) receivedSince(node string, t time.Time) bool {
 	return false
 }
 
+// confirmedWrittenAfter reports whether one of the last 200 handles was
+// written after t and confirmed: the cluster takes values again.
+func (l *ledger) confirmedWrittenAfter(t time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, h := range l.handles[max(len(l.handles)-200, 0):] {
+		if h.ok && h.written.After(t) {
+			return true
+		}
+	}
+	return false
+}
+
 // expiredNodes lists the nodes a leader reported it expired. l.mu is held.
 func (l *ledger) expiredNodes() []string { return slices.Clone(l.expired) }
 
