@@ -157,17 +157,22 @@ func TestRequestFailsWithErrNodeLostWhenTheRespondersNodeDies(t *testing.T) {
 	require.Eventually(t, func() bool { return nodes[0].Stats().Delivered == pending }, waitFor, time.Millisecond)
 	killed := time.Now()
 	kill(nodes[2])
-	const grace = time.Second // fastRegistry's expiry
+	// They fail once the leader expires the node: about fastRegistry's
+	// grace (1 s) after the kill on a quiet machine. Each leader change
+	// starts the grace again (a new leader cannot know since when a peer
+	// is silent), and a loaded machine changes leaders often at these
+	// timeouts, so the bound is the point of the guarantee, well before
+	// the requests' own deadline, not the grace.
 	for range pending {
 		select {
 		case err := <-errs:
 			require.ErrorIs(t, err, ErrNodeLost)
 			assert.ErrorContains(t, err, "declared dead")
-		case <-time.After(grace + 1500*time.Millisecond - time.Since(killed)):
+		case <-time.After(waitFor - time.Since(killed)):
 			t.Fatalf("a request still pending %v after its responder's node died", time.Since(killed))
 		}
 	}
-	t.Logf("pending requests failed %v after the kill", time.Since(killed))
+	t.Logf("pending requests failed %v after the kill (grace 1 s)", time.Since(killed))
 }
 
 func TestRefSentToAThirdNodeReachesItsReceiver(t *testing.T) {
