@@ -46,13 +46,12 @@ const benchBuf = 1024
 // bulkBuf is the buffer of the receivers in the cross-node throughput
 // benchmarks (CrossNodeSend, CrossNodeSendOf): a receiver sized for bulk
 // traffic, as docs/operations.md advises; its mailbox's slots are
-// allocated only while a backlog exists (its Go channel's eighth, 512
-// slots, at Receive). Its credit window, 3,584 values (about 140 KB: a
+// allocated only while a backlog exists (its Go channel's share, 1024
+// slots, at Receive). Its credit window, 3,072 values (about 120 KB: a
 // benchMsg takes about 40 bytes in a gob run), is of the order of what
 // gRPC's own flow control lets the raw baseline keep in flight: 64 KB at
-// first, grown by its BDP estimator. At 1024 the window is 896 values
-// (about 36 KB), less than that, and it bounds the rate:
-// CrossNodeSendBuffer shows both.
+// first, grown by its BDP estimator. At 1024 the window is 1024 values
+// (about 40 KB), less than that: CrossNodeSendBuffer shows both.
 const bulkBuf = 4096
 
 // benchWait bounds every wait, so that a bug fails a benchmark instead of
@@ -239,7 +238,8 @@ func (s *benchSink) waitDone(b *testing.B) {
 func BenchmarkCrossNodeSend(b *testing.B) { benchmarkSendReceive(b, 2, bulkBuf) }
 
 // BenchmarkCrossNodeSendBuffer is BenchmarkCrossNodeSend with receivers of
-// several buffer sizes: seven eighths of the buffer, at most 4096, is the
+// several buffer sizes: the mailbox's share of the buffer (half, or all
+// but 1024 of a large one), but at least 1024 and at most 4096, is the
 // sender's credit window, so it shows what sizing a receiver buys
 // (docs/operations.md).
 func BenchmarkCrossNodeSendBuffer(b *testing.B) {

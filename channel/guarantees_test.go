@@ -279,10 +279,10 @@ func linkWindow(buf int) int {
 
 func TestGuarantee4_Backpressure(t *testing.T) {
 	nodes := startCluster(t, 2)
-	// buf 4 and buf 64 are split half and half between mailbox and channel
-	// buffer, and the two together must still hold only buf; buf 512's
-	// mailbox (448) fills past its first ring and moves to its whole
-	// capacity while the backlog forms, and the values still come in order.
+	// Each buf is split half and half between mailbox and channel buffer,
+	// and the two together must still hold only buf; buf 512's mailbox
+	// (256) fills past its first ring and moves to its whole capacity
+	// while the backlog forms, and the values still come in order.
 	for i, buf := range []int{4, 64, 512} {
 		name := fmt.Sprintf("slow%d", i)
 		in, closeIn, err := nodes[1].Receive(name, buf)

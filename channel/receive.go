@@ -59,12 +59,11 @@ type receiver struct {
 // anywhere in the cluster reaches one of its receivers.
 //
 // buf is the receiver's buffer: up to buf values (at least 1) are accepted
-// into it before the user reads them. Most of it (seven eighths of a large
-// buf, half of one up to 128) is the receiver's mailbox, whose free space
-// is the credit a remote sender may have in flight, so a larger buf means
-// more throughput across nodes; the rest is the returned channel's own
-// buffer, which spares a goroutine switch per value when the user keeps
-// up.
+// into it before the user reads them. Half of it (at most 1024) is the
+// returned channel's own buffer, which spares a goroutine switch per value
+// while the user keeps up; the rest is the receiver's mailbox, whose free
+// space (but at least 1024) is the credit a remote sender may have in
+// flight, so a larger buf means more throughput across nodes.
 //
 // Close with the returned CloseFunc: the receiver is unregistered first,
 // then accepts nothing more (values still on the wire to it fail back to
@@ -137,14 +136,19 @@ const maxChanBuf = 1024
 
 // receiveBuffers splits a Receive's buf between the Go channel's buffer
 // and the receiver's mailbox (the rest, at least 1): together they hold
-// buf values, as Receive documents. The channel takes an eighth (at most
-// maxChanBuf), or half for small buffers (up to 64): with buf 128, half
-// rather than an eighth made one-way across processes 0.61-0.65x raw
-// gRPC, from 0.45-0.62x (bench/, oneway-128, alternated runs), where
-// buffers of 4096 lost about 5% with a channel of 128 rather than 512.
+// buf values, as Receive documents. The channel takes half (at most
+// maxChanBuf). A value that finds the channel full waits in the mailbox
+// and is handed on by the receiver's actor, a goroutine switch per value,
+// while the user catches up: on two cores shared with the sending process
+// the user is descheduled often enough for that to cost. Across processes
+// (bench/, 10 alternated runs of -shapes oneway-1024), half rather than
+// an eighth made one-way at buf 1024 0.86-1.03x raw gRPC + gob (median
+// 0.905x), from 0.81-1.03x (median 0.87x), faster in 8 of the 10 pairs;
+// with buf 128, half rather than an eighth had made it 0.61-0.65x, from
+// 0.45-0.62x.
 func receiveBuffers(buf int) (chanBuf, mailbox int) {
 	buf = max(buf, 0)
-	chanBuf = max(min(buf/2, 64), min(buf/8, maxChanBuf))
+	chanBuf = min(buf/2, maxChanBuf)
 	return chanBuf, max(buf-chanBuf, 1)
 }
 
