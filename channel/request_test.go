@@ -56,7 +56,11 @@ func TestRequestAnswersTenThousandConcurrentRequestsAcrossNodes(t *testing.T) {
 		t.Error(err)
 	}
 	assert.Zero(t, nodes[0].replies.Len(), "no request left waiting")
-	assert.Equal(t, uint64(requests), nodes[0].Stats().Delivered)
+	// A request's acceptance may be reported after its answer (it goes
+	// with the frame's others, up to remoting.AckDelay late, or later on
+	// a loaded machine): it is counted when it comes.
+	assert.Eventually(t, func() bool { return nodes[0].Stats().Delivered == requests }, waitFor, time.Millisecond,
+		"every request counted as delivered (%d when the last answer came)", nodes[0].Stats().Delivered)
 }
 
 // waitReceivers waits until n's replica lists want receivers of name.

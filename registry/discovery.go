@@ -439,17 +439,26 @@ func (r *Registry) propose(ctx context.Context, rf *raft.Raft, set []peerInfo) (
 		return false, nil
 	}
 
-	servers := make([]raft.Server, len(set))
-	for i, p := range set {
+	// The first replicaLimit nodes of the set form the Raft configuration;
+	// the others, agreed but left out, find the cluster formed in their
+	// next discovery round and join it as registry clients, as any node
+	// joining a configuration at the limit does.
+	replicas := set
+	if limit := r.cfg.replicaLimit(); limit > 0 && len(set) > limit {
+		replicas = set[:limit]
+	}
+	servers := make([]raft.Server, len(replicas))
+	for i, p := range replicas {
 		suffrage := raft.Voter
 		if i >= r.cfg.maxVoters {
 			suffrage = raft.Nonvoter
 		}
 		servers[i] = raft.Server{ID: raft.ServerID(p.id), Address: raft.ServerAddress(p.addr), Suffrage: suffrage}
 	}
-	r.log.Info("bootstrapping the cluster", zap.String("servers", describePeers(set)))
+	r.log.Info("bootstrapping the cluster", zap.String("servers", describePeers(replicas)),
+		zap.String("clients", describePeers(set[len(replicas):])))
 	if err := rf.BootstrapCluster(raft.Configuration{Servers: servers}).Error(); err != nil {
-		return false, fmt.Errorf("registry: bootstrap with %s: %w", describePeers(set), err)
+		return false, fmt.Errorf("registry: bootstrap with %s: %w", describePeers(replicas), err)
 	}
 	return true, nil
 }

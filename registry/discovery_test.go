@@ -126,6 +126,37 @@ func TestBootstrapExpectFormsOneCluster(t *testing.T) {
 	}
 }
 
+// TestBootstrapExpectBeyondTheReplicaLimitMakesClients: 6 nodes started
+// alike with bootstrap-expect 6 and a replica limit of 3 form one cluster
+// of 3 replicas, the 3 lowest IDs, and 3 registry clients; every node
+// lists all 6 as live members.
+func TestBootstrapExpectBeyondTheReplicaLimitMakesClients(t *testing.T) {
+	nodes := prepareNodes(t, 6, func(_ int, addrs []string) []Option {
+		return append([]Option{WithPeers(addrs...), WithBootstrapExpect(6)}, clientOptions()...)
+	})
+	for i, err := range startAll(ctxWithin(t, clusterWait), nodes) {
+		require.NoError(t, err, "node %s", nodes[i].id)
+	}
+	leader := waitLeaderOf(t, nodes...)
+	assert.Equal(t, []string{"n1", "n2", "n3"}, configIDs(t, leader))
+	require.NoError(t, leader.reg.Sync(ctxWithin(t, clusterWait)))
+	for _, n := range nodes {
+		client := n.id >= "n4"
+		assert.Equal(t, client, n.reg.IsClient(), "%s's role", n.id)
+		require.Eventually(t, func() bool {
+			ms := n.reg.State().Members()
+			alive := 0
+			for _, m := range ms {
+				if m.Status == Alive {
+					alive++
+				}
+			}
+			return alive == len(nodes)
+		}, clusterWait, 10*time.Millisecond, "%s lists every member", n.id)
+	}
+	assert.Equal(t, 3, leader.reg.Metrics().Clients)
+}
+
 // TestBootstrapExpectThroughOneAddress: every node is given only the first
 // node's address (as an operator might write it); they find each other
 // through it and form one cluster.
