@@ -186,6 +186,33 @@ func followersOf(leader *testNode, nodes []*testNode) []*testNode {
 	return out
 }
 
+// linkAll routes every node's connection to every other through network,
+// so that any link can be cut.
+func linkAll(t *testing.T, network *faultproxy.Network, nodes []*testNode) {
+	t.Helper()
+	for _, a := range nodes {
+		for _, b := range nodes {
+			if a != b {
+				_, err := network.Link(a.id, b.addr)
+				require.NoError(t, err)
+			}
+		}
+	}
+}
+
+// isolate links every pair of nodes through network and returns the two
+// sides of cutting victim off from the others, for Partition and
+// Reconnect.
+func isolate(t *testing.T, network *faultproxy.Network, nodes []*testNode, victim *testNode) (cutOff, others map[string]string) {
+	t.Helper()
+	linkAll(t, network, nodes)
+	others = map[string]string{}
+	for _, n := range followersOf(victim, nodes) {
+		others[n.id] = n.addr
+	}
+	return map[string]string{victim.id: victim.addr}, others
+}
+
 func ctxWithin(t *testing.T, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
@@ -384,14 +411,7 @@ func TestMinoritySideOfAPartitionRefusesWrites(t *testing.T) {
 		}
 	}
 	// Every link between the sides must exist before it can be cut.
-	for _, a := range nodes {
-		for _, b := range nodes {
-			if a != b {
-				_, err := network.Link(a.id, b.addr)
-				require.NoError(t, err)
-			}
-		}
-	}
+	linkAll(t, network, nodes)
 	require.NoError(t, network.Partition(minority, others))
 	cut := time.Now()
 
@@ -543,21 +563,7 @@ func TestNodeExpiredByAPartitionRejoinsAfterTheHeal(t *testing.T) {
 // new incarnation.
 func cutUntilExpiredThenHeal(t *testing.T, network *faultproxy.Network, nodes []*testNode, leader, victim *testNode, rejoined <-chan struct{}) {
 	t.Helper()
-	for _, a := range nodes {
-		for _, b := range nodes {
-			if a != b {
-				_, err := network.Link(a.id, b.addr)
-				require.NoError(t, err)
-			}
-		}
-	}
-	others := map[string]string{}
-	for _, n := range nodes {
-		if n != victim {
-			others[n.id] = n.addr
-		}
-	}
-	cutOff := map[string]string{victim.id: victim.addr}
+	cutOff, others := isolate(t, network, nodes, victim)
 	require.NoError(t, network.Partition(cutOff, others))
 	require.Eventually(t, func() bool {
 		m, ok := leader.reg.State().Member(victim.id)
@@ -776,19 +782,7 @@ func TestRejoinCallbackDoesNotBlockTheNextRejoin(t *testing.T) {
 		rejoins <- struct{}{}
 		<-release // a callback that takes its time
 	})
-	for _, a := range nodes {
-		for _, b := range nodes {
-			if a != b {
-				_, err := network.Link(a.id, b.addr)
-				require.NoError(t, err)
-			}
-		}
-	}
-	cutOff := map[string]string{victim.id: victim.addr}
-	others := map[string]string{}
-	for _, n := range followersOf(victim, nodes) {
-		others[n.id] = n.addr
-	}
+	cutOff, others := isolate(t, network, nodes, victim)
 	for round := range 2 {
 		inc := victim.reg.Incarnation()
 		require.NoError(t, network.Partition(cutOff, others))

@@ -40,21 +40,7 @@ func TestHealthFollowsContactWithTheLeader(t *testing.T) {
 		require.Eventually(t, func() bool { return healthOf(t, n.addr) == healthpb.HealthCheckResponse_SERVING },
 			clusterWait, 20*time.Millisecond, "%s serves once joined", n.id)
 	}
-	for _, a := range nodes {
-		for _, b := range nodes {
-			if a != b {
-				_, err := network.Link(a.id, b.addr)
-				require.NoError(t, err)
-			}
-		}
-	}
-	others := map[string]string{}
-	for _, n := range nodes {
-		if n != victim {
-			others[n.id] = n.addr
-		}
-	}
-	cutOff := map[string]string{victim.id: victim.addr}
+	cutOff, others := isolate(t, network, nodes, victim)
 	require.NoError(t, network.Partition(cutOff, others))
 	cut := time.Now()
 	require.Eventually(t, func() bool { return healthOf(t, victim.addr) == healthpb.HealthCheckResponse_NOT_SERVING },

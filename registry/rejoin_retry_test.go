@@ -24,19 +24,7 @@ func TestRejoinTriedAgainKeepsRegistrationsOfItsLandedJoin(t *testing.T) {
 	leader := waitLeaderOf(t, nodes...)
 	victim := followersOf(leader, nodes)[0]
 	victim.reg.OnRejoin(func() { rejoined <- struct{}{} })
-	for _, a := range nodes {
-		for _, b := range nodes {
-			if a != b {
-				_, err := network.Link(a.id, b.addr)
-				require.NoError(t, err)
-			}
-		}
-	}
-	cutOff := map[string]string{victim.id: victim.addr}
-	others := map[string]string{}
-	for _, n := range followersOf(victim, nodes) {
-		others[n.id] = n.addr
-	}
+	cutOff, others := isolate(t, network, nodes, victim)
 	oldInc := victim.reg.Incarnation()
 	require.NoError(t, network.Partition(cutOff, others))
 	require.Eventually(t, func() bool {
