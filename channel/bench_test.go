@@ -50,8 +50,8 @@ const benchBuf = 1024
 // slots, at Receive). Its credit window, 3,072 values (about 120 KB: a
 // benchMsg takes about 40 bytes in a gob run), is of the order of what
 // gRPC's own flow control lets the raw baseline keep in flight: 64 KB at
-// first, grown by its BDP estimator. At 1024 the window is 1024 values
-// (about 40 KB), less than that: CrossNodeSendBuffer shows both.
+// first, grown by its BDP estimator. At 1024 the window is 2048 values
+// (about 80 KB), the least a link gets: CrossNodeSendBuffer shows both.
 const bulkBuf = 4096
 
 // benchWait bounds every wait, so that a bug fails a benchmark instead of
@@ -239,7 +239,7 @@ func BenchmarkCrossNodeSend(b *testing.B) { benchmarkSendReceive(b, 2, bulkBuf) 
 
 // BenchmarkCrossNodeSendBuffer is BenchmarkCrossNodeSend with receivers of
 // several buffer sizes: the mailbox's share of the buffer (half, or all
-// but 1024 of a large one), but at least 1024 and at most 4096, is the
+// but 1024 of a large one), but at least 2048 and at most 4096, is the
 // sender's credit window, so it shows what sizing a receiver buys
 // (docs/operations.md).
 func BenchmarkCrossNodeSendBuffer(b *testing.B) {
