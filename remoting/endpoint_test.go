@@ -346,6 +346,62 @@ func TestBackpressureBoundsInFlight(t *testing.T) {
 	s.waitCount(t, sent)
 }
 
+// TestOverflowKeepsOrderAndFailsEachRefusalAlone: values that wait in a
+// link's overflow while the target's mailbox is full go into it in runs
+// once there is room. Each keeps its place, and each one the target's
+// filter refuses fails alone, with ErrRejected, between values accepted.
+func TestOverflowKeepsOrderAndFailsEachRefusalAlone(t *testing.T) {
+	const n, mailbox = 300, 4
+	nodes := startNodes(t, 2, WithMinWindow(n))
+	gate := make(chan struct{})
+	s := newSink()
+	s.gate = gate
+	refused := func(seq int) bool { return seq%7 == 0 }
+	target, err := nodes[1].sys.SpawnNamed("sink", s.producer(), actor.WithMailboxSize(mailbox),
+		actor.WithFilter(func(m any) error {
+			if it, ok := m.(item); ok && refused(it.Seq) {
+				return errors.New("a multiple of 7")
+			}
+			return nil
+		}))
+	require.NoError(t, err)
+
+	results := make([]chan error, n+1)
+	for i := 1; i <= n; i++ {
+		ch := make(chan error, 1)
+		results[i] = ch
+		require.NoError(t, nodes[0].ep.SendTracked(context.Background(), target, actor.PID{}, item{From: "a", Seq: i},
+			func(err error) { ch <- err }))
+	}
+	// All n are on the wire and the mailbox is full: what arrives now
+	// waits in the overflow until the gate opens.
+	require.Eventually(t, func() bool {
+		return nodes[0].ep.Stats().Sent == n && nodes[1].ep.Stats().Delivered >= mailbox
+	}, waitFor, time.Millisecond)
+	close(gate)
+
+	accepted := 0
+	for i := 1; i <= n; i++ {
+		select {
+		case err := <-results[i]:
+			if refused(i) {
+				require.ErrorIs(t, err, actor.ErrRejected, "value %d", i)
+				continue
+			}
+			require.NoError(t, err, "value %d", i)
+			accepted++
+		case <-time.After(waitFor):
+			t.Fatalf("no outcome for value %d", i)
+		}
+	}
+	s.waitCount(t, accepted)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	assert.Equal(t, accepted, s.count, "every accepted value arrives once")
+	assert.Zero(t, s.disorder, "in send order")
+	assert.Equal(t, n-n/7, accepted)
+}
+
 func TestPeerKilledMidStreamFailsInFlightHandlesWithin1s(t *testing.T) {
 	nodes := startNodes(t, 2)
 	gate := make(chan struct{})

@@ -579,6 +579,7 @@ func (s *inStream) deliver(l *inLink) {
 	defer s.wg.Done()
 	var batch []envelope
 	var errs []error
+	var msgs []any
 	for {
 		l.omu.Lock()
 		if l.overflow.Len() == 0 || s.ctx.Err() != nil {
@@ -602,15 +603,8 @@ func (s *inStream) deliver(l *inLink) {
 			continue // the stream ended: drop the rest (the sender failed them)
 		}
 		errs = append(errs, err)
-		for _, e := range batch[1:] {
-			if err != nil {
-				break
-			}
-			err = s.e.sys.TrySendFrom(e.from, l.target, e.msg)
-			if errors.Is(err, actor.ErrFull) {
-				break
-			}
-			errs = append(errs, err)
+		if err == nil {
+			errs, msgs = s.pushMore(l, batch[1:], errs, msgs)
 		}
 		// Resolve before unqueueing: once queued reads 0 the reader
 		// delivers and resolves directly, and outcomes must be recorded
@@ -640,6 +634,43 @@ func (s *inStream) deliver(l *inLink) {
 // deliverBatch bounds the values a link's deliverer moves from its
 // overflow into the mailbox at once.
 const deliverBatch = 64
+
+// pushMore pushes the envelopes es of l into the mailbox without waiting,
+// in order, until one does not fit, and appends the outcome of each it
+// pushed (or that failed) to errs. A run of one sender's envelopes goes in
+// one call (one lookup, one scheduling of the actor), through msgs, which
+// it returns for reuse.
+func (s *inStream) pushMore(l *inLink, es []envelope, errs []error, msgs []any) ([]error, []any) {
+	for len(es) > 0 {
+		k := 1
+		for k < len(es) && es[k].from == es[0].from {
+			k++
+		}
+		msgs = msgs[:0]
+		for _, e := range es[:k] {
+			msgs = append(msgs, e.msg)
+		}
+		n, err := s.e.sys.TrySendManyFrom(es[0].from, l.target, msgs)
+		clear(msgs)
+		for range n {
+			errs = append(errs, nil)
+		}
+		if err == nil {
+			es = es[k:]
+			continue
+		}
+		if n < k && !errors.Is(err, actor.ErrFull) {
+			// The next one is refused, or the actor is gone: push it
+			// alone, which reports why (and makes the dead letter
+			// TrySendManyFrom does not).
+			if err := s.e.sys.TrySendFrom(es[n].from, l.target, es[n].msg); !errors.Is(err, actor.ErrFull) {
+				errs = append(errs, err)
+			}
+		}
+		break
+	}
+	return errs, msgs
+}
 
 // sweepLinks closes the links whose target actor has gone and that hold
 // nothing: the sender is told Gone and forgets the link too.
