@@ -265,8 +265,8 @@ func (t *trial) fixedCount(p *proc) (measurement, error) {
 	return measurement{Value: r, Rate: r}, nil
 }
 
-// memory samples the sender's resident memory over the suite's memory
-// duration while the receiver takes values.
+// memory samples the sender's and the receiver's resident memory over the
+// suite's memory duration while the receiver takes values.
 func (t *trial) memory(sender, receiver *proc) (measurement, error) {
 	if err := t.awaitFirstValues(receiver); err != nil {
 		return measurement{}, err
@@ -276,13 +276,17 @@ func (t *trial) memory(sender, receiver *proc) (measurement, error) {
 		return measurement{}, err
 	}
 	const every = 250 * time.Millisecond
-	var rss []float64
+	var rss, recvRSS []float64
 	for start := time.Now(); ; time.Sleep(every) {
 		mb, err := residentMB(sender.cmd.Process.Pid)
 		if err != nil {
 			return measurement{}, sender.failure(err.Error())
 		}
-		rss = append(rss, mb)
+		rmb, err := residentMB(receiver.cmd.Process.Pid)
+		if err != nil {
+			return measurement{}, receiver.failure(err.Error())
+		}
+		rss, recvRSS = append(rss, mb), append(recvRSS, rmb)
 		if time.Since(start) >= t.o.memDuration {
 			break
 		}
@@ -291,7 +295,7 @@ func (t *trial) memory(sender, receiver *proc) (measurement, error) {
 	if err != nil {
 		return measurement{}, err
 	}
-	return measurement{Value: rss[len(rss)-1], Rate: rate(from, to, receiver), RSS: rss}, nil
+	return measurement{Value: rss[len(rss)-1], Rate: rate(from, to, receiver), RSS: rss, RecvRSS: recvRSS}, nil
 }
 
 // residentMB reads a process's resident set size from /proc, in MB.

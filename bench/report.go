@@ -18,10 +18,11 @@ type measurement struct {
 	Shape     string    `json:"shape"`
 	Candidate string    `json:"candidate"`
 	Round     int       `json:"round"`
-	Value     float64   `json:"value"`                // what ratios are taken of: see the shape's metric
-	Rate      float64   `json:"msgs_per_s"`           // values (round trips for rtt) per second
-	Lat       *latency  `json:"latency_us,omitempty"` // rtt
-	RSS       []float64 `json:"rss_mb,omitempty"`     // slowrecv-mem: the sender's, every 250 ms
+	Value     float64   `json:"value"`                 // what ratios are taken of: see the shape's metric
+	Rate      float64   `json:"msgs_per_s"`            // values (round trips for rtt) per second
+	Lat       *latency  `json:"latency_us,omitempty"`  // rtt
+	RSS       []float64 `json:"rss_mb,omitempty"`      // slowrecv-mem: the sender's, every 250 ms
+	RecvRSS   []float64 `json:"recv_rss_mb,omitempty"` // slowrecv-mem: the receiver's, at the same times
 	Dropped   int64     `json:"dropped,omitempty"`
 	Err       string    `json:"error,omitempty"`
 }
@@ -100,7 +101,7 @@ func summarise(run []shape, ms []measurement) []row {
 
 // resultCell describes a candidate's medians over its rounds.
 func resultCell(mt metric, byRound map[int]measurement) string {
-	var rates, p50, p99, p999, rss0, rssHalf, rssEnd []float64
+	var rates, p50, p99, p999, rss0, rssHalf, rssEnd, recv0, recvHalf, recvEnd []float64
 	var dropped int64
 	for _, m := range byRound {
 		if m.Err != "" {
@@ -113,6 +114,9 @@ func resultCell(mt metric, byRound map[int]measurement) string {
 		}
 		if n := len(m.RSS); n > 0 {
 			rss0, rssHalf, rssEnd = append(rss0, m.RSS[0]), append(rssHalf, m.RSS[n/2]), append(rssEnd, m.RSS[n-1])
+		}
+		if n := len(m.RecvRSS); n > 0 {
+			recv0, recvHalf, recvEnd = append(recv0, m.RecvRSS[0]), append(recvHalf, m.RecvRSS[n/2]), append(recvEnd, m.RecvRSS[n-1])
 		}
 	}
 	if len(rates) == 0 {
@@ -129,6 +133,10 @@ func resultCell(mt metric, byRound map[int]measurement) string {
 		a, b, c := median(rss0), median(rssHalf), median(rssEnd)
 		cell = fmt.Sprintf("RSS %.1f → %.1f → %.1f MB (first half %+.1f MB, second half %+.1f MB); %s msgs/s received",
 			a, b, c, b-a, c-b, perSecond(median(rates)))
+		if len(recvEnd) > 0 {
+			a, b, c := median(recv0), median(recvHalf), median(recvEnd)
+			cell += fmt.Sprintf("; receiver RSS %.1f → %.1f → %.1f MB (%+.1f, %+.1f MB)", a, b, c, b-a, c-b)
+		}
 	}
 	if dropped > 0 {
 		cell += fmt.Sprintf("; up to %d dropped", dropped)

@@ -123,7 +123,7 @@ var shapes = []shape{
 		name: "slowrecv-mem",
 		about: "a receiver paced at one value per 100 µs (-slow; 10 k values/s, ~100× slower than a sender can go), " +
 			"buffers 1024: the sender's resident memory at the start, halfway and the end of -mem-duration " +
-			"(flat = bounded), and the values received per second",
+			"(flat = bounded; the ratio is of the sender's), the receiver's at the same times, and the values received per second",
 		metric: rssMB,
 		cands: []candidate{
 			{"raw", "raw gRPC + gob", rawSlowReceiver},
