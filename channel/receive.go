@@ -62,7 +62,7 @@ type receiver struct {
 // into it before the user reads them. Half of it (at most 1024) is the
 // returned channel's own buffer, which spares a goroutine switch per value
 // while the user keeps up; the rest is the receiver's mailbox, whose free
-// space (but at least 1024) is the credit a remote sender may have in
+// space (but at least 2048) is the credit a remote sender may have in
 // flight, so a larger buf means more throughput across nodes.
 //
 // Close with the returned CloseFunc: the receiver is unregistered first,
