@@ -183,14 +183,13 @@ func New(ctx context.Context, opts ...Option) (*Node, error) {
 
 // minLinkWindow is the least credit window a sender gets for a receiver,
 // whatever its buffer. A window must cover what a sender can write during
-// one trip around the credit loop (a frame out, its acknowledgement back):
-// about 2 M values/s of small structs across processes, and on a busy
-// machine each of the loop's wake-ups may wait for the other process's
-// time slice, so a trip takes up to a millisecond. 2048 values are about
-// 75 KB of small values. With a receiver of buffer 1024, one-way
-// throughput across processes read a median of 0.94x raw gRPC over 19
-// runs alternated with 1024, which read 0.87x (bench/, oneway-1024);
-// with a receiver of buffer 128, 1024 made it 0.57x raw gRPC, from 0.30x.
+// one trip around the credit loop (a frame out, its acknowledgement back);
+// across processes a sender writes up to about 2 M small values a second,
+// so 2048 values (about 75 KB of them) last a millisecond. With a
+// receiver of buffer 1024, one-way throughput across processes read a
+// median of 0.94x raw gRPC + gob over 19 runs alternated with a least
+// window of 1024, which read 0.87x (bench/, oneway-1024). At buffer 128
+// the two read 0.655x and 0.695x (six runs each, within noise).
 const minLinkWindow = 2048
 
 // nodeID returns the configured ID, or the one the node's certificate

@@ -143,9 +143,7 @@ const maxChanBuf = 1024
 // the user is descheduled often enough for that to cost. Across processes
 // (bench/, 10 alternated runs of -shapes oneway-1024), half rather than
 // an eighth made one-way at buf 1024 0.86-1.03x raw gRPC + gob (median
-// 0.905x), from 0.81-1.03x (median 0.87x), faster in 8 of the 10 pairs;
-// with buf 128, half rather than an eighth had made it 0.61-0.65x, from
-// 0.45-0.62x.
+// 0.905x), from 0.81-1.03x (median 0.87x), faster in 8 of the 10 pairs.
 func receiveBuffers(buf int) (chanBuf, mailbox int) {
 	buf = max(buf, 0)
 	chanBuf = min(buf/2, maxChanBuf)

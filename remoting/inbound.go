@@ -659,7 +659,7 @@ func (s *inStream) pushMore(l *inLink, es []envelope, errs []error, msgs []any) 
 			es = es[k:]
 			continue
 		}
-		if n < k && !errors.Is(err, actor.ErrFull) {
+		if !errors.Is(err, actor.ErrFull) {
 			// The next one is refused, or the actor is gone: push it
 			// alone, which reports why (and makes the dead letter
 			// TrySendManyFrom does not).
