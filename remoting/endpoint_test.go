@@ -402,6 +402,39 @@ func TestOverflowKeepsOrderAndFailsEachRefusalAlone(t *testing.T) {
 	assert.Equal(t, n-n/7, accepted)
 }
 
+// TestTrackedMessageFromTheOverflowIsAcknowledgedWhenAccepted: a tracked
+// message that waited in its link's overflow is acknowledged once the
+// mailbox takes it, as one accepted straight away is — not when the
+// overflow has drained, nor at the link sweep (an hour here). Its sender
+// waits for that outcome before the receiver frees more room, as a
+// channel user waiting on a handle's Done before reading on does.
+func TestTrackedMessageFromTheOverflowIsAcknowledgedWhenAccepted(t *testing.T) {
+	const n, mailbox = 12, 2
+	nodes := startNodes(t, 2, WithMinWindow(8*n), withLinkSweep(time.Hour)) // acknowledgement batches of n
+	gate := make(chan struct{})
+	s := newSink()
+	s.gate = gate
+	target, err := nodes[1].sys.SpawnNamed("sink", s.producer(), actor.WithMailboxSize(mailbox))
+	require.NoError(t, err)
+	results := make([]chan error, n+1)
+	for i := 1; i <= n; i++ {
+		ch := make(chan error, 1)
+		results[i] = ch
+		require.NoError(t, nodes[0].ep.SendTracked(context.Background(), target, actor.PID{}, item{From: "a", Seq: i},
+			func(err error) { ch <- err }))
+	}
+	for i := 1; i <= n; i++ {
+		select {
+		case err := <-results[i]:
+			require.NoError(t, err, "value %d", i)
+		case <-time.After(waitFor):
+			t.Fatalf("no outcome for value %d while the sink waits for it", i)
+		}
+		gate <- struct{}{} // the sink takes the next: room for one more
+	}
+	s.waitCount(t, n)
+}
+
 func TestPeerKilledMidStreamFailsInFlightHandlesWithin1s(t *testing.T) {
 	nodes := startNodes(t, 2)
 	gate := make(chan struct{})

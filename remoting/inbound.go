@@ -623,9 +623,11 @@ func (s *inStream) deliver(l *inLink) {
 		l.omu.Unlock()
 		// Return credit in batches while the overflow drains: one frame
 		// per freed slot would cost a gRPC message per value exactly when
-		// the receiver is the bottleneck. An eighth of the window keeps
-		// the sender busy; the rest goes once the overflow is empty.
-		if drained || pending >= l.batch {
+		// the receiver is the bottleneck. flushAccepted reports an eighth
+		// of the window, or a tracked message's acceptance (its sender
+		// waits for it), at once, and arms the ack timer for the rest;
+		// once the overflow is empty, everything goes.
+		if drained || pending > 0 {
 			s.flushAccepted(drained)
 		}
 	}
