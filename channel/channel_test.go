@@ -486,6 +486,74 @@ func TestHandlesInABatchEachHaveTheirOwnOutcome(t *testing.T) {
 	}
 }
 
+// TestHandlesPastTheirDeadlineInARunAreNotSent: handles that wait in the
+// send channel while the pump is blocked are routed as one run once it is
+// free; a handle among them whose timeout has passed is not sent — to a
+// remote receiver or a local one — but reports ErrTimeout and is counted
+// as failed by timeout, and the others arrive in order.
+func TestHandlesPastTheirDeadlineInARunAreNotSent(t *testing.T) {
+	nodes := startCluster(t, 2)
+	for _, to := range nodes {
+		name := "expired-in-run." + to.ID()
+		in, closeIn, err := to.Receive(name, 1)
+		require.NoError(t, err)
+		defer closeIn()
+		out, closeOut, err := nodes[0].Send(name, 64)
+		require.NoError(t, err)
+		blockers := blockPump(t, out)
+		var ms, expired []*Message
+		for i := range 22 {
+			if i == 10 || i == 21 { // in the middle of the run, and last
+				e := WithMessage(Order{Seq: -i}, time.Nanosecond)
+				expired = append(expired, e)
+				out <- e
+				continue
+			}
+			m := WithMessage(Order{Seq: i}, waitFor)
+			ms = append(ms, m)
+			out <- m
+		}
+		for i := range blockers {
+			require.Equal(t, i, recv(t, in), "to %s", to.ID())
+		}
+		for _, m := range ms {
+			require.Equal(t, m.Value(), recv(t, in), "to %s", to.ID())
+			<-m.Done()
+			require.NoError(t, m.Err())
+		}
+		for _, e := range expired {
+			<-e.Done()
+			assert.ErrorIs(t, e.Err(), ErrTimeout)
+		}
+		require.NoError(t, closeOut())
+		select {
+		case v := <-in:
+			t.Fatalf("%v arrived at %s after the confirmed values", v, to.ID())
+		case <-time.After(50 * time.Millisecond):
+		}
+		assert.Equal(t, map[string]uint64{"timeout": 2}, nodes[0].Stats().Names[name].FailedBy)
+	}
+}
+
+// blockPump writes bare values 0, 1, ... to out, one at a time, until the
+// pump behind it stops taking them (one stays in the channel for 50 ms:
+// its receiver is full), and returns how many it wrote.
+func blockPump(t *testing.T, out chan<- any) int {
+	t.Helper()
+	for i := 0; i < 100_000; i++ {
+		out <- i // the channel is empty: this does not wait
+		taken := time.Now().Add(50 * time.Millisecond)
+		for len(out) > 0 {
+			if time.Now().After(taken) {
+				return i + 1
+			}
+			time.Sleep(20 * time.Microsecond)
+		}
+	}
+	t.Fatal("the pump took 100000 values: its receiver never filled")
+	return 0
+}
+
 // TestSendOfSharesTheBatchedPump: a typed send channel routes like Send —
 // its values arrive in order and its close flushes them — and validates
 // its arguments the same way.

@@ -116,14 +116,17 @@ func (m *Message) expiredIfPending() {
 }
 
 // pastDeadline reports whether m has a timeout and its deadline has passed.
-func (m *Message) pastDeadline() bool {
-	return !m.deadline.IsZero() && !time.Now().Before(m.deadline)
+func (m *Message) pastDeadline() bool { return m.pastDeadlineAt(time.Now()) }
+
+// pastDeadlineAt reports whether m has a timeout and now is past it.
+func (m *Message) pastDeadlineAt(now time.Time) bool {
+	return !m.deadline.IsZero() && !now.Before(m.deadline)
 }
 
 // accepted ends m as confirmed at now, or with its timeout if now is past
 // its deadline: finish(nil) for a caller that has read the clock already.
 func (m *Message) accepted(now time.Time) {
-	if !m.deadline.IsZero() && !now.Before(m.deadline) {
+	if m.pastDeadlineAt(now) {
 		m.finishTimeout()
 		return
 	}

@@ -2,6 +2,7 @@ package channel
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -173,27 +174,30 @@ func handleValue(v any) any { return v.(*Message).v }
 // each receiver taking as many as it has room for, and their outcomes
 // reported together (handleOutcomes), each frame's at once. The routing
 // waits for a receiver no longer than the deadline of the first handle
-// not yet handed; a handle that ended before it was handed (its timeout)
-// is not sent.
+// not yet handed; a handle whose deadline has passed when the routing of
+// its run starts is not sent: the run ends before it, and its timeout
+// reports it.
 func (s *queueSink) sendHandles(ms []any) {
 	for len(ms) > 0 {
 		m := ms[0].(*Message)
-		if m.Err() != ErrPending {
-			ms = ms[1:] // timed out before the pump got to it
+		if err := m.Err(); err != ErrPending {
+			s.expiredUnsent(err)
+			ms = ms[1:]
 			continue
 		}
+		k := unexpired(ms)
 		ctx, cancel := s.n.ctx, context.CancelFunc(func() {})
 		if !m.deadline.IsZero() {
 			ctx, cancel = context.WithDeadline(s.n.ctx, m.deadline)
 		}
-		s.flight.Add(len(ms))
-		n, err := s.r.routeMany(ctx, &s.turn, ms, s.handles)
+		s.flight.Add(k)
+		n, err := s.r.routeMany(ctx, &s.turn, ms[:k], s.handles)
 		waitEnded := ctx.Err() != nil
 		cancel()
+		s.flight.Add(n - k)
 		ms = ms[n:]
-		s.flight.Add(-len(ms))
 		if err == nil {
-			return
+			continue // n == k: on to the handle that expired, if any
 		}
 		m = ms[0].(*Message)
 		switch {
@@ -215,6 +219,28 @@ func (s *queueSink) sendHandles(ms []any) {
 		}
 		ms = ms[1:]
 	}
+}
+
+// expiredUnsent counts, as failed by its timeout, a handle the pump found
+// ended with err before routing it: its timeout passed while it waited in
+// the send channel. (A handle written again after another end is not
+// counted.)
+func (s *queueSink) expiredUnsent(err error) {
+	if errors.Is(err, ErrTimeout) {
+		s.n.stats.failed(s.r.name, false, err, 1)
+	}
+}
+
+// unexpired returns how many of ms, from the first, are not past their
+// deadlines now; the first is counted whatever its deadline (the caller
+// has found it pending).
+func unexpired(ms []any) int {
+	now := time.Now()
+	k := 1
+	for k < len(ms) && !ms[k].(*Message).pastDeadlineAt(now) {
+		k++
+	}
+	return k
 }
 
 // handleOutcomes reports the outcomes of handles sent together; it runs
@@ -310,8 +336,9 @@ func (s *queueSink) send(m *Message) {
 		s.sendValues([]any{m.v})
 		return
 	}
-	if m.Err() != ErrPending {
-		return // already timed out before the pump got to it
+	if err := m.Err(); err != ErrPending {
+		s.expiredUnsent(err)
+		return
 	}
 	ctx := routeCtx{m} // the handle's timeout bounds the routing
 	s.flight.Add(1)
