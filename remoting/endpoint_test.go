@@ -435,6 +435,53 @@ func TestTrackedMessageFromTheOverflowIsAcknowledgedWhenAccepted(t *testing.T) {
 	s.waitCount(t, n)
 }
 
+// TestATryOnAStreamThatBreaksUnderItGoesOnANewOne: a stream that fails
+// between a try finding it and queueing on it (here ResetPeer, at that
+// moment) does not fail the try with ErrNodeLost — which a router takes
+// for a receiver it cannot reach and passes over — but opens a new
+// stream: the try finds no credit yet on the new link, and a later send
+// arrives. For TrySendTracked and TrySendMany.
+func TestATryOnAStreamThatBreaksUnderItGoesOnANewOne(t *testing.T) {
+	var reset atomic.Pointer[func()]
+	nodes := startNodes(t, 2, withAfterStream(func() {
+		if f := reset.Swap(nil); f != nil {
+			(*f)()
+		}
+	}))
+	s := newSink()
+	target, err := nodes[1].sys.SpawnNamed("sink", s.producer())
+	require.NoError(t, err)
+	send := func(seq int) {
+		done := make(chan error, 1)
+		require.NoError(t, nodes[0].ep.SendTracked(context.Background(), target, actor.PID{}, item{From: "a", Seq: seq},
+			func(err error) { done <- err }))
+		require.NoError(t, <-done)
+	}
+	send(1) // the stream is open and the link has credit
+	resetOnce := func() {
+		f := func() { nodes[0].ep.ResetPeer(nodes[1].ep.Addr()) }
+		reset.Store(&f)
+	}
+
+	resetOnce()
+	err = nodes[0].ep.TrySendTracked(target, actor.PID{}, item{From: "a", Seq: 2}, func(error) {})
+	require.ErrorIs(t, err, ErrNoCredit, "a new stream's new link")
+	assert.NotErrorIs(t, err, ErrNodeLost)
+	send(2)
+
+	resetOnce()
+	n, err := nodes[0].ep.TrySendMany(target, actor.PID{}, []any{item{From: "a", Seq: 3}}, NewOutcomes(func([]any, error) {}))
+	require.ErrorIs(t, err, ErrNoCredit, "a new stream's new link")
+	assert.NotErrorIs(t, err, ErrNodeLost)
+	assert.Zero(t, n)
+	send(3)
+	s.waitCount(t, 3)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	assert.Equal(t, 3, s.count)
+	assert.Zero(t, s.disorder)
+}
+
 func TestPeerKilledMidStreamFailsInFlightHandlesWithin1s(t *testing.T) {
 	nodes := startNodes(t, 2)
 	gate := make(chan struct{})

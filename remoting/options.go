@@ -66,6 +66,10 @@ type config struct {
 	maxBatchBytes  int
 	dialer         func(ctx context.Context, addr string) (net.Conn, error)
 	linkSweep      time.Duration
+	// afterStream, if set, runs in every send between finding the
+	// peer's stream and queueing on it (tests of a stream that breaks
+	// under a send).
+	afterStream func()
 }
 
 func defaultConfig() config {
@@ -162,3 +166,7 @@ func withProtocol(version, minVersion int) Option {
 // withLinkSweep sets how often incoming streams close the links of stopped
 // actors (tests).
 func withLinkSweep(d time.Duration) Option { return optionFunc(func(c *config) { c.linkSweep = d }) }
+
+// withAfterStream sets a function every send runs between finding the
+// peer's stream and queueing on it (tests).
+func withAfterStream(f func()) Option { return optionFunc(func(c *config) { c.afterStream = f }) }

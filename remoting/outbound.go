@@ -101,19 +101,45 @@ func (p *peer) stream(ctx context.Context) (*outStream, error) {
 }
 
 func (p *peer) send(ctx context.Context, to, from actor.PID, msg any, done func(error), mode sendMode) error {
-	s, err := p.stream(ctx)
-	if err != nil {
-		return fmt.Errorf("send to %v: %w", to, err)
+	for again := mode&sendTry != 0; ; again = false {
+		s, err := p.stream(ctx)
+		if err != nil {
+			return fmt.Errorf("send to %v: %w", to, err)
+		}
+		if f := p.e.cfg.afterStream; f != nil {
+			f()
+		}
+		err = s.send(ctx, to, from, msg, done, mode)
+		if err == nil || !again || !s.brokeWith(err) {
+			return err
+		}
 	}
-	return s.send(ctx, to, from, msg, done, mode)
 }
 
 func (p *peer) sendMany(ctx context.Context, to, from actor.PID, msgs []any, out *Outcomes, mode sendMode) (int, error) {
-	s, err := p.stream(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("send to %v: %w", to, err)
+	for again := mode&sendTry != 0; ; again = false {
+		s, err := p.stream(ctx)
+		if err != nil {
+			return 0, fmt.Errorf("send to %v: %w", to, err)
+		}
+		if f := p.e.cfg.afterStream; f != nil {
+			f()
+		}
+		n, err := s.sendMany(ctx, to, from, msgs, out, mode)
+		if n > 0 || err == nil || !again || !s.brokeWith(err) {
+			return n, err
+		}
 	}
-	return s.sendMany(ctx, to, from, msgs, out, mode)
+}
+
+// brokeWith reports whether err, from a send on s that queued nothing, is
+// s's failure: the stream broke between the send finding it and queueing
+// on it. A try then goes once more, on a new stream, so that a receiver
+// whose stream a fault reset is not taken for one that cannot be reached
+// (a router passes that over). A send that may wait needs no second go:
+// its caller learns of the failure while it waits and tries again.
+func (s *outStream) brokeWith(err error) bool {
+	return s.isBroken() && errors.Is(err, ErrNodeLost)
 }
 
 // refuse records that the peer refused this node's protocol version, and
