@@ -158,11 +158,32 @@ const maxGobTypeName = 1 << 10
 // maxGobTypeDefs bounds the gob type descriptions one stream may send:
 // every struct, slice and map type inside the registered types is
 // described once per stream, and no registered type needs nearly as many.
-// It counts the gob messages that describe a type; descriptions that gob
-// reads inside a value message (of a concrete type in an interface field)
-// escape it: a peer can make a stream's gob decoder keep any number of
-// those.
+// The gob messages that describe a type are counted before gob reads
+// them; descriptions that gob reads inside a value message (of a concrete
+// type in an interface field, even one it skips) are counted after the
+// value, in what the decoder keeps (gobHeldTypes).
 const maxGobTypeDefs = 1024
+
+// gobWireTypes is the index of gob.Decoder's field wireType: the map of
+// every type description the decoder keeps, however it came. gob does
+// not export it; nil if this Go's gob has no such map, and then only the
+// descriptions in messages of their own are bounded
+// (TestGobTypesInsideValuesAreBounded fails).
+var gobWireTypes = func() []int {
+	f, ok := reflect.TypeFor[gob.Decoder]().FieldByName("wireType")
+	if !ok || f.Type.Kind() != reflect.Map {
+		return nil
+	}
+	return f.Index
+}()
+
+// gobHeldTypes returns how many type descriptions dec keeps.
+func gobHeldTypes(dec *gob.Decoder) int {
+	if gobWireTypes == nil {
+		return 0
+	}
+	return reflect.ValueOf(dec).Elem().FieldByIndex(gobWireTypes).Len()
+}
 
 // gobBasics returns the values whose types every GobCodec registers, the
 // ones gob registers for interface values.
@@ -692,6 +713,12 @@ func (d *gobDecoder) decodeGob(t *gobType, b []byte, pv reflect.Value) error {
 	}
 	if rest != 0 {
 		return fmt.Errorf("%s: %d trailing bytes", t.name, rest)
+	}
+	// Descriptions inside the value escaped the count above; the
+	// decoder holds them now, and the stream ends here if they are too
+	// many (the shadow decoder read the same ones).
+	if held := gobHeldTypes(d.dec); held > maxGobTypeDefs {
+		return fmt.Errorf("%s: the peer described %d gob types on one stream, limit %d", t.name, held, maxGobTypeDefs)
 	}
 	return nil
 }

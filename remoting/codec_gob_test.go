@@ -3,6 +3,7 @@ package remoting
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/gob"
 	"errors"
 	"flag"
 	"fmt"
@@ -865,6 +866,54 @@ func deepStructFrame(depth int) []byte {
 // recursiveSliceFrame defines a slice type whose element is itself.
 func recursiveSliceFrame() []byte {
 	return gobOrderFrame(gobFirstUse+1, gobSliceType(gobFirstUse+1, gobFirstUse+1))
+}
+
+// TestGobTypesInsideValuesAreBounded reproduces a member growing a
+// stream's gob decoder without end: each testOrder it sends carries an
+// extra interface field (which testOrder lacks, so gob skips it) holding
+// a value of a struct type new to the stream, whose description gob reads
+// from inside the value message and keeps. No message describes a type
+// of its own after the first, so counting those does not see them; the
+// decoder fails the stream once it holds more than maxGobTypeDefs
+// descriptions, whichever way they came.
+func TestGobTypesInsideValuesAreBounded(t *testing.T) {
+	dec := newTestCodec(t).NewDecoder()
+	var wire bytes.Buffer
+	enc := gob.NewEncoder(&wire)
+	type order struct { // a peer's testOrder, with one more field
+		ID    int64
+		Extra any
+	}
+	for i := range 3 * maxGobTypeDefs {
+		fresh := reflect.StructOf([]reflect.StructField{{Name: fmt.Sprintf("F%d", i), Type: reflect.TypeFor[int]()}})
+		extra := reflect.New(fresh).Elem()
+		extra.Field(0).SetInt(1)
+		gob.RegisterName(fmt.Sprintf("dchan-test-fresh-%d", i), extra.Interface())
+		wire.Reset()
+		if err := enc.Encode(order{ID: int64(i), Extra: extra.Interface()}); err != nil {
+			t.Fatal(err)
+		}
+		name := ""
+		if i == 0 {
+			name = gobTypeName(reflect.TypeFor[testOrder]())
+		}
+		v, err := dec.Decode(gobFrame(0, 1, name, wire.Bytes()...))
+		if err != nil {
+			if !errors.Is(err, ErrDecode) || !strings.Contains(err.Error(), "gob types on one stream") {
+				t.Fatalf("value %d: %v; want ErrDecode for too many gob types", i, err)
+			}
+			// Each value brings one new description (two with the first
+			// value's own type, described in a message of its own).
+			if i != maxGobTypeDefs-1 {
+				t.Fatalf("refused at value %d, want %d", i, maxGobTypeDefs-1)
+			}
+			return
+		}
+		if v != (testOrder{ID: int64(i)}) {
+			t.Fatalf("value %d decoded as %#v", i, v)
+		}
+	}
+	t.Fatalf("%d values each describing a new type decoded on one stream", 3*maxGobTypeDefs)
 }
 
 // TestDecoderPanicsReachTheFuzzer: under the fuzz targets a panic the
