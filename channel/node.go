@@ -185,7 +185,7 @@ func New(ctx context.Context, opts ...Option) (*Node, error) {
 // whatever its buffer. A window must cover what a sender can write during
 // one trip around the credit loop (a frame out, its acknowledgement back);
 // across processes a sender writes up to about 2 M small values a second,
-// so 2048 values (about 75 KB of them) last a millisecond. With a
+// so 2048 values last a millisecond. With a
 // receiver of buffer 1024, one-way throughput across processes read a
 // median of 0.94x raw gRPC + gob over 19 runs alternated with a least
 // window of 1024, which read 0.87x (bench/, oneway-1024). At buffer 128

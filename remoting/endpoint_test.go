@@ -319,6 +319,21 @@ func trackedOutcome(t *testing.T, ep *Endpoint, to actor.PID, v any) error {
 	}
 }
 
+// sendItemsTracked sends items 1 to n from "a" to target with
+// SendTracked, without waiting for their outcomes: results[i] hears item
+// i's.
+func sendItemsTracked(t *testing.T, ep *Endpoint, target actor.PID, n int) (results []chan error) {
+	t.Helper()
+	results = make([]chan error, n+1)
+	for i := 1; i <= n; i++ {
+		ch := make(chan error, 1)
+		results[i] = ch
+		require.NoError(t, ep.SendTracked(context.Background(), target, actor.PID{}, item{From: "a", Seq: i},
+			func(err error) { ch <- err }))
+	}
+	return results
+}
+
 func TestBackpressureBoundsInFlight(t *testing.T) {
 	const mailbox = 4
 	nodes := startNodes(t, 2)
@@ -366,13 +381,7 @@ func TestOverflowKeepsOrderAndFailsEachRefusalAlone(t *testing.T) {
 		}))
 	require.NoError(t, err)
 
-	results := make([]chan error, n+1)
-	for i := 1; i <= n; i++ {
-		ch := make(chan error, 1)
-		results[i] = ch
-		require.NoError(t, nodes[0].ep.SendTracked(context.Background(), target, actor.PID{}, item{From: "a", Seq: i},
-			func(err error) { ch <- err }))
-	}
+	results := sendItemsTracked(t, nodes[0].ep, target, n)
 	// All n are on the wire and the mailbox is full: what arrives now
 	// waits in the overflow until the gate opens.
 	require.Eventually(t, func() bool {
@@ -416,13 +425,7 @@ func TestTrackedMessageFromTheOverflowIsAcknowledgedWhenAccepted(t *testing.T) {
 	s.gate = gate
 	target, err := nodes[1].sys.SpawnNamed("sink", s.producer(), actor.WithMailboxSize(mailbox))
 	require.NoError(t, err)
-	results := make([]chan error, n+1)
-	for i := 1; i <= n; i++ {
-		ch := make(chan error, 1)
-		results[i] = ch
-		require.NoError(t, nodes[0].ep.SendTracked(context.Background(), target, actor.PID{}, item{From: "a", Seq: i},
-			func(err error) { ch <- err }))
-	}
+	results := sendItemsTracked(t, nodes[0].ep, target, n)
 	for i := 1; i <= n; i++ {
 		select {
 		case err := <-results[i]:
@@ -452,10 +455,7 @@ func TestATryOnAStreamThatBreaksUnderItGoesOnANewOne(t *testing.T) {
 	target, err := nodes[1].sys.SpawnNamed("sink", s.producer())
 	require.NoError(t, err)
 	send := func(seq int) {
-		done := make(chan error, 1)
-		require.NoError(t, nodes[0].ep.SendTracked(context.Background(), target, actor.PID{}, item{From: "a", Seq: seq},
-			func(err error) { done <- err }))
-		require.NoError(t, <-done)
+		require.NoError(t, trackedOutcome(t, nodes[0].ep, target, item{From: "a", Seq: seq}))
 	}
 	send(1) // the stream is open and the link has credit
 	resetOnce := func() {
